@@ -1,0 +1,151 @@
+//! Pure decisions about a request: when it must be answered by, and whether to execute it at all.
+//!
+//! No I/O here: callers read the clock, the boot id and the agent's lock, and pass what they saw.
+//! A late fence does harm (a node that already recovered would be rebooted), so a request whose
+//! agent is gone, or whose deadline leaves no time to run the fence command, is answered without
+//! being executed.
+
+use std::time::Duration;
+
+use crate::clock::BootTime;
+use crate::request::Request;
+
+/// What is known about the agent that published a request, from its `waiting/<id>.lock`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentState {
+    /// The lock file exists and is held: the agent is waiting for the answer.
+    Waiting,
+    /// The lock file exists and nobody holds it: the agent exited or was killed.
+    Gone,
+    /// No lock file: a requester that does not take it (the original Python agent, a tool).
+    Unknown,
+}
+
+/// What to do with a claimed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Run the fence command, for at most `budget`.
+    Execute {
+        /// Time left until the deadline.
+        budget: Duration,
+    },
+    /// Answer `expired` without executing.
+    Expired,
+    /// Answer `abandoned` without executing.
+    Abandoned,
+}
+
+/// The instant a request must be answered by, on this boot's CLOCK_BOOTTIME.
+///
+/// A request from this design carries its own deadline; one from another boot is already past; one in
+/// the original format gets `default_budget` from the moment a watcher first saw it.
+pub fn deadline_of(
+    req: &Request,
+    this_boot: &str,
+    first_seen: BootTime,
+    default_budget: Duration,
+) -> BootTime {
+    match (req.deadline_boottime_ns, req.boot_id.as_deref()) {
+        (Some(ns), Some(boot)) if boot == this_boot => BootTime(ns),
+        (Some(_), Some(_)) => BootTime(0),
+        _ => first_seen.after(default_budget),
+    }
+}
+
+/// Decides whether to execute. `min_budget` is the least time worth starting a fence command with.
+pub fn dispose(
+    deadline: BootTime,
+    now: BootTime,
+    agent: AgentState,
+    min_budget: Duration,
+) -> Disposition {
+    if agent == AgentState::Gone {
+        return Disposition::Abandoned;
+    }
+    let budget = now.until(deadline);
+    if budget < min_budget || budget.is_zero() {
+        return Disposition::Expired;
+    }
+    Disposition::Execute { budget }
+}
+
+/// The time the agent leaves the watchers to write the answer: the request's deadline is the agent's
+/// give-up time minus this margin (a tenth of the fence timeout, between 0.5 s and 3 s).
+pub fn answer_margin(fence_timeout: Duration) -> Duration {
+    (fence_timeout / 10).clamp(Duration::from_millis(500), Duration::from_secs(3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(ns: Option<u64>, boot: Option<&str>) -> Request {
+        Request {
+            request_id: "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c".into(),
+            timestamp: String::new(),
+            action: crate::request::Action::Off,
+            target_node: "n".into(),
+            gfs2_filesystems: vec![],
+            recorder_node: String::new(),
+            version: Some(1),
+            nodename: None,
+            queue_priority: None,
+            deadline: None,
+            deadline_boottime_ns: ns,
+            boot_id: boot.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn deadlines_come_from_the_request_the_boot_or_the_default() {
+        let seen = BootTime(1_000);
+        let d = Duration::from_nanos(50);
+        assert_eq!(
+            deadline_of(&req(Some(77), Some("b")), "b", seen, d),
+            BootTime(77)
+        );
+        assert_eq!(
+            deadline_of(&req(Some(77), Some("old")), "b", seen, d),
+            BootTime(0)
+        );
+        assert_eq!(deadline_of(&req(None, None), "b", seen, d), BootTime(1_050));
+    }
+
+    #[test]
+    fn gone_agents_and_past_deadlines_are_never_executed() {
+        let s = Duration::from_secs(1);
+        let now = BootTime(10_000_000_000);
+        assert_eq!(
+            dispose(now.after(s * 5), now, AgentState::Gone, s),
+            Disposition::Abandoned
+        );
+        assert_eq!(
+            dispose(BootTime(1), now, AgentState::Waiting, s),
+            Disposition::Expired
+        );
+        assert_eq!(
+            dispose(now.after(s / 2), now, AgentState::Unknown, s),
+            Disposition::Expired
+        );
+        assert_eq!(
+            dispose(now.after(s * 5), now, AgentState::Waiting, s),
+            Disposition::Execute { budget: s * 5 }
+        );
+    }
+
+    #[test]
+    fn margin_is_bounded() {
+        assert_eq!(
+            answer_margin(Duration::from_secs(1)),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            answer_margin(Duration::from_secs(20)),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            answer_margin(Duration::from_secs(600)),
+            Duration::from_secs(3)
+        );
+    }
+}

@@ -1,0 +1,82 @@
+//! Errors of the shared library.
+//!
+//! Every I/O variant carries the operation and the path it was applied to, so a message reaching an
+//! operator says what happened, to what, and (in the variants that can be fixed by hand) what to do.
+
+use std::path::{Path, PathBuf};
+
+/// An error from the spool, its files or its locks.
+#[derive(Debug, thiserror::Error)]
+pub enum HaError {
+    /// A system call on a path failed.
+    #[error("cannot {op} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("open", "rename", "fsync", ...).
+        op: &'static str,
+        /// The file or directory it was done to.
+        path: PathBuf,
+        /// The operating system's answer.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The spool or log directory is not safe to trust (permissions, owner, symlink, type).
+    #[error("refusing {}: {why}; {fix}", path.display())]
+    Unsafe {
+        /// The offending path.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+        /// What the operator should do.
+        fix: String,
+    },
+    /// The spool is on a file system where flock(2) is emulated, cluster-wide or unsupported.
+    #[error(
+        "refusing spool {}: it is on {fs_name} (statfs f_type 0x{fs_type:x}), where flock is not a \
+         reliable node-local lock; put the spool on a local file system (tmpfs such as /run, ext4, xfs, btrfs)",
+        path.display()
+    )]
+    NotLocal {
+        /// The spool directory.
+        path: PathBuf,
+        /// The file system's magic number.
+        fs_type: i64,
+        /// A human name for it, when known.
+        fs_name: &'static str,
+    },
+    /// flock(2) itself failed in a way that means locking does not work here: fail closed.
+    #[error("flock is unsupported on {}: {source}; the spool must be on a local file system", path.display())]
+    LockUnsupported {
+        /// The lock file.
+        path: PathBuf,
+        /// The errno flock returned.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A configuration value (option, environment variable) is wrong.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl HaError {
+    /// Wraps an `io::Error` with the operation and path it concerns.
+    pub fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        HaError::Io {
+            op,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A closure for `map_err` that wraps an `io::Error` with `op` and `path`.
+    pub fn at<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> HaError + 'a {
+        move |source| HaError::io(op, path, source)
+    }
+
+    /// Wraps an errno from nix.
+    pub fn errno(op: &'static str, path: &Path, errno: nix::errno::Errno) -> Self {
+        HaError::io(op, path, std::io::Error::from(errno))
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = HaError> = std::result::Result<T, E>;

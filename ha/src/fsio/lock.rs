@@ -1,0 +1,144 @@
+//! flock(2), the only kind of lock in the project.
+//!
+//! Semantics every caller relies on:
+//! - **Released on drop and on process death.** The kernel drops a flock when the last descriptor of
+//!   its open file description closes, SIGKILL included. That is what makes a lock a lease: a dead
+//!   holder cannot keep it.
+//! - **Advisory.** Only processes that ask for the lock are excluded; nothing stops a plain `open`.
+//! - **Node-local.** flock on NFS is emulated with POSIX byte-range locks, and on cluster file systems
+//!   (GFS2, OCFS2) it is cluster-wide: either breaks the meaning of "a live process on this rabbit holds
+//!   it". The spool refuses such file systems (see `spool`), and `ENOLCK`/`EOPNOTSUPP` from flock itself
+//!   fail closed with [`HaError::LockUnsupported`].
+//! - **Follows the file, not the name.** Renaming a locked file keeps it locked; a lock on a file that
+//!   was unlinked and recreated protects nothing. Callers re-check the name after locking.
+//! - `try_*` never blocks: `Ok(None)` means another process holds the lock.
+//! - Descriptors are close-on-exec: no fence command inherits a lock by accident.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::error::{HaError, Result};
+
+/// A held flock. Dropping it releases the lock (and closes the descriptor).
+#[derive(Debug)]
+pub struct Lock {
+    flock: Flock<File>,
+    path: PathBuf,
+}
+
+impl Lock {
+    /// The locked file (to write a heartbeat into it, or read it).
+    pub fn file(&self) -> &File {
+        &self.flock
+    }
+
+    /// The path the file had when it was locked.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records that the locked file was moved, so messages name it where it now is.
+    pub fn moved_to(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+}
+
+/// Opens (creating if needed, mode 0600) a lock file without following symlinks.
+pub fn open_lock_file(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(HaError::at("open lock file", path))
+}
+
+/// flock's failures other than "held by another": those meaning it does not work here fail closed.
+fn lock_error(path: &Path, errno: Errno) -> HaError {
+    match errno {
+        Errno::ENOLCK | Errno::EOPNOTSUPP | Errno::EINVAL => HaError::LockUnsupported {
+            path: path.to_path_buf(),
+            source: errno.into(),
+        },
+        e => HaError::errno("flock", path, e),
+    }
+}
+
+/// Takes an exclusive lock on `file` without blocking. `Ok(None)`: another process holds it.
+pub fn try_exclusive(file: File, path: &Path) -> Result<Option<Lock>> {
+    try_lock(file, path, FlockArg::LockExclusiveNonblock)
+}
+
+fn try_lock(file: File, path: &Path, arg: FlockArg) -> Result<Option<Lock>> {
+    match Flock::lock(file, arg) {
+        Ok(flock) => Ok(Some(Lock {
+            flock,
+            path: path.to_path_buf(),
+        })),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(lock_error(path, e)),
+    }
+}
+
+/// Whether some process holds a lock on the file at `path`, probed with a non-blocking shared lock
+/// that is released at once. `Ok(None)`: there is no such file.
+///
+/// The probe can make a concurrent `try_exclusive` by the file's owner fail for an instant; owners
+/// that must take their own lock at start-up retry briefly (see the watcher's member lock).
+pub fn probe_held(path: &Path) -> Result<Option<bool>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(HaError::io("open lock file", path, e)),
+    };
+    Ok(Some(
+        try_lock(file, path, FlockArg::LockSharedNonblock)?.is_none(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exclusive_excludes_and_drop_releases() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x.lock");
+        let held = try_exclusive(open_lock_file(&p).unwrap(), &p)
+            .unwrap()
+            .expect("free lock");
+        assert!(try_exclusive(open_lock_file(&p).unwrap(), &p)
+            .unwrap()
+            .is_none());
+        assert_eq!(probe_held(&p).unwrap(), Some(true));
+        drop(held);
+        assert_eq!(probe_held(&p).unwrap(), Some(false));
+        assert!(try_exclusive(open_lock_file(&p).unwrap(), &p)
+            .unwrap()
+            .is_some());
+        assert_eq!(probe_held(&d.path().join("none")).unwrap(), None);
+    }
+
+    #[test]
+    fn lock_follows_the_file_across_a_rename() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("a");
+        let q = d.path().join("b");
+        let _held = try_exclusive(open_lock_file(&p).unwrap(), &p)
+            .unwrap()
+            .unwrap();
+        std::fs::rename(&p, &q).unwrap();
+        assert_eq!(probe_held(&q).unwrap(), Some(true));
+    }
+}

@@ -1,0 +1,306 @@
+//! Every rename, fsync and flock of the project happens in this module and its `lock` child.
+//!
+//! Invariants it provides to the rest of the code:
+//! - A file another process reads is first written under `tmp/` with `O_EXCL`, fsynced, then moved into
+//!   place with [`move_noreplace`], and the destination directory is fsynced: readers never see a
+//!   partial file, and a crash leaves at worst a stray temporary file, never a torn one.
+//! - No move ever replaces a file: `renameat2(RENAME_NOREPLACE)`, or `link` + `unlink` on file
+//!   systems that answer `EINVAL` to it. The caller learns whether the destination already existed.
+//! - Files are opened with `O_NOFOLLOW | O_CLOEXEC`: a symlink planted in the spool is refused, and no
+//!   descriptor leaks into a fence command unless a caller clears `FD_CLOEXEC` on purpose.
+//! - Reads of files written by others are capped in size.
+
+pub mod lock;
+
+use std::ffi::OsStr;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
+
+use crate::error::{HaError, Result};
+
+/// Largest request or response file the project reads (the spool contract's limit).
+pub const MAX_SPOOL_FILE: u64 = 64 * 1024;
+
+/// What happened to a move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Moved {
+    /// The file is now at the destination.
+    Done,
+    /// The destination already existed; nothing was moved.
+    DestinationExists,
+    /// The source was gone (another process moved or removed it first).
+    SourceGone,
+}
+
+/// Moves `from` to `to` without ever replacing `to`, then fsyncs both parent directories.
+pub fn move_noreplace(from: &Path, to: &Path) -> Result<Moved> {
+    let moved = match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Moved::Done,
+        Err(Errno::EEXIST) => return Ok(Moved::DestinationExists),
+        Err(Errno::ENOENT) => return Ok(Moved::SourceGone),
+        Err(Errno::EINVAL) | Err(Errno::ENOSYS) => link_then_unlink(from, to)?,
+        Err(e) => return Err(HaError::errno("rename (RENAME_NOREPLACE)", to, e)),
+    };
+    if moved == Moved::Done {
+        sync_parent(to)?;
+        if from.parent() != to.parent() {
+            sync_parent(from)?;
+        }
+    }
+    Ok(moved)
+}
+
+/// The fallback for file systems without `RENAME_NOREPLACE`: `link` fails with `EEXIST` instead of
+/// replacing, then the source name is removed.
+fn link_then_unlink(from: &Path, to: &Path) -> Result<Moved> {
+    match std::fs::hard_link(from, to) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Ok(Moved::DestinationExists)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Moved::SourceGone),
+        Err(e) => return Err(HaError::io("link", to, e)),
+    }
+    match std::fs::remove_file(from) {
+        Ok(()) => Ok(Moved::Done),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Moved::Done),
+        Err(e) => Err(HaError::io("unlink", from, e)),
+    }
+}
+
+/// fsyncs a directory, making the names created or removed in it durable.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let f = File::open(dir).map_err(HaError::at("open directory", dir))?;
+    f.sync_all().map_err(HaError::at("fsync directory", dir))
+}
+
+fn sync_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+        _ => Ok(()),
+    }
+}
+
+/// A file fully written and fsynced under `tmp/`, not yet visible anywhere else.
+/// Dropping it unplaced removes it.
+#[derive(Debug)]
+pub struct TempFile {
+    path: Option<PathBuf>,
+}
+
+impl TempFile {
+    /// Writes `bytes` to a new file in `tmp_dir` (name derived from `stem`, unique) and fsyncs it.
+    pub fn write(tmp_dir: &Path, stem: &str, bytes: &[u8]) -> Result<TempFile> {
+        let name = format!(
+            ".{stem}.{}.{}.tmp",
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let path = tmp_dir.join(name);
+        let mut f = create_new(&path)?;
+        let guard = TempFile { path: Some(path) };
+        let p = guard.path();
+        f.write_all(bytes).map_err(HaError::at("write", p))?;
+        f.sync_all().map_err(HaError::at("fsync", p))?;
+        Ok(guard)
+    }
+
+    /// Where the temporary file is.
+    pub fn path(&self) -> &Path {
+        self.path
+            .as_deref()
+            .expect("a TempFile has a path until placed")
+    }
+
+    /// Moves the file to `dest` unless `dest` exists. On `Err(self)` the file stays in `tmp/` for the
+    /// caller to put elsewhere (nothing is lost).
+    pub fn place(mut self, dest: &Path) -> Result<std::result::Result<(), TempFile>> {
+        match move_noreplace(self.path(), dest)? {
+            Moved::Done => {
+                self.path = None;
+                Ok(Ok(()))
+            }
+            Moved::DestinationExists => Ok(Err(self)),
+            Moved::SourceGone => Err(HaError::io(
+                "place temporary file",
+                self.path(),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "removed by another process"),
+            )),
+        }
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Writes `bytes` atomically at `dest` (through `tmp_dir`), refusing to replace an existing file.
+/// Returns `false` when `dest` already existed (the temporary file is then removed).
+pub fn write_new(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<bool> {
+    let stem = dest.file_name().and_then(OsStr::to_str).unwrap_or("file");
+    Ok(TempFile::write(tmp_dir, stem, bytes)?.place(dest)?.is_ok())
+}
+
+/// Writes `bytes` atomically at `dest`, replacing what is there: only for files this process owns
+/// alone (its heartbeat, its published status), never for requests or responses.
+pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let stem = dest.file_name().and_then(OsStr::to_str).unwrap_or("file");
+    let tmp = TempFile::write(tmp_dir, stem, bytes)?;
+    std::fs::rename(tmp.path(), dest).map_err(HaError::at("rename", dest))?;
+    let mut tmp = tmp;
+    tmp.path = None;
+    sync_parent(dest)
+}
+
+/// Creates a new file (0600), failing if anything exists at `path`, never following a symlink.
+pub fn create_new(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(HaError::at("create", path))
+}
+
+/// Opens an existing regular file for reading without following a symlink.
+pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// Why a capped read did not return the file's bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The file is larger than the cap.
+    #[error("file is larger than {limit} bytes")]
+    TooLarge {
+        /// The cap.
+        limit: u64,
+    },
+    /// The path is not a regular file (symlink, directory, fifo, ...).
+    #[error("not a regular file ({0})")]
+    NotRegular(&'static str),
+    /// The file does not exist (any more).
+    #[error("file is gone")]
+    Gone,
+    /// Another I/O error.
+    #[error(transparent)]
+    Io(#[from] HaError),
+}
+
+/// Reads at most `limit` bytes of a regular file at `path`, refusing symlinks and larger files.
+pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let f = match open_nofollow(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Gone),
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
+            return Err(ReadError::NotRegular("symlink"))
+        }
+        Err(e) => return Err(HaError::io("open", path, e).into()),
+    };
+    read_file_capped(&f, path, limit)
+}
+
+/// Like [`read_capped`] on an already open file (read from its current offset).
+pub fn read_file_capped(f: &File, path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+    let meta = f.metadata().map_err(HaError::at("fstat", path))?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        return Err(ReadError::NotRegular(if ft.is_dir() {
+            "directory"
+        } else {
+            "special file"
+        }));
+    }
+    if meta.len() > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    f.take(limit + 1)
+        .read_to_end(&mut buf)
+        .map_err(HaError::at("read", path))?;
+    if buf.len() as u64 > limit {
+        return Err(ReadError::TooLarge { limit });
+    }
+    Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn move_never_replaces_and_reports_each_case() {
+        let d = tempfile::tempdir().unwrap();
+        let a = d.path().join("a");
+        let b = d.path().join("b");
+        std::fs::write(&a, "a").unwrap();
+        std::fs::write(&b, "b").unwrap();
+        assert_eq!(move_noreplace(&a, &b).unwrap(), Moved::DestinationExists);
+        assert_eq!(std::fs::read_to_string(&b).unwrap(), "b");
+        std::fs::remove_file(&b).unwrap();
+        assert_eq!(move_noreplace(&a, &b).unwrap(), Moved::Done);
+        assert_eq!(move_noreplace(&a, &b).unwrap(), Moved::SourceGone);
+        assert_eq!(link_then_unlink(&b, &a).unwrap(), Moved::Done);
+        std::fs::write(&b, "again").unwrap();
+        assert_eq!(link_then_unlink(&b, &a).unwrap(), Moved::DestinationExists);
+    }
+
+    #[test]
+    fn temp_files_place_once_and_vanish_when_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let dest = d.path().join("x.json");
+        assert!(write_new(d.path(), &dest, b"1").unwrap());
+        assert!(!write_new(d.path(), &dest, b"2").unwrap());
+        assert_eq!(std::fs::read(&dest).unwrap(), b"1");
+        write_replace(d.path(), &dest, b"3").unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), b"3");
+        let names: Vec<_> = std::fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names,
+            vec![std::ffi::OsString::from("x.json")],
+            "no temporary file left behind"
+        );
+    }
+
+    #[test]
+    fn capped_reads_refuse_symlinks_big_files_and_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, vec![b'x'; 100]).unwrap();
+        assert_eq!(read_capped(&f, 100).unwrap().len(), 100);
+        assert!(matches!(
+            read_capped(&f, 99),
+            Err(ReadError::TooLarge { limit: 99 })
+        ));
+        let l = d.path().join("l");
+        std::os::unix::fs::symlink(&f, &l).unwrap();
+        assert!(matches!(
+            read_capped(&l, 1000),
+            Err(ReadError::NotRegular("symlink"))
+        ));
+        assert!(matches!(
+            read_capped(d.path(), 1000),
+            Err(ReadError::NotRegular("directory"))
+        ));
+        assert!(matches!(
+            read_capped(&d.path().join("none"), 1),
+            Err(ReadError::Gone)
+        ));
+    }
+}

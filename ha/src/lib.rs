@@ -1,0 +1,24 @@
+//! The library shared by `fence_gfs2_recorder` (the agent) and `gfs2-fence-watcher`.
+//!
+//! - [`spool`]: layout, location and trust checks of the spool directory.
+//! - [`request`], [`response`]: the public file formats.
+//! - [`fsio`]: the only module that renames, fsyncs and takes flocks.
+//! - [`decide`]: pure decisions (deadlines, execute or not).
+//! - [`members`], [`targets`]: what watchers publish for agents.
+//! - [`fence_args`]: the fence-agents stdin protocol; [`names`]: which names are safe.
+//! - [`clock`]: CLOCK_BOOTTIME and wall-clock stamps; [`pyjson`]: Python-compatible JSON text.
+
+pub mod clock;
+pub mod decide;
+pub mod error;
+pub mod fence_args;
+pub mod fsio;
+pub mod members;
+pub mod names;
+pub mod pyjson;
+pub mod request;
+pub mod response;
+pub mod spool;
+pub mod targets;
+
+pub use error::{HaError, Result};

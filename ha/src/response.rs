@@ -1,0 +1,175 @@
+//! Fence responses: `responses/<request_id>.json`, part of the spool's public contract.
+//!
+//! The original six fields come first; the added ones are optional so that a response from the
+//! original Python watcher or an external responder (NNF's) is accepted. The first response for a
+//! request wins: responses are placed with a no-replace move, and a later one is kept in `done/` as
+//! superseded. An agent accepts only a response whose id, target and action match its request.
+
+use serde::{Deserialize, Serialize};
+
+use crate::request::{Action, Request};
+
+/// What the watcher did with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The fence command ran and succeeded.
+    Done,
+    /// The fence command ran and failed (or timed out).
+    Failed,
+    /// The deadline passed before execution: not executed.
+    Expired,
+    /// The requesting agent was gone before execution: not executed.
+    Abandoned,
+    /// The request was invalid and quarantined: not executed.
+    Rejected,
+    /// Answered from an identical execution launched for another request.
+    Coalesced,
+    /// A later request for the same target replaced this one before it ran.
+    Superseded,
+    /// An outcome this version does not know (from a newer watcher).
+    #[serde(other)]
+    Other,
+}
+
+/// The power state a response reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PowerState {
+    /// Powered on.
+    On,
+    /// Powered off.
+    Off,
+    /// Not known.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A fence response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request answered.
+    pub request_id: String,
+    /// Whether the action succeeded (for `status`: whether the state could be determined).
+    pub success: bool,
+    /// The action carried out (equals the request's action).
+    pub action_performed: String,
+    /// The request's target.
+    pub target_node: String,
+    /// What happened, for people.
+    pub message: String,
+    /// When the response was written, RFC 3339.
+    pub timestamp: String,
+    /// Spool format version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// The target's power state after the action, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_state: Option<PowerState>,
+    /// The watcher that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watcher_id: Option<String>,
+    /// How many executions ran for this request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<u32>,
+    /// Time from claim to answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    /// What the watcher did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// Why a response does not answer the request an agent is waiting for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Mismatch {
+    /// The file does not parse.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// It answers another request.
+    #[error("response is for request {0}")]
+    OtherRequest(String),
+    /// It names another target.
+    #[error("response is for target {0:?}")]
+    OtherTarget(String),
+    /// It reports another action.
+    #[error("response reports action {0:?}")]
+    OtherAction(String),
+}
+
+impl Response {
+    /// Parses a response file (never panics).
+    pub fn parse(bytes: &[u8]) -> Result<Response, Mismatch> {
+        serde_json::from_slice(bytes).map_err(|e| Mismatch::Malformed(e.to_string()))
+    }
+
+    /// Checks that this response answers `req`.
+    pub fn answers(&self, req: &Request) -> Result<(), Mismatch> {
+        if self.request_id != req.request_id {
+            return Err(Mismatch::OtherRequest(self.request_id.clone()));
+        }
+        if self.target_node != req.target_node {
+            return Err(Mismatch::OtherTarget(self.target_node.clone()));
+        }
+        if Action::parse(&self.action_performed) != Some(req.action) {
+            return Err(Mismatch::OtherAction(self.action_performed.clone()));
+        }
+        Ok(())
+    }
+
+    /// Serialises for the spool.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a response always serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+
+    fn request() -> Request {
+        Request::parse(
+            format!(r#"{{"request_id":"{ID}","timestamp":"t","action":"off","target_node":"n1"}}"#)
+                .as_bytes(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_response_with_only_the_original_fields_is_accepted() {
+        let text = format!(
+            r#"{{"request_id":"{ID}","success":true,"action_performed":"off","target_node":"n1","message":"ok","timestamp":"t"}}"#
+        );
+        let r = Response::parse(text.as_bytes()).unwrap();
+        assert_eq!(r.answers(&request()), Ok(()));
+        assert_eq!(r.outcome, None);
+    }
+
+    #[test]
+    fn foreign_responses_are_refused_with_the_reason() {
+        let ok = format!(
+            r#"{{"request_id":"{ID}","success":true,"action_performed":"off","target_node":"n1","message":"","timestamp":"t","outcome":"from-the-future","power_state":"weird"}}"#
+        );
+        let r = Response::parse(ok.as_bytes()).unwrap();
+        assert_eq!(r.outcome, Some(Outcome::Other));
+        assert_eq!(r.power_state, Some(PowerState::Unknown));
+        for (from, to, want) in [
+            ("\"n1\"", "\"n2\"", "target"),
+            ("\"off\"", "\"on\"", "action"),
+            (ID, "x", "request"),
+        ] {
+            let bad = Response::parse(ok.replace(from, to).as_bytes()).unwrap();
+            assert!(bad
+                .answers(&request())
+                .unwrap_err()
+                .to_string()
+                .contains(want));
+        }
+        assert!(matches!(
+            Response::parse(b"{\"success\":"),
+            Err(Mismatch::Malformed(_))
+        ));
+    }
+}
