@@ -6,8 +6,10 @@
 //! - [`decide`]: pure decisions (deadlines, execute or not).
 //! - [`members`], [`targets`]: what watchers publish for agents.
 //! - [`fence_args`]: the fence-agents stdin protocol; [`names`]: which names are safe.
+//! - [`child`]: process groups and death signals for children.
 //! - [`clock`]: CLOCK_BOOTTIME and wall-clock stamps; [`pyjson`]: Python-compatible JSON text.
 
+pub mod child;
 pub mod clock;
 pub mod decide;
 pub mod error;

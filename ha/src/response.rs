@@ -32,6 +32,22 @@ pub enum Outcome {
     Other,
 }
 
+impl Outcome {
+    /// The name used in files and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Done => "done",
+            Outcome::Failed => "failed",
+            Outcome::Expired => "expired",
+            Outcome::Abandoned => "abandoned",
+            Outcome::Rejected => "rejected",
+            Outcome::Coalesced => "coalesced",
+            Outcome::Superseded => "superseded",
+            Outcome::Other => "other",
+        }
+    }
+}
+
 /// The power state a response reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -1,0 +1,334 @@
+//! The power actions (`off`, `on`, `reboot`, `status`): publish a request, wait for its response.
+//!
+//! Order of operations, each step for a reason:
+//! 1. With watchers of ours on the spool (`members/` exists) and none alive, fail at once: Pacemaker
+//!    can then move to the next fencing level instead of waiting out a timeout.
+//! 2. Take an exclusive flock on `waiting/<id>.lock`, held until exit: watchers tell a live agent from
+//!    a killed one (whose request is answered `abandoned`, never executed).
+//! 3. Put the inotify watch on `responses/` in place *before* publishing, so no answer can be missed.
+//! 4. Publish the request atomically (tmp, fsync, no-replace rename).
+//! 5. Wait for `responses/<id>.json` on inotify, with a slow safety re-check; accept only a response
+//!    whose id, target and action match. Responses are never deleted: they are the record.
+//!
+//! The agent gives up at `start + delay + fence_timeout`; the request's deadline is that minus a margin,
+//! so the watchers answer (even if only "failed") before the agent stops listening.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+use ha::clock::BootTime;
+use ha::fsio::{self, lock, ReadError};
+use ha::request::{Action, Request, SPOOL_VERSION};
+use ha::response::{Outcome, PowerState, Response};
+use ha::spool::{Dir, Spool, AGENT_DIRS};
+
+use crate::discovery::Discovery;
+use crate::logs::{Event, EventLog, Status};
+use crate::options::Options;
+use crate::Failure;
+
+/// How often the wait re-reads the response path even without an inotify event.
+const SAFETY_RECHECK: Duration = Duration::from_secs(5);
+
+/// When the agent started, on both clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    /// Monotonic, for waiting.
+    pub instant: Instant,
+    /// CLOCK_BOOTTIME, for the request's deadline.
+    pub boot: BootTime,
+}
+
+/// What the fence-agents caller sees: the exit code and the stdout line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Exit code (0 success / ON, 2 OFF).
+    pub code: u8,
+    /// What to print on stdout.
+    pub stdout: String,
+}
+
+fn success_text(action: Action) -> &'static str {
+    match action {
+        Action::Off => "Success: Powered OFF",
+        Action::On => "Success: Powered ON",
+        Action::Reboot => "Success: Rebooted",
+        Action::Status => "Status: ON",
+    }
+}
+
+/// Interprets a matching response.
+pub fn verdict(action: Action, r: &Response) -> Result<Answer, String> {
+    let why = || {
+        let outcome = r.outcome.map(|o| format!(", outcome {}", o.as_str()));
+        let by = r
+            .watcher_id
+            .as_deref()
+            .map(|w| format!(", watcher {w}"))
+            .unwrap_or_default();
+        format!("{}{}{}", r.message, outcome.unwrap_or_default(), by)
+    };
+    if !r.success
+        || matches!(
+            r.outcome,
+            Some(Outcome::Expired | Outcome::Abandoned | Outcome::Rejected)
+        )
+    {
+        return Err(why());
+    }
+    match (action, r.power_state) {
+        (Action::Status, Some(PowerState::Off)) => Ok(Answer {
+            code: 2,
+            stdout: "Status: OFF".into(),
+        }),
+        (Action::Status, Some(PowerState::On)) => Ok(Answer {
+            code: 0,
+            stdout: "Status: ON".into(),
+        }),
+        (Action::Status, _) => Err(format!("the power state is unknown: {}", why())),
+        _ => Ok(Answer {
+            code: 0,
+            stdout: success_text(action).into(),
+        }),
+    }
+}
+
+/// Runs one power action end to end.
+pub fn run(
+    opts: &Options,
+    action: Action,
+    start: Start,
+    discovery: &mut Discovery,
+) -> Result<Answer, Failure> {
+    let target = opts.target().ok_or(Failure::NoTarget)?.to_string();
+    if !ha::names::is_safe_name(&target) {
+        return Err(Failure::UnsafeTarget(target));
+    }
+    let spool = Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k| {
+        std::env::var(k).ok()
+    })?);
+    spool.prepare(&AGENT_DIRS)?;
+    let log = EventLog::open(&opts.log_dir);
+    tracing::info!("Fence action requested: {action} for target: {target}");
+    std::thread::sleep(opts.delay);
+
+    let give_up = start.instant + opts.delay + opts.fence_timeout;
+    let deadline = start
+        .boot
+        .after(opts.delay + opts.fence_timeout - ha::decide::answer_margin(opts.fence_timeout));
+    let record =
+        |status, gfs2: &[String], details: &str, id: Option<&str>, r: Option<&Response>| {
+            log.record(&Event {
+                action: action.as_str(),
+                target_node: &target,
+                gfs2,
+                status,
+                details,
+                request_id: id,
+                nodename: opts.nodename.as_deref(),
+                outcome: r.and_then(|r| r.outcome).map(Outcome::as_str),
+                watcher_id: r.and_then(|r| r.watcher_id.as_deref()),
+                elapsed_ms: Some(start.instant.elapsed().as_millis() as u64),
+            })
+        };
+
+    if spool.is_managed() {
+        let live = ha::members::live_members(&spool)?;
+        if live.is_empty() {
+            let msg = format!(
+                "no live gfs2-fence-watcher on spool {} (no member lock held in {}): failing at once so that \
+                 Pacemaker can use the next fencing level; start the watchers (systemctl start gfs2-fence-watcher@1)",
+                spool.base().display(),
+                spool.dir(Dir::Members).display()
+            );
+            let gfs2 = discovery.now().map(<[String]>::to_vec).unwrap_or_default();
+            record(Status::Failed, &gfs2, &msg, None, None);
+            return Err(Failure::Fence(msg));
+        }
+        tracing::debug!("live watchers: {}", live.join(", "));
+    } else {
+        tracing::debug!(
+            "spool has no members/: an external responder answers; waiting up to the timeout"
+        );
+    }
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let wpath = spool.waiting_lock(&id);
+    let _waiting =
+        lock::try_exclusive(lock::open_lock_file(&wpath)?, &wpath)?.ok_or_else(|| {
+            Failure::Fence(format!("{} is locked by another process", wpath.display()))
+        })?;
+    let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+        .map_err(|e| ha::HaError::errno("inotify_init", spool.base(), e))?;
+    let responses = spool.dir(Dir::Responses);
+    inotify
+        .add_watch(
+            &responses,
+            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+        )
+        .map_err(|e| ha::HaError::errno("inotify_add_watch", &responses, e))?;
+
+    let req = Request {
+        request_id: id.clone(),
+        timestamp: ha::clock::rfc3339_now(),
+        action,
+        target_node: target.clone(),
+        gfs2_filesystems: discovery.now().map(<[String]>::to_vec).unwrap_or_default(),
+        recorder_node: log.recorder_node().to_string(),
+        version: Some(SPOOL_VERSION),
+        nodename: opts.nodename.clone(),
+        queue_priority: Some(
+            opts.queue_priority
+                .unwrap_or_else(|| action.default_priority()),
+        ),
+        deadline: Some(ha::clock::rfc3339_in(BootTime::now().until(deadline))),
+        deadline_boottime_ns: Some(deadline.0),
+        boot_id: Some(ha::clock::boot_id()?),
+    };
+    let path = spool.request_path(&id);
+    if !fsio::write_new(&spool.dir(Dir::Tmp), &path, &req.to_json())? {
+        return Err(Failure::Fence(format!("{} already exists", path.display())));
+    }
+    tracing::info!("Wrote fence request: {}", path.display());
+
+    let gfs2 = discovery.wait(give_up);
+    tracing::info!(
+        "GFS2 filesystems for {target}: {}",
+        ha::pyjson::dumps(&gfs2)
+    );
+    record(
+        Status::Requested,
+        &gfs2,
+        &format!("Fence action {action} requested by Pacemaker"),
+        Some(&id),
+        None,
+    );
+
+    match wait_response(&inotify, &spool, &req, give_up) {
+        Some(resp) => match verdict(action, &resp) {
+            Ok(answer) => {
+                record(
+                    Status::Completed,
+                    &gfs2,
+                    &resp.message,
+                    Some(&id),
+                    Some(&resp),
+                );
+                Ok(answer)
+            }
+            Err(why) => {
+                let msg = format!("fence {action} of {target} failed: {why}");
+                record(Status::Failed, &gfs2, &msg, Some(&id), Some(&resp));
+                Err(Failure::Fence(msg))
+            }
+        },
+        None => {
+            let msg = format!(
+                "no response to request {id} within {:.1}s (fence_timeout); the request stays in {} and, if still \
+                 queued, will be answered abandoned",
+                opts.fence_timeout.as_secs_f64(),
+                spool.base().display()
+            );
+            record(Status::Failed, &gfs2, &msg, Some(&id), None);
+            Err(Failure::Fence(msg))
+        }
+    }
+}
+
+/// Waits until `give_up` for a response that answers `req`.
+fn wait_response(
+    inotify: &Inotify,
+    spool: &Spool,
+    req: &Request,
+    give_up: Instant,
+) -> Option<Response> {
+    let path = spool.response_path(&req.request_id);
+    let name = format!("{}.json", req.request_id);
+    let mut last_seen: Option<Vec<u8>> = None;
+    let mut check = true;
+    loop {
+        if check {
+            match fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) {
+                Ok(bytes) if last_seen.as_ref() != Some(&bytes) => {
+                    match Response::parse(&bytes).and_then(|r| r.answers(req).map(|()| r)) {
+                        Ok(r) => return Some(r),
+                        Err(m) => tracing::warn!("ignoring {}: {m}; still waiting", path.display()),
+                    }
+                    last_seen = Some(bytes);
+                }
+                Ok(_) | Err(ReadError::Gone) => {}
+                Err(e) => tracing::warn!("cannot read {}: {e}; still waiting", path.display()),
+            }
+        }
+        let left = give_up.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let wait = left.min(SAFETY_RECHECK);
+        let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
+        let timeout =
+            PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
+        check = match poll(&mut fds, timeout) {
+            Ok(0) => true,
+            Ok(_) => match inotify.read_events() {
+                Ok(events) => events.iter().any(|e| {
+                    e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW)
+                        || e.name.as_deref().is_some_and(|n| n == name.as_str())
+                }),
+                Err(_) => true,
+            },
+            Err(_) => true,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resp(success: bool, outcome: Option<Outcome>, power: Option<PowerState>) -> Response {
+        Response {
+            request_id: "x".into(),
+            success,
+            action_performed: "off".into(),
+            target_node: "n".into(),
+            message: "m".into(),
+            timestamp: "t".into(),
+            version: None,
+            power_state: power,
+            watcher_id: Some("w1".into()),
+            attempts: None,
+            duration_ms: None,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn verdicts_follow_fence_agents_conventions() {
+        assert_eq!(
+            verdict(Action::Reboot, &resp(true, None, None))
+                .unwrap()
+                .stdout,
+            "Success: Rebooted"
+        );
+        assert_eq!(
+            verdict(Action::Status, &resp(true, None, Some(PowerState::Off)))
+                .unwrap()
+                .code,
+            2
+        );
+        assert_eq!(
+            verdict(Action::Status, &resp(true, None, Some(PowerState::On)))
+                .unwrap()
+                .code,
+            0
+        );
+        assert!(verdict(Action::Status, &resp(true, None, None)).is_err());
+        let err = verdict(Action::Off, &resp(false, Some(Outcome::Failed), None)).unwrap_err();
+        assert_eq!(err, "m, outcome failed, watcher w1");
+        assert!(verdict(Action::Off, &resp(true, Some(Outcome::Expired), None)).is_err());
+    }
+}

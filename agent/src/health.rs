@@ -1,0 +1,110 @@
+//! The actions that do not fence: `monitor`, `validate-all` and `list`.
+//!
+//! `monitor` is a real health check: the spool exists, is local and safely owned, and at least one
+//! watcher of ours is alive. With an external responder (no `members/`) it cannot judge liveness and
+//! says so, passing on the spool checks alone. Log problems are warnings, never a failed monitor.
+//! `validate-all` (what `pcs` and `stonith_admin --validate` run, possibly on a node that is not a
+//! rabbit) checks the options and, where the spool exists here, that it is safe.
+
+use ha::fsio;
+use ha::spool::{Spool, AGENT_DIRS};
+use ha::targets::Targets;
+
+use crate::options::Options;
+use crate::Failure;
+
+fn spool_of(opts: &Options) -> Result<Spool, Failure> {
+    Ok(Spool::new(ha::spool::resolve_base(
+        opts.spool_dir.as_deref(),
+        |k| std::env::var(k).ok(),
+    )?))
+}
+
+fn warn_about_logs(opts: &Options) {
+    if let Err(e) = ha::spool::ensure_private_dir(&opts.log_dir, false) {
+        tracing::warn!("fence event logs: {e}");
+    }
+}
+
+/// `monitor`.
+pub fn monitor(opts: &Options) -> Result<(), Failure> {
+    warn_about_logs(opts);
+    let spool = spool_of(opts)?;
+    let missing = spool.inspect(&AGENT_DIRS)?;
+    if !missing.is_empty() {
+        tracing::debug!("spool directories to be created at the first fence: {missing:?}");
+    }
+    if !spool.is_managed() {
+        tracing::warn!(
+            "spool {} has no members/: it is answered by an external responder whose liveness this agent cannot judge",
+            spool.base().display()
+        );
+        return Ok(());
+    }
+    let live = ha::members::live_members(&spool)?;
+    if live.is_empty() {
+        return Err(Failure::Fence(format!(
+            "no live gfs2-fence-watcher on spool {}: fences would fail; start the watchers \
+             (systemctl start gfs2-fence-watcher@1 @2 @3)",
+            spool.base().display()
+        )));
+    }
+    tracing::debug!("monitor: live watchers {}", live.join(", "));
+    Ok(())
+}
+
+/// `validate-all`.
+pub fn validate(opts: &Options) -> Result<(), Failure> {
+    let spool = spool_of(opts)?;
+    if !opts.log_dir.is_absolute() {
+        return Err(Failure::Usage(format!(
+            "log_dir {:?} is not an absolute path",
+            opts.log_dir.display().to_string()
+        )));
+    }
+    if let Some(t) = opts.plug.as_deref() {
+        if !ha::names::is_safe_name(t) {
+            return Err(Failure::UnsafeTarget(t.to_string()));
+        }
+    }
+    match spool.base().symlink_metadata() {
+        Ok(_) => {
+            spool.inspect(&AGENT_DIRS)?;
+        }
+        Err(_) => tracing::warn!(
+            "spool {} does not exist on this host (fine where no fence is run; the watchers create it)",
+            spool.base().display()
+        ),
+    }
+    Ok(())
+}
+
+/// `list`: the targets the watchers' configuration knows, one `plug<separator>alias` per line.
+pub fn list(opts: &Options) -> Result<String, Failure> {
+    let spool = spool_of(opts)?;
+    spool.inspect(&[])?;
+    let path = ha::targets::path(&spool);
+    let bytes = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE).map_err(|e| {
+        Failure::Fence(format!(
+            "cannot read {}: {e}; the watchers publish it at start (or set pcmk_host_list on the device)",
+            path.display()
+        ))
+    })?;
+    let targets: Targets = serde_json::from_slice(&bytes)
+        .map_err(|e| Failure::Fence(format!("{} is malformed: {e}", path.display())))?;
+    if targets.has_default {
+        tracing::warn!("the watchers also fence unlisted targets through their default entry; list shows explicit ones only");
+    }
+    Ok(targets
+        .targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{}{}{}\n",
+                t.plug,
+                opts.separator,
+                t.alias.as_deref().unwrap_or("")
+            )
+        })
+        .collect())
+}

@@ -1,0 +1,133 @@
+//! `fence_gfs2_recorder`: a Pacemaker fence agent, indistinguishable from a fence-agents one, that
+//! fences through the gfs2-fencing spool and records every fence event.
+//!
+//! Without command-line arguments it reads `key=value` options on stdin (what Pacemaker does);
+//! otherwise it takes fence-agents flags. stdout carries only what Pacemaker reads (metadata, list
+//! lines, `Success:`/`Status:` lines); diagnostics go to stderr and `fence-events.log`. Exit codes:
+//! 0 success (status ON), 1 failure, 2 status OFF. No async runtime: the agent starts in about a
+//! millisecond and does one thing.
+
+pub mod discovery;
+pub mod fence;
+pub mod health;
+pub mod logs;
+pub mod metadata;
+pub mod options;
+pub mod params;
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use ha::request::Action;
+use tracing_subscriber::layer::SubscriberExt;
+
+use crate::fence::Start;
+use crate::options::{Given, Options};
+
+/// Why the agent fails (exit 1, `Failed: …` on stderr).
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// A command line or option fencing.py would refuse.
+    #[error("{0}")]
+    Usage(String),
+    /// An option value that does not parse.
+    #[error(transparent)]
+    BadValue(#[from] options::BadValue),
+    /// The spool, a lock or a file.
+    #[error(transparent)]
+    Spool(#[from] ha::HaError),
+    /// An action this agent does not implement.
+    #[error("Unrecognised action '{0}'")]
+    UnknownAction(String),
+    /// A power action without a target.
+    #[error("You have to enter plug number or machine identification")]
+    NoTarget,
+    /// A target name that cannot be used safely.
+    #[error("unsafe plug name {0:?} (allowed: letters, digits, '_', '.', '-')")]
+    UnsafeTarget(String),
+    /// The fence did not succeed; the text says why and what to do.
+    #[error("{0}")]
+    Fence(String),
+}
+
+const MAX_STDIN: u64 = 1024 * 1024;
+
+fn read_options() -> Result<Given, Failure> {
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    if !args.is_empty() {
+        return options::from_argv(&args).map_err(|e| Failure::Usage(e.0));
+    }
+    let mut text = String::new();
+    std::io::stdin()
+        .take(MAX_STDIN)
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::Usage(format!("cannot read options from stdin: {e}")))?;
+    Ok(options::from_stdin(&text))
+}
+
+fn out(text: &str) -> Result<ExitCode, Failure> {
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(text.as_bytes());
+    if !text.is_empty() && !text.ends_with('\n') {
+        let _ = stdout.write_all(b"\n");
+    }
+    let _ = stdout.flush();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the agent. `Err` is reported by [`report`] and exits 1.
+pub fn run() -> Result<ExitCode, Failure> {
+    let start = Start {
+        instant: Instant::now(),
+        boot: ha::clock::BootTime::now(),
+    };
+    let given = read_options()?;
+    let opts = Options::resolve(&given, |k| std::env::var(k).ok())?;
+    if opts.help {
+        return out(&options::usage());
+    }
+    if opts.version {
+        return out(concat!("fence_gfs2_recorder ", env!("CARGO_PKG_VERSION")));
+    }
+    match opts.action.as_str() {
+        "metadata" => return out(&metadata::xml()),
+        "manpage" => return out(&metadata::manpage()),
+        _ => {}
+    }
+    let (layer, warnings) = logs::OpsLayer::new(
+        &opts.ops_log,
+        opts.debug_file.as_deref(),
+        opts.verbose,
+        opts.quiet,
+    );
+    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+    for w in warnings.iter().chain(&given.warnings) {
+        tracing::warn!("{w}");
+    }
+    match opts.action.as_str() {
+        "monitor" => health::monitor(&opts).map(|()| ExitCode::SUCCESS),
+        "validate-all" => health::validate(&opts).map(|()| ExitCode::SUCCESS),
+        "list" => out(&health::list(&opts)?),
+        other => {
+            let action =
+                Action::parse(other).ok_or_else(|| Failure::UnknownAction(other.to_string()))?;
+            let mut discovery = discovery::Discovery::start(
+                opts.discovery && action != Action::Status,
+                &opts.kubectl_cmd,
+                opts.discovery_timeout,
+            );
+            let answer = fence::run(&opts, action, start, &mut discovery)?;
+            out(&answer.stdout)?;
+            Ok(ExitCode::from(answer.code))
+        }
+    }
+}
+
+/// Reports a failure as fence-agents do (`Failed: …` on stderr) and in the operational log.
+pub fn report(failure: &Failure) -> ExitCode {
+    tracing::error!("{failure}");
+    eprintln!("Failed: {failure}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,375 @@
+//! The agent's three logs in `log_dir`, and the tracing layer behind the operational one.
+//!
+//! - `fence-events.log`: operational, `[YYYY-MM-DD HH:MM:SS] [LEVEL] msg` (the original's format),
+//!   written by [`OpsLayer`] from `tracing` events.
+//! - `fence-events-readable.log`: byte-compatible with the original:
+//!   `[YYYY-MM-DD HH:MM:SS] ACTION=… TARGET=… GFS2=[…] STATUS=… DETAILS=…`.
+//! - `fence-events-detailed.jsonl`: the original keys first, then `request_id` and later additions,
+//!   in Python's `json.dumps` spacing.
+//!
+//! Many agents append at once: every record is a single `write(2)` on an `O_APPEND` descriptor, so
+//! lines never interleave. Files are created 0600 in a 0700 directory. Logging never delays or
+//! changes a fence: a directory or file that cannot be written is reported as a warning and the
+//! fence goes on.
+//!
+//! Stderr (which Pacemaker logs as warnings) gets warnings, and with `--verbose` the info and debug
+//! events too; never errors: the agent's final `Failed: …` line says those once.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::Serialize;
+use tracing::field::{Field, Visit};
+use tracing::{Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::Layer;
+
+/// Opens a log file for appending (created 0600, never through a symlink).
+pub fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Appends `line` with one `write(2)`; a short write (disk full) is an error.
+fn append(file: &File, line: &[u8]) -> std::io::Result<()> {
+    let n = (&*file).write(line)?;
+    if n != line.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!(
+                "short write ({n} of {} bytes): is the disk full?",
+                line.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A fence event's status in the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The request was published.
+    Requested,
+    /// The watchers answered success.
+    Completed,
+    /// Anything else.
+    Failed,
+}
+
+impl Status {
+    fn as_str(self) -> &'static str {
+        match self {
+            Status::Requested => "requested",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// One fence event.
+#[derive(Debug, Clone)]
+pub struct Event<'a> {
+    /// The action Pacemaker asked for.
+    pub action: &'a str,
+    /// The target plug.
+    pub target_node: &'a str,
+    /// The GFS2 file systems involved (or the original markers).
+    pub gfs2: &'a [String],
+    /// The status.
+    pub status: Status,
+    /// Free text.
+    pub details: &'a str,
+    /// The request id, once there is one.
+    pub request_id: Option<&'a str>,
+    /// Pacemaker's node name.
+    pub nodename: Option<&'a str>,
+    /// The response's outcome.
+    pub outcome: Option<&'a str>,
+    /// The watcher that answered.
+    pub watcher_id: Option<&'a str>,
+    /// Time from the agent's start.
+    pub elapsed_ms: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct JsonRecord<'a> {
+    timestamp: String,
+    action: &'a str,
+    target_node: &'a str,
+    gfs2_filesystems: &'a [String],
+    status: &'a str,
+    details: &'a str,
+    recorder_node: &'a str,
+    pacemaker_action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodename: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    watcher_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    elapsed_ms: Option<u64>,
+}
+
+/// The readable line, byte-compatible with the original recorder.
+pub fn readable_line(stamp: &str, e: &Event<'_>) -> String {
+    format!(
+        "[{stamp}] ACTION={} TARGET={} GFS2={} STATUS={} DETAILS={}\n",
+        e.action,
+        e.target_node,
+        ha::pyjson::dumps(e.gfs2),
+        e.status.as_str(),
+        e.details.replace(['\n', '\r'], " ")
+    )
+}
+
+/// The JSONL line.
+pub fn json_line(utc: String, recorder_node: &str, e: &Event<'_>) -> String {
+    let mut s = ha::pyjson::dumps(&JsonRecord {
+        timestamp: utc,
+        action: e.action,
+        target_node: e.target_node,
+        gfs2_filesystems: e.gfs2,
+        status: e.status.as_str(),
+        details: e.details,
+        recorder_node,
+        pacemaker_action: e.action,
+        request_id: e.request_id,
+        nodename: e.nodename,
+        outcome: e.outcome,
+        watcher_id: e.watcher_id,
+        elapsed_ms: e.elapsed_ms,
+    });
+    s.push('\n');
+    s
+}
+
+/// The readable and JSONL logs.
+#[derive(Debug)]
+pub struct EventLog {
+    readable: Option<File>,
+    jsonl: Option<File>,
+    recorder_node: String,
+}
+
+impl EventLog {
+    /// Opens the two event logs in `dir` (creating it 0700). Problems become warnings.
+    pub fn open(dir: &Path) -> EventLog {
+        let recorder_node = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let usable = match ha::spool::ensure_private_dir(dir, true) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("fence event logs disabled: {e}");
+                false
+            }
+        };
+        let open = |name: &str| {
+            let path = dir.join(name);
+            match usable.then(|| open_append(&path)) {
+                Some(Ok(f)) => Some(f),
+                Some(Err(e)) => {
+                    tracing::warn!(
+                        "cannot open {}: {e}; fence events are not recorded there",
+                        path.display()
+                    );
+                    None
+                }
+                None => None,
+            }
+        };
+        EventLog {
+            readable: open("fence-events-readable.log"),
+            jsonl: open("fence-events-detailed.jsonl"),
+            recorder_node,
+        }
+    }
+
+    /// The host name records carry.
+    pub fn recorder_node(&self) -> &str {
+        &self.recorder_node
+    }
+
+    /// Appends one event to both logs, and an info line to the operational log.
+    pub fn record(&self, e: &Event<'_>) {
+        let stamp = ha::clock::local_log_stamp();
+        if let Some(f) = &self.readable {
+            if let Err(err) = append(f, readable_line(&stamp, e).as_bytes()) {
+                tracing::warn!("cannot append to fence-events-readable.log: {err}");
+            }
+        }
+        if let Some(f) = &self.jsonl {
+            let line = json_line(ha::clock::rfc3339_now(), &self.recorder_node, e);
+            if let Err(err) = append(f, line.as_bytes()) {
+                tracing::warn!("cannot append to fence-events-detailed.jsonl: {err}");
+            }
+        }
+        tracing::info!(
+            "Recorded fence event: action={}, target={}, status={}",
+            e.action,
+            e.target_node,
+            e.status.as_str()
+        );
+    }
+}
+
+/// Where operational messages go.
+pub struct OpsLayer {
+    ops: Option<File>,
+    debug: Option<File>,
+    stderr_max: Option<Level>,
+    file_max: Level,
+    /// Set once a failed append to the operational log was reported on stderr.
+    reported_failure: AtomicBool,
+}
+
+struct Message(String);
+
+impl Visit for Message {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0.insert_str(0, &format!("{value:?}"));
+        } else {
+            self.0.push_str(&format!(" {}={value:?}", field.name()));
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.0.insert_str(0, value);
+        } else {
+            self.0.push_str(&format!(" {}={value}", field.name()));
+        }
+    }
+}
+
+fn level_name(l: &Level) -> &'static str {
+    match *l {
+        Level::ERROR => "ERROR",
+        Level::WARN => "WARNING",
+        Level::INFO => "INFO",
+        Level::DEBUG => "DEBUG",
+        Level::TRACE => "TRACE",
+    }
+}
+
+impl OpsLayer {
+    /// Opens the operational log (and the debug file, if any). Returns the layer and the warnings
+    /// to report once tracing is installed.
+    pub fn new(
+        ops_log: &Path,
+        debug_file: Option<&Path>,
+        verbose: bool,
+        quiet: bool,
+    ) -> (OpsLayer, Vec<String>) {
+        let mut warnings = Vec::new();
+        let mut open = |p: &Path| {
+            if let Some(parent) = p.parent() {
+                if let Err(e) = ha::spool::ensure_private_dir(parent, true) {
+                    warnings.push(format!("operational log disabled: {e}"));
+                    return None;
+                }
+            }
+            open_append(p)
+                .map_err(|e| warnings.push(format!("cannot open {}: {e}", p.display())))
+                .ok()
+        };
+        let ops = open(ops_log);
+        let debug = debug_file.and_then(&mut open);
+        let stderr_max = match (verbose, quiet) {
+            (true, _) => Some(Level::DEBUG),
+            (false, true) => None,
+            (false, false) => Some(Level::WARN),
+        };
+        let file_max = if verbose { Level::DEBUG } else { Level::INFO };
+        (
+            OpsLayer {
+                ops,
+                debug,
+                stderr_max,
+                file_max,
+                reported_failure: AtomicBool::new(false),
+            },
+            warnings,
+        )
+    }
+}
+
+impl<S: Subscriber> Layer<S> for OpsLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _ctx: Context<'_, S>) {
+        let level = event.metadata().level();
+        let mut msg = Message(String::new());
+        event.record(&mut msg);
+        let line = format!(
+            "[{}] [{}] {}\n",
+            ha::clock::local_log_stamp(),
+            level_name(level),
+            msg.0
+        );
+        if *level <= self.file_max {
+            if let Some(f) = &self.ops {
+                if let Err(e) = append(f, line.as_bytes()) {
+                    if !self.reported_failure.swap(true, Ordering::Relaxed) {
+                        eprintln!("WARNING: cannot append to the operational log: {e}");
+                    }
+                }
+            }
+        }
+        if let Some(f) = &self.debug {
+            let _ = append(f, line.as_bytes());
+        }
+        if *level != Level::ERROR && self.stderr_max.is_some_and(|max| *level <= max) {
+            eprintln!("{}: {}", level_name(level), msg.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event<'a>(gfs2: &'a [String]) -> Event<'a> {
+        Event {
+            action: "reboot",
+            target_node: "compute-node-3",
+            gfs2,
+            status: Status::Requested,
+            details: "Fence action reboot requested\nby Pacemaker",
+            request_id: Some("id"),
+            nodename: None,
+            outcome: None,
+            watcher_id: None,
+            elapsed_ms: None,
+        }
+    }
+
+    #[test]
+    fn readable_line_is_byte_compatible_with_the_original() {
+        let fs = vec!["nnf-storage-1".to_string(), "nnf-storage-4".to_string()];
+        assert_eq!(
+            readable_line("2025-01-10 14:23:16", &event(&fs)),
+            "[2025-01-10 14:23:16] ACTION=reboot TARGET=compute-node-3 GFS2=[\"nnf-storage-1\", \"nnf-storage-4\"] \
+             STATUS=requested DETAILS=Fence action reboot requested by Pacemaker\n"
+        );
+    }
+
+    #[test]
+    fn json_line_starts_with_the_original_keys_in_order() {
+        let line = json_line("2025-01-10T14:23:16Z".into(), "rabbit-1", &event(&[]));
+        assert!(line.starts_with(
+            "{\"timestamp\": \"2025-01-10T14:23:16Z\", \"action\": \"reboot\", \"target_node\": \"compute-node-3\", \
+             \"gfs2_filesystems\": [], \"status\": \"requested\", \"details\": \"Fence action reboot requested\\nby Pacemaker\", \
+             \"recorder_node\": \"rabbit-1\", \"pacemaker_action\": \"reboot\", \"request_id\": \"id\"}"
+        ), "{line}");
+    }
+}

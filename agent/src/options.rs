@@ -1,0 +1,338 @@
+//! The agent's options, from stdin `key=value` lines (how Pacemaker runs it) or from command-line
+//! flags (how people run it), then completed from the environment and defaults.
+//!
+//! Precedence everywhere: stdin/argv option > environment > default. The original recorder's
+//! environment names keep working (`FENCE_TIMEOUT`, `LOG_DIR`, `FENCE_LOG`, `GFS2_DISCOVERY_ENABLED`,
+//! `KUBECTL_CMD`, and `REQUEST_DIR`/`RESPONSE_DIR` through the spool's resolver).
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Arg, ArgAction, Command};
+
+use crate::params::{self, Kind, PARAMS};
+
+/// Options by canonical name, as given (booleans as `"1"`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Given {
+    /// Canonical name → value.
+    pub values: BTreeMap<String, String>,
+    /// Messages about stdin lines that were ignored (unknown keys, malformed lines).
+    pub warnings: Vec<String>,
+}
+
+/// A command line fencing.py would refuse too.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+fn truthy(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "1" | "yes" | "on" | "true" | "y"
+    )
+}
+
+/// Reads options from stdin text. Unknown keys are ignored with a warning naming the key (never its
+/// value, which may be a secret meant for another agent).
+pub fn from_stdin(text: &str) -> Given {
+    let parsed = ha::fence_args::parse(text);
+    let mut given = Given::default();
+    for (line, _) in &parsed.malformed {
+        given.warnings.push(format!(
+            "Parse error: Ignoring malformed line {line} (expected key=value)"
+        ));
+    }
+    for key in &parsed.order {
+        let value = &parsed.values[key];
+        let name = params::canonical(key);
+        match params::find(name) {
+            Some(p) if p.kind == Kind::Boolean => {
+                if truthy(value) {
+                    given.values.insert(name.to_string(), "1".into());
+                } else {
+                    given.values.remove(name);
+                }
+            }
+            Some(_) => {
+                given.values.insert(name.to_string(), value.clone());
+            }
+            None => given
+                .warnings
+                .push(format!("Parse error: Ignoring unknown option '{key}'")),
+        }
+    }
+    given
+}
+
+fn command() -> Command {
+    let mut cmd = Command::new("fence_gfs2_recorder")
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .no_binary_name(true);
+    for p in PARAMS.iter().filter(|p| !p.deprecated) {
+        let mut arg = Arg::new(p.name).long(p.long);
+        if let Some(s) = p.short {
+            arg = arg.short(s);
+        }
+        arg = match p.value {
+            Some(v) => arg.value_name(v).action(ArgAction::Set),
+            None => arg.action(ArgAction::SetTrue),
+        };
+        if let Some((old, _)) = params::ALIASES.iter().find(|(_, new)| *new == p.name) {
+            arg = arg.alias(*old);
+        }
+        cmd = cmd.arg(arg);
+    }
+    cmd
+}
+
+/// Reads options from command-line arguments (without the program name).
+pub fn from_argv(args: &[OsString]) -> Result<Given, UsageError> {
+    let matches = command()
+        .try_get_matches_from(args)
+        .map_err(|e| UsageError(first_line(&e.to_string()).to_string()))?;
+    let mut given = Given::default();
+    for p in PARAMS.iter().filter(|p| !p.deprecated) {
+        if p.value.is_none() {
+            if matches.get_flag(p.name) {
+                given.values.insert(p.name.to_string(), "1".into());
+            }
+        } else if let Some(v) = matches.get_one::<String>(p.name) {
+            given.values.insert(p.name.to_string(), v.clone());
+        }
+    }
+    Ok(given)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s).trim_start_matches("error: ")
+}
+
+/// The resolved options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// The action, lower-cased (validated by the dispatcher).
+    pub action: String,
+    /// The target plug (`plug`, or the deprecated `port`).
+    pub plug: Option<String>,
+    /// Pacemaker's node name.
+    pub nodename: Option<String>,
+    /// The spool option as given (resolved with the environment by `ha::spool::resolve_base`).
+    pub spool_dir: Option<String>,
+    /// How long to wait for the answer, after the delay.
+    pub fence_timeout: Duration,
+    /// Where the three logs go.
+    pub log_dir: PathBuf,
+    /// The operational log (`FENCE_LOG`, default `<log_dir>/fence-events.log`).
+    pub ops_log: PathBuf,
+    /// Whether to discover GFS2 file systems.
+    pub discovery: bool,
+    /// Discovery's budget.
+    pub discovery_timeout: Duration,
+    /// The kubectl command line.
+    pub kubectl_cmd: String,
+    /// Queue priority override.
+    pub queue_priority: Option<i32>,
+    /// Delay before fencing.
+    pub delay: Duration,
+    /// Diagnostics on stderr.
+    pub verbose: bool,
+    /// No warnings on stderr.
+    pub quiet: bool,
+    /// Extra diagnostics file.
+    pub debug_file: Option<PathBuf>,
+    /// Separator of the list output.
+    pub separator: String,
+    /// `-h`.
+    pub help: bool,
+    /// `-V`.
+    pub version: bool,
+}
+
+/// A value that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value {value:?} for {name}: {why}")]
+pub struct BadValue {
+    /// The option or environment variable.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+    /// What was expected.
+    pub why: &'static str,
+}
+
+fn seconds(name: &str, value: &str, allow_zero: bool) -> Result<Duration, BadValue> {
+    let bad = |why| BadValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        why,
+    };
+    let v = value.trim().trim_end_matches('s');
+    let secs: f64 = v.parse().map_err(|_| bad("expected a number of seconds"))?;
+    if !secs.is_finite() || secs < 0.0 || (secs == 0.0 && !allow_zero) || secs > 86_400.0 {
+        return Err(bad(if allow_zero {
+            "expected 0 to 86400 seconds"
+        } else {
+            "expected more than 0 and at most 86400 seconds"
+        }));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl Options {
+    /// Completes `given` with the environment (`env`) and defaults.
+    pub fn resolve(
+        given: &Given,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Options, BadValue> {
+        let opt = |k: &str| given.values.get(k).cloned();
+        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
+        let fence_timeout = match (opt("fence_timeout"), env("FENCE_TIMEOUT")) {
+            (Some(v), _) => seconds("fence_timeout", &v, false)?,
+            (None, Some(v)) => seconds("FENCE_TIMEOUT", &v, false)?,
+            (None, None) => Duration::from_secs(45),
+        };
+        let log_dir = PathBuf::from(
+            opt("log_dir")
+                .or_else(|| env("LOG_DIR"))
+                .unwrap_or_else(|| "/var/log/gfs2-fencing".into()),
+        );
+        let ops_log = match (opt("log_dir"), env("FENCE_LOG")) {
+            (None, Some(f)) => PathBuf::from(f),
+            _ => log_dir.join("fence-events.log"),
+        };
+        let discovery = if opt("no_gfs2_discovery").is_some() {
+            false
+        } else {
+            env("GFS2_DISCOVERY_ENABLED").is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        let queue_priority = match opt("queue_priority") {
+            Some(v) => Some(v.trim().parse::<i32>().map_err(|_| BadValue {
+                name: "queue_priority".into(),
+                value: v.clone(),
+                why: "expected a whole number",
+            })?),
+            None => None,
+        };
+        let plug = opt("plug").filter(|s| !s.is_empty());
+        Ok(Options {
+            action: opt("action")
+                .unwrap_or_else(|| "reboot".into())
+                .to_ascii_lowercase(),
+            nodename: opt("nodename").filter(|s| !s.is_empty()),
+            plug,
+            spool_dir: opt("spool_dir"),
+            fence_timeout,
+            log_dir,
+            ops_log,
+            discovery,
+            discovery_timeout: seconds(
+                "discovery_timeout",
+                &opt("discovery_timeout").unwrap_or_else(|| "2".into()),
+                true,
+            )?,
+            kubectl_cmd: opt("kubectl_cmd")
+                .or_else(|| env("KUBECTL_CMD"))
+                .unwrap_or_else(|| "kubectl".into()),
+            queue_priority,
+            delay: seconds("delay", &opt("delay").unwrap_or_else(|| "0".into()), true)?,
+            verbose: opt("verbose").is_some(),
+            quiet: opt("quiet").is_some(),
+            debug_file: opt("debug_file").map(PathBuf::from),
+            separator: opt("separator").unwrap_or_else(|| ",".into()),
+            help: opt("help").is_some(),
+            version: opt("version").is_some(),
+        })
+    }
+
+    /// The target to fence: the plug, or Pacemaker's node name when no plug was given.
+    pub fn target(&self) -> Option<&str> {
+        self.plug.as_deref().or(self.nodename.as_deref())
+    }
+}
+
+/// The usage text for `-h`, generated from the parameter table.
+pub fn usage() -> String {
+    let mut s = String::from("Usage:\n\tfence_gfs2_recorder [options]\nOptions:\n");
+    for p in PARAMS.iter().filter(|p| !p.deprecated) {
+        s.push_str(&format!("   {:<40} {}\n", params::getopt_mixed(p), p.desc));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn stdin_aliases_unknown_keys_and_booleans() {
+        let g = from_stdin("action=off\nport=node2\nnodename=node2\nmystery=secret\nno-gfs2-discovery=yes\nverbose=0\n");
+        assert_eq!(g.values["plug"], "node2");
+        assert_eq!(g.values["no_gfs2_discovery"], "1");
+        assert!(!g.values.contains_key("verbose"));
+        assert_eq!(
+            g.warnings,
+            ["Parse error: Ignoring unknown option 'mystery'"]
+        );
+        let o = Options::resolve(&g, no_env).unwrap();
+        assert_eq!(
+            (o.action.as_str(), o.target(), o.discovery),
+            ("off", Some("node2"), false)
+        );
+    }
+
+    #[test]
+    fn argv_flags_and_their_errors() {
+        let args: Vec<OsString> = ["-o", "status", "-n", "n7", "--fence-timeout=3", "-v"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let o = Options::resolve(&from_argv(&args).unwrap(), no_env).unwrap();
+        assert_eq!(
+            (o.action.as_str(), o.plug.as_deref(), o.verbose),
+            ("status", Some("n7"), true)
+        );
+        assert_eq!(o.fence_timeout, Duration::from_secs(3));
+        let port: Vec<OsString> = ["--port=n8"].iter().map(Into::into).collect();
+        assert_eq!(from_argv(&port).unwrap().values["plug"], "n8");
+        let bad: Vec<OsString> = ["--frobnicate"].iter().map(Into::into).collect();
+        assert!(from_argv(&bad).unwrap_err().0.contains("--frobnicate"));
+    }
+
+    #[test]
+    fn option_beats_environment_beats_default() {
+        let env = |k: &str| match k {
+            "FENCE_TIMEOUT" => Some("12".to_string()),
+            "LOG_DIR" => Some("/l".to_string()),
+            "GFS2_DISCOVERY_ENABLED" => Some("false".to_string()),
+            _ => None,
+        };
+        let o = Options::resolve(&from_stdin(""), env).unwrap();
+        assert_eq!(o.fence_timeout, Duration::from_secs(12));
+        assert_eq!(o.ops_log, PathBuf::from("/l/fence-events.log"));
+        assert!(!o.discovery);
+        let o = Options::resolve(&from_stdin("fence_timeout=7\n"), env).unwrap();
+        assert_eq!(o.fence_timeout, Duration::from_secs(7));
+        assert_eq!(
+            Options::resolve(&from_stdin(""), no_env)
+                .unwrap()
+                .fence_timeout,
+            Duration::from_secs(45)
+        );
+        for bad in [
+            "fence_timeout=0",
+            "fence_timeout=abc",
+            "delay=-1",
+            "queue_priority=high",
+        ] {
+            assert!(Options::resolve(&from_stdin(bad), no_env).is_err(), "{bad}");
+        }
+    }
+}

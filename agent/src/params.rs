@@ -1,0 +1,203 @@
+//! The agent's parameters: one table drives the metadata XML, the man page, the command-line flags
+//! and the set of stdin keys the agent knows.
+//!
+//! Names follow fence-agents (fencing.py): `plug` obsoletes `port`, `action` obsoletes `option`, and
+//! the generic options every fencing.py agent takes are accepted even where this agent has no use
+//! for them, so that a device configured for another agent validates here too.
+
+/// The content type of a parameter in the metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Free text.
+    String,
+    /// A flag (`1`/`yes`/`on`/`true` on stdin).
+    Boolean,
+    /// A number of seconds (may be fractional).
+    Second,
+    /// A whole number.
+    Integer,
+}
+
+impl Kind {
+    /// The metadata's name for the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::String => "string",
+            Kind::Boolean => "boolean",
+            Kind::Second => "second",
+            Kind::Integer => "integer",
+        }
+    }
+}
+
+/// One parameter.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// The stdin key and metadata name.
+    pub name: &'static str,
+    /// Short flag, if any.
+    pub short: Option<char>,
+    /// Long flag (without `--`).
+    pub long: &'static str,
+    /// Placeholder of the flag's value; `None` for a boolean flag.
+    pub value: Option<&'static str>,
+    /// Metadata content type.
+    pub kind: Kind,
+    /// Default shown in the metadata.
+    pub default: Option<&'static str>,
+    /// Deprecated name (kept for old configurations).
+    pub deprecated: bool,
+    /// The name this one replaces.
+    pub obsoletes: Option<&'static str>,
+    /// One-line description.
+    pub desc: &'static str,
+}
+
+const fn p(
+    name: &'static str,
+    short: Option<char>,
+    long: &'static str,
+    value: Option<&'static str>,
+    kind: Kind,
+    default: Option<&'static str>,
+    desc: &'static str,
+) -> Param {
+    Param {
+        name,
+        short,
+        long,
+        value,
+        kind,
+        default,
+        deprecated: false,
+        obsoletes: None,
+        desc,
+    }
+}
+
+const fn deprecated(mut param: Param, name: &'static str) -> Param {
+    param.name = name;
+    param.deprecated = true;
+    param
+}
+
+const fn obsoleting(mut param: Param, old: &'static str) -> Param {
+    param.obsoletes = Some(old);
+    param
+}
+
+const ACTION: Param = p(
+    "action",
+    Some('o'),
+    "action",
+    Some("action"),
+    Kind::String,
+    Some("reboot"),
+    "Fencing action",
+);
+const PLUG: Param = p(
+    "plug",
+    Some('n'),
+    "plug",
+    Some("id"),
+    Kind::String,
+    None,
+    "Target to fence: the plug the watchers' configuration knows (Pacemaker passes the node name, or its pcmk_host_map alias)",
+);
+
+/// Every parameter, in metadata order.
+pub const PARAMS: &[Param] = &[
+    obsoleting(ACTION, "option"),
+    deprecated(ACTION, "option"),
+    obsoleting(PLUG, "port"),
+    deprecated(PLUG, "port"),
+    p("nodename", None, "nodename", Some("nodename"), Kind::String, None, "Pacemaker's name of the node to fence (recorded with the request)"),
+    p("spool_dir", None, "spool-dir", Some("dir"), Kind::String, Some("/run/gfs2-fencing"), "Spool directory shared with the gfs2-fence-watcher processes (env GFS2_FENCING_DIR; the original REQUEST_DIR/RESPONSE_DIR are honoured)"),
+    p("fence_timeout", None, "fence-timeout", Some("seconds"), Kind::Second, Some("45"), "Seconds, counted from the agent's start after any delay, to wait for the watchers' answer (env FENCE_TIMEOUT). pcmk_off_timeout/pcmk_reboot_timeout must exceed delay plus this"),
+    p("log_dir", None, "log-dir", Some("dir"), Kind::String, Some("/var/log/gfs2-fencing"), "Directory of the three fence event logs (env LOG_DIR)"),
+    p("no_gfs2_discovery", None, "no-gfs2-discovery", None, Kind::Boolean, None, "Do not discover the GFS2 file systems involved (env GFS2_DISCOVERY_ENABLED=false)"),
+    p("discovery_timeout", None, "discovery-timeout", Some("seconds"), Kind::Second, Some("2"), "Budget of GFS2 discovery; it runs beside the fence and never fails it"),
+    p("kubectl_cmd", None, "kubectl-cmd", Some("command"), Kind::String, Some("kubectl"), "kubectl command used for NnfStorage discovery, split on white space, never run through a shell (env KUBECTL_CMD)"),
+    p("queue_priority", None, "queue-priority", Some("number"), Kind::Integer, None, "Queue priority of this device's requests (higher first; default from the action: off 100, reboot 90, on 50, status 10)"),
+    p("delay", None, "delay", Some("seconds"), Kind::Second, Some("0"), "Wait X seconds before fence is started"),
+    p("verbose", Some('v'), "verbose", None, Kind::Boolean, None, "Verbose mode: diagnostics on stderr"),
+    p("verbose_level", None, "verbose-level", Some("level"), Kind::Integer, None, "Level of debugging detail in output"),
+    p("debug_file", Some('D'), "debug-file", Some("debugfile"), Kind::String, None, "Write debug information to given file"),
+    p("quiet", Some('q'), "quiet", None, Kind::Boolean, None, "Disable logging to stderr. Does not affect --verbose or --debug-file or logging to syslog."),
+    p("version", Some('V'), "version", None, Kind::Boolean, None, "Display version information and exit"),
+    p("help", Some('h'), "help", None, Kind::Boolean, None, "Display help and exit"),
+    p("separator", Some('C'), "separator", Some("char"), Kind::String, Some(","), "Separator for the output of the list action"),
+    p("power_timeout", None, "power-timeout", Some("seconds"), Kind::Second, Some("20"), "Accepted for compatibility with fencing.py agents; the watcher's fence command has its own"),
+    p("power_wait", None, "power-wait", Some("seconds"), Kind::Second, Some("0"), "Accepted for compatibility with fencing.py agents; the watcher's fence command has its own"),
+    p("login_timeout", None, "login-timeout", Some("seconds"), Kind::Second, Some("5"), "Accepted for compatibility with fencing.py agents (unused: no login)"),
+    p("shell_timeout", None, "shell-timeout", Some("seconds"), Kind::Second, Some("3"), "Accepted for compatibility with fencing.py agents (unused: no shell)"),
+    p("retry_on", None, "retry-on", Some("attempts"), Kind::Integer, Some("1"), "Accepted for compatibility with fencing.py agents; the watchers retry within the deadline"),
+    p("disable_timeout", None, "disable-timeout", Some("true/false"), Kind::String, None, "Accepted for compatibility with fencing.py agents"),
+    p("stonith_status_sleep", None, "stonith-status-sleep", Some("seconds"), Kind::Second, Some("1"), "Accepted for compatibility with fencing.py agents"),
+];
+
+/// Stdin aliases: the old name and the name it means.
+pub const ALIASES: &[(&str, &str)] = &[("port", "plug"), ("option", "action")];
+
+/// The parameter named `name` (after alias resolution).
+pub fn find(name: &str) -> Option<&'static Param> {
+    PARAMS.iter().find(|p| p.name == name && !p.deprecated)
+}
+
+/// The canonical name of a stdin key (`port` → `plug`).
+pub fn canonical(name: &str) -> &str {
+    ALIASES
+        .iter()
+        .find(|(old, _)| *old == name)
+        .map_or(name, |(_, new)| new)
+}
+
+/// The `getopt mixed` text of the metadata, as fencing.py prints it.
+pub fn getopt_mixed(p: &Param) -> String {
+    let long = match p.value {
+        Some(v) => format!("--{}=[{v}]", p.long),
+        None => format!("--{}", p.long),
+    };
+    match p.short {
+        Some(s) => format!("-{s}, {long}"),
+        None => long,
+    }
+}
+
+/// The actions the agent implements, as (name, automatic) for the metadata.
+pub const ACTIONS: &[(&str, Option<bool>)] = &[
+    ("on", Some(false)),
+    ("off", None),
+    ("reboot", None),
+    ("status", None),
+    ("list", None),
+    ("monitor", None),
+    ("metadata", None),
+    ("manpage", None),
+    ("validate-all", None),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_flags_do_not_collide() {
+        let mut names: Vec<_> = PARAMS.iter().map(|p| p.name).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), PARAMS.len());
+        let mut shorts: Vec<_> = PARAMS
+            .iter()
+            .filter(|p| !p.deprecated)
+            .filter_map(|p| p.short)
+            .collect();
+        shorts.sort();
+        let n = shorts.len();
+        shorts.dedup();
+        assert_eq!(n, shorts.len());
+        assert_eq!(canonical("port"), "plug");
+        assert_eq!(getopt_mixed(find("plug").unwrap()), "-n, --plug=[id]");
+        assert!(find("priority").is_none(), "Pacemaker owns `priority`");
+    }
+}

@@ -1,0 +1,37 @@
+//! Children that cannot outlive their owner: fence commands (watcher) and discovery tools (agent).
+//!
+//! Every child is started in its own process group (so a timeout kills it and everything it
+//! started with one `killpg`) with `PR_SET_PDEATHSIG(SIGKILL)`, and checks `getppid()` right after
+//! setting it: if the owner died between `fork` and `prctl`, the child exits instead of running
+//! unowned. The death signal fires when the *thread* that forked exits, so callers spawn from a
+//! thread that outlives the child (the watcher's single runtime thread, the agent's discovery
+//! thread that reaps its child before returning).
+
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+/// Makes `cmd`'s child a process-group leader that is SIGKILLed when its parent thread dies.
+pub fn harden(cmd: &mut Command) -> &mut Command {
+    let parent = nix::unistd::getpid();
+    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls
+    // (setpgid, prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+            if nix::unistd::getppid() != parent {
+                nix::libc::_exit(127);
+            }
+            Ok(())
+        })
+    }
+}
+
+/// SIGKILLs the process group led by `pid` (a child started with [`harden`]). A group that is already
+/// gone is not an error.
+pub fn kill_group(pid: u32) {
+    let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
