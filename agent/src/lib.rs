@@ -114,7 +114,7 @@ pub fn run() -> Result<ExitCode, Failure> {
             let action =
                 Action::parse(other).ok_or_else(|| Failure::UnknownAction(other.to_string()))?;
             let mut discovery = discovery::Discovery::start(
-                opts.discovery && action != Action::Status,
+                opts.discovery,
                 &opts.kubectl_cmd,
                 opts.discovery_timeout,
             );

@@ -15,9 +15,8 @@
 //! Stderr (which Pacemaker logs as warnings) gets warnings, and with `--verbose` the info and debug
 //! events too; never errors: the agent's final `Failed: …` line says those once.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -26,16 +25,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
-
-/// Opens a log file for appending (created 0600, never through a symlink).
-pub fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
-        .open(path)
-}
 
 /// Appends `line` with one `write(2)`; a short write (disk full) is an error.
 fn append(file: &File, line: &[u8]) -> std::io::Result<()> {
@@ -176,7 +165,7 @@ impl EventLog {
         };
         let open = |name: &str| {
             let path = dir.join(name);
-            match usable.then(|| open_append(&path)) {
+            match usable.then(|| ha::fsio::open_append(&path)) {
                 Some(Ok(f)) => Some(f),
                 Some(Err(e)) => {
                     tracing::warn!(
@@ -280,7 +269,7 @@ impl OpsLayer {
                     return None;
                 }
             }
-            open_append(p)
+            ha::fsio::open_append(p)
                 .map_err(|e| warnings.push(format!("cannot open {}: {e}", p.display())))
                 .ok()
         };

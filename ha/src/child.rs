@@ -31,7 +31,11 @@ pub fn harden(cmd: &mut Command) -> &mut Command {
 }
 
 /// SIGKILLs the process group led by `pid` (a child started with [`harden`]). A group that is already
-/// gone is not an error.
+/// gone is not an error; pid 0 (a child that never started) is ignored, as `killpg(0)` would hit the
+/// caller's own group.
 pub fn kill_group(pid: u32) {
+    if pid == 0 {
+        return;
+    }
     let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
 }

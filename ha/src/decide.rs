@@ -149,3 +149,23 @@ mod tests {
         );
     }
 }
+
+/// What to do with a claim found in `claimed/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryAction {
+    /// Its owner lives: leave it.
+    Leave,
+    /// Its owner died after answering: retire it.
+    Finish,
+    /// Its owner died before answering: requeue it.
+    Requeue,
+}
+
+/// Decides a claim's recovery from whether its lease is free and whether its response exists.
+pub fn recovery(lease_free: bool, response_exists: bool) -> RecoveryAction {
+    match (lease_free, response_exists) {
+        (false, _) => RecoveryAction::Leave,
+        (true, true) => RecoveryAction::Finish,
+        (true, false) => RecoveryAction::Requeue,
+    }
+}

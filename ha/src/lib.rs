@@ -3,13 +3,17 @@
 //! - [`spool`]: layout, location and trust checks of the spool directory.
 //! - [`request`], [`response`]: the public file formats.
 //! - [`fsio`]: the only module that renames, fsyncs and takes flocks.
-//! - [`decide`]: pure decisions (deadlines, execute or not).
+//! - [`claim`], [`answer`], [`recover`], [`attempts`]: the request life cycle on disk.
+//! - [`decide`]: pure decisions (deadlines, execute or not, recovery).
 //! - [`members`], [`targets`]: what watchers publish for agents.
 //! - [`fence_args`]: the fence-agents stdin protocol; [`names`]: which names are safe.
 //! - [`child`]: process groups and death signals for children.
 //! - [`clock`]: CLOCK_BOOTTIME and wall-clock stamps; [`pyjson`]: Python-compatible JSON text.
 
+pub mod answer;
+pub mod attempts;
 pub mod child;
+pub mod claim;
 pub mod clock;
 pub mod decide;
 pub mod error;
@@ -18,6 +22,7 @@ pub mod fsio;
 pub mod members;
 pub mod names;
 pub mod pyjson;
+pub mod recover;
 pub mod request;
 pub mod response;
 pub mod spool;

@@ -68,3 +68,61 @@ mod tests {
         assert_eq!(request_id_of_file(&format!(".{id}.json")), None);
     }
 }
+
+/// The name of a claimed request: `<id>.<watcher>.<attempt>.json`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimName {
+    /// The request id.
+    pub id: String,
+    /// The claiming watcher.
+    pub watcher: String,
+    /// Which execution attempt (1-based).
+    pub attempt: u32,
+}
+
+impl ClaimName {
+    /// Parses a file name in `claimed/`.
+    pub fn parse(file_name: &str) -> Option<ClaimName> {
+        let stem = file_name.strip_suffix(".json")?;
+        let (id, rest) = (stem.get(..36)?, stem.get(36..)?.strip_prefix('.')?);
+        parse_request_id(id)?;
+        let (watcher, attempt) = rest.rsplit_once('.')?;
+        if !is_safe_name(watcher) {
+            return None;
+        }
+        Some(ClaimName {
+            id: id.to_string(),
+            watcher: watcher.to_string(),
+            attempt: attempt.parse().ok()?,
+        })
+    }
+}
+
+impl std::fmt::Display for ClaimName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}.{}.json", self.id, self.watcher, self.attempt)
+    }
+}
+
+#[cfg(test)]
+mod claim_name_tests {
+    use super::*;
+
+    #[test]
+    fn claim_names_round_trip_even_with_dots_in_watcher_ids() {
+        let c = ClaimName {
+            id: "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c".into(),
+            watcher: "rabbit.w-1".into(),
+            attempt: 3,
+        };
+        assert_eq!(ClaimName::parse(&c.to_string()), Some(c));
+        assert_eq!(
+            ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.json"),
+            None
+        );
+        assert_eq!(
+            ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.w.x.json"),
+            None
+        );
+    }
+}

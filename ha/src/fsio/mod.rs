@@ -172,6 +172,17 @@ pub fn create_new(path: &Path) -> Result<File> {
         .map_err(HaError::at("create", path))
 }
 
+/// Opens a file for appending (created 0600), never through a symlink. Each `write(2)` on it lands
+/// whole at the end, so concurrent appenders of single-write records never interleave.
+pub fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+}
+
 /// Opens an existing regular file for reading without following a symlink.
 pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()

@@ -1,0 +1,118 @@
+//! Writing the answer and retiring a claim.
+//!
+//! - [`respond`]: the first response for a request wins (no-replace move into `responses/`); a later
+//!   one is kept in `done/` as `<id>.superseded.<watcher>.<n>.json` and reported, never lost.
+//! - [`finish`]: moves the claimed file to `done/`, removes the agent's waiting lock file, then drops
+//!   the lease. The lease is released only after its file has left `claimed/`.
+//! - [`requeue`]: puts a request back in `requests/` as a fresh, unlocked file with the same bytes,
+//!   then removes the claimed file and drops the lease (shutdown, recovery of a dead claim).
+
+use std::path::PathBuf;
+
+use crate::claim::Claimed;
+use crate::error::Result;
+use crate::fsio::lock::Lock;
+use crate::fsio::{self, Moved, TempFile};
+use crate::response::Response;
+use crate::spool::{Dir, Spool};
+
+/// Where a response ended up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placed {
+    /// It is the response.
+    First,
+    /// Another response was there first; this one was kept at the path in `done/`.
+    Superseded(PathBuf),
+}
+
+/// Places `resp` as `responses/<id>.json`, unless a response is already there.
+pub fn respond(spool: &Spool, resp: &Response) -> Result<Placed> {
+    let id = &resp.request_id;
+    let tmp = TempFile::write(
+        &spool.dir(Dir::Tmp),
+        &format!("{id}.response"),
+        &resp.to_json(),
+    )?;
+    let Err(tmp) = tmp.place(&spool.response_path(id))? else {
+        return Ok(Placed::First);
+    };
+    let watcher = resp.watcher_id.as_deref().unwrap_or("unknown");
+    let mut n = 1;
+    let mut tmp = tmp;
+    loop {
+        let dest = spool
+            .dir(Dir::Done)
+            .join(format!("{id}.superseded.{watcher}.{n}.json"));
+        match tmp.place(&dest)? {
+            Ok(()) => {
+                tracing::warn!(request_id = %id, kept = %dest.display(), "a response already existed; this one is kept as superseded");
+                return Ok(Placed::Superseded(dest));
+            }
+            Err(back) => {
+                tmp = back;
+                n += 1;
+            }
+        }
+    }
+}
+
+/// Moves a file out of `claimed/` into `done/` under a unique name. `false`: it was already gone.
+fn retire(spool: &Spool, from: &std::path::Path, name: &str) -> Result<bool> {
+    let mut dest = spool.dir(Dir::Done).join(name);
+    loop {
+        match fsio::move_noreplace(from, &dest)? {
+            Moved::Done => return Ok(true),
+            Moved::SourceGone => return Ok(false),
+            Moved::DestinationExists => {
+                dest = spool
+                    .dir(Dir::Done)
+                    .join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
+            }
+        }
+    }
+}
+
+fn remove_waiting(spool: &Spool, id: &str) {
+    let _ = std::fs::remove_file(spool.waiting_lock(id));
+}
+
+/// Retires an answered claim: `claimed/` → `done/`, waiting lock file removed, lease dropped.
+pub fn finish(spool: &Spool, claimed: Claimed) -> Result<()> {
+    let from = claimed.path(spool);
+    if !retire(spool, &from, &claimed.name.to_string())? {
+        tracing::warn!(request_id = %claimed.name.id, "claimed file vanished before it could be retired");
+    }
+    remove_waiting(spool, &claimed.name.id);
+    drop(claimed.lease);
+    Ok(())
+}
+
+/// Retires a claim found with a response already written (recovery of a watcher that died between
+/// answering and retiring).
+pub fn finish_orphan(spool: &Spool, lease: Lock, id: &str, file_name: &str) -> Result<()> {
+    retire(spool, lease.path(), file_name)?;
+    remove_waiting(spool, id);
+    drop(lease);
+    Ok(())
+}
+
+/// Puts the request back in `requests/` as a fresh file, removes the claimed file, drops the lease.
+pub fn requeue(spool: &Spool, lease: Lock, id: &str, bytes: &[u8]) -> Result<()> {
+    let placed = fsio::write_new(&spool.dir(Dir::Tmp), &spool.request_path(id), bytes)?;
+    if !placed {
+        tracing::warn!(request_id = %id, "a request with this id was already queued; keeping that one");
+    }
+    let claimed = lease.path().to_path_buf();
+    match std::fs::remove_file(&claimed) {
+        Ok(()) => fsio::sync_dir(&spool.dir(Dir::Claimed))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(crate::HaError::io("unlink", &claimed, e)),
+    }
+    drop(lease);
+    Ok(())
+}
+
+/// Releases a claim that will not be executed by this watcher (shutdown before the fence ran).
+pub fn release(spool: &Spool, claimed: Claimed) -> Result<()> {
+    requeue(spool, claimed.lease, &claimed.name.id, &claimed.bytes)
+}

@@ -1,0 +1,301 @@
+//! Claiming a request: the step that makes one watcher, and only one, responsible for it.
+//!
+//! Protocol (all I/O through `fsio`):
+//! 1. Open `requests/<id>.json` without following symlinks and take `flock(LOCK_EX|LOCK_NB)` on it.
+//!    Held by another: someone else is claiming it.
+//! 2. Check the name still refers to the locked file (it may have been claimed and replaced).
+//! 3. Read and parse it under the lock. A file that does not parse yet and is younger than
+//!    [`IN_PLACE_GRACE`] may still be being written in place by the original agent: leave it. Any
+//!    other bad file is moved to `quarantine/` with a `.reason` file: never dropped.
+//! 4. Move it with `RENAME_NOREPLACE` to `claimed/<id>.<watcher>.<attempt>.json`. The flock moves
+//!    with the file and is the lease: held for the whole execution, dropped by the kernel if the
+//!    holder dies. A failed move means another watcher won.
+//!
+//! Locks taken: the request file's flock (kept in the returned [`Claimed`]).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use crate::error::{HaError, Result};
+use crate::fsio::lock::{self, Lock};
+use crate::fsio::{self, Moved, ReadError};
+use crate::names::{request_id_of_file, ClaimName};
+use crate::request::{Rejection, Request};
+use crate::spool::{Dir, Spool};
+
+/// How long a request file that does not parse is assumed to be still being written in place.
+pub const IN_PLACE_GRACE: Duration = Duration::from_secs(5);
+
+/// A request this watcher holds the lease on.
+#[derive(Debug)]
+pub struct Claimed {
+    /// The lease: the flock on the claimed file.
+    pub lease: Lock,
+    /// The claimed file's name.
+    pub name: ClaimName,
+    /// The parsed request.
+    pub request: Request,
+    /// The file's bytes, to requeue it unchanged.
+    pub bytes: Vec<u8>,
+}
+
+impl Claimed {
+    /// Where the claimed file is.
+    pub fn path(&self, spool: &Spool) -> PathBuf {
+        spool.dir(Dir::Claimed).join(self.name.to_string())
+    }
+
+    /// Whether the claim is still ours: the claimed name still refers to the file we hold locked.
+    /// A watcher that was frozen and presumed dead finds it gone, and must not answer.
+    pub fn still_ours(&self, spool: &Spool) -> bool {
+        same_file(self.lease.file(), &self.path(spool))
+    }
+}
+
+/// A quarantined request, with what can be read of it (to answer `rejected`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// The file's name in `requests/`.
+    pub file: String,
+    /// Where it went.
+    pub moved_to: PathBuf,
+    /// Why.
+    pub reason: String,
+    /// The request id, when the file name carries a valid one.
+    pub id: Option<String>,
+    /// `target_node`, when readable.
+    pub target: Option<String>,
+    /// `action`, when readable.
+    pub action: Option<String>,
+}
+
+/// The result of one claim attempt.
+#[derive(Debug)]
+pub enum Claim {
+    /// Ours now.
+    Claimed(Box<Claimed>),
+    /// Another watcher holds or took it, or it is gone.
+    Busy,
+    /// Does not parse yet but may still be being written: try again later.
+    NotReady,
+    /// A writer's hidden temporary file (`.name`): not a request.
+    Skipped,
+    /// Bad input, moved to `quarantine/`.
+    Quarantined(Quarantined),
+}
+
+fn same_file(f: &std::fs::File, path: &Path) -> bool {
+    match (f.metadata(), path.symlink_metadata()) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+fn field(bytes: &[u8], key: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    v.get(key)?.as_str().map(str::to_string)
+}
+
+/// Tries to claim `requests/<file_name>` for `watcher_id`.
+pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Claim> {
+    if file_name.starts_with('.') {
+        return Ok(Claim::Skipped);
+    }
+    let path = spool.dir(Dir::Requests).join(file_name);
+    let meta = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Claim::Busy),
+        Err(e) => return Err(HaError::io("stat", &path, e)),
+    };
+    let id = request_id_of_file(file_name).map(str::to_string);
+    let reject = |reason: Rejection, bytes: &[u8]| -> Result<Claim> {
+        quarantine(spool, &path, &reason.to_string()).map(|moved| match moved {
+            Some(moved_to) => Claim::Quarantined(Quarantined {
+                file: file_name.to_string(),
+                moved_to,
+                reason: reason.to_string(),
+                id: id.clone(),
+                target: field(bytes, "target_node"),
+                action: field(bytes, "action"),
+            }),
+            None => Claim::Busy,
+        })
+    };
+    let ft = meta.file_type();
+    if ft.is_symlink() {
+        return reject(Rejection::NotRegular("symbolic link"), b"");
+    }
+    if !ft.is_file() {
+        return reject(
+            Rejection::NotRegular(if ft.is_dir() {
+                "directory"
+            } else {
+                "special file"
+            }),
+            b"",
+        );
+    }
+    let Some(id_str) = id.clone() else {
+        return reject(Rejection::BadFileName(file_name.to_string()), b"");
+    };
+    let file = match fsio::open_nofollow(&path) {
+        Ok(f) => f,
+        Err(_) => return Ok(Claim::Busy),
+    };
+    let Some(mut lease) = lock::try_exclusive(file, &path)? else {
+        return Ok(Claim::Busy);
+    };
+    if !same_file(lease.file(), &path) {
+        return Ok(Claim::Busy);
+    }
+    let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE) {
+        Ok(b) => b,
+        Err(ReadError::TooLarge { limit }) => return reject(Rejection::TooLarge(limit), b""),
+        Err(ReadError::NotRegular(what)) => return reject(Rejection::NotRegular(what), b""),
+        Err(ReadError::Gone) => return Ok(Claim::Busy),
+        Err(ReadError::Io(e)) => return Err(e),
+    };
+    let request = match Request::parse(&bytes) {
+        Ok(r) if r.request_id != id_str => {
+            return reject(
+                Rejection::NameMismatch {
+                    id: r.request_id,
+                    file: file_name.to_string(),
+                },
+                &bytes,
+            )
+        }
+        Ok(r) => r,
+        Err(Rejection::BadJson(_)) if young(&meta) => return Ok(Claim::NotReady),
+        Err(r) => return reject(r, &bytes),
+    };
+    let name = ClaimName {
+        id: id_str.clone(),
+        watcher: watcher_id.to_string(),
+        attempt: crate::attempts::count(spool, &id_str)? + 1,
+    };
+    let dest = spool.dir(Dir::Claimed).join(name.to_string());
+    match fsio::move_noreplace(&path, &dest)? {
+        Moved::Done => {
+            lease.moved_to(dest);
+            Ok(Claim::Claimed(Box::new(Claimed {
+                lease,
+                name,
+                request,
+                bytes,
+            })))
+        }
+        Moved::SourceGone | Moved::DestinationExists => Ok(Claim::Busy),
+    }
+}
+
+fn young(meta: &std::fs::Metadata) -> bool {
+    meta.modified()
+        .ok()
+        .and_then(|m| SystemTime::now().duration_since(m).ok())
+        .is_none_or(|age| age < IN_PLACE_GRACE)
+}
+
+/// Moves `from` (a file in `requests/` or `claimed/`) to `quarantine/` under a unique name and writes
+/// `<name>.reason` beside it. `Ok(None)`: the file was already gone.
+pub fn quarantine(spool: &Spool, from: &Path, reason: &str) -> Result<Option<PathBuf>> {
+    let file_name = from
+        .file_name()
+        .map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
+    let file_name = file_name.as_str();
+    let qdir = spool.dir(Dir::Quarantine);
+    let mut dest = qdir.join(file_name);
+    loop {
+        match fsio::move_noreplace(from, &dest)? {
+            Moved::Done => break,
+            Moved::SourceGone => return Ok(None),
+            Moved::DestinationExists => {
+                dest = qdir.join(format!("{file_name}.{}", uuid::Uuid::new_v4().simple()));
+            }
+        }
+    }
+    let mut reason_path = dest.clone().into_os_string();
+    reason_path.push(".reason");
+    fsio::write_new(
+        &spool.dir(Dir::Tmp),
+        Path::new(&reason_path),
+        format!("{reason}\n").as_bytes(),
+    )?;
+    tracing::warn!(file = %from.display(), to = %dest.display(), "quarantined request: {reason}");
+    Ok(Some(dest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::WATCHER_DIRS;
+
+    const ID: &str = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+
+    fn spool() -> (tempfile::TempDir, Spool) {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::new(d.path().join("s"));
+        s.prepare(&WATCHER_DIRS).unwrap();
+        (d, s)
+    }
+
+    fn good() -> String {
+        format!(r#"{{"request_id":"{ID}","timestamp":"t","action":"off","target_node":"n1"}}"#)
+    }
+
+    #[test]
+    fn exactly_one_claim_wins_and_holds_the_lease() {
+        let (_d, s) = spool();
+        std::fs::write(s.request_path(ID), good()).unwrap();
+        let Claim::Claimed(c) = try_claim(&s, &format!("{ID}.json"), "w1").unwrap() else {
+            panic!()
+        };
+        assert!(matches!(
+            try_claim(&s, &format!("{ID}.json"), "w2").unwrap(),
+            Claim::Busy
+        ));
+        assert_eq!(c.name.to_string(), format!("{ID}.w1.1.json"));
+        assert!(c.still_ours(&s));
+        assert_eq!(lock::probe_held(&c.path(&s)).unwrap(), Some(true));
+        drop(c);
+        assert_eq!(
+            lock::probe_held(&s.dir(Dir::Claimed).join(format!("{ID}.w1.1.json"))).unwrap(),
+            Some(false)
+        );
+    }
+
+    #[test]
+    fn bad_files_are_quarantined_with_reasons_and_young_partial_files_wait() {
+        let (_d, s) = spool();
+        std::fs::write(s.request_path(ID), "{\"request_id\":").unwrap();
+        assert!(matches!(
+            try_claim(&s, &format!("{ID}.json"), "w").unwrap(),
+            Claim::NotReady
+        ));
+        std::fs::write(s.dir(Dir::Requests).join("evil.json"), good()).unwrap();
+        let Claim::Quarantined(q) = try_claim(&s, "evil.json", "w").unwrap() else {
+            panic!()
+        };
+        assert!(q.reason.contains("not <request-uuid>.json"));
+        let reason =
+            std::fs::read_to_string(s.dir(Dir::Quarantine).join("evil.json.reason")).unwrap();
+        assert_eq!(reason.trim(), q.reason);
+        let other = "1b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        std::fs::write(s.request_path(other), good()).unwrap();
+        let Claim::Quarantined(q) = try_claim(&s, &format!("{other}.json"), "w").unwrap() else {
+            panic!()
+        };
+        assert!(q.reason.contains("does not match"), "{}", q.reason);
+        assert_eq!(q.target.as_deref(), Some("n1"));
+        std::os::unix::fs::symlink("/etc/passwd", s.dir(Dir::Requests).join("x.json")).unwrap();
+        assert!(matches!(
+            try_claim(&s, "x.json", "w").unwrap(),
+            Claim::Quarantined(_)
+        ));
+        assert!(matches!(
+            try_claim(&s, ".tmp-file", "w").unwrap(),
+            Claim::Skipped
+        ));
+    }
+}

@@ -1,0 +1,87 @@
+//! Recovering the claims of dead watchers.
+//!
+//! Any watcher may run it at any time: under the claim's own flock it is idempotent, and leadership
+//! only avoids duplicate work. A claimed file whose lease (flock) is free belongs to a dead watcher:
+//! if a response exists the claim is retired to `done/`, otherwise the request is requeued as a fresh
+//! file (its attempt count lives in `attempts/`). Deadlines and vanished agents are judged at the next
+//! claim, as for any request. Claims this process holds are skipped naturally: flock conflicts
+//! between two descriptors of one process too.
+
+use std::os::unix::fs::MetadataExt;
+
+use crate::answer;
+use crate::claim;
+use crate::decide::{recovery, RecoveryAction};
+use crate::error::{HaError, Result};
+use crate::fsio::{self, lock, ReadError};
+use crate::names::ClaimName;
+use crate::spool::{Dir, Spool};
+
+/// What recovery did to one claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovered {
+    /// Its response existed: retired to `done/`.
+    Finished(ClaimName),
+    /// Requeued for another execution.
+    Requeued(ClaimName),
+    /// Not a claim name: quarantined.
+    Quarantined(String),
+}
+
+/// Recovers every claim in `claimed/` whose owner is dead.
+pub fn recover(spool: &Spool) -> Result<Vec<Recovered>> {
+    let dir = spool.dir(Dir::Claimed);
+    let mut done = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(HaError::at("list", &dir))? {
+        let entry = entry.map_err(HaError::at("list", &dir))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let Some(name) = ClaimName::parse(&file_name) else {
+            let reason = "unexpected file in claimed/ (not <id>.<watcher>.<attempt>.json)";
+            if claim::quarantine(spool, &path, reason)?.is_some() {
+                done.push(Recovered::Quarantined(file_name));
+            }
+            continue;
+        };
+        let Ok(file) = fsio::open_nofollow(&path) else {
+            continue;
+        };
+        let Some(lease) = lock::try_exclusive(file, &path)? else {
+            continue;
+        };
+        let still_there = match (lease.file().metadata(), path.symlink_metadata()) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if !still_there {
+            continue;
+        }
+        let response_exists = spool.response_path(&name.id).symlink_metadata().is_ok();
+        match recovery(true, response_exists) {
+            RecoveryAction::Leave => {}
+            RecoveryAction::Finish => {
+                answer::finish_orphan(spool, lease, &name.id, &file_name)?;
+                tracing::info!(request_id = %name.id, dead_watcher = %name.watcher, "recovered a dead claim that was already answered");
+                done.push(Recovered::Finished(name));
+            }
+            RecoveryAction::Requeue => {
+                let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE)
+                {
+                    Ok(b) => b,
+                    Err(ReadError::Io(e)) => return Err(e),
+                    Err(e) => {
+                        drop(lease);
+                        claim::quarantine(spool, &path, &format!("unreadable claim: {e}"))?;
+                        done.push(Recovered::Quarantined(file_name));
+                        continue;
+                    }
+                };
+                answer::requeue(spool, lease, &name.id, &bytes)?;
+                tracing::warn!(request_id = %name.id, dead_watcher = %name.watcher, attempt = name.attempt,
+                    "recovered a dead watcher's claim: requeued");
+                done.push(Recovered::Requeued(name));
+            }
+        }
+    }
+    Ok(done)
+}

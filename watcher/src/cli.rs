@@ -1,0 +1,170 @@
+//! The command line of `gfs2-fence-watcher`. Every option has an environment form (`GFS2_FENCE_*`),
+//! shown in `--help`; the command line wins over the environment, which wins over the default.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::FenceConfig;
+use crate::settings::Settings;
+use crate::WatchError;
+
+/// Highly available fencing watchers for gfs2-fencing spools.
+#[derive(Debug, Parser)]
+#[command(name = "gfs2-fence-watcher", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the spool: claim requests, run the fence command, write the responses.
+    Run(RunArgs),
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
+        return Err(format!(
+            "{s:?} must be more than 0 and at most 86400 seconds"
+        ));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Spool directory (default: GFS2_FENCING_DIR, the parent of REQUEST_DIR, or /run/gfs2-fencing).
+    #[arg(long, env = "GFS2_FENCE_SPOOL_DIR", value_name = "DIR")]
+    spool_dir: Option<String>,
+    /// Default fence command (a fence-agents agent), when the configuration has no default entry.
+    #[arg(long, env = "GFS2_FENCE_COMMAND", value_name = "PATH")]
+    fence_command: Option<PathBuf>,
+    /// Option sent to the default fence command on stdin (repeatable; the environment form is
+    /// comma-separated).
+    #[arg(
+        long = "fence-option",
+        env = "GFS2_FENCE_OPTIONS",
+        value_name = "KEY=VALUE",
+        value_delimiter = ','
+    )]
+    fence_options: Vec<String>,
+    /// JSON configuration mapping targets to fence commands (see docs/CONFIGURATION.md).
+    #[arg(long, env = "GFS2_FENCE_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// This watcher's id, unique on the spool (default: <hostname>-<pid>).
+    #[arg(long, env = "GFS2_FENCE_ID", value_name = "NAME")]
+    id: Option<String>,
+    /// Longest single fence execution, in seconds (never past the request's deadline).
+    #[arg(long, env = "GFS2_FENCE_EXEC_TIMEOUT", value_name = "SECONDS", default_value = "60", value_parser = seconds)]
+    exec_timeout: Duration,
+    /// Deadline for requests that carry none (the original format), counted from their claim.
+    #[arg(long, env = "GFS2_FENCE_DEFAULT_DEADLINE", value_name = "SECONDS", default_value = "45", value_parser = seconds)]
+    default_deadline: Duration,
+    /// Least time worth starting a fence command with; a request with less left is answered expired.
+    #[arg(long, env = "GFS2_FENCE_MIN_BUDGET", value_name = "SECONDS", default_value = "0.2", value_parser = seconds)]
+    min_budget: Duration,
+    /// Period of the safety rescan of requests/ and of dead-claim recovery.
+    #[arg(long, env = "GFS2_FENCE_RESCAN_INTERVAL", value_name = "SECONDS", default_value = "2", value_parser = seconds)]
+    rescan_interval: Duration,
+    /// Period of the heartbeat in members/<id>.json.
+    #[arg(long, env = "GFS2_FENCE_HEARTBEAT_INTERVAL", value_name = "SECONDS", default_value = "1", value_parser = seconds)]
+    heartbeat_interval: Duration,
+    /// Fence executions at once.
+    #[arg(long, env = "GFS2_FENCE_MAX_PARALLEL", value_name = "N", default_value = "4", value_parser = clap::value_parser!(u16).range(1..))]
+    max_parallel: u16,
+    /// Seconds in-flight executions may finish after SIGTERM before they are killed and requeued.
+    #[arg(long, env = "GFS2_FENCE_SHUTDOWN_GRACE", value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    shutdown_grace: Duration,
+    /// Do not use inotify: find requests by rescanning only (for file systems without inotify).
+    #[arg(long, env = "GFS2_FENCE_NO_INOTIFY")]
+    no_inotify: bool,
+}
+
+fn settings(a: RunArgs) -> Result<Settings, WatchError> {
+    let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
+    let mut extra = BTreeMap::new();
+    for kv in &a.fence_options {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| WatchError::Usage(format!("--fence-option {kv:?} is not KEY=VALUE")))?;
+        extra.insert(ha::fence_args::normalize_key(k), v.to_string());
+    }
+    let fence = FenceConfig::load(a.config.as_deref(), a.fence_command.as_deref(), &extra)?;
+    let id = match a.id {
+        Some(id) => id,
+        None => {
+            let host = nix::unistd::gethostname()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let host: String = host
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .collect();
+            format!("{host}-{}", std::process::id())
+        }
+    };
+    if !ha::names::is_safe_name(&id) {
+        return Err(WatchError::Usage(format!(
+            "watcher id {id:?} is not [A-Za-z0-9_.-]"
+        )));
+    }
+    Ok(Settings {
+        spool: ha::spool::Spool::new(base),
+        id,
+        fence,
+        exec_timeout: a.exec_timeout,
+        default_deadline: a.default_deadline,
+        min_budget: a.min_budget,
+        rescan_interval: a.rescan_interval,
+        heartbeat_interval: a.heartbeat_interval,
+        max_parallel: a.max_parallel.into(),
+        shutdown_grace: a.shutdown_grace,
+        inotify: !a.no_inotify,
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GFS2_FENCE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Parses the command line and runs the watcher until SIGTERM or SIGINT.
+pub fn run() -> Result<ExitCode, WatchError> {
+    let cli = Cli::parse();
+    let Command::Run(args) = cli.command;
+    init_tracing();
+    let settings = settings(args)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(WatchError::Runtime)?;
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(WatchError::Runtime)?;
+        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+            .map_err(WatchError::Runtime)?;
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received"),
+                _ = int.recv() => tracing::info!("SIGINT received"),
+            }
+            let _ = tx.send(true);
+        });
+        crate::daemon::run(settings, rx).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,292 @@
+//! The watcher's configuration: which fence command fences which target, with which options.
+//!
+//! The file is JSON (the spool's format, no extra parser):
+//! ```json
+//! {
+//!   "default": {"command": "/usr/sbin/fence_ipmilan", "options": {"username": "admin", "password": "…", "lanplus": "1"}},
+//!   "targets": {
+//!     "compute-node-3": {"options": {"ip": "10.1.0.3"}},
+//!     "compute-node-4": {"command": "/usr/sbin/fence_nnf", "plug": "node4", "alias": "compute-node-4"}
+//!   }
+//! }
+//! ```
+//! A target entry without `command` inherits the default's command and options, its own options
+//! winning; with `command` it stands alone. `plug` overrides the plug sent to the command; `alias` is
+//! what the agent's `list` prints beside the target. A target with no entry uses the default; with no
+//! default it is refused. Options whose names look secret (`passwd`, `password`, `secret`, `token`,
+//! `key`, `credential`) are never logged or printed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use ha::targets::{Target, Targets};
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable.
+    #[error("cannot read configuration {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not the documented format.
+    #[error("configuration {}: {why}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    command: Option<PathBuf>,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+    plug: Option<String>,
+    alias: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    default: Option<Entry>,
+    #[serde(default)]
+    targets: BTreeMap<String, Entry>,
+}
+
+/// How to fence one target.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FenceCommand {
+    /// The executable (run directly, never through a shell).
+    pub program: PathBuf,
+    /// Options sent on stdin after `action`, `plug`, `port` and `nodename`.
+    pub options: BTreeMap<String, String>,
+    /// The plug to send (the target's name unless overridden).
+    pub plug: Option<String>,
+}
+
+/// Whether an option's name says it holds a secret.
+pub fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    ["passwd", "password", "secret", "token", "key", "credential"]
+        .iter()
+        .any(|s| k.contains(s))
+}
+
+impl std::fmt::Debug for FenceCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: BTreeMap<&str, &str> = self
+            .options
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str(),
+                    if is_secret(k) {
+                        "<redacted>"
+                    } else {
+                        v.as_str()
+                    },
+                )
+            })
+            .collect();
+        f.debug_struct("FenceCommand")
+            .field("program", &self.program)
+            .field("options", &shown)
+            .field("plug", &self.plug)
+            .finish()
+    }
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FenceConfig {
+    default: Option<FenceCommand>,
+    targets: BTreeMap<String, (FenceCommand, Option<String>)>,
+}
+
+impl FenceConfig {
+    /// Reads a configuration file; `fallback` (from `--fence-command`) is the default entry's command
+    /// when the file has none, and `extra` (`--fence-option`) are added to the default's options.
+    pub fn load(
+        path: Option<&Path>,
+        fallback: Option<&Path>,
+        extra: &BTreeMap<String, String>,
+    ) -> Result<FenceConfig, ConfigError> {
+        let file: File = match path {
+            Some(p) => {
+                let text = std::fs::read(p).map_err(|source| ConfigError::Read {
+                    path: p.into(),
+                    source,
+                })?;
+                serde_json::from_slice(&text).map_err(|e| ConfigError::Invalid {
+                    path: p.into(),
+                    why: e.to_string(),
+                })?
+            }
+            None => File::default(),
+        };
+        let invalid = |why: String| ConfigError::Invalid {
+            path: path.unwrap_or(Path::new("<command line>")).into(),
+            why,
+        };
+        let mut default_entry = file.default.clone().unwrap_or_default();
+        if default_entry.command.is_none() {
+            default_entry.command = fallback.map(Path::to_path_buf);
+        }
+        default_entry.options.extend(extra.clone());
+        let default = match default_entry.command.clone() {
+            Some(program) => Some(FenceCommand {
+                program,
+                options: default_entry.options.clone(),
+                plug: None,
+            }),
+            None if !default_entry.options.is_empty() => {
+                return Err(invalid(
+                    "the default entry has options but no command".into(),
+                ))
+            }
+            None => None,
+        };
+        let mut targets = BTreeMap::new();
+        for (name, entry) in file.targets {
+            if !ha::names::is_safe_name(&name) {
+                return Err(invalid(format!(
+                    "target name {name:?} is not [A-Za-z0-9_.-]"
+                )));
+            }
+            let cmd = match (&entry.command, &default) {
+                (Some(program), _) => FenceCommand {
+                    program: program.clone(),
+                    options: entry.options,
+                    plug: entry.plug,
+                },
+                (None, Some(d)) => {
+                    let mut options = d.options.clone();
+                    options.extend(entry.options);
+                    FenceCommand {
+                        program: d.program.clone(),
+                        options,
+                        plug: entry.plug,
+                    }
+                }
+                (None, None) => {
+                    return Err(invalid(format!(
+                        "target {name:?} has no command and there is no default"
+                    )))
+                }
+            };
+            targets.insert(name, (cmd, entry.alias));
+        }
+        let config = FenceConfig { default, targets };
+        if config.default.is_none() && config.targets.is_empty() {
+            return Err(invalid(
+                "no fence command: give --fence-command or a configuration file".into(),
+            ));
+        }
+        for cmd in config.commands() {
+            let rendered =
+                ha::fence_args::render(cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            rendered.map_err(|e| invalid(e.to_string()))?;
+        }
+        Ok(config)
+    }
+
+    /// The command for `target`, if any entry covers it.
+    pub fn command_for(&self, target: &str) -> Option<&FenceCommand> {
+        self.targets
+            .get(target)
+            .map(|(c, _)| c)
+            .or(self.default.as_ref())
+    }
+
+    /// Every configured command (default first).
+    pub fn commands(&self) -> impl Iterator<Item = &FenceCommand> {
+        self.default
+            .iter()
+            .chain(self.targets.values().map(|(c, _)| c))
+    }
+
+    /// What the watchers publish for the agent's `list`.
+    pub fn published_targets(&self) -> Targets {
+        Targets {
+            targets: self
+                .targets
+                .iter()
+                .map(|(plug, (_, alias))| Target {
+                    plug: plug.clone(),
+                    alias: alias.clone(),
+                })
+                .collect(),
+            has_default: self.default.is_some(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_inherit_the_default_and_secrets_stay_hidden() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.json");
+        std::fs::write(
+            &p,
+            r#"{"default":{"command":"/usr/sbin/fence_ipmilan","options":{"username":"admin","password":"hunter2"}},
+                "targets":{"n3":{"options":{"ip":"10.0.0.3"}},"n4":{"command":"/usr/sbin/fence_nnf","plug":"p4","alias":"node4"}}}"#,
+        )
+        .unwrap();
+        let c = FenceConfig::load(Some(&p), None, &BTreeMap::new()).unwrap();
+        let n3 = c.command_for("n3").unwrap();
+        assert_eq!(n3.program, PathBuf::from("/usr/sbin/fence_ipmilan"));
+        assert_eq!(n3.options["ip"], "10.0.0.3");
+        assert_eq!(n3.options["password"], "hunter2");
+        assert!(!format!("{n3:?}").contains("hunter2"));
+        assert_eq!(c.command_for("n4").unwrap().options.len(), 0);
+        assert_eq!(
+            c.command_for("other").unwrap().program,
+            PathBuf::from("/usr/sbin/fence_ipmilan")
+        );
+        let t = c.published_targets();
+        assert_eq!(t.targets.len(), 2);
+        assert_eq!(t.targets[1].alias.as_deref(), Some("node4"));
+    }
+
+    #[test]
+    fn bad_configurations_are_refused_with_the_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.json");
+        for (text, want) in [
+            (r#"{"targets":{"n1":{}}}"#, "no command"),
+            (
+                r#"{"default":{"command":"/x","optoins":{}}}"#,
+                "unknown field",
+            ),
+            (
+                r#"{"targets":{"../x":{"command":"/x"}}}"#,
+                "not [A-Za-z0-9_.-]",
+            ),
+            (
+                r#"{"default":{"command":"/x","options":{"a":"b\nc"}}}"#,
+                "newline",
+            ),
+            ("{}", "no fence command"),
+        ] {
+            std::fs::write(&p, text).unwrap();
+            let err = FenceConfig::load(Some(&p), None, &BTreeMap::new())
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(want), "{err} should contain {want}");
+        }
+        assert!(FenceConfig::load(None, Some(Path::new("/bin/true")), &BTreeMap::new()).is_ok());
+    }
+}

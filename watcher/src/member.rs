@@ -1,0 +1,71 @@
+//! This watcher's membership: the member lock held for life, and the heartbeat beside it.
+//!
+//! Locks taken: `members/<id>.lock`, exclusive, for the whole life of the process (dropped by the
+//! kernel when it dies, SIGKILL included). The agent's liveness probe can make our first
+//! `try_exclusive` fail for an instant, so joining retries briefly before concluding that another
+//! watcher with the same id is alive.
+
+use std::time::Duration;
+
+use ha::fsio::lock::{self, Lock};
+use ha::members::{heartbeat_path, lock_path, Heartbeat};
+use ha::spool::{Dir, Spool};
+
+use crate::WatchError;
+
+/// A joined member.
+#[derive(Debug)]
+pub struct Member {
+    /// Held for the process's life: what makes this watcher "live" to agents and peers.
+    _lock: Lock,
+    spool: Spool,
+    beat: Heartbeat,
+}
+
+impl Member {
+    /// Takes the member lock for `id` and writes the first heartbeat.
+    pub fn join(spool: &Spool, id: &str, boot_id: &str) -> Result<Member, WatchError> {
+        let path = lock_path(spool, id);
+        let mut tries = 0;
+        let lock = loop {
+            if let Some(l) = lock::try_exclusive(lock::open_lock_file(&path)?, &path)? {
+                break l;
+            }
+            tries += 1;
+            if tries >= 50 {
+                return Err(WatchError::AlreadyRunning {
+                    id: id.to_string(),
+                    lock: path,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut member = Member {
+            _lock: lock,
+            spool: spool.clone(),
+            beat: Heartbeat {
+                watcher_id: id.to_string(),
+                pid: std::process::id(),
+                host,
+                counter: 0,
+                boottime_ns: 0,
+                boot_id: boot_id.to_string(),
+            },
+        };
+        member.beat()?;
+        Ok(member)
+    }
+
+    /// Writes the next heartbeat (atomically: readers never see a partial one).
+    pub fn beat(&mut self) -> Result<(), WatchError> {
+        self.beat.counter += 1;
+        self.beat.boottime_ns = ha::clock::BootTime::now().0;
+        let bytes = serde_json::to_vec(&self.beat).expect("a heartbeat always serialises");
+        let dest = heartbeat_path(&self.spool, &self.beat.watcher_id);
+        ha::fsio::write_replace(&self.spool.dir(Dir::Tmp), &dest, &bytes)?;
+        Ok(())
+    }
+}
