@@ -57,7 +57,6 @@ pub async fn run(
     let spool = settings.spool.clone();
     spool.prepare(&WATCHER_DIRS)?;
     let boot_id = ha::clock::boot_id()?;
-    let mut member = Member::join(&spool, &settings.id, &boot_id)?;
     let targets =
         serde_json::to_vec(&settings.fence.published_targets()).expect("targets serialise");
     ha::fsio::write_replace(&spool.dir(Dir::Tmp), &ha::targets::path(&spool), &targets)?;
@@ -66,6 +65,8 @@ pub async fn run(
     } else {
         None
     };
+    // Last: from here on agents count this watcher as live, so all it serves with is ready.
+    let mut member = Member::join(&spool, &settings.id, &boot_id)?;
     tracing::info!(watcher_id = %settings.id, spool = %spool.base().display(), "watcher started");
 
     let shared = Arc::new(Shared { settings, boot_id });

@@ -1,0 +1,232 @@
+//! Bad input gets a clear error naming the problem, and nothing is lost: bad requests are quarantined
+//! with their reason (and answered `rejected` when their id is readable) while the watcher goes on
+//! serving; unsafe spools are refused at start.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use ha::response::Outcome;
+
+fn old(path: &std::path::Path) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+#[test]
+fn every_kind_of_bad_request_is_quarantined_with_its_reason() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &[]);
+    watcher.signal(nix::sys::signal::Signal::SIGSTOP);
+    let req = |id: &str, target: &str, action: &str, extra: &str| {
+        format!(
+            r#"{{"request_id":"{id}","timestamp":"t","action":"{action}","target_node":"{target}"{extra}}}"#
+        )
+    };
+    let requests = w.sub("requests");
+    let mut cases: Vec<(String, &str, bool)> = Vec::new();
+    std::fs::write(requests.join("evil.json"), req(&new_id(), "n1", "off", "")).unwrap();
+    cases.push(("evil.json".into(), "is not <request-uuid>.json", false));
+    let (id, name) = (new_id(), |id: &str| format!("{id}.json"));
+    std::fs::write(requests.join(name(&id)), "{\"request_id\": ").unwrap();
+    old(&requests.join(name(&id)));
+    cases.push((id, "invalid JSON", true));
+    let id = new_id();
+    std::fs::write(requests.join(name(&id)), req("not-a-uuid", "n1", "off", "")).unwrap();
+    cases.push((id, "is not a UUID", true));
+    let id = new_id();
+    std::fs::write(
+        requests.join(name(&id)),
+        req(&id, "n1", "off", r#","version":7"#),
+    )
+    .unwrap();
+    cases.push((id, "unknown spool version 7", true));
+    let id = new_id();
+    std::fs::write(
+        requests.join(name(&id)),
+        req(&id, "../../etc/passwd", "off", ""),
+    )
+    .unwrap();
+    cases.push((id, "unsafe target_node", true));
+    let id = new_id();
+    std::fs::write(requests.join(name(&id)), req(&id, "n1", "explode", "")).unwrap();
+    cases.push((id, "unknown action \"explode\"", true));
+    let id = new_id();
+    let padding = format!(r#","pad":"{}""#, "x".repeat(70 * 1024));
+    std::fs::write(requests.join(name(&id)), req(&id, "n1", "off", &padding)).unwrap();
+    cases.push((id, "larger than 65536 bytes", true));
+    let id = new_id();
+    std::os::unix::fs::symlink("/etc/hostname", requests.join(name(&id))).unwrap();
+    cases.push((id, "symbolic link", true));
+    let id = new_id();
+    std::fs::create_dir(requests.join(name(&id))).unwrap();
+    cases.push((id, "directory", true));
+    watcher.signal(nix::sys::signal::Signal::SIGCONT);
+
+    let all_moved = wait_until(Duration::from_secs(20), || w.files("requests").is_empty());
+    assert!(all_moved, "left in requests/: {:?}", w.files("requests"));
+    let quarantined = w.files("quarantine");
+    for (key, reason, answered) in &cases {
+        let file = if key.ends_with(".json") {
+            key.clone()
+        } else {
+            format!("{key}.json")
+        };
+        assert!(
+            quarantined.contains(&file),
+            "{file} not quarantined: {quarantined:?}"
+        );
+        let why =
+            std::fs::read_to_string(w.sub("quarantine").join(format!("{file}.reason"))).unwrap();
+        assert!(
+            why.contains(reason),
+            "{file}: reason {why:?} should say {reason:?}"
+        );
+        if *answered {
+            let r = w.await_response(key);
+            assert_eq!(r.outcome, Some(Outcome::Rejected));
+            assert!(!r.success && r.message.contains(reason), "{r:?}");
+        }
+    }
+    assert!(w.ledger().is_empty(), "nothing bad was executed");
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    assert!(alive(watcher.pid()), "the watcher kept serving");
+}
+
+#[test]
+fn an_unsafe_plug_is_refused_before_anything_is_published() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    let out = w.agent("action=off\nport=../etc\n");
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("unsafe plug name"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(
+        w.files("requests").is_empty(),
+        "the agent refuses before publishing"
+    );
+}
+
+#[test]
+fn unsafe_spools_are_refused_by_watcher_and_agent() {
+    let w = World::new();
+    std::fs::create_dir(&w.spool).unwrap();
+    std::fs::set_permissions(&w.spool, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = std::process::Command::new(watcher_bin())
+        .args([
+            "run",
+            "--spool-dir",
+            path_str(&w.spool),
+            "--fence-command",
+            executor_bin(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("world-writable") && err.contains("chmod 0700"),
+        "{err}"
+    );
+    let out = w.agent("action=off\nport=n1\n");
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("world-writable"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    std::fs::set_permissions(&w.spool, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::create_dir(w.sub("requests")).unwrap();
+    std::fs::set_permissions(w.sub("requests"), std::fs::Permissions::from_mode(0o722)).unwrap();
+    let out = std::process::Command::new(watcher_bin())
+        .args([
+            "run",
+            "--spool-dir",
+            path_str(&w.spool),
+            "--fence-command",
+            executor_bin(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("requests"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let missing = w.dir.path().join("no/such/parent/spool");
+    let out = std::process::Command::new(watcher_bin())
+        .args([
+            "run",
+            "--spool-dir",
+            path_str(&missing),
+            "--fence-command",
+            executor_bin(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("cannot create directory"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_second_watcher_with_the_same_id_is_refused() {
+    let w = World::new();
+    let _first = w.watcher("w1", &[]);
+    let out = std::process::Command::new(watcher_bin())
+        .args([
+            "run",
+            "--spool-dir",
+            path_str(&w.spool),
+            "--fence-command",
+            executor_bin(),
+            "--id",
+            "w1",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("another watcher with id \"w1\" is running"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_bad_configuration_is_refused_with_the_reason() {
+    let w = World::new();
+    let config = w.dir.path().join("c.json");
+    std::fs::write(
+        &config,
+        r#"{"default":{"command":"/bin/true","optoins":{}}}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(watcher_bin())
+        .args([
+            "run",
+            "--spool-dir",
+            path_str(&w.spool),
+            "--config",
+            path_str(&config),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("unknown field `optoins`"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,357 @@
+//! Test harness: real binaries as separate processes on a real temporary spool.
+//!
+//! The watcher and the test executor come from this package (`CARGO_BIN_EXE_*`); the agent is a
+//! binary of the `agent` package, found beside them in the target directory (`cargo test
+//! --workspace` builds every package's binaries before running any test). Waiting is always a poll
+//! with a deadline, never a bare sleep.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use ha::fsio::lock;
+use ha::response::Response;
+use watcher::test_executor::LedgerLine;
+
+/// Environment variables that would change the binaries' behaviour if inherited.
+const SCRUB: &[&str] = &[
+    "GFS2_FENCING_DIR",
+    "REQUEST_DIR",
+    "RESPONSE_DIR",
+    "FENCE_TIMEOUT",
+    "LOG_DIR",
+    "FENCE_LOG",
+    "GFS2_DISCOVERY_ENABLED",
+    "KUBECTL_CMD",
+    "GFS2_FENCE_SPOOL_DIR",
+    "GFS2_FENCE_COMMAND",
+    "GFS2_FENCE_OPTIONS",
+    "GFS2_FENCE_CONFIG",
+    "GFS2_FENCE_ID",
+];
+
+pub fn agent_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("fence_gfs2_recorder");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
+        bin.display()
+    );
+    bin
+}
+
+pub fn watcher_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gfs2-fence-watcher")
+}
+
+pub fn executor_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gfs2-fence-test-executor")
+}
+
+/// Polls `cond` every 10 ms until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + within;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub stderr: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// SIGTERM, then wait for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.signal(nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().unwrap()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0): look at its state too.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+/// One test's world: a temporary spool, log directory, ledger and behavior file.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub spool: PathBuf,
+    pub logs: PathBuf,
+    pub ledger: PathBuf,
+    pub behavior: PathBuf,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        let logs = dir.path().join("logs");
+        let ledger = dir.path().join("ledger.jsonl");
+        let behavior = dir.path().join("behavior.json");
+        std::fs::write(&behavior, "{}").unwrap();
+        World {
+            dir,
+            spool,
+            logs,
+            ledger,
+            behavior,
+        }
+    }
+
+    pub fn spool(&self) -> ha::spool::Spool {
+        ha::spool::Spool::new(&self.spool)
+    }
+
+    pub fn sub(&self, d: &str) -> PathBuf {
+        self.spool.join(d)
+    }
+
+    /// Sets the test executor's behavior for `target` (`*` for all others).
+    pub fn behave(&self, target: &str, behavior: &str) {
+        let mut map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(&self.behavior).unwrap()).unwrap();
+        map.insert(target.into(), behavior.into());
+        std::fs::write(&self.behavior, serde_json::to_vec(&map).unwrap()).unwrap();
+    }
+
+    /// Starts a watcher with the test executor and waits until it holds its member lock.
+    pub fn watcher(&self, id: &str, extra: &[&str]) -> Proc {
+        let stderr = self.dir.path().join(format!("{id}.stderr"));
+        let mut cmd = Command::new(watcher_bin());
+        for k in SCRUB {
+            cmd.env_remove(k);
+        }
+        cmd.args(["run", "--spool-dir"])
+            .arg(&self.spool)
+            .args(["--fence-command", executor_bin(), "--id", id])
+            .arg(format!("--fence-option=ledger={}", self.ledger.display()))
+            .arg(format!(
+                "--fence-option=behavior_file={}",
+                self.behavior.display()
+            ))
+            .args([
+                "--rescan-interval",
+                "0.3",
+                "--heartbeat-interval",
+                "0.3",
+                "--shutdown-grace",
+                "2",
+            ])
+            .args(extra)
+            .env("GFS2_FENCE_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).unwrap());
+        let proc = Proc {
+            child: cmd.spawn().unwrap(),
+            stderr,
+        };
+        let lock = self.sub("members").join(format!("{id}.lock"));
+        let started = wait_until(Duration::from_secs(20), || {
+            lock::probe_held(&lock).ok().flatten() == Some(true)
+        });
+        assert!(
+            started,
+            "watcher {id} did not start: {}",
+            proc.stderr_text()
+        );
+        proc
+    }
+
+    fn agent_command(&self) -> Command {
+        let mut cmd = Command::new(agent_bin());
+        for k in SCRUB {
+            cmd.env_remove(k);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    }
+
+    /// The stdin lines every test agent gets (spool, logs, no discovery) plus `lines`.
+    pub fn stdin_for(&self, lines: &str) -> String {
+        format!(
+            "spool_dir={}\nlog_dir={}\nno_gfs2_discovery=1\n{lines}",
+            self.spool.display(),
+            self.logs.display()
+        )
+    }
+
+    /// Starts the agent as Pacemaker does: no arguments, options on stdin.
+    pub fn spawn_agent(&self, lines: &str) -> Child {
+        let mut child = self.agent_command().spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(self.stdin_for(lines).as_bytes())
+            .unwrap();
+        child
+    }
+
+    /// Runs the agent with `lines` on stdin (after the world's own options).
+    pub fn agent(&self, lines: &str) -> Output {
+        self.spawn_agent(lines).wait_with_output().unwrap()
+    }
+
+    /// Runs the agent with raw stdin (nothing added).
+    pub fn agent_raw_stdin(&self, text: &str) -> Output {
+        let mut child = self.agent_command().spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// Runs the agent with command-line flags.
+    pub fn agent_args(&self, args: &[&str]) -> Output {
+        let mut cmd = self.agent_command();
+        cmd.args(args).stdin(Stdio::null());
+        cmd.output().unwrap()
+    }
+
+    pub fn ledger(&self) -> Vec<LedgerLine> {
+        std::fs::read_to_string(&self.ledger)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Execution starts recorded for `request_id`.
+    pub fn starts(&self, request_id: &str) -> usize {
+        self.ledger()
+            .iter()
+            .filter(|l| l.event == "start" && l.request_id.as_deref() == Some(request_id))
+            .count()
+    }
+
+    pub fn files(&self, d: &str) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(self.sub(d))
+            .map(|r| {
+                r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    pub fn response(&self, id: &str) -> Option<Response> {
+        let bytes = std::fs::read(self.sub("responses").join(format!("{id}.json"))).ok()?;
+        Some(Response::parse(&bytes).unwrap())
+    }
+
+    /// Waits for the response to `id`.
+    pub fn await_response(&self, id: &str) -> Response {
+        let mut got = None;
+        let ok = wait_until(Duration::from_secs(20), || {
+            got = self.response(id);
+            got.is_some()
+        });
+        assert!(
+            ok,
+            "no response for {id}; requests={:?} claimed={:?}",
+            self.files("requests"),
+            self.files("claimed")
+        );
+        got.unwrap()
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.logs.join(name)).unwrap_or_default()
+    }
+
+    /// Writes a request file the way the agent does (tmp + rename), returning its id.
+    pub fn put_request(&self, json: &str) {
+        let v: serde_json::Value = serde_json::from_str(json).unwrap();
+        let id = v["request_id"].as_str().unwrap();
+        let tmp = self.sub("tmp").join(format!(".{id}.test"));
+        std::fs::write(&tmp, json).unwrap();
+        std::fs::rename(&tmp, self.sub("requests").join(format!("{id}.json"))).unwrap();
+    }
+
+    /// The single request published so far (waits for it).
+    pub fn published_request(&self) -> ha::request::Request {
+        let mut found = None;
+        let ok = wait_until(Duration::from_secs(20), || {
+            found = self
+                .files("requests")
+                .into_iter()
+                .find(|n| n.ends_with(".json"));
+            found.is_some()
+        });
+        assert!(ok, "no request was published");
+        let bytes = std::fs::read(self.sub("requests").join(found.unwrap())).unwrap();
+        ha::request::Request::parse(&bytes).unwrap()
+    }
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Asserts that an agent run exited with `code`, showing its output when it did not.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}

@@ -1,0 +1,330 @@
+//! Fences end to end: the real agent, real watchers, the test executor as the fence command.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+#[test]
+fn reboot_as_pacemaker_sends_it() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    let out = w.agent("action=reboot\nport=node2\nnodename=node2\n");
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "Success: Rebooted\n");
+    let id = w.files("responses")[0]
+        .trim_end_matches(".json")
+        .to_string();
+    let resp = w.response(&id).unwrap();
+    assert!(resp.success);
+    assert_eq!(resp.watcher_id.as_deref(), Some("w1"));
+    assert_eq!(w.starts(&id), 1, "executed exactly once");
+    let line = w.ledger().into_iter().find(|l| l.event == "start").unwrap();
+    assert_eq!(
+        (
+            line.action.as_str(),
+            line.target.as_str(),
+            line.nodename.as_deref()
+        ),
+        ("reboot", "node2", Some("node2"))
+    );
+    assert!(
+        w.files("claimed").is_empty()
+            && w.files("requests").is_empty()
+            && w.files("tmp").is_empty()
+    );
+    assert_eq!(w.files("done"), [format!("{id}.w1.1.json")]);
+    let readable = w.log("fence-events-readable.log");
+    assert!(
+        readable
+            .contains("ACTION=reboot TARGET=node2 GFS2=[\"discovery-disabled\"] STATUS=requested"),
+        "{readable}"
+    );
+    assert!(readable.contains("STATUS=completed"));
+    let jsonl = w.log("fence-events-detailed.jsonl");
+    assert_eq!(jsonl.lines().count(), 2);
+    assert!(jsonl.contains(&format!("\"request_id\": \"{id}\"")));
+    assert!(w
+        .log("fence-events.log")
+        .contains("[INFO] Fence action requested: reboot for target: node2"));
+}
+
+#[test]
+fn off_on_and_status_from_the_command_line() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    let base = [
+        "--spool-dir",
+        path_str(&w.spool),
+        "--log-dir",
+        path_str(&w.logs),
+        "--no-gfs2-discovery",
+    ];
+    let run =
+        |action: &str, plug: &str| w.agent_args(&[&base[..], &["-o", action, "-n", plug]].concat());
+    let out = run("off", "n1");
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "Success: Powered OFF\n");
+    let out = run("on", "n1");
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "Success: Powered ON\n");
+    let out = run("status", "n1");
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout), "Status: ON\n");
+    w.behave("n2", "off");
+    let out = run("status", "n2");
+    assert_exit(&out, 2);
+    assert_eq!(text(&out.stdout), "Status: OFF\n");
+}
+
+#[test]
+fn pcmk_host_map_alias_reaches_the_fence_command_as_plug() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    assert_exit(&w.agent("action=off\nnodename=node2\nplug=plug7\n"), 0);
+    let start = w.ledger().into_iter().find(|l| l.event == "start").unwrap();
+    assert_eq!(
+        (start.target.as_str(), start.nodename.as_deref()),
+        ("plug7", Some("node2"))
+    );
+    let req = std::fs::read_to_string(w.sub("done").join(&w.files("done")[0])).unwrap();
+    assert!(
+        req.contains("\"target_node\":\"plug7\"") && req.contains("\"nodename\":\"node2\""),
+        "{req}"
+    );
+}
+
+#[test]
+fn an_executor_failure_is_a_fence_failure() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    w.behave("n1", "fail");
+    let out = w.agent("action=off\nport=n1\n");
+    assert_exit(&out, 1);
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("Failed: fence off of n1 failed: fence command exited with status 1"),
+        "{err}"
+    );
+    assert!(err.contains("outcome failed, watcher w1"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
+}
+
+#[test]
+fn a_hanging_executor_is_killed_at_the_deadline_and_the_agent_answers_before_its_timeout() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    w.behave("n1", "hang");
+    let out = w.agent("action=off\nport=n1\nfence_timeout=3\n");
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("timed out after"),
+        "{}",
+        text(&out.stderr)
+    );
+    let start = w.ledger().into_iter().find(|l| l.event == "start").unwrap();
+    assert!(
+        !alive(start.pid as i32),
+        "the hanging fence command was killed"
+    );
+    assert!(
+        w.ledger().iter().all(|l| l.event == "start"),
+        "a killed execution has no end line"
+    );
+    let resp = w.response(start.request_id.as_deref().unwrap()).unwrap();
+    assert_eq!(resp.outcome, Some(ha::response::Outcome::Failed));
+    assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
+}
+
+#[test]
+fn an_agent_that_times_out_is_answered_abandoned_and_never_executed() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &[]);
+    watcher.signal(Signal::SIGSTOP);
+    let out = w.agent("action=reboot\nport=n1\nfence_timeout=1\n");
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("no response to request"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
+    let req = w.published_request();
+    watcher.signal(Signal::SIGCONT);
+    let resp = w.await_response(&req.request_id);
+    assert_eq!(resp.outcome, Some(ha::response::Outcome::Abandoned));
+    assert_eq!(
+        w.starts(&req.request_id),
+        0,
+        "a request whose agent is gone is never executed"
+    );
+}
+
+#[test]
+fn an_expired_request_is_answered_and_never_executed() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &[]);
+    watcher.terminate();
+    let id = new_id();
+    let boot = ha::clock::boot_id().unwrap();
+    w.put_request(&format!(
+        r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1","version":1,
+            "deadline_boottime_ns":1000,"boot_id":"{boot}"}}"#
+    ));
+    let _watcher = w.watcher("w2", &[]);
+    let resp = w.await_response(&id);
+    assert_eq!(resp.outcome, Some(ha::response::Outcome::Expired));
+    assert!(!resp.success);
+    assert_eq!(w.starts(&id), 0);
+}
+
+#[test]
+fn with_no_live_watcher_the_fence_fails_at_once_and_publishes_nothing() {
+    let w = World::new();
+    w.watcher("w1", &[]).terminate();
+    let out = w.agent("action=reboot\nport=n1\n");
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("no live gfs2-fence-watcher"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(w.files("requests").is_empty());
+    assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
+}
+
+#[test]
+fn malformed_foreign_and_stale_responses_are_ignored_until_the_right_one_comes() {
+    let w = World::new();
+    // An external responder's spool that looks managed: the test itself holds a member lock.
+    w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
+    let lock_path = w.sub("members").join("responder.lock");
+    let _member = ha::fsio::lock::try_exclusive(
+        ha::fsio::lock::open_lock_file(&lock_path).unwrap(),
+        &lock_path,
+    )
+    .unwrap()
+    .unwrap();
+    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=30\n");
+    let req = w.published_request();
+    let path = w.sub("responses").join(format!("{}.json", req.request_id));
+    let put = |body: String| {
+        let tmp = w.sub("tmp").join("r.tmp");
+        std::fs::write(&tmp, body).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
+    };
+    let resp = |id: &str, target: &str, action: &str| {
+        format!(
+            r#"{{"request_id":"{id}","success":true,"action_performed":"{action}","target_node":"{target}","message":"m","timestamp":"t"}}"#
+        )
+    };
+    for (body, warning) in [
+        ("{\"request_id\": \"trunc".to_string(), "malformed response"),
+        (resp(&new_id(), "n1", "off"), "response is for request"),
+        (resp(&req.request_id, "n2", "off"), "response is for target"),
+        (resp(&req.request_id, "n1", "on"), "reports action"),
+    ] {
+        put(body);
+        let seen = wait_until(Duration::from_secs(20), || {
+            w.log("fence-events.log").contains(warning)
+        });
+        assert!(seen, "{warning} not logged: {}", w.log("fence-events.log"));
+    }
+    put(resp(&req.request_id, "n1", "off"));
+    let out = agent.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(
+        text(&out.stderr).contains("malformed response"),
+        "warnings also go to stderr"
+    );
+    assert!(path.exists(), "the agent never deletes responses");
+}
+
+#[test]
+fn a_request_in_the_original_format_written_in_place_is_served_once_complete() {
+    use std::io::Write;
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    let id = new_id();
+    let body = format!(
+        "{{\n  \"request_id\": \"{id}\",\n  \"timestamp\": \"2025-10-20T14:30:00+00:00\",\n  \"action\": \"reboot\",\n  \
+         \"target_node\": \"compute-node-3\",\n  \"gfs2_filesystems\": [\"fs1\"],\n  \"recorder_node\": \"rabbit-1\"\n}}"
+    );
+    let (head, tail) = body.split_at(body.len() / 2);
+    let mut f = std::fs::File::create(w.sub("requests").join(format!("{id}.json"))).unwrap();
+    f.write_all(head.as_bytes()).unwrap();
+    f.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(w.response(&id).is_none(), "a partial file is not answered");
+    f.write_all(tail.as_bytes()).unwrap();
+    drop(f);
+    let resp = w.await_response(&id);
+    assert!(resp.success, "{resp:?}");
+    assert_eq!(w.starts(&id), 1);
+    assert!(w.files("quarantine").is_empty());
+}
+
+#[test]
+fn concurrent_agents_never_tear_a_log_line() {
+    let w = World::new();
+    let _a = w.watcher("w1", &[]);
+    let _b = w.watcher("w2", &[]);
+    let agents: Vec<_> = (0..16)
+        .map(|i| w.spawn_agent(&format!("action=reboot\nport=node{i}\n")))
+        .collect();
+    for a in agents {
+        assert_exit(&a.wait_with_output().unwrap(), 0);
+    }
+    let readable = w.log("fence-events-readable.log");
+    assert_eq!(readable.lines().count(), 32);
+    for line in readable.lines() {
+        assert!(
+            line.starts_with('[')
+                && line.contains(" ACTION=reboot TARGET=node")
+                && line.contains(" STATUS="),
+            "{line}"
+        );
+    }
+    let jsonl = w.log("fence-events-detailed.jsonl");
+    assert_eq!(jsonl.lines().count(), 32);
+    for line in jsonl.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(v["action"], "reboot");
+    }
+    let starts = w.ledger().iter().filter(|l| l.event == "start").count();
+    assert_eq!(starts, 16, "each request executed once across two watchers");
+}
+
+#[test]
+fn discovery_results_go_into_the_logs() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    let kubectl = w.dir.path().join("kubectl");
+    std::fs::write(
+        &kubectl,
+        "#!/bin/sh\ncat <<'EOF'\n{\"items\":[{\"metadata\":{\"name\":\"fs-b\"},\"spec\":{\"fileSystemType\":\"gfs2\"}},\
+         {\"metadata\":{\"name\":\"fs-a\"},\"spec\":{\"fileSystemType\":\"gfs2\"}},\
+         {\"metadata\":{\"name\":\"x\"},\"spec\":{\"fileSystemType\":\"xfs\"}}]}\nEOF\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &kubectl,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let stdin = format!(
+        "spool_dir={}\nlog_dir={}\nkubectl_cmd={}\naction=off\nport=n1\n",
+        w.spool.display(),
+        w.logs.display(),
+        kubectl.display()
+    );
+    assert_exit(&w.agent_raw_stdin(&stdin), 0);
+    let readable = w.log("fence-events-readable.log");
+    assert!(
+        readable.contains("GFS2=[\"fs-a\", \"fs-b\"] STATUS=completed"),
+        "{readable}"
+    );
+}
