@@ -200,4 +200,20 @@ mod tests {
         assert_eq!(getopt_mixed(find("plug").unwrap()), "-n, --plug=[id]");
         assert!(find("priority").is_none(), "Pacemaker owns `priority`");
     }
+
+    #[test]
+    fn docs_list_every_agent_parameter() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/CONFIGURATION.md"
+        ))
+        .unwrap();
+        for p in PARAMS {
+            assert!(
+                doc.contains(&format!("`{}`", p.name)),
+                "docs/CONFIGURATION.md does not document `{}`",
+                p.name
+            );
+        }
+    }
 }
