@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum HaError {
     /// A system call on a path failed.
-    #[error("cannot {op} {}: {source}", path.display())]
+    #[error("cannot {op} {}: {source}{}", path.display(), hint(source))]
     Io {
         /// What was being done ("open", "rename", "fsync", ...).
         op: &'static str,
@@ -75,6 +75,18 @@ impl HaError {
     /// Wraps an errno from nix.
     pub fn errno(op: &'static str, path: &Path, errno: nix::errno::Errno) -> Self {
         HaError::io(op, path, std::io::Error::from(errno))
+    }
+}
+
+/// What an operator can do about the common causes of an I/O error.
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(nix::libc::ENOSPC) | Some(nix::libc::EDQUOT) => "; free space on that file system",
+        Some(nix::libc::EACCES) | Some(nix::libc::EPERM) | Some(nix::libc::EROFS) => {
+            "; check its owner, mode and mount options"
+        }
+        Some(nix::libc::ELOOP) => "; it is a symbolic link, which the spool never follows",
+        _ => "",
     }
 }
 
