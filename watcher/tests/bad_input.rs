@@ -116,20 +116,15 @@ fn an_unsafe_plug_is_refused_before_anything_is_published() {
 #[test]
 fn unsafe_spools_are_refused_by_watcher_and_agent() {
     let w = World::new();
+    let spool = [
+        "--spool-dir",
+        path_str(&w.spool),
+        "--fence-command",
+        executor_bin(),
+    ];
     std::fs::create_dir(&w.spool).unwrap();
     std::fs::set_permissions(&w.spool, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let out = std::process::Command::new(watcher_bin())
-        .args([
-            "run",
-            "--spool-dir",
-            path_str(&w.spool),
-            "--fence-command",
-            executor_bin(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = text(&out.stderr);
+    let err = w.watcher_refused(&spool);
     assert!(
         err.contains("world-writable") && err.contains("chmod 0700"),
         "{err}"
@@ -145,62 +140,37 @@ fn unsafe_spools_are_refused_by_watcher_and_agent() {
     std::fs::set_permissions(&w.spool, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::create_dir(w.sub("requests")).unwrap();
     std::fs::set_permissions(w.sub("requests"), std::fs::Permissions::from_mode(0o722)).unwrap();
-    let out = std::process::Command::new(watcher_bin())
-        .args([
-            "run",
-            "--spool-dir",
-            path_str(&w.spool),
-            "--fence-command",
-            executor_bin(),
-        ])
-        .output()
-        .unwrap();
+    let err = w.watcher_refused(&spool);
     assert!(
-        text(&out.stderr).contains("requests"),
-        "{}",
-        text(&out.stderr)
+        err.contains("requests") && err.contains("writable"),
+        "{err}"
     );
 
     let missing = w.dir.path().join("no/such/parent/spool");
-    let out = std::process::Command::new(watcher_bin())
-        .args([
-            "run",
-            "--spool-dir",
-            path_str(&missing),
-            "--fence-command",
-            executor_bin(),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("cannot create directory"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = w.watcher_refused(&[
+        "--spool-dir",
+        path_str(&missing),
+        "--fence-command",
+        executor_bin(),
+    ]);
+    assert!(err.contains("cannot create directory"), "{err}");
 }
 
 #[test]
 fn a_second_watcher_with_the_same_id_is_refused() {
     let w = World::new();
     let _first = w.watcher("w1", &[]);
-    let out = std::process::Command::new(watcher_bin())
-        .args([
-            "run",
-            "--spool-dir",
-            path_str(&w.spool),
-            "--fence-command",
-            executor_bin(),
-            "--id",
-            "w1",
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
+    let err = w.watcher_refused(&[
+        "--spool-dir",
+        path_str(&w.spool),
+        "--fence-command",
+        executor_bin(),
+        "--id",
+        "w1",
+    ]);
     assert!(
-        text(&out.stderr).contains("another watcher with id \"w1\" is running"),
-        "{}",
-        text(&out.stderr)
+        err.contains("another watcher with id \"w1\" is running"),
+        "{err}"
     );
 }
 
@@ -213,20 +183,11 @@ fn a_bad_configuration_is_refused_with_the_reason() {
         r#"{"default":{"command":"/bin/true","optoins":{}}}"#,
     )
     .unwrap();
-    let out = std::process::Command::new(watcher_bin())
-        .args([
-            "run",
-            "--spool-dir",
-            path_str(&w.spool),
-            "--config",
-            path_str(&config),
-        ])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("unknown field `optoins`"),
-        "{}",
-        text(&out.stderr)
-    );
+    let err = w.watcher_refused(&[
+        "--spool-dir",
+        path_str(&w.spool),
+        "--config",
+        path_str(&config),
+    ]);
+    assert!(err.contains("unknown field `optoins`"), "{err}");
 }

@@ -14,12 +14,7 @@ fn sigkill_of_the_holder_kills_its_fence_command_and_another_watcher_finishes_th
     let first = w.watcher("w1", &[]);
     w.behave("n1", "hang");
     let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=60\n");
-    let mut hung = None;
-    assert!(wait_until(Duration::from_secs(20), || {
-        hung = w.ledger().into_iter().find(|l| l.event == "start");
-        hung.is_some()
-    }));
-    let hung = hung.unwrap();
+    let hung = w.first_start();
     first.signal(Signal::SIGKILL);
     assert!(
         wait_until(Duration::from_secs(20), || !alive(hung.pid as i32)),
@@ -32,8 +27,10 @@ fn sigkill_of_the_holder_kills_its_fence_command_and_another_watcher_finishes_th
     assert_exit(&out, 0);
     let id = hung.request_id.unwrap();
     assert_eq!(w.starts(&id), 2, "executed again after the holder died");
+    assert!(wait_until(Duration::from_secs(20), || w
+        .files("claimed")
+        .is_empty()));
     assert_eq!(w.files("done"), [format!("{id}.w2.2.json")]);
-    assert!(w.files("claimed").is_empty());
     let resp = w.response(&id).unwrap();
     assert_eq!(resp.attempts, Some(2));
 }
@@ -44,14 +41,9 @@ fn sigterm_kills_in_flight_commands_after_the_grace_period_and_requeues() {
     let watcher = w.watcher("w1", &[]);
     w.behave("n1", "hang");
     let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=60\n");
-    let mut hung = None;
-    assert!(wait_until(Duration::from_secs(20), || {
-        hung = w.ledger().into_iter().find(|l| l.event == "start");
-        hung.is_some()
-    }));
+    let hung = w.first_start();
     let status = watcher.terminate();
     assert!(status.success(), "a clean stop");
-    let hung = hung.unwrap();
     assert!(!alive(hung.pid as i32), "no orphaned fence command");
     assert!(
         w.files("claimed").is_empty(),

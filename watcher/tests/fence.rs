@@ -30,11 +30,9 @@ fn reboot_as_pacemaker_sends_it() {
         ),
         ("reboot", "node2", Some("node2"))
     );
-    assert!(
-        w.files("claimed").is_empty()
-            && w.files("requests").is_empty()
-            && w.files("tmp").is_empty()
-    );
+    // The watcher retires the claim just after writing the response the agent has read.
+    let retired = wait_until(Duration::from_secs(20), || w.files("claimed").is_empty());
+    assert!(retired && w.files("requests").is_empty() && w.files("tmp").is_empty());
     assert_eq!(w.files("done"), [format!("{id}.w1.1.json")]);
     let readable = w.log("fence-events-readable.log");
     assert!(
@@ -89,6 +87,9 @@ fn pcmk_host_map_alias_reaches_the_fence_command_as_plug() {
         (start.target.as_str(), start.nodename.as_deref()),
         ("plug7", Some("node2"))
     );
+    assert!(wait_until(Duration::from_secs(20), || !w
+        .files("done")
+        .is_empty()));
     let req = std::fs::read_to_string(w.sub("done").join(&w.files("done")[0])).unwrap();
     assert!(
         req.contains("\"target_node\":\"plug7\"") && req.contains("\"nodename\":\"node2\""),

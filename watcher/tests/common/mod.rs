@@ -199,6 +199,31 @@ impl World {
         proc
     }
 
+    /// Runs a watcher that must refuse to start; returns what it said.
+    pub fn watcher_refused(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(watcher_bin());
+        for k in SCRUB {
+            cmd.env_remove(k);
+        }
+        let out = cmd.arg("run").args(args).output().unwrap();
+        assert!(
+            !out.status.success(),
+            "the watcher should have refused to start"
+        );
+        text(&out.stderr)
+    }
+
+    /// Waits for the first execution start in the ledger.
+    pub fn first_start(&self) -> LedgerLine {
+        let mut found = None;
+        let ok = wait_until(Duration::from_secs(20), || {
+            found = self.ledger().into_iter().find(|l| l.event == "start");
+            found.is_some()
+        });
+        assert!(ok, "no execution started");
+        found.unwrap()
+    }
+
     fn agent_command(&self) -> Command {
         let mut cmd = Command::new(agent_bin());
         for k in SCRUB {
