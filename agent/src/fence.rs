@@ -187,6 +187,7 @@ pub fn run(
         deadline: Some(ha::clock::rfc3339_in(BootTime::now().until(deadline))),
         deadline_boottime_ns: Some(deadline.0),
         boot_id: Some(ha::clock::boot_id()?),
+        target_lock_waived: false,
     };
     let path = spool.request_path(&id);
     if !fsio::write_new(&spool.dir(Dir::Tmp), &path, &req.to_json())? {
@@ -303,6 +304,7 @@ mod tests {
             attempts: None,
             duration_ms: None,
             outcome,
+            epoch: None,
         }
     }
 

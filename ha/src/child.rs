@@ -7,6 +7,7 @@
 //! thread that outlives the child (the watcher's single runtime thread, the agent's discovery
 //! thread that reaps its child before returning).
 
+use std::os::fd::{BorrowedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -15,11 +16,24 @@ use nix::unistd::Pid;
 
 /// Makes `cmd`'s child a process-group leader that is SIGKILLed when its parent thread dies.
 pub fn harden(cmd: &mut Command) -> &mut Command {
+    harden_inheriting(cmd, None)
+}
+
+/// Like [`harden`], and the child alone (not its siblings) inherits descriptor `inherit`: the
+/// per-target lock, so that exclusion on a target lasts as long as any process fencing it lives.
+pub fn harden_inheriting(cmd: &mut Command, inherit: Option<RawFd>) -> &mut Command {
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls
-    // (setpgid, prctl, getppid, _exit); it allocates nothing.
+    // (setpgid, prctl, getppid, fcntl, _exit); it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            if let Some(fd) = inherit {
+                let fd = BorrowedFd::borrow_raw(fd);
+                nix::fcntl::fcntl(
+                    fd,
+                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+                )?;
+            }
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
             if nix::unistd::getppid() != parent {

@@ -4,14 +4,17 @@
 //! - [`request`], [`response`]: the public file formats.
 //! - [`fsio`]: the only module that renames, fsyncs and takes flocks.
 //! - [`claim`], [`answer`], [`recover`], [`attempts`]: the request life cycle on disk.
-//! - [`decide`]: pure decisions (deadlines, execute or not, recovery).
-//! - [`members`], [`targets`]: what watchers publish for agents.
+//! - [`decide`], [`queue`], [`backoff`]: pure decisions (deadlines, execute or not, recovery, claim
+//!   order, retry schedule).
+//! - [`members`], [`targets`], [`leader`], [`health`]: what watchers publish; leader election.
+//! - [`procfs`]: process identity from `/proc`, so no reused pid is ever signalled.
 //! - [`fence_args`]: the fence-agents stdin protocol; [`names`]: which names are safe.
 //! - [`child`]: process groups and death signals for children.
 //! - [`clock`]: CLOCK_BOOTTIME and wall-clock stamps; [`pyjson`]: Python-compatible JSON text.
 
 pub mod answer;
 pub mod attempts;
+pub mod backoff;
 pub mod child;
 pub mod claim;
 pub mod clock;
@@ -19,9 +22,13 @@ pub mod decide;
 pub mod error;
 pub mod fence_args;
 pub mod fsio;
+pub mod health;
+pub mod leader;
 pub mod members;
 pub mod names;
+pub mod procfs;
 pub mod pyjson;
+pub mod queue;
 pub mod recover;
 pub mod request;
 pub mod response;

@@ -28,6 +28,12 @@ pub struct Heartbeat {
     pub boottime_ns: u64,
     /// The boot the clock belongs to.
     pub boot_id: String,
+    /// The process's start time (`/proc/<pid>/stat` field 22), so a peer never kills a reused pid.
+    #[serde(default)]
+    pub start_time: u64,
+    /// Process ids (= process-group ids) of the fence commands running now.
+    #[serde(default)]
+    pub children: Vec<u32>,
 }
 
 /// `members/<id>.lock`.

@@ -85,3 +85,78 @@ pub fn recover(spool: &Spool) -> Result<Vec<Recovered>> {
     }
     Ok(done)
 }
+
+/// Re-dispatches the claims of `watcher`, stuck in uninterruptible sleep after SIGKILL and still
+/// holding its locks: each request is queued again as a fresh file marked `target_lock_waived` (the
+/// stuck process may hold the target's lock forever), and the stuck claim moves to `done/` with a
+/// `.stuck` suffix so that the holder, if it ever wakes, finds its claim gone and does not answer.
+/// Returns the request ids re-dispatched.
+pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
+    let dir = spool.dir(Dir::Claimed);
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(HaError::at("list", &dir))? {
+        let entry = entry.map_err(HaError::at("list", &dir))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(name) = ClaimName::parse(&file_name).filter(|n| n.watcher == watcher) else {
+            continue;
+        };
+        let path = entry.path();
+        let Ok(bytes) = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) else {
+            continue;
+        };
+        let Ok(mut req) = crate::request::Request::parse(&bytes) else {
+            continue;
+        };
+        req.target_lock_waived = true;
+        if !fsio::write_new(
+            &spool.dir(Dir::Tmp),
+            &spool.request_path(&name.id),
+            &req.to_json(),
+        )? {
+            continue;
+        }
+        let stuck = spool.dir(Dir::Done).join(format!("{file_name}.stuck"));
+        fsio::move_noreplace(&path, &stuck)?;
+        tracing::error!(request_id = %name.id, stuck_watcher = %watcher,
+            "re-dispatched the request of a watcher stuck in uninterruptible sleep; target exclusion is NOT guaranteed for it");
+        ids.push(name.id);
+    }
+    Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claim::{try_claim, Claim};
+    use crate::spool::WATCHER_DIRS;
+
+    #[test]
+    fn a_stuck_holders_claim_is_redispatched_without_target_exclusion() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::new(d.path().join("s"));
+        s.prepare(&WATCHER_DIRS).unwrap();
+        let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        std::fs::write(
+            s.request_path(id),
+            format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1"}}"#),
+        )
+        .unwrap();
+        let Claim::Claimed(stuck) = try_claim(&s, &format!("{id}.json"), "stuck").unwrap() else {
+            panic!()
+        };
+        assert_eq!(recover(&s).unwrap(), vec![], "a held lease is left alone");
+        assert_eq!(redispatch(&s, "stuck").unwrap(), vec![id.to_string()]);
+        let again =
+            crate::request::Request::parse(&std::fs::read(s.request_path(id)).unwrap()).unwrap();
+        assert!(again.target_lock_waived);
+        assert!(
+            !stuck.still_ours(&s),
+            "the stuck holder will find its claim gone"
+        );
+        assert_eq!(
+            redispatch(&s, "stuck").unwrap(),
+            Vec::<String>::new(),
+            "idempotent"
+        );
+    }
+}

@@ -99,6 +99,10 @@ pub struct Request {
     /// The kernel boot id `deadline_boottime_ns` belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// Set on a request re-dispatched from a watcher stuck in uninterruptible sleep: that watcher may
+    /// still hold the target's lock, so this request runs without it (exclusion is not guaranteed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub target_lock_waived: bool,
 }
 
 /// Why a request file is refused (the text goes to its `.reason` file in `quarantine/`).

@@ -94,6 +94,9 @@ pub struct Response {
     /// What the watcher did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// The leader epoch the answering watcher knew.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 /// Why a response does not answer the request an agent is waiting for.

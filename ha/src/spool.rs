@@ -4,7 +4,7 @@
 //! `tmp/` files being written · `requests/` pending · `claimed/` being executed · `responses/` answers ·
 //! `done/` finished requests and superseded responses · `quarantine/` bad input with `.reason` files ·
 //! `waiting/` one lock per waiting agent · `members/` one lock and heartbeat per live watcher ·
-//! `attempts/` one line per execution.
+//! `attempts/` one line per execution · `locks/` one lock per target being fenced.
 //!
 //! Trust: every directory is created 0700 and must be a real directory (not a symlink) owned by the
 //! effective user and writable by nobody else, on a local file system where flock is a node-local lock.
@@ -40,6 +40,8 @@ pub enum Dir {
     Members,
     /// Per-request execution records.
     Attempts,
+    /// Per-target locks, held through each execution against the target.
+    Locks,
 }
 
 impl Dir {
@@ -55,12 +57,13 @@ impl Dir {
             Dir::Waiting => "waiting",
             Dir::Members => "members",
             Dir::Attempts => "attempts",
+            Dir::Locks => "locks",
         }
     }
 }
 
 /// What a watcher creates and uses.
-pub const WATCHER_DIRS: [Dir; 9] = [
+pub const WATCHER_DIRS: [Dir; 10] = [
     Dir::Tmp,
     Dir::Requests,
     Dir::Claimed,
@@ -70,6 +73,7 @@ pub const WATCHER_DIRS: [Dir; 9] = [
     Dir::Waiting,
     Dir::Members,
     Dir::Attempts,
+    Dir::Locks,
 ];
 
 /// What an agent creates and uses (never `members/`: only watchers make a spool "managed").

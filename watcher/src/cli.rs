@@ -21,9 +21,34 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once at start-up; boxing buys nothing
 enum Command {
     /// Serve the spool: claim requests, run the fence command, write the responses.
     Run(RunArgs),
+    /// Show the watcher cluster of a spool; exits non-zero when no watcher is alive.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Spool directory (default: GFS2_FENCING_DIR, the parent of REQUEST_DIR, or /run/gfs2-fencing).
+    #[arg(long, env = "GFS2_FENCE_SPOOL_DIR", value_name = "DIR")]
+    spool_dir: Option<String>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Seconds where 0 means "off".
+fn seconds_or_off(s: &str) -> Result<Duration, String> {
+    if s.trim().trim_end_matches('s').parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    seconds(s)
+}
+
+fn off_if_zero(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
@@ -87,6 +112,24 @@ struct RunArgs {
     /// Do not use inotify: find requests by rescanning only (for file systems without inotify).
     #[arg(long, env = "GFS2_FENCE_NO_INOTIFY")]
     no_inotify: bool,
+    /// A peer holding its member lock with a heartbeat older than this is frozen and is killed.
+    #[arg(long, env = "GFS2_FENCE_TTL", value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    ttl: Duration,
+    /// Executions per request in all, retries included (Pacemaker also retries and escalates).
+    #[arg(long, env = "GFS2_FENCE_MAX_ATTEMPTS", value_name = "N", default_value = "2", value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
+    /// First retry delay (exponential, with jitter), in seconds.
+    #[arg(long, env = "GFS2_FENCE_RETRY_DELAY", value_name = "SECONDS", default_value = "0.5", value_parser = seconds)]
+    retry_delay: Duration,
+    /// Largest retry delay before jitter, in seconds.
+    #[arg(long, env = "GFS2_FENCE_RETRY_MAX_DELAY", value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    retry_max_delay: Duration,
+    /// Period of the leader's fence path health checks (each command's monitor action); 0: off.
+    #[arg(long, env = "GFS2_FENCE_HEALTH_INTERVAL", value_name = "SECONDS", default_value = "60", value_parser = seconds_or_off)]
+    health_interval: Duration,
+    /// Age after which the leader removes finished records (done/, responses/, attempts/); 0: keep.
+    #[arg(long, env = "GFS2_FENCE_RETENTION", value_name = "SECONDS", default_value = "0", value_parser = seconds_or_off)]
+    retention: Duration,
 }
 
 fn settings(a: RunArgs) -> Result<Settings, WatchError> {
@@ -129,6 +172,16 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         max_parallel: a.max_parallel.into(),
         shutdown_grace: a.shutdown_grace,
         inotify: !a.no_inotify,
+        ttl: a.ttl,
+        retry: ha::backoff::RetryPolicy {
+            max_attempts: a.max_attempts,
+            min_delay: a.retry_delay,
+            max_delay: a.retry_max_delay,
+        },
+        jitter_seed: rand::random(),
+        health_interval: off_if_zero(a.health_interval),
+        retention: off_if_zero(a.retention),
+        tmp_max_age: Duration::from_secs(3600),
     })
 }
 
@@ -143,8 +196,13 @@ fn init_tracing() {
 
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT.
 pub fn run() -> Result<ExitCode, WatchError> {
-    let cli = Cli::parse();
-    let Command::Run(args) = cli.command;
+    let args = match Cli::parse().command {
+        Command::Run(args) => args,
+        Command::Status(a) => {
+            let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
+            return crate::status::run(&ha::spool::Spool::new(base), a.json);
+        }
+    };
     init_tracing();
     let settings = settings(args)?;
     let rt = tokio::runtime::Builder::new_current_thread()

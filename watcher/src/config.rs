@@ -215,6 +215,24 @@ impl FenceConfig {
             .chain(self.targets.values().map(|(c, _)| c))
     }
 
+    /// Every distinct fence path, with the targets configured for it and whether it is the default
+    /// (for the leader's health checks).
+    pub fn paths(&self) -> Vec<(FenceCommand, Vec<String>, bool)> {
+        let mut paths: Vec<(FenceCommand, Vec<String>, bool)> = self
+            .default
+            .iter()
+            .map(|d| (d.clone(), Vec::new(), true))
+            .collect();
+        for (target, (cmd, _)) in &self.targets {
+            let same = |c: &FenceCommand| c.program == cmd.program && c.options == cmd.options;
+            match paths.iter_mut().find(|(c, _, _)| same(c)) {
+                Some((_, targets, _)) => targets.push(target.clone()),
+                None => paths.push((cmd.clone(), vec![target.clone()], false)),
+            }
+        }
+        paths
+    }
+
     /// What the watchers publish for the agent's `list`.
     pub fn published_targets(&self) -> Targets {
         Targets {

@@ -7,6 +7,8 @@
 //! a watcher's death never leaves a fence running unowned. At its timeout, or when the watcher aborts
 //! it, the whole group is SIGKILLed and reaped. A command that exits without reading stdin is normal.
 
+use std::os::fd::RawFd;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -48,7 +50,29 @@ pub struct Execution {
     pub duration: Duration,
 }
 
-/// What the stdin of the command says.
+/// One run of a command: what to run, what to tell it.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    /// The executable.
+    pub program: &'a Path,
+    /// Its stdin (`key=value` lines).
+    pub stdin: String,
+    /// `GFS2_FENCE_REQUEST_ID` in its environment.
+    pub request_id: &'a str,
+}
+
+/// The options of `cmd` as stdin lines.
+fn option_pairs(cmd: &FenceCommand) -> impl Iterator<Item = (&str, &str)> {
+    cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+/// What the stdin of the `monitor` action says: the action and the configured options.
+pub fn monitor_text(cmd: &FenceCommand) -> String {
+    let pairs = std::iter::once(("action", "monitor")).chain(option_pairs(cmd));
+    ha::fence_args::render(pairs).expect("configuration was validated")
+}
+
+/// What the stdin of the command says for a request.
 pub fn stdin_text(cmd: &FenceCommand, req: &Request) -> String {
     let plug = cmd.plug.as_deref().unwrap_or(&req.target_node);
     let mut pairs: Vec<(&str, &str)> = vec![
@@ -59,7 +83,7 @@ pub fn stdin_text(cmd: &FenceCommand, req: &Request) -> String {
     if let Some(n) = req.nodename.as_deref() {
         pairs.push(("nodename", n));
     }
-    pairs.extend(cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    pairs.extend(option_pairs(cmd));
     ha::fence_args::render(pairs).expect("configuration and names were validated")
 }
 
@@ -76,23 +100,24 @@ async fn read_capped<R: AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
     kept
 }
 
-/// Runs `cmd` for `req` for at most `budget`; `abort` set to true kills it. `on_start` gets the pid
-/// as soon as the process exists.
+/// Runs `inv` for at most `budget`; `abort` set to true kills it. `inherit` is a descriptor the child
+/// alone inherits (the target lock). `on_start` gets the pid as soon as the process exists.
 pub async fn execute(
-    cmd: &FenceCommand,
-    req: &Request,
+    inv: Invocation<'_>,
     budget: Duration,
+    inherit: Option<RawFd>,
     abort: &mut watch::Receiver<bool>,
     on_start: impl FnOnce(u32),
 ) -> Execution {
     let started = Instant::now();
-    let mut std_cmd = std::process::Command::new(&cmd.program);
+    let program = inv.program;
+    let mut std_cmd = std::process::Command::new(program);
     std_cmd
-        .env("GFS2_FENCE_REQUEST_ID", &req.request_id)
+        .env("GFS2_FENCE_REQUEST_ID", inv.request_id)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    ha::child::harden(&mut std_cmd);
+    ha::child::harden_inheriting(&mut std_cmd, inherit);
     let mut child = match tokio::process::Command::from(std_cmd)
         .kill_on_drop(true)
         .spawn()
@@ -100,7 +125,7 @@ pub async fn execute(
         Ok(c) => c,
         Err(e) => {
             return Execution {
-                ending: Ending::SpawnFailed(format!("cannot run {}: {e}", cmd.program.display())),
+                ending: Ending::SpawnFailed(format!("cannot run {}: {e}", program.display())),
                 pid: 0,
                 output: String::new(),
                 duration: started.elapsed(),
@@ -109,7 +134,7 @@ pub async fn execute(
     };
     let pid = child.id().unwrap_or(0);
     on_start(pid);
-    let input = stdin_text(cmd, req);
+    let input = inv.stdin;
     let mut stdin = child.stdin.take().expect("piped");
     let writer = tokio::spawn(async move {
         let _ = stdin.write_all(input.as_bytes()).await;
@@ -123,7 +148,7 @@ pub async fn execute(
                 (None, Some(sig)) => Ending::Signalled(sig),
                 (None, None) => Ending::Signalled(0),
             },
-            Err(e) => Ending::SpawnFailed(format!("waiting for {}: {e}", cmd.program.display())),
+            Err(e) => Ending::SpawnFailed(format!("waiting for {}: {e}", program.display())),
         },
         _ = tokio::time::sleep(budget) => Ending::TimedOut(budget),
         _ = abort.wait_for(|a| *a) => Ending::Aborted,

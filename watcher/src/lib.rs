@@ -2,20 +2,39 @@
 //! request is claimed by exactly one live watcher (flock lease + no-replace rename), executed with
 //! the configured fence command, and answered once.
 //!
-//! - [`cli`]: command line and environment → [`settings::Settings`].
-//! - [`daemon`]: `run(settings, shutdown)`, the main loop.
-//! - [`execute`]: one fence command execution.
-//! - [`member`]: the member lock and heartbeat.
+//! - [`cli`]: command line and environment → [`settings::Settings`]; [`status`]: the status report.
+//! - [`daemon`]: `run(settings, shutdown)`, the main loop; [`index`]: the ordered view of `requests/`.
+//! - [`dispatch`]: what to run next (target locks, superseding, coalescing); [`serve`]: one job,
+//!   with retries; [`reply`]: answers.
+//! - [`execute`]: one command execution; [`fencepath`]: the leader's fence path health checks.
+//! - [`member`]: the member lock and heartbeat; [`election`]: leader candidacy; [`sweep`]: recovery
+//!   of dead claims, fencing of frozen peers, retention; [`notify`]: systemd notifications.
 //! - [`config`]: targets → fence commands.
 //! - [`test_executor`]: the fence command used by tests, the demo and the chaos harness.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dispatch;
+pub mod election;
 pub mod execute;
+pub mod fencepath;
+pub mod index;
 pub mod member;
+pub mod notify;
+pub mod reply;
+pub mod serve;
 pub mod settings;
+pub mod status;
+pub mod sweep;
 pub mod test_executor;
+
+/// This host's name (for heartbeats and the leader record).
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
 
 /// Why a watcher cannot start or stops with an error.
 #[derive(Debug, thiserror::Error)]

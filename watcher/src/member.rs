@@ -4,6 +4,11 @@
 //! kernel when it dies, SIGKILL included). The agent's liveness probe can make our first
 //! `try_exclusive` fail for an instant, so joining retries briefly before concluding that another
 //! watcher with the same id is alive.
+//!
+//! The heartbeat lists the fence commands running now; it is rewritten at once when one starts or
+//! ends, so a peer that fences this watcher while it is frozen kills exactly those process groups.
+//! Shared between the main loop and the serving tasks behind a `std::sync::Mutex` that is never held
+//! across an `.await`.
 
 use std::time::Duration;
 
@@ -40,19 +45,19 @@ impl Member {
             }
             std::thread::sleep(Duration::from_millis(10));
         };
-        let host = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let pid = std::process::id();
         let mut member = Member {
             _lock: lock,
             spool: spool.clone(),
             beat: Heartbeat {
                 watcher_id: id.to_string(),
-                pid: std::process::id(),
-                host,
+                pid,
+                host: crate::hostname(),
                 counter: 0,
                 boottime_ns: 0,
                 boot_id: boot_id.to_string(),
+                start_time: ha::procfs::stat(pid).map_or(0, |s| s.start_time),
+                children: Vec::new(),
             },
         };
         member.beat()?;
@@ -67,5 +72,23 @@ impl Member {
         let dest = heartbeat_path(&self.spool, &self.beat.watcher_id);
         ha::fsio::write_replace(&self.spool.dir(Dir::Tmp), &dest, &bytes)?;
         Ok(())
+    }
+
+    /// Records a fence command that started (its pid is its process group) and beats at once.
+    pub fn child_started(&mut self, pid: u32) {
+        self.beat.children.push(pid);
+        self.beat_or_log();
+    }
+
+    /// Records a fence command that ended and beats at once.
+    pub fn child_ended(&mut self, pid: u32) {
+        self.beat.children.retain(|c| *c != pid);
+        self.beat_or_log();
+    }
+
+    fn beat_or_log(&mut self) {
+        if let Err(e) = self.beat() {
+            tracing::error!("heartbeat: {e}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use ha::backoff::RetryPolicy;
 use ha::spool::Spool;
 
 use crate::config::FenceConfig;
@@ -22,14 +23,26 @@ pub struct Settings {
     pub default_deadline: Duration,
     /// Least time worth starting a fence command with; less left means `expired`.
     pub min_budget: Duration,
-    /// Period of the safety rescan of `requests/` and of dead-claim recovery.
+    /// Period of the safety rescan of `requests/`, dead-claim recovery and peer checks.
     pub rescan_interval: Duration,
     /// Period of the heartbeat.
     pub heartbeat_interval: Duration,
-    /// Executions at once.
+    /// A peer whose heartbeat is older than this while it holds its lock is frozen and is killed.
+    pub ttl: Duration,
+    /// Jobs at once.
     pub max_parallel: usize,
+    /// How failed executions are retried.
+    pub retry: RetryPolicy,
+    /// Seed of this watcher's retry jitter (random per process).
+    pub jitter_seed: u64,
     /// How long in-flight executions may finish after SIGTERM before they are killed and requeued.
     pub shutdown_grace: Duration,
     /// Whether to watch `requests/` with inotify (otherwise the rescan alone finds requests).
     pub inotify: bool,
+    /// Period of the leader's fence path health checks (`None`: off).
+    pub health_interval: Option<Duration>,
+    /// Age past which the leader removes files from `done/`, `responses/`, `attempts/` (`None`: keep).
+    pub retention: Option<Duration>,
+    /// Age past which the leader removes leftovers in `tmp/`.
+    pub tmp_max_age: Duration,
 }

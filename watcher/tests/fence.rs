@@ -98,7 +98,7 @@ fn pcmk_host_map_alias_reaches_the_fence_command_as_plug() {
 }
 
 #[test]
-fn an_executor_failure_is_a_fence_failure() {
+fn an_executor_failure_is_retried_then_a_fence_failure() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     w.behave("n1", "fail");
@@ -106,9 +106,12 @@ fn an_executor_failure_is_a_fence_failure() {
     assert_exit(&out, 1);
     let err = text(&out.stderr);
     assert!(
-        err.contains("Failed: fence off of n1 failed: fence command exited with status 1"),
+        err.contains("Failed: fence off of n1 failed: after 2 attempts, the last: fence command exited with status 1"),
         "{err}"
     );
+    let id = w.ledger()[0].request_id.clone().unwrap();
+    assert_eq!(w.starts(&id), 2, "the default attempt cap is 2");
+    assert_eq!(w.response(&id).unwrap().attempts, Some(2));
     assert!(err.contains("outcome failed, watcher w1"), "{err}");
     assert!(out.stdout.is_empty());
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));

@@ -11,7 +11,7 @@
 //!   fail closed with [`HaError::LockUnsupported`].
 //! - **Follows the file, not the name.** Renaming a locked file keeps it locked; a lock on a file that
 //!   was unlinked and recreated protects nothing. Callers re-check the name after locking.
-//! - `try_*` never blocks: `Ok(None)` means another process holds the lock.
+//! - `try_*` never blocks: `Ok(None)` means another process holds the lock; [`exclusive`] waits.
 //! - Descriptors are close-on-exec: no fence command inherits a lock by accident.
 
 use std::fs::{File, OpenOptions};
@@ -74,6 +74,24 @@ fn lock_error(path: &Path, errno: Errno) -> HaError {
 /// Takes an exclusive lock on `file` without blocking. `Ok(None)`: another process holds it.
 pub fn try_exclusive(file: File, path: &Path) -> Result<Option<Lock>> {
     try_lock(file, path, FlockArg::LockExclusiveNonblock)
+}
+
+/// Takes an exclusive lock, waiting as long as another process holds it (for a standby waiting to
+/// become leader: the kernel wakes it the moment the holder releases or dies).
+pub fn exclusive(file: File, path: &Path) -> Result<Lock> {
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusive) {
+            Ok(flock) => {
+                return Ok(Lock {
+                    flock,
+                    path: path.to_path_buf(),
+                })
+            }
+            Err((f, Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(lock_error(path, e)),
+        }
+    }
 }
 
 fn try_lock(file: File, path: &Path, arg: FlockArg) -> Result<Option<Lock>> {

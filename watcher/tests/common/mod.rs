@@ -280,11 +280,13 @@ impl World {
         cmd.output().unwrap()
     }
 
+    /// The executor's ledger lines for fence actions (the leader's `monitor` health checks left out).
     pub fn ledger(&self) -> Vec<LedgerLine> {
         std::fs::read_to_string(&self.ledger)
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+            .map(|l| serde_json::from_str::<LedgerLine>(l).unwrap())
+            .filter(|l| l.action != "monitor")
             .collect()
     }
 

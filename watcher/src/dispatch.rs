@@ -1,0 +1,167 @@
+//! Choosing what to run next, and claiming it.
+//!
+//! Targets compete through their first pending request (priority, deadline, age: see
+//! `ha::queue`). Before claiming a target's request, the watcher takes the target's lock
+//! (`locks/<target>.lock`, non-blocking): whoever holds it runs that target's requests one at a time
+//! in submission order, so two executions against one target never overlap, across all watchers.
+//! Under the lock, a first request superseded by a later `off`/`reboot` is answered `superseded`,
+//! and the identical requests queued at launch are claimed with the executed one (`coalesced`).
+//!
+//! Locks taken: `locks/<target>.lock` (handed to the serving task), each request's flock (the lease).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use ha::claim::{self, Claim};
+use ha::fsio::lock;
+use ha::request::Action;
+use ha::response::Outcome;
+use ha::spool::Dir;
+
+use crate::daemon::Shared;
+use crate::index::Index;
+use crate::reply;
+use crate::serve::{self, Job};
+
+/// A job in flight, by the id of the request it executes.
+#[derive(Debug)]
+pub struct Running {
+    /// Its target.
+    pub target: String,
+    /// Set to true to abort it (shutdown after the grace period).
+    pub abort: watch::Sender<bool>,
+}
+
+/// Claims work up to `max_parallel` jobs and starts a task for each.
+pub fn fill(
+    shared: &Arc<Shared>,
+    index: &mut Index,
+    running: &mut HashMap<String, Running>,
+    done: &mpsc::UnboundedSender<String>,
+) {
+    let s = &shared.settings;
+    for name in index.take_bad() {
+        match claim::try_claim(&s.spool, &name, &s.id) {
+            Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
+            Ok(Claim::Claimed(c)) => {
+                if let Err(e) = ha::answer::release(&s.spool, *c) {
+                    tracing::error!(file = %name, "requeueing: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!(file = %name, "quarantining: {e}"),
+        }
+    }
+    let targets: Vec<String> = index.queue.heads().map(|e| e.target.clone()).collect();
+    for target in targets {
+        if running.len() >= s.max_parallel {
+            break;
+        }
+        if running.values().any(|r| r.target == target) {
+            continue;
+        }
+        let Some(job) = take_target(shared, index, &target) else {
+            continue;
+        };
+        let id = job.claims[0].request.request_id.clone();
+        let (abort_tx, abort_rx) = watch::channel(false);
+        running.insert(
+            id.clone(),
+            Running {
+                target,
+                abort: abort_tx,
+            },
+        );
+        let (shared, done) = (shared.clone(), done.clone());
+        tokio::spawn(async move {
+            if let Err(e) = serve::serve(&shared, job, abort_rx).await {
+                tracing::error!(request_id = %id, "serving request: {e}");
+            }
+            let _ = done.send(id);
+        });
+    }
+}
+
+/// Under the target's lock, claims the target's next runnable request and the identical ones queued.
+fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Option<Job> {
+    let s = &shared.settings;
+    let first = index.queue.of_target(target).next()?.clone();
+    let target_lock = if first.waived {
+        None
+    } else {
+        let path = s.spool.dir(Dir::Locks).join(format!("{target}.lock"));
+        match lock::open_lock_file(&path).and_then(|f| lock::try_exclusive(f, &path)) {
+            Ok(Some(l)) => Some(l),
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(target = %target, "target lock: {e}");
+                return None;
+            }
+        }
+    };
+    loop {
+        let first = index.queue.of_target(target).next()?.clone();
+        let superseded_by = index
+            .queue
+            .head_is_superseded(target)
+            .then(|| {
+                index
+                    .queue
+                    .of_target(target)
+                    .find(|e| matches!(e.action, Action::Off | Action::Reboot))
+            })
+            .flatten()
+            .map(|e| (e.name.trim_end_matches(".json").to_string(), e.action));
+        index.forget(&first.name);
+        let claimed = match claim::try_claim(&s.spool, &first.name, &s.id) {
+            Ok(Claim::Claimed(c)) => *c,
+            Ok(Claim::Quarantined(q)) => {
+                reply::reject(shared, &q);
+                continue;
+            }
+            Ok(Claim::NotReady) => {
+                index.observe(&s.spool, &shared.boot_id, &first.name);
+                return None;
+            }
+            Ok(Claim::Busy | Claim::Skipped) => continue,
+            Err(e) => {
+                tracing::error!(file = %first.name, "claiming: {e}");
+                return None;
+            }
+        };
+        if let Some((by, action)) = superseded_by {
+            let mut r = reply::for_claim(shared, &claimed);
+            r.outcome = Some(Outcome::Superseded);
+            r.message = format!(
+                "superseded by the later {action} request {by} for the same target; not executed"
+            );
+            if let Err(e) = reply::answer_and_retire(shared, claimed, r, Instant::now()) {
+                tracing::error!(target = %target, "answering a superseded request: {e}");
+            }
+            continue;
+        }
+        let mut claims = vec![claimed];
+        let same: Vec<String> = index
+            .queue
+            .of_target(target)
+            .filter(|e| e.action == first.action)
+            .map(|e| e.name.clone())
+            .collect();
+        for name in same {
+            index.forget(&name);
+            match claim::try_claim(&s.spool, &name, &s.id) {
+                Ok(Claim::Claimed(c)) => claims.push(*c),
+                Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
+                Ok(_) => {}
+                Err(e) => tracing::error!(file = %name, "claiming: {e}"),
+            }
+        }
+        return Some(Job {
+            claims,
+            target_lock,
+        });
+    }
+}

@@ -1,0 +1,131 @@
+//! The watcher's view of `requests/`: parsed pending requests in a [`Queue`], fed by inotify names
+//! and reconciled with the directory by the periodic rescan. Files are read here without a lock, only
+//! to order them; the claim reads them again under the file's flock.
+
+use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ha::claim::IN_PLACE_GRACE;
+use ha::fsio::{self, ReadError};
+use ha::queue::{Entry, Queue};
+use ha::request::Request;
+use ha::spool::{Dir, Spool};
+
+/// Pending requests by state.
+#[derive(Debug, Default)]
+pub struct Index {
+    /// Parsed requests, in claim order.
+    pub queue: Queue,
+    /// Files that do not parse yet and may still be being written in place.
+    young: BTreeSet<String>,
+    /// Files to quarantine (the claim step does it, under the file's lock).
+    bad: BTreeSet<String>,
+}
+
+fn submitted_ns(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+impl Index {
+    /// Forgets `name` wherever it is.
+    pub fn forget(&mut self, name: &str) {
+        self.queue.remove(name);
+        self.young.remove(name);
+        self.bad.remove(name);
+    }
+
+    /// Reads `requests/<name>` and files it as queued, young or bad.
+    pub fn observe(&mut self, spool: &Spool, boot_id: &str, name: &str) {
+        self.forget(name);
+        if name.starts_with('.') {
+            return;
+        }
+        let path = spool.dir(Dir::Requests).join(name);
+        let Ok(meta) = path.symlink_metadata() else {
+            return;
+        };
+        if ha::names::request_id_of_file(name).is_none() || !meta.file_type().is_file() {
+            self.bad.insert(name.to_string());
+            return;
+        }
+        let bytes = match fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) {
+            Ok(b) => b,
+            Err(ReadError::Gone) => return,
+            Err(_) => {
+                self.bad.insert(name.to_string());
+                return;
+            }
+        };
+        let young = SystemTime::now()
+            .duration_since(meta.modified().unwrap_or(UNIX_EPOCH))
+            .is_ok_and(|a| a < IN_PLACE_GRACE);
+        match Request::parse(&bytes) {
+            Ok(r) if format!("{}.json", r.request_id) == name => {
+                let deadline_ns = match (r.deadline_boottime_ns, r.boot_id.as_deref()) {
+                    (Some(ns), Some(b)) if b == boot_id => ns,
+                    (Some(_), Some(_)) => 0,
+                    _ => u64::MAX,
+                };
+                self.queue.insert(Entry {
+                    name: name.to_string(),
+                    target: r.target_node.clone(),
+                    action: r.action,
+                    priority: r.priority(),
+                    deadline_ns,
+                    submitted_ns: submitted_ns(&meta),
+                    waived: r.target_lock_waived,
+                });
+            }
+            Err(ha::request::Rejection::BadJson(_)) if young => {
+                self.young.insert(name.to_string());
+            }
+            _ => {
+                self.bad.insert(name.to_string());
+            }
+        }
+    }
+
+    /// Re-reads the directory: forgets vanished files, reads new ones and retries young ones.
+    pub fn reconcile(&mut self, spool: &Spool, boot_id: &str) -> Result<(), ha::HaError> {
+        let dir = spool.dir(Dir::Requests);
+        let mut present = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).map_err(ha::HaError::at("list", &dir))? {
+            let entry = entry.map_err(ha::HaError::at("list", &dir))?;
+            present.insert(entry.file_name().to_string_lossy().into_owned());
+        }
+        let known: Vec<String> = self
+            .queue
+            .names()
+            .chain(self.young.iter())
+            .chain(self.bad.iter())
+            .cloned()
+            .collect();
+        for name in &known {
+            if !present.contains(name) {
+                self.forget(name);
+            }
+        }
+        // New files, and young ones again (they may be complete now).
+        let unread: Vec<&String> = present
+            .iter()
+            .filter(|n| !self.queue.contains(n) && !self.bad.contains(*n))
+            .collect();
+        for name in unread {
+            self.observe(spool, boot_id, name);
+        }
+        Ok(())
+    }
+
+    /// Takes the files to quarantine.
+    pub fn take_bad(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.bad).into_iter().collect()
+    }
+
+    /// Pending requests (parsed and not yet parsed).
+    pub fn depth(&self) -> usize {
+        self.queue.len() + self.young.len()
+    }
+}

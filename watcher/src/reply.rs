@@ -1,0 +1,82 @@
+//! Answers: building a response, writing it once, retiring the claim.
+
+use std::time::Instant;
+
+use ha::answer::{self, Placed};
+use ha::claim::{Claimed, Quarantined};
+use ha::request::SPOOL_VERSION;
+use ha::response::{Outcome, Response};
+
+use crate::daemon::Shared;
+use crate::WatchError;
+
+/// A response from this watcher for a request, not yet filled in (failure by default).
+pub fn response(shared: &Shared, id: &str, action: &str, target: &str) -> Response {
+    Response {
+        request_id: id.to_string(),
+        success: false,
+        action_performed: action.to_string(),
+        target_node: target.to_string(),
+        message: String::new(),
+        timestamp: ha::clock::rfc3339_now(),
+        version: Some(SPOOL_VERSION),
+        power_state: None,
+        watcher_id: Some(shared.settings.id.clone()),
+        attempts: None,
+        duration_ms: None,
+        outcome: None,
+        epoch: ha::leader::read(&shared.settings.spool)
+            .ok()
+            .flatten()
+            .map(|l| l.epoch),
+    }
+}
+
+/// A response for a claimed request.
+pub fn for_claim(shared: &Shared, c: &Claimed) -> Response {
+    let r = &c.request;
+    response(shared, &r.request_id, r.action.as_str(), &r.target_node)
+}
+
+/// Answers a quarantined request `rejected` when its id is known, so its agent fails fast.
+pub fn reject(shared: &Shared, q: &Quarantined) {
+    let Some(id) = &q.id else { return };
+    let mut r = response(
+        shared,
+        id,
+        q.action.as_deref().unwrap_or("unknown"),
+        q.target.as_deref().unwrap_or(""),
+    );
+    r.message = format!(
+        "request rejected and quarantined at {}: {}",
+        q.moved_to.display(),
+        q.reason
+    );
+    r.outcome = Some(Outcome::Rejected);
+    if let Err(e) = answer::respond(&shared.settings.spool, &r) {
+        tracing::error!(request_id = %id, "answering a rejected request: {e}");
+    }
+}
+
+/// Writes `resp` for `claimed` (unless the claim was taken over while this watcher was frozen) and
+/// retires the claim.
+pub fn answer_and_retire(
+    shared: &Shared,
+    claimed: Claimed,
+    mut resp: Response,
+    started: Instant,
+) -> Result<(), WatchError> {
+    let spool = &shared.settings.spool;
+    if !claimed.still_ours(spool) {
+        tracing::warn!(request_id = %resp.request_id, "this claim was taken over while it ran; not answering");
+        return Ok(());
+    }
+    resp.duration_ms = Some(started.elapsed().as_millis() as u64);
+    resp.timestamp = ha::clock::rfc3339_now();
+    let placed = answer::respond(spool, &resp)?;
+    tracing::info!(request_id = %resp.request_id, target = %resp.target_node, action = %resp.action_performed,
+        success = resp.success, outcome = resp.outcome.map_or("", Outcome::as_str), attempts = resp.attempts,
+        superseded = matches!(placed, Placed::Superseded(_)), "answered");
+    answer::finish(spool, claimed)?;
+    Ok(())
+}

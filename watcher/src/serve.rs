@@ -1,0 +1,232 @@
+//! Serving one job: a claimed request, the identical requests coalesced into it, and the target's
+//! lock. Requests whose agent is gone or whose deadline leaves no time are answered without running
+//! anything; the rest share one execution, retried with backoff within the deadline and the attempt
+//! cap. The target lock is inherited by each fence command and released only after every claim of
+//! the job is answered and retired.
+
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use tokio::sync::watch;
+
+use ha::answer;
+use ha::backoff::Schedule;
+use ha::claim::Claimed;
+use ha::clock::BootTime;
+use ha::decide::{self, AgentState, Disposition};
+use ha::fsio::lock::Lock;
+use ha::request::Action;
+use ha::response::{Outcome, PowerState, Response};
+use ha::spool::Spool;
+
+use crate::daemon::Shared;
+use crate::execute::{self, Ending, Execution, Invocation};
+use crate::reply;
+use crate::WatchError;
+
+/// What one task serves.
+#[derive(Debug)]
+pub struct Job {
+    /// The first is the request executed; the others are identical ones queued before the launch.
+    pub claims: Vec<Claimed>,
+    /// The target's lock (none for a request re-dispatched from a stuck watcher).
+    pub target_lock: Option<Lock>,
+}
+
+fn agent_state(spool: &Spool, id: &str) -> AgentState {
+    match ha::fsio::lock::probe_held(&spool.waiting_lock(id)) {
+        Ok(Some(true)) => AgentState::Waiting,
+        Ok(Some(false)) => AgentState::Gone,
+        Ok(None) => AgentState::Unknown,
+        Err(e) => {
+            tracing::warn!(request_id = %id, "cannot probe the agent's waiting lock ({e}); assuming it waits");
+            AgentState::Waiting
+        }
+    }
+}
+
+/// Serves a job to the end: every claim answered once and retired, or all requeued on abort.
+pub async fn serve(
+    shared: &Shared,
+    job: Job,
+    mut abort: watch::Receiver<bool>,
+) -> Result<(), WatchError> {
+    let s = &shared.settings;
+    let started = Instant::now();
+    let now = BootTime::now();
+    let mut runnable: Vec<(Claimed, BootTime)> = Vec::new();
+    for c in job.claims {
+        let deadline = decide::deadline_of(&c.request, &shared.boot_id, now, s.default_deadline);
+        let mut resp = reply::for_claim(shared, &c);
+        resp.attempts = Some(c.name.attempt - 1);
+        match decide::dispose(
+            deadline,
+            now,
+            agent_state(&s.spool, &c.request.request_id),
+            s.min_budget,
+        ) {
+            Disposition::Execute { .. } => {
+                runnable.push((c, deadline));
+                continue;
+            }
+            Disposition::Expired => {
+                resp.outcome = Some(Outcome::Expired);
+                resp.message = "deadline passed before the fence could run; not executed".into();
+            }
+            Disposition::Abandoned => {
+                resp.outcome = Some(Outcome::Abandoned);
+                resp.message =
+                    "the requesting agent is gone (its waiting lock is free); not executed".into();
+            }
+        }
+        reply::answer_and_retire(shared, c, resp, started)?;
+    }
+    if runnable.is_empty() {
+        return Ok(());
+    }
+    let (primary, deadline) = &runnable[0];
+    let req = primary.request.clone();
+    let id = req.request_id.as_str();
+    let mut resp = reply::for_claim(shared, primary);
+    let Some(cmd) = s.fence.command_for(&req.target_node) else {
+        resp.outcome = Some(Outcome::Failed);
+        resp.message = format!(
+            "no fence command is configured for target {:?}",
+            req.target_node
+        );
+        return answer_all(shared, runnable, resp, started);
+    };
+    let mut schedule = Schedule::new(
+        s.retry,
+        s.jitter_seed ^ primary.name.attempt as u64,
+        primary.name.attempt - 1,
+    );
+    let inherit = job.target_lock.as_ref().map(|l| l.file().as_raw_fd());
+    let exec = loop {
+        let attempt = schedule.started();
+        let budget = BootTime::now().until(*deadline).min(s.exec_timeout);
+        tracing::info!(request_id = %id, target = %req.target_node, action = %req.action, attempt,
+            coalesced = runnable.len() - 1, command = %cmd.program.display(), budget_ms = budget.as_millis() as u64, "executing");
+        let inv = Invocation {
+            program: &cmd.program,
+            stdin: execute::stdin_text(cmd, &req),
+            request_id: id,
+        };
+        let exec = execute::execute(inv, budget, inherit, &mut abort, |pid| {
+            shared.member.lock().unwrap().child_started(pid);
+            let a = ha::attempts::Attempt {
+                attempt,
+                watcher_id: s.id.clone(),
+                pid,
+                started_boottime_ns: BootTime::now().0,
+                started: ha::clock::rfc3339_now(),
+            };
+            if let Err(e) = ha::attempts::record(&s.spool, id, &a) {
+                tracing::warn!(request_id = %id, "recording the attempt: {e}");
+            }
+        })
+        .await;
+        shared.member.lock().unwrap().child_ended(exec.pid);
+        if exec.ending == Ending::Aborted {
+            return release_all(shared, runnable);
+        }
+        if succeeded(req.action, &exec) {
+            break exec;
+        }
+        let Some(at) = schedule.next_start(BootTime::now(), *deadline, s.min_budget) else {
+            break exec;
+        };
+        tracing::warn!(request_id = %id, attempt, "fence command failed; retrying in {} ms", BootTime::now().until(at).as_millis());
+        tokio::select! {
+            _ = tokio::time::sleep(BootTime::now().until(at)) => {}
+            _ = abort.wait_for(|a| *a) => return release_all(shared, runnable),
+        }
+    };
+    judge(req.action, &exec, &mut resp);
+    resp.attempts = Some(schedule.attempts());
+    if !resp.success && schedule.attempts() > 1 {
+        resp.message = format!(
+            "after {} attempts, the last: {}",
+            schedule.attempts(),
+            resp.message
+        );
+    }
+    answer_all(shared, runnable, resp, started)?;
+    drop(job.target_lock);
+    Ok(())
+}
+
+fn release_all(shared: &Shared, claims: Vec<(Claimed, BootTime)>) -> Result<(), WatchError> {
+    for (c, _) in claims {
+        tracing::warn!(request_id = %c.request.request_id, "fence command killed at shutdown; request requeued");
+        answer::release(&shared.settings.spool, c)?;
+    }
+    Ok(())
+}
+
+/// Answers the executed request with `resp` and each coalesced one from it.
+fn answer_all(
+    shared: &Shared,
+    claims: Vec<(Claimed, BootTime)>,
+    resp: Response,
+    started: Instant,
+) -> Result<(), WatchError> {
+    let mut claims = claims.into_iter();
+    let Some((primary, _)) = claims.next() else {
+        return Ok(());
+    };
+    let executed = primary.request.request_id.clone();
+    for (c, _) in claims {
+        let mut r = reply::for_claim(shared, &c);
+        r.success = resp.success;
+        r.power_state = resp.power_state;
+        r.attempts = resp.attempts;
+        r.outcome = Some(Outcome::Coalesced);
+        r.message = format!(
+            "answered from the execution of request {executed}: {}",
+            resp.message
+        );
+        reply::answer_and_retire(shared, c, r, started)?;
+    }
+    reply::answer_and_retire(shared, primary, resp, started)
+}
+
+fn succeeded(action: Action, exec: &Execution) -> bool {
+    matches!(
+        (&exec.ending, action),
+        (Ending::Exited(0), _) | (Ending::Exited(2), Action::Status)
+    )
+}
+
+/// Fills the response from an execution's result.
+fn judge(action: Action, exec: &Execution, resp: &mut Response) {
+    let detail = if exec.output.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", exec.output)
+    };
+    let (success, power, message) = match (&exec.ending, action) {
+        (Ending::Exited(0), Action::Status) => (true, PowerState::On, "status: ON".to_string()),
+        (Ending::Exited(2), Action::Status) => (true, PowerState::Off, "status: OFF".to_string()),
+        (Ending::Exited(0), Action::Off) => (true, PowerState::Off, "fenced: powered OFF".to_string()),
+        (Ending::Exited(0), Action::On) => (true, PowerState::On, "unfenced: powered ON".to_string()),
+        (Ending::Exited(0), Action::Reboot) => (true, PowerState::Unknown, "fenced: rebooted".to_string()),
+        (Ending::Exited(c), _) => (false, PowerState::Unknown, format!("fence command exited with status {c}{detail}")),
+        (Ending::Signalled(sig), _) => (false, PowerState::Unknown, format!("fence command killed by signal {sig}{detail}")),
+        (Ending::TimedOut(d), _) => (
+            false,
+            PowerState::Unknown,
+            format!("fence command timed out after {:.1}s and was killed with its process group{detail}", d.as_secs_f64()),
+        ),
+        (Ending::SpawnFailed(why), _) => (false, PowerState::Unknown, why.clone()),
+        (Ending::Aborted, _) => (false, PowerState::Unknown, "aborted".to_string()),
+    };
+    resp.success = success;
+    resp.power_state = Some(power);
+    resp.outcome = Some(if success {
+        Outcome::Done
+    } else {
+        Outcome::Failed
+    });
+    resp.message = message;
+}

@@ -1,0 +1,136 @@
+//! The periodic sweep, run by every watcher at each rescan (leadership only avoids duplicate work):
+//! recover dead watchers' claims, fence frozen peers, re-dispatch the work of unkillable ones. The
+//! leader also clears stale temporary files and applies the retention of `done/`, `responses/` and
+//! `attempts/`.
+//!
+//! A frozen watcher (SIGSTOP, livelock) keeps its locks, so nothing else would ever free its claims:
+//! a peer whose member lock is held but whose heartbeat is older than the TTL is SIGKILLed, with the
+//! process groups of the fence commands its heartbeat lists; the kernel then frees its locks and
+//! ordinary recovery runs. Pids are checked against the start time in the heartbeat first, so a
+//! reused pid is never signalled.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use ha::clock::BootTime;
+use ha::decide::{judge_peer, PeerVerdict};
+use ha::members::Heartbeat;
+use ha::spool::Dir;
+
+use crate::daemon::Shared;
+
+/// What the sweeper remembers between sweeps.
+#[derive(Debug, Default)]
+pub struct Sweeper {
+    /// Peers this watcher SIGKILLed, and when.
+    killed: HashMap<String, Instant>,
+    /// Stuck peers whose requests were re-dispatched.
+    redispatched: HashSet<String>,
+}
+
+fn heartbeat(shared: &Shared, id: &str) -> Option<Heartbeat> {
+    let path = ha::members::heartbeat_path(&shared.settings.spool, id);
+    let bytes = ha::fsio::read_capped(&path, ha::fsio::MAX_SPOOL_FILE).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+fn fence_peer(hb: &Heartbeat, age: Duration) {
+    let Some(stat) = ha::procfs::stat(hb.pid) else {
+        return;
+    };
+    if stat.state == 'Z' || (hb.start_time != 0 && stat.start_time != hb.start_time) {
+        return;
+    }
+    tracing::error!(peer = %hb.watcher_id, pid = hb.pid, heartbeat_age_ms = age.as_millis() as u64, children = ?hb.children,
+        "peer watcher is frozen (lock held, heartbeat stale): killing it and its fence commands");
+    let _ = kill(Pid::from_raw(hb.pid as i32), Signal::SIGKILL);
+    for &child in &hb.children {
+        if ha::procfs::stat(child).is_some_and(|s| s.pgrp == child) {
+            ha::child::kill_group(child);
+        }
+    }
+}
+
+impl Sweeper {
+    /// One sweep.
+    pub fn sweep(&mut self, shared: &Shared, leader: bool) {
+        let s = &shared.settings;
+        if let Err(e) = ha::recover::recover(&s.spool) {
+            tracing::error!("recovering dead claims: {e}");
+        }
+        self.judge_peers(shared);
+        if leader {
+            remove_older_than(&s.spool.dir(Dir::Tmp), s.tmp_max_age);
+            if let Some(keep) = s.retention {
+                for d in [Dir::Done, Dir::Responses, Dir::Attempts] {
+                    remove_older_than(&s.spool.dir(d), keep);
+                }
+            }
+        }
+    }
+
+    fn judge_peers(&mut self, shared: &Shared) {
+        let s = &shared.settings;
+        let dir = s.spool.dir(Dir::Members);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        let now = BootTime::now();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(id) = name.strip_suffix(".lock").filter(|id| *id != s.id) else {
+                continue;
+            };
+            let held = ha::fsio::lock::probe_held(&entry.path()).ok().flatten() == Some(true);
+            let hb = heartbeat(shared, id);
+            let age = hb
+                .as_ref()
+                .filter(|h| h.boot_id == shared.boot_id)
+                .map(|h| BootTime(h.boottime_ns).until(now));
+            let killed_ago = self.killed.get(id).map(Instant::elapsed);
+            match judge_peer(held, age, killed_ago, s.ttl) {
+                PeerVerdict::Leave if !held => {
+                    self.killed.remove(id);
+                    self.redispatched.remove(id);
+                }
+                PeerVerdict::Leave => {}
+                PeerVerdict::Kill => {
+                    if let Some(hb) = &hb {
+                        fence_peer(hb, age.unwrap_or_default());
+                        self.killed.insert(id.to_string(), Instant::now());
+                    }
+                }
+                PeerVerdict::Redispatch => {
+                    if self.redispatched.insert(id.to_string()) {
+                        if let Err(e) = ha::recover::redispatch(&s.spool, id) {
+                            tracing::error!(peer = %id, "re-dispatching a stuck watcher's requests: {e}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Removes the files in `dir` last modified more than `age` ago.
+fn remove_older_than(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let cutoff = SystemTime::now() - age;
+    for e in entries.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m < cutoff);
+        if old {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::debug!(file = %e.path().display(), "removed by retention"),
+                Err(err) => tracing::warn!(file = %e.path().display(), "retention: {err}"),
+            }
+        }
+    }
+}
