@@ -51,12 +51,8 @@ struct Spec {
 /// The GFS2 `NnfStorage` names in kubectl's JSON, sorted and de-duplicated.
 pub fn gfs2_names(json: &[u8]) -> Result<Vec<String>, serde_json::Error> {
     let list: List = serde_json::from_slice(json)?;
-    let mut names: Vec<String> = list
-        .items
-        .into_iter()
-        .filter(|i| i.spec.file_system_type == "gfs2")
-        .map(|i| i.metadata.name)
-        .collect();
+    let mut names: Vec<String> =
+        list.items.into_iter().filter(|i| i.spec.file_system_type == "gfs2").map(|i| i.metadata.name).collect();
     names.sort();
     names.dedup();
     Ok(names)
@@ -71,32 +67,18 @@ impl Discovery {
     pub fn start(enabled: bool, kubectl_cmd: &str, budget: Duration) -> Discovery {
         let deadline = Instant::now() + budget;
         if !enabled {
-            return Discovery {
-                rx: None,
-                result: Some(marker("discovery-disabled")),
-                deadline,
-            };
+            return Discovery { rx: None, result: Some(marker("discovery-disabled")), deadline };
         }
         let words: Vec<String> = kubectl_cmd.split_whitespace().map(str::to_string).collect();
         let (tx, rx) = mpsc::channel();
-        let spawned = std::thread::Builder::new()
-            .name("gfs2-discovery".into())
-            .spawn(move || {
-                let _ = tx.send(run_kubectl(&words, deadline));
-            });
+        let spawned = std::thread::Builder::new().name("gfs2-discovery".into()).spawn(move || {
+            let _ = tx.send(run_kubectl(&words, deadline));
+        });
         match spawned {
-            Ok(_) => Discovery {
-                rx: Some(rx),
-                result: None,
-                deadline,
-            },
+            Ok(_) => Discovery { rx: Some(rx), result: None, deadline },
             Err(e) => {
                 tracing::warn!("GFS2 discovery not started: {e}");
-                Discovery {
-                    rx: None,
-                    result: Some(marker("none-detected")),
-                    deadline,
-                }
+                Discovery { rx: None, result: Some(marker("none-detected")), deadline }
             }
         }
     }
@@ -117,14 +99,9 @@ impl Discovery {
             return r.to_vec();
         }
         let until = limit.min(self.deadline + Duration::from_millis(100));
-        let got = self.rx.as_ref().and_then(|rx| {
-            rx.recv_timeout(until.saturating_duration_since(Instant::now()))
-                .ok()
-        });
+        let got = self.rx.as_ref().and_then(|rx| rx.recv_timeout(until.saturating_duration_since(Instant::now())).ok());
         let r = got.unwrap_or_else(|| {
-            tracing::warn!(
-                "GFS2 discovery did not finish within its budget; recording none-detected"
-            );
+            tracing::warn!("GFS2 discovery did not finish within its budget; recording none-detected");
             marker("none-detected")
         });
         self.result = Some(r.clone());
@@ -146,9 +123,7 @@ fn run_kubectl(words: &[String], deadline: Instant) -> Vec<String> {
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
-            tracing::debug!(
-                "kubectl not available ({program}: {e}), skipping Kubernetes discovery"
-            );
+            tracing::debug!("kubectl not available ({program}: {e}), skipping Kubernetes discovery");
             return marker("none-detected");
         }
     };
@@ -156,18 +131,14 @@ fn run_kubectl(words: &[String], deadline: Instant) -> Vec<String> {
     let status = loop {
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
-            Ok(None) if Instant::now() < deadline && out.is_some() => {
-                std::thread::sleep(Duration::from_millis(2))
-            }
+            Ok(None) if Instant::now() < deadline && out.is_some() => std::thread::sleep(Duration::from_millis(2)),
             _ => break None,
         }
     };
     let Some(status) = status else {
         ha::child::kill_group(child.id());
         let _ = child.wait();
-        tracing::warn!(
-            "kubectl discovery timed out or printed more than {MAX_OUTPUT} bytes; killed"
-        );
+        tracing::warn!("kubectl discovery timed out or printed more than {MAX_OUTPUT} bytes; killed");
         return marker("none-detected");
     };
     let out = out.unwrap_or_default();
@@ -195,8 +166,7 @@ fn read_until(mut pipe: std::process::ChildStdout, deadline: Instant) -> Option<
         if left.is_zero() {
             return None;
         }
-        let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1)
-            .unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::try_from(left.as_millis().min(60_000) as i32 + 1).unwrap_or(PollTimeout::MAX);
         let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, ms) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
@@ -234,10 +204,7 @@ mod tests {
         let mut d = Discovery::start(false, "kubectl", Duration::from_secs(1));
         assert_eq!(d.wait(Instant::now()), ["discovery-disabled"]);
         let mut d = Discovery::start(true, "/nonexistent/kubectl", Duration::from_secs(1));
-        assert_eq!(
-            d.wait(Instant::now() + Duration::from_secs(2)),
-            ["none-detected"]
-        );
+        assert_eq!(d.wait(Instant::now() + Duration::from_secs(2)), ["none-detected"]);
     }
 
     #[test]
@@ -245,26 +212,11 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let script = d.path().join("kubectl");
         let pidfile = d.path().join("pid");
-        std::fs::write(
-            &script,
-            format!(
-                "#!/bin/sh\necho $$ > {}\nexec sleep 300\n",
-                pidfile.display()
-            ),
-        )
-        .unwrap();
-        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        std::fs::write(&script, format!("#!/bin/sh\necho $$ > {}\nexec sleep 300\n", pidfile.display())).unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let words = [script.to_str().unwrap().to_string()];
-        assert_eq!(
-            run_kubectl(&words, Instant::now() + Duration::from_millis(300)),
-            ["none-detected"]
-        );
-        let pid: i32 = std::fs::read_to_string(&pidfile)
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap();
+        assert_eq!(run_kubectl(&words, Instant::now() + Duration::from_millis(300)), ["none-detected"]);
+        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
         let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
         assert!(!alive, "the hanging kubectl was killed and reaped");
     }

@@ -64,76 +64,48 @@ fn success_text(action: Action) -> &'static str {
 pub fn verdict(action: Action, r: &Response) -> Result<Answer, String> {
     let why = || {
         let outcome = r.outcome.map(|o| format!(", outcome {}", o.as_str()));
-        let by = r
-            .watcher_id
-            .as_deref()
-            .map(|w| format!(", watcher {w}"))
-            .unwrap_or_default();
+        let by = r.watcher_id.as_deref().map(|w| format!(", watcher {w}")).unwrap_or_default();
         format!("{}{}{}", r.message, outcome.unwrap_or_default(), by)
     };
-    if !r.success
-        || matches!(
-            r.outcome,
-            Some(Outcome::Expired | Outcome::Abandoned | Outcome::Rejected)
-        )
-    {
+    if !r.success || matches!(r.outcome, Some(Outcome::Expired | Outcome::Abandoned | Outcome::Rejected)) {
         return Err(why());
     }
     match (action, r.power_state) {
-        (Action::Status, Some(PowerState::Off)) => Ok(Answer {
-            code: 2,
-            stdout: "Status: OFF".into(),
-        }),
-        (Action::Status, Some(PowerState::On)) => Ok(Answer {
-            code: 0,
-            stdout: "Status: ON".into(),
-        }),
+        (Action::Status, Some(PowerState::Off)) => Ok(Answer { code: 2, stdout: "Status: OFF".into() }),
+        (Action::Status, Some(PowerState::On)) => Ok(Answer { code: 0, stdout: "Status: ON".into() }),
         (Action::Status, _) => Err(format!("the power state is unknown: {}", why())),
-        _ => Ok(Answer {
-            code: 0,
-            stdout: success_text(action).into(),
-        }),
+        _ => Ok(Answer { code: 0, stdout: success_text(action).into() }),
     }
 }
 
 /// Runs one power action end to end.
-pub fn run(
-    opts: &Options,
-    action: Action,
-    start: Start,
-    discovery: &mut Discovery,
-) -> Result<Answer, Failure> {
+pub fn run(opts: &Options, action: Action, start: Start, discovery: &mut Discovery) -> Result<Answer, Failure> {
     let target = opts.target().ok_or(Failure::NoTarget)?.to_string();
     if !ha::names::is_safe_name(&target) {
         return Err(Failure::UnsafeTarget(target));
     }
-    let spool = Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k| {
-        std::env::var(k).ok()
-    })?);
+    let spool = Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k| std::env::var(k).ok())?);
     spool.prepare(&AGENT_DIRS)?;
     let log = EventLog::open(&opts.log_dir);
     tracing::info!("Fence action requested: {action} for target: {target}");
     std::thread::sleep(opts.delay);
 
     let give_up = start.instant + opts.delay + opts.fence_timeout;
-    let deadline = start
-        .boot
-        .after(opts.delay + opts.fence_timeout - ha::decide::answer_margin(opts.fence_timeout));
-    let record =
-        |status, gfs2: &[String], details: &str, id: Option<&str>, r: Option<&Response>| {
-            log.record(&Event {
-                action: action.as_str(),
-                target_node: &target,
-                gfs2,
-                status,
-                details,
-                request_id: id,
-                nodename: opts.nodename.as_deref(),
-                outcome: r.and_then(|r| r.outcome).map(Outcome::as_str),
-                watcher_id: r.and_then(|r| r.watcher_id.as_deref()),
-                elapsed_ms: Some(start.instant.elapsed().as_millis() as u64),
-            })
-        };
+    let deadline = start.boot.after(opts.delay + opts.fence_timeout - ha::decide::answer_margin(opts.fence_timeout));
+    let record = |status, gfs2: &[String], details: &str, id: Option<&str>, r: Option<&Response>| {
+        log.record(&Event {
+            action: action.as_str(),
+            target_node: &target,
+            gfs2,
+            status,
+            details,
+            request_id: id,
+            nodename: opts.nodename.as_deref(),
+            outcome: r.and_then(|r| r.outcome).map(Outcome::as_str),
+            watcher_id: r.and_then(|r| r.watcher_id.as_deref()),
+            elapsed_ms: Some(start.instant.elapsed().as_millis() as u64),
+        })
+    };
 
     if spool.is_managed() {
         let live = ha::members::live_members(&spool)?;
@@ -150,25 +122,18 @@ pub fn run(
         }
         tracing::debug!("live watchers: {}", live.join(", "));
     } else {
-        tracing::debug!(
-            "spool has no members/: an external responder answers; waiting up to the timeout"
-        );
+        tracing::debug!("spool has no members/: an external responder answers; waiting up to the timeout");
     }
 
     let id = uuid::Uuid::new_v4().to_string();
     let wpath = spool.waiting_lock(&id);
-    let _waiting =
-        lock::try_exclusive(lock::open_lock_file(&wpath)?, &wpath)?.ok_or_else(|| {
-            Failure::Fence(format!("{} is locked by another process", wpath.display()))
-        })?;
+    let _waiting = lock::try_exclusive(lock::open_lock_file(&wpath)?, &wpath)?
+        .ok_or_else(|| Failure::Fence(format!("{} is locked by another process", wpath.display())))?;
     let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| ha::HaError::errno("inotify_init", spool.base(), e))?;
     let responses = spool.dir(Dir::Responses);
     inotify
-        .add_watch(
-            &responses,
-            AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-        )
+        .add_watch(&responses, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &responses, e))?;
 
     let req = Request {
@@ -180,10 +145,7 @@ pub fn run(
         recorder_node: log.recorder_node().to_string(),
         version: Some(SPOOL_VERSION),
         nodename: opts.nodename.clone(),
-        queue_priority: Some(
-            opts.queue_priority
-                .unwrap_or_else(|| action.default_priority()),
-        ),
+        queue_priority: Some(opts.queue_priority.unwrap_or_else(|| action.default_priority())),
         deadline: Some(ha::clock::rfc3339_in(BootTime::now().until(deadline))),
         deadline_boottime_ns: Some(deadline.0),
         boot_id: Some(ha::clock::boot_id()?),
@@ -196,28 +158,13 @@ pub fn run(
     tracing::info!("Wrote fence request: {}", path.display());
 
     let gfs2 = discovery.wait(give_up);
-    tracing::info!(
-        "GFS2 filesystems for {target}: {}",
-        ha::pyjson::dumps(&gfs2)
-    );
-    record(
-        Status::Requested,
-        &gfs2,
-        &format!("Fence action {action} requested by Pacemaker"),
-        Some(&id),
-        None,
-    );
+    tracing::info!("GFS2 filesystems for {target}: {}", ha::pyjson::dumps(&gfs2));
+    record(Status::Requested, &gfs2, &format!("Fence action {action} requested by Pacemaker"), Some(&id), None);
 
     match wait_response(&inotify, &spool, &req, give_up) {
         Some(resp) => match verdict(action, &resp) {
             Ok(answer) => {
-                record(
-                    Status::Completed,
-                    &gfs2,
-                    &resp.message,
-                    Some(&id),
-                    Some(&resp),
-                );
+                record(Status::Completed, &gfs2, &resp.message, Some(&id), Some(&resp));
                 Ok(answer)
             }
             Err(why) => {
@@ -240,12 +187,7 @@ pub fn run(
 }
 
 /// Waits until `give_up` for a response that answers `req`.
-fn wait_response(
-    inotify: &Inotify,
-    spool: &Spool,
-    req: &Request,
-    give_up: Instant,
-) -> Option<Response> {
+fn wait_response(inotify: &Inotify, spool: &Spool, req: &Request, give_up: Instant) -> Option<Response> {
     let path = spool.response_path(&req.request_id);
     let name = format!("{}.json", req.request_id);
     let mut last_seen: Option<Vec<u8>> = None;
@@ -270,8 +212,7 @@ fn wait_response(
         }
         let wait = left.min(SAFETY_RECHECK);
         let mut fds = [PollFd::new(inotify.as_fd(), PollFlags::POLLIN)];
-        let timeout =
-            PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
+        let timeout = PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
         check = match poll(&mut fds, timeout) {
             Ok(0) => true,
             Ok(_) => match inotify.read_events() {
@@ -310,24 +251,9 @@ mod tests {
 
     #[test]
     fn verdicts_follow_fence_agents_conventions() {
-        assert_eq!(
-            verdict(Action::Reboot, &resp(true, None, None))
-                .unwrap()
-                .stdout,
-            "Success: Rebooted"
-        );
-        assert_eq!(
-            verdict(Action::Status, &resp(true, None, Some(PowerState::Off)))
-                .unwrap()
-                .code,
-            2
-        );
-        assert_eq!(
-            verdict(Action::Status, &resp(true, None, Some(PowerState::On)))
-                .unwrap()
-                .code,
-            0
-        );
+        assert_eq!(verdict(Action::Reboot, &resp(true, None, None)).unwrap().stdout, "Success: Rebooted");
+        assert_eq!(verdict(Action::Status, &resp(true, None, Some(PowerState::Off))).unwrap().code, 2);
+        assert_eq!(verdict(Action::Status, &resp(true, None, Some(PowerState::On))).unwrap().code, 0);
         assert!(verdict(Action::Status, &resp(true, None, None)).is_err());
         let err = verdict(Action::Off, &resp(false, Some(Outcome::Failed), None)).unwrap_err();
         assert_eq!(err, "m, outcome failed, watcher w1");

@@ -1,7 +1,7 @@
 //! The actions that do not fence: `monitor`, `validate-all` and `list`.
 //!
-//! `monitor` is a real health check: the spool exists, is local and safely owned, and at least one
-//! watcher of ours is alive. With an external responder (no `members/`) it cannot judge liveness and
+//! `monitor` is a real health check: the spool exists, is local and safely owned, at least one
+//! watcher of ours is alive, and the fence path the leader checked last is not broken. With an external responder (no `members/`) it cannot judge liveness and
 //! says so, passing on the spool checks alone. Log problems are warnings, never a failed monitor.
 //! `validate-all` (what `pcs` and `stonith_admin --validate` run, possibly on a node that is not a
 //! rabbit) checks the options and, where the spool exists here, that it is safe.
@@ -14,10 +14,7 @@ use crate::options::Options;
 use crate::Failure;
 
 fn spool_of(opts: &Options) -> Result<Spool, Failure> {
-    Ok(Spool::new(ha::spool::resolve_base(
-        opts.spool_dir.as_deref(),
-        |k| std::env::var(k).ok(),
-    )?))
+    Ok(Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k| std::env::var(k).ok())?))
 }
 
 fn warn_about_logs(opts: &Options) {
@@ -50,6 +47,31 @@ pub fn monitor(opts: &Options) -> Result<(), Failure> {
         )));
     }
     tracing::debug!("monitor: live watchers {}", live.join(", "));
+    fence_path(&spool, opts.plug.as_deref())
+}
+
+/// Judges the fence path from the leader's last `health.json`, when it is fresh.
+fn fence_path(spool: &Spool, plug: Option<&str>) -> Result<(), Failure> {
+    let Some(health) = ha::health::read(spool) else {
+        tracing::debug!("monitor: no fence path health report yet");
+        return Ok(());
+    };
+    if !health.is_fresh(ha::clock::BootTime::now(), &ha::clock::boot_id()?) {
+        tracing::warn!(
+            "monitor: the fence path health report of {} is stale; is the leader's health check running?",
+            health.checked
+        );
+        return Ok(());
+    }
+    let warnings = health.verdict(plug).map_err(|broken| {
+        Failure::Fence(format!(
+            "{broken} (checked {}); fix it, or fences through this device will fail",
+            health.checked
+        ))
+    })?;
+    for w in warnings {
+        tracing::warn!("monitor: {w}");
+    }
     Ok(())
 }
 
@@ -90,21 +112,16 @@ pub fn list(opts: &Options) -> Result<String, Failure> {
             path.display()
         ))
     })?;
-    let targets: Targets = serde_json::from_slice(&bytes)
-        .map_err(|e| Failure::Fence(format!("{} is malformed: {e}", path.display())))?;
+    let targets: Targets =
+        serde_json::from_slice(&bytes).map_err(|e| Failure::Fence(format!("{} is malformed: {e}", path.display())))?;
     if targets.has_default {
-        tracing::warn!("the watchers also fence unlisted targets through their default entry; list shows explicit ones only");
+        tracing::warn!(
+            "the watchers also fence unlisted targets through their default entry; list shows explicit ones only"
+        );
     }
     Ok(targets
         .targets
         .iter()
-        .map(|t| {
-            format!(
-                "{}{}{}\n",
-                t.plug,
-                opts.separator,
-                t.alias.as_deref().unwrap_or("")
-            )
-        })
+        .map(|t| format!("{}{}{}\n", t.plug, opts.separator, t.alias.as_deref().unwrap_or("")))
         .collect())
 }

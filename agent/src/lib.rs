@@ -79,10 +79,7 @@ fn out(text: &str) -> Result<ExitCode, Failure> {
 
 /// Runs the agent. `Err` is reported by [`report`] and exits 1.
 pub fn run() -> Result<ExitCode, Failure> {
-    let start = Start {
-        instant: Instant::now(),
-        boot: ha::clock::BootTime::now(),
-    };
+    let start = Start { instant: Instant::now(), boot: ha::clock::BootTime::now() };
     let given = read_options()?;
     let opts = Options::resolve(&given, |k| std::env::var(k).ok())?;
     if opts.help {
@@ -96,12 +93,7 @@ pub fn run() -> Result<ExitCode, Failure> {
         "manpage" => return out(&metadata::manpage()),
         _ => {}
     }
-    let (layer, warnings) = logs::OpsLayer::new(
-        &opts.ops_log,
-        opts.debug_file.as_deref(),
-        opts.verbose,
-        opts.quiet,
-    );
+    let (layer, warnings) = logs::OpsLayer::new(&opts.ops_log, opts.debug_file.as_deref(), opts.verbose, opts.quiet);
     let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
     for w in warnings.iter().chain(&given.warnings) {
         tracing::warn!("{w}");
@@ -111,13 +103,8 @@ pub fn run() -> Result<ExitCode, Failure> {
         "validate-all" => health::validate(&opts).map(|()| ExitCode::SUCCESS),
         "list" => out(&health::list(&opts)?),
         other => {
-            let action =
-                Action::parse(other).ok_or_else(|| Failure::UnknownAction(other.to_string()))?;
-            let mut discovery = discovery::Discovery::start(
-                opts.discovery,
-                &opts.kubectl_cmd,
-                opts.discovery_timeout,
-            );
+            let action = Action::parse(other).ok_or_else(|| Failure::UnknownAction(other.to_string()))?;
+            let mut discovery = discovery::Discovery::start(opts.discovery, &opts.kubectl_cmd, opts.discovery_timeout);
             let answer = fence::run(&opts, action, start, &mut discovery)?;
             out(&answer.stdout)?;
             Ok(ExitCode::from(answer.code))

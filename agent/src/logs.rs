@@ -32,10 +32,7 @@ fn append(file: &File, line: &[u8]) -> std::io::Result<()> {
     if n != line.len() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::WriteZero,
-            format!(
-                "short write ({n} of {} bytes): is the disk full?",
-                line.len()
-            ),
+            format!("short write ({n} of {} bytes): is the disk full?", line.len()),
         ));
     }
     Ok(())
@@ -153,9 +150,8 @@ pub struct EventLog {
 impl EventLog {
     /// Opens the two event logs in `dir` (creating it 0700). Problems become warnings.
     pub fn open(dir: &Path) -> EventLog {
-        let recorder_node = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| "unknown".into());
+        let recorder_node =
+            nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into());
         let usable = match ha::spool::ensure_private_dir(dir, true) {
             Ok(()) => true,
             Err(e) => {
@@ -168,10 +164,7 @@ impl EventLog {
             match usable.then(|| ha::fsio::open_append(&path)) {
                 Some(Ok(f)) => Some(f),
                 Some(Err(e)) => {
-                    tracing::warn!(
-                        "cannot open {}: {e}; fence events are not recorded there",
-                        path.display()
-                    );
+                    tracing::warn!("cannot open {}: {e}; fence events are not recorded there", path.display());
                     None
                 }
                 None => None,
@@ -255,12 +248,7 @@ fn level_name(l: &Level) -> &'static str {
 impl OpsLayer {
     /// Opens the operational log (and the debug file, if any). Returns the layer and the warnings
     /// to report once tracing is installed.
-    pub fn new(
-        ops_log: &Path,
-        debug_file: Option<&Path>,
-        verbose: bool,
-        quiet: bool,
-    ) -> (OpsLayer, Vec<String>) {
+    pub fn new(ops_log: &Path, debug_file: Option<&Path>, verbose: bool, quiet: bool) -> (OpsLayer, Vec<String>) {
         let mut warnings = Vec::new();
         let mut open = |p: &Path| {
             if let Some(parent) = p.parent() {
@@ -269,9 +257,7 @@ impl OpsLayer {
                     return None;
                 }
             }
-            ha::fsio::open_append(p)
-                .map_err(|e| warnings.push(format!("cannot open {}: {e}", p.display())))
-                .ok()
+            ha::fsio::open_append(p).map_err(|e| warnings.push(format!("cannot open {}: {e}", p.display()))).ok()
         };
         let ops = open(ops_log);
         let debug = debug_file.and_then(&mut open);
@@ -281,16 +267,7 @@ impl OpsLayer {
             (false, false) => Some(Level::WARN),
         };
         let file_max = if verbose { Level::DEBUG } else { Level::INFO };
-        (
-            OpsLayer {
-                ops,
-                debug,
-                stderr_max,
-                file_max,
-                reported_failure: AtomicBool::new(false),
-            },
-            warnings,
-        )
+        (OpsLayer { ops, debug, stderr_max, file_max, reported_failure: AtomicBool::new(false) }, warnings)
     }
 }
 
@@ -299,12 +276,7 @@ impl<S: Subscriber> Layer<S> for OpsLayer {
         let level = event.metadata().level();
         let mut msg = Message(String::new());
         event.record(&mut msg);
-        let line = format!(
-            "[{}] [{}] {}\n",
-            ha::clock::local_log_stamp(),
-            level_name(level),
-            msg.0
-        );
+        let line = format!("[{}] [{}] {}\n", ha::clock::local_log_stamp(), level_name(level), msg.0);
         if *level <= self.file_max {
             if let Some(f) = &self.ops {
                 if let Err(e) = append(f, line.as_bytes()) {

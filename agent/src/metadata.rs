@@ -6,8 +6,7 @@ use std::fmt::Write;
 use crate::params::{getopt_mixed, ACTIONS, PARAMS};
 
 const NAME: &str = "fence_gfs2_recorder";
-const SHORTDESC: &str =
-    "Fence agent that records GFS2 fence events and fences through gfs2-fence-watcher";
+const SHORTDESC: &str = "Fence agent that records GFS2 fence events and fences through gfs2-fence-watcher";
 const LONGDESC: &str = "fence_gfs2_recorder runs on the rabbit storage nodes of HPE Near Node Flash. \
 For each fence action it records the event, with the GFS2 file systems involved, in three logs \
 (fence-events.log, fence-events-readable.log, fence-events-detailed.jsonl), writes a request file into a \
@@ -17,21 +16,14 @@ Pacemaker moves to the next fencing level.";
 const VENDOR_URL: &str = "https://github.com/NearNodeFlash";
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 /// The metadata XML printed by `-o metadata`.
 pub fn xml() -> String {
     let mut x = String::new();
     let _ = writeln!(x, "<?xml version=\"1.0\" ?>");
-    let _ = writeln!(
-        x,
-        "<resource-agent name=\"{NAME}\" shortdesc=\"{}\" >",
-        esc(SHORTDESC)
-    );
+    let _ = writeln!(x, "<resource-agent name=\"{NAME}\" shortdesc=\"{}\" >", esc(SHORTDESC));
     let _ = writeln!(x, "<longdesc>{}</longdesc>", esc(LONGDESC));
     let _ = writeln!(x, "<vendor-url>{VENDOR_URL}</vendor-url>");
     let _ = writeln!(x, "<parameters>");
@@ -47,12 +39,7 @@ pub fn xml() -> String {
         let _ = writeln!(x, "\t\t<getopt mixed=\"{}\" />", esc(&getopt_mixed(p)));
         match p.default {
             Some(d) => {
-                let _ = writeln!(
-                    x,
-                    "\t\t<content type=\"{}\" default=\"{}\"  />",
-                    p.kind.as_str(),
-                    esc(d)
-                );
+                let _ = writeln!(x, "\t\t<content type=\"{}\" default=\"{}\"  />", p.kind.as_str(), esc(d));
             }
             None => {
                 let _ = writeln!(x, "\t\t<content type=\"{}\"  />", p.kind.as_str());
@@ -66,11 +53,7 @@ pub fn xml() -> String {
     for (name, automatic) in ACTIONS {
         match automatic {
             Some(a) => {
-                let _ = writeln!(
-                    x,
-                    "\t<action name=\"{name}\" automatic=\"{}\" />",
-                    u8::from(*a)
-                );
+                let _ = writeln!(x, "\t<action name=\"{name}\" automatic=\"{}\" />", u8::from(*a));
             }
             None => {
                 let _ = writeln!(x, "\t<action name=\"{name}\" />");
@@ -100,11 +83,7 @@ pub fn manpage() -> String {
     let _ = writeln!(m, ".SH PARAMETERS");
     for p in PARAMS.iter().filter(|p| !p.deprecated) {
         let _ = writeln!(m, ".TP\n.B {}\n{}", groff(&getopt_mixed(p)), groff(p.desc));
-        let _ = writeln!(
-            m,
-            "This parameter is always optional. On stdin: \\fB{}\\fP.",
-            groff(p.name)
-        );
+        let _ = writeln!(m, "This parameter is always optional. On stdin: \\fB{}\\fP.", groff(p.name));
         if let Some(d) = p.default {
             let _ = writeln!(m, "(Default Value: \\fB{}\\fP)", groff(d));
         }
@@ -141,10 +120,7 @@ mod tests {
             "retry_on",
             "separator",
         ] {
-            assert!(
-                x.contains(&format!("<parameter name=\"{name}\"")),
-                "{name} missing"
-            );
+            assert!(x.contains(&format!("<parameter name=\"{name}\"")), "{name} missing");
         }
         assert!(!x.contains("name=\"priority\""));
         assert!(x.contains("name=\"port\" unique=\"0\" required=\"0\" deprecated=\"1\""));

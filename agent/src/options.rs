@@ -29,10 +29,7 @@ pub struct Given {
 pub struct UsageError(pub String);
 
 fn truthy(v: &str) -> bool {
-    matches!(
-        v.to_ascii_lowercase().as_str(),
-        "1" | "yes" | "on" | "true" | "y"
-    )
+    matches!(v.to_ascii_lowercase().as_str(), "1" | "yes" | "on" | "true" | "y")
 }
 
 /// Reads options from stdin text. Unknown keys are ignored with a warning naming the key (never its
@@ -41,9 +38,7 @@ pub fn from_stdin(text: &str) -> Given {
     let parsed = ha::fence_args::parse(text);
     let mut given = Given::default();
     for (line, _) in &parsed.malformed {
-        given.warnings.push(format!(
-            "Parse error: Ignoring malformed line {line} (expected key=value)"
-        ));
+        given.warnings.push(format!("Parse error: Ignoring malformed line {line} (expected key=value)"));
     }
     for key in &parsed.order {
         let value = &parsed.values[key];
@@ -59,19 +54,15 @@ pub fn from_stdin(text: &str) -> Given {
             Some(_) => {
                 given.values.insert(name.to_string(), value.clone());
             }
-            None => given
-                .warnings
-                .push(format!("Parse error: Ignoring unknown option '{key}'")),
+            None => given.warnings.push(format!("Parse error: Ignoring unknown option '{key}'")),
         }
     }
     given
 }
 
 fn command() -> Command {
-    let mut cmd = Command::new("fence_gfs2_recorder")
-        .disable_help_flag(true)
-        .disable_version_flag(true)
-        .no_binary_name(true);
+    let mut cmd =
+        Command::new("fence_gfs2_recorder").disable_help_flag(true).disable_version_flag(true).no_binary_name(true);
     for p in PARAMS.iter().filter(|p| !p.deprecated) {
         let mut arg = Arg::new(p.name).long(p.long);
         if let Some(s) = p.short {
@@ -91,9 +82,8 @@ fn command() -> Command {
 
 /// Reads options from command-line arguments (without the program name).
 pub fn from_argv(args: &[OsString]) -> Result<Given, UsageError> {
-    let matches = command()
-        .try_get_matches_from(args)
-        .map_err(|e| UsageError(first_line(&e.to_string()).to_string()))?;
+    let matches =
+        command().try_get_matches_from(args).map_err(|e| UsageError(first_line(&e.to_string()).to_string()))?;
     let mut given = Given::default();
     for p in PARAMS.iter().filter(|p| !p.deprecated) {
         if p.value.is_none() {
@@ -165,11 +155,7 @@ pub struct BadValue {
 }
 
 fn seconds(name: &str, value: &str, allow_zero: bool) -> Result<Duration, BadValue> {
-    let bad = |why| BadValue {
-        name: name.to_string(),
-        value: value.to_string(),
-        why,
-    };
+    let bad = |why| BadValue { name: name.to_string(), value: value.to_string(), why };
     let v = value.trim().trim_end_matches('s');
     let secs: f64 = v.parse().map_err(|_| bad("expected a number of seconds"))?;
     if !secs.is_finite() || secs < 0.0 || (secs == 0.0 && !allow_zero) || secs > 86_400.0 {
@@ -184,10 +170,7 @@ fn seconds(name: &str, value: &str, allow_zero: bool) -> Result<Duration, BadVal
 
 impl Options {
     /// Completes `given` with the environment (`env`) and defaults.
-    pub fn resolve(
-        given: &Given,
-        env: impl Fn(&str) -> Option<String>,
-    ) -> Result<Options, BadValue> {
+    pub fn resolve(given: &Given, env: impl Fn(&str) -> Option<String>) -> Result<Options, BadValue> {
         let opt = |k: &str| given.values.get(k).cloned();
         let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let fence_timeout = match (opt("fence_timeout"), env("FENCE_TIMEOUT")) {
@@ -195,11 +178,8 @@ impl Options {
             (None, Some(v)) => seconds("FENCE_TIMEOUT", &v, false)?,
             (None, None) => Duration::from_secs(45),
         };
-        let log_dir = PathBuf::from(
-            opt("log_dir")
-                .or_else(|| env("LOG_DIR"))
-                .unwrap_or_else(|| "/var/log/gfs2-fencing".into()),
-        );
+        let log_dir =
+            PathBuf::from(opt("log_dir").or_else(|| env("LOG_DIR")).unwrap_or_else(|| "/var/log/gfs2-fencing".into()));
         let ops_log = match (opt("log_dir"), env("FENCE_LOG")) {
             (None, Some(f)) => PathBuf::from(f),
             _ => log_dir.join("fence-events.log"),
@@ -219,9 +199,7 @@ impl Options {
         };
         let plug = opt("plug").filter(|s| !s.is_empty());
         Ok(Options {
-            action: opt("action")
-                .unwrap_or_else(|| "reboot".into())
-                .to_ascii_lowercase(),
+            action: opt("action").unwrap_or_else(|| "reboot".into()).to_ascii_lowercase(),
             nodename: opt("nodename").filter(|s| !s.is_empty()),
             plug,
             spool_dir: opt("spool_dir"),
@@ -234,9 +212,7 @@ impl Options {
                 &opt("discovery_timeout").unwrap_or_else(|| "2".into()),
                 true,
             )?,
-            kubectl_cmd: opt("kubectl_cmd")
-                .or_else(|| env("KUBECTL_CMD"))
-                .unwrap_or_else(|| "kubectl".into()),
+            kubectl_cmd: opt("kubectl_cmd").or_else(|| env("KUBECTL_CMD")).unwrap_or_else(|| "kubectl".into()),
             queue_priority,
             delay: seconds("delay", &opt("delay").unwrap_or_else(|| "0".into()), true)?,
             verbose: opt("verbose").is_some(),
@@ -273,32 +249,22 @@ mod tests {
 
     #[test]
     fn stdin_aliases_unknown_keys_and_booleans() {
-        let g = from_stdin("action=off\nport=node2\nnodename=node2\nmystery=secret\nno-gfs2-discovery=yes\nverbose=0\n");
+        let g =
+            from_stdin("action=off\nport=node2\nnodename=node2\nmystery=secret\nno-gfs2-discovery=yes\nverbose=0\n");
         assert_eq!(g.values["plug"], "node2");
         assert_eq!(g.values["no_gfs2_discovery"], "1");
         assert!(!g.values.contains_key("verbose"));
-        assert_eq!(
-            g.warnings,
-            ["Parse error: Ignoring unknown option 'mystery'"]
-        );
+        assert_eq!(g.warnings, ["Parse error: Ignoring unknown option 'mystery'"]);
         let o = Options::resolve(&g, no_env).unwrap();
-        assert_eq!(
-            (o.action.as_str(), o.target(), o.discovery),
-            ("off", Some("node2"), false)
-        );
+        assert_eq!((o.action.as_str(), o.target(), o.discovery), ("off", Some("node2"), false));
     }
 
     #[test]
     fn argv_flags_and_their_errors() {
-        let args: Vec<OsString> = ["-o", "status", "-n", "n7", "--fence-timeout=3", "-v"]
-            .iter()
-            .map(Into::into)
-            .collect();
+        let args: Vec<OsString> =
+            ["-o", "status", "-n", "n7", "--fence-timeout=3", "-v"].iter().map(Into::into).collect();
         let o = Options::resolve(&from_argv(&args).unwrap(), no_env).unwrap();
-        assert_eq!(
-            (o.action.as_str(), o.plug.as_deref(), o.verbose),
-            ("status", Some("n7"), true)
-        );
+        assert_eq!((o.action.as_str(), o.plug.as_deref(), o.verbose), ("status", Some("n7"), true));
         assert_eq!(o.fence_timeout, Duration::from_secs(3));
         let port: Vec<OsString> = ["--port=n8"].iter().map(Into::into).collect();
         assert_eq!(from_argv(&port).unwrap().values["plug"], "n8");
@@ -320,18 +286,8 @@ mod tests {
         assert!(!o.discovery);
         let o = Options::resolve(&from_stdin("fence_timeout=7\n"), env).unwrap();
         assert_eq!(o.fence_timeout, Duration::from_secs(7));
-        assert_eq!(
-            Options::resolve(&from_stdin(""), no_env)
-                .unwrap()
-                .fence_timeout,
-            Duration::from_secs(45)
-        );
-        for bad in [
-            "fence_timeout=0",
-            "fence_timeout=abc",
-            "delay=-1",
-            "queue_priority=high",
-        ] {
+        assert_eq!(Options::resolve(&from_stdin(""), no_env).unwrap().fence_timeout, Duration::from_secs(45));
+        for bad in ["fence_timeout=0", "fence_timeout=abc", "delay=-1", "queue_priority=high"] {
             assert!(Options::resolve(&from_stdin(bad), no_env).is_err(), "{bad}");
         }
     }

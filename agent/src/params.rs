@@ -62,17 +62,7 @@ const fn p(
     default: Option<&'static str>,
     desc: &'static str,
 ) -> Param {
-    Param {
-        name,
-        short,
-        long,
-        value,
-        kind,
-        default,
-        deprecated: false,
-        obsoletes: None,
-        desc,
-    }
+    Param { name, short, long, value, kind, default, deprecated: false, obsoletes: None, desc }
 }
 
 const fn deprecated(mut param: Param, name: &'static str) -> Param {
@@ -86,15 +76,7 @@ const fn obsoleting(mut param: Param, old: &'static str) -> Param {
     param
 }
 
-const ACTION: Param = p(
-    "action",
-    Some('o'),
-    "action",
-    Some("action"),
-    Kind::String,
-    Some("reboot"),
-    "Fencing action",
-);
+const ACTION: Param = p("action", Some('o'), "action", Some("action"), Kind::String, Some("reboot"), "Fencing action");
 const PLUG: Param = p(
     "plug",
     Some('n'),
@@ -146,10 +128,7 @@ pub fn find(name: &str) -> Option<&'static Param> {
 
 /// The canonical name of a stdin key (`port` → `plug`).
 pub fn canonical(name: &str) -> &str {
-    ALIASES
-        .iter()
-        .find(|(old, _)| *old == name)
-        .map_or(name, |(_, new)| new)
+    ALIASES.iter().find(|(old, _)| *old == name).map_or(name, |(_, new)| new)
 }
 
 /// The `getopt mixed` text of the metadata, as fencing.py prints it.
@@ -187,11 +166,7 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), PARAMS.len());
-        let mut shorts: Vec<_> = PARAMS
-            .iter()
-            .filter(|p| !p.deprecated)
-            .filter_map(|p| p.short)
-            .collect();
+        let mut shorts: Vec<_> = PARAMS.iter().filter(|p| !p.deprecated).filter_map(|p| p.short).collect();
         shorts.sort();
         let n = shorts.len();
         shorts.dedup();
@@ -203,17 +178,9 @@ mod tests {
 
     #[test]
     fn docs_list_every_agent_parameter() {
-        let doc = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../docs/CONFIGURATION.md"
-        ))
-        .unwrap();
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIGURATION.md")).unwrap();
         for p in PARAMS {
-            assert!(
-                doc.contains(&format!("`{}`", p.name)),
-                "docs/CONFIGURATION.md does not document `{}`",
-                p.name
-            );
+            assert!(doc.contains(&format!("`{}`", p.name)), "docs/CONFIGURATION.md does not document `{}`", p.name);
         }
     }
 }

@@ -9,20 +9,13 @@ use std::process::{Command, Output, Stdio};
 
 fn agent() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fence_gfs2_recorder"));
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 
 fn with_stdin(text: &str) -> Output {
     let mut child = agent().spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
+    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
     child.wait_with_output().unwrap()
 }
 
@@ -42,13 +35,8 @@ fn metadata_validates_against_the_fence_agents_schema() {
     let dir = tempfile::tempdir().unwrap();
     let xml = dir.path().join("metadata.xml");
     std::fs::write(&xml, &out.stdout).unwrap();
-    let rng = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/metadata.rng");
-    assert!(
-        rng.exists(),
-        "{} is missing (CI lays shared/ beside the repository)",
-        rng.display()
-    );
+    let rng = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/metadata.rng");
+    assert!(rng.exists(), "{} is missing (CI lays shared/ beside the repository)", rng.display());
     let check = Command::new("xmllint")
         .args(["--noout", "--relaxng"])
         .arg(&rng)
@@ -56,24 +44,9 @@ fn metadata_validates_against_the_fence_agents_schema() {
         .output()
         .expect("xmllint is needed: apt-get install libxml2-utils");
     assert!(check.status.success(), "{}", text(&check.stderr));
-    assert_eq!(
-        with_args(&["-o", "metadata"]).stdout,
-        out.stdout,
-        "argv and stdin agree"
-    );
-    for name in [
-        "plug",
-        "port",
-        "nodename",
-        "fence_timeout",
-        "spool_dir",
-        "queue_priority",
-        "power_wait",
-    ] {
-        assert!(
-            text(&out.stdout).contains(&format!("<parameter name=\"{name}\"")),
-            "{name}"
-        );
+    assert_eq!(with_args(&["-o", "metadata"]).stdout, out.stdout, "argv and stdin agree");
+    for name in ["plug", "port", "nodename", "fence_timeout", "spool_dir", "queue_priority", "power_wait"] {
+        assert!(text(&out.stdout).contains(&format!("<parameter name=\"{name}\"")), "{name}");
     }
 }
 
@@ -81,22 +54,11 @@ fn metadata_validates_against_the_fence_agents_schema() {
 fn unknown_actions_and_flags_fail_like_fence_agents() {
     let out = with_stdin("action=explode\n");
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("Failed: Unrecognised action 'explode'"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("Failed: Unrecognised action 'explode'"), "{}", text(&out.stderr));
     let out = with_args(&["--frobnicate"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).starts_with("Failed: "),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        out.stdout.is_empty(),
-        "stdout carries only what Pacemaker reads"
-    );
+    assert!(text(&out.stderr).starts_with("Failed: "), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "stdout carries only what Pacemaker reads");
 }
 
 #[test]

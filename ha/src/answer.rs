@@ -28,11 +28,7 @@ pub enum Placed {
 /// Places `resp` as `responses/<id>.json`, unless a response is already there.
 pub fn respond(spool: &Spool, resp: &Response) -> Result<Placed> {
     let id = &resp.request_id;
-    let tmp = TempFile::write(
-        &spool.dir(Dir::Tmp),
-        &format!("{id}.response"),
-        &resp.to_json(),
-    )?;
+    let tmp = TempFile::write(&spool.dir(Dir::Tmp), &format!("{id}.response"), &resp.to_json())?;
     let Err(tmp) = tmp.place(&spool.response_path(id))? else {
         return Ok(Placed::First);
     };
@@ -40,9 +36,7 @@ pub fn respond(spool: &Spool, resp: &Response) -> Result<Placed> {
     let mut n = 1;
     let mut tmp = tmp;
     loop {
-        let dest = spool
-            .dir(Dir::Done)
-            .join(format!("{id}.superseded.{watcher}.{n}.json"));
+        let dest = spool.dir(Dir::Done).join(format!("{id}.superseded.{watcher}.{n}.json"));
         match tmp.place(&dest)? {
             Ok(()) => {
                 tracing::warn!(request_id = %id, kept = %dest.display(), "a response already existed; this one is kept as superseded");
@@ -64,9 +58,7 @@ fn retire(spool: &Spool, from: &std::path::Path, name: &str) -> Result<bool> {
             Moved::Done => return Ok(true),
             Moved::SourceGone => return Ok(false),
             Moved::DestinationExists => {
-                dest = spool
-                    .dir(Dir::Done)
-                    .join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
+                dest = spool.dir(Dir::Done).join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
             }
         }
     }

@@ -45,7 +45,5 @@ pub fn record(spool: &Spool, id: &str, a: &Attempt) -> Result<()> {
     let p = path(spool, id);
     let mut line = serde_json::to_vec(a).expect("an attempt always serialises");
     line.push(b'\n');
-    crate::fsio::open_append(&p)
-        .and_then(|mut f| f.write_all(&line))
-        .map_err(HaError::at("append to", &p))
+    crate::fsio::open_append(&p).and_then(|mut f| f.write_all(&line)).map_err(HaError::at("append to", &p))
 }

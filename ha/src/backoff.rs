@@ -23,11 +23,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 2,
-            min_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(5),
-        }
+        RetryPolicy { max_attempts: 2, min_delay: Duration::from_millis(500), max_delay: Duration::from_secs(5) }
     }
 }
 
@@ -50,11 +46,7 @@ impl Schedule {
             .with_jitter()
             .with_jitter_seed(seed)
             .build();
-        Schedule {
-            delays,
-            policy,
-            attempts: attempts_so_far,
-        }
+        Schedule { delays, policy, attempts: attempts_so_far }
     }
 
     /// Records that an execution started; returns its 1-based number.
@@ -70,12 +62,7 @@ impl Schedule {
 
     /// After a failed execution ending at `now`: when the next one may start, or `None` when the cap is
     /// reached or the next start would leave less than `min_budget` before `deadline`.
-    pub fn next_start(
-        &mut self,
-        now: BootTime,
-        deadline: BootTime,
-        min_budget: Duration,
-    ) -> Option<BootTime> {
+    pub fn next_start(&mut self, now: BootTime, deadline: BootTime, min_budget: Duration) -> Option<BootTime> {
         if self.attempts >= self.policy.max_attempts {
             return None;
         }
@@ -90,55 +77,30 @@ mod tests {
 
     #[test]
     fn stops_at_the_cap_and_before_the_deadline() {
-        let p = RetryPolicy {
-            max_attempts: 3,
-            ..RetryPolicy::default()
-        };
+        let p = RetryPolicy { max_attempts: 3, ..RetryPolicy::default() };
         let now = BootTime(1_000_000_000);
         let far = now.after(Duration::from_secs(600));
         let mut s = Schedule::new(p, 7, 0);
         assert_eq!(s.started(), 1);
         let second = s.next_start(now, far, Duration::ZERO).unwrap();
-        assert!(
-            now.until(second) >= Duration::from_millis(500)
-                && now.until(second) < Duration::from_secs(1)
-        );
+        assert!(now.until(second) >= Duration::from_millis(500) && now.until(second) < Duration::from_secs(1));
         s.started();
         assert!(s.next_start(second, far, Duration::ZERO).is_some());
         s.started();
-        assert_eq!(
-            s.next_start(second, far, Duration::ZERO),
-            None,
-            "cap of 3 reached"
-        );
+        assert_eq!(s.next_start(second, far, Duration::ZERO), None, "cap of 3 reached");
         let mut s = Schedule::new(p, 7, 1);
-        assert_eq!(
-            s.next_start(now, now.after(Duration::from_millis(400)), Duration::ZERO),
-            None
-        );
+        assert_eq!(s.next_start(now, now.after(Duration::from_millis(400)), Duration::ZERO), None);
         let mut s = Schedule::new(p, 7, 1);
-        assert_eq!(
-            s.next_start(
-                now,
-                now.after(Duration::from_secs(2)),
-                Duration::from_secs(2)
-            ),
-            None
-        );
+        assert_eq!(s.next_start(now, now.after(Duration::from_secs(2)), Duration::from_secs(2)), None);
     }
 
     #[test]
     fn the_same_seed_replays_the_same_schedule() {
-        let p = RetryPolicy {
-            max_attempts: 10,
-            ..RetryPolicy::default()
-        };
+        let p = RetryPolicy { max_attempts: 10, ..RetryPolicy::default() };
         let far = BootTime(u64::MAX / 2);
         let run = |seed| {
             let mut s = Schedule::new(p, seed, 0);
-            (0..5)
-                .map(|_| s.next_start(BootTime(0), far, Duration::ZERO).unwrap())
-                .collect::<Vec<_>>()
+            (0..5).map(|_| s.next_start(BootTime(0), far, Duration::ZERO).unwrap()).collect::<Vec<_>>()
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));

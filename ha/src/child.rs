@@ -29,10 +29,7 @@ pub fn harden_inheriting(cmd: &mut Command, inherit: Option<RawFd>) -> &mut Comm
         cmd.pre_exec(move || {
             if let Some(fd) = inherit {
                 let fd = BorrowedFd::borrow_raw(fd);
-                nix::fcntl::fcntl(
-                    fd,
-                    nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
-                )?;
+                nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()))?;
             }
             nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;

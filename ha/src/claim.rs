@@ -127,14 +127,7 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
         return reject(Rejection::NotRegular("symbolic link"), b"");
     }
     if !ft.is_file() {
-        return reject(
-            Rejection::NotRegular(if ft.is_dir() {
-                "directory"
-            } else {
-                "special file"
-            }),
-            b"",
-        );
+        return reject(Rejection::NotRegular(if ft.is_dir() { "directory" } else { "special file" }), b"");
     }
     let Some(id_str) = id.clone() else {
         return reject(Rejection::BadFileName(file_name.to_string()), b"");
@@ -158,13 +151,7 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
     };
     let request = match Request::parse(&bytes) {
         Ok(r) if r.request_id != id_str => {
-            return reject(
-                Rejection::NameMismatch {
-                    id: r.request_id,
-                    file: file_name.to_string(),
-                },
-                &bytes,
-            )
+            return reject(Rejection::NameMismatch { id: r.request_id, file: file_name.to_string() }, &bytes)
         }
         Ok(r) => r,
         Err(Rejection::BadJson(_)) if young(&meta) => return Ok(Claim::NotReady),
@@ -179,30 +166,20 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
     match fsio::move_noreplace(&path, &dest)? {
         Moved::Done => {
             lease.moved_to(dest);
-            Ok(Claim::Claimed(Box::new(Claimed {
-                lease,
-                name,
-                request,
-                bytes,
-            })))
+            Ok(Claim::Claimed(Box::new(Claimed { lease, name, request, bytes })))
         }
         Moved::SourceGone | Moved::DestinationExists => Ok(Claim::Busy),
     }
 }
 
 fn young(meta: &std::fs::Metadata) -> bool {
-    meta.modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_none_or(|age| age < IN_PLACE_GRACE)
+    meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_none_or(|age| age < IN_PLACE_GRACE)
 }
 
 /// Moves `from` (a file in `requests/` or `claimed/`) to `quarantine/` under a unique name and writes
 /// `<name>.reason` beside it. `Ok(None)`: the file was already gone.
 pub fn quarantine(spool: &Spool, from: &Path, reason: &str) -> Result<Option<PathBuf>> {
-    let file_name = from
-        .file_name()
-        .map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
+    let file_name = from.file_name().map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
     let file_name = file_name.as_str();
     let qdir = spool.dir(Dir::Quarantine);
     let mut dest = qdir.join(file_name);
@@ -217,11 +194,7 @@ pub fn quarantine(spool: &Spool, from: &Path, reason: &str) -> Result<Option<Pat
     }
     let mut reason_path = dest.clone().into_os_string();
     reason_path.push(".reason");
-    fsio::write_new(
-        &spool.dir(Dir::Tmp),
-        Path::new(&reason_path),
-        format!("{reason}\n").as_bytes(),
-    )?;
+    fsio::write_new(&spool.dir(Dir::Tmp), Path::new(&reason_path), format!("{reason}\n").as_bytes())?;
     tracing::warn!(file = %from.display(), to = %dest.display(), "quarantined request: {reason}");
     Ok(Some(dest))
 }
@@ -248,54 +221,32 @@ mod tests {
     fn exactly_one_claim_wins_and_holds_the_lease() {
         let (_d, s) = spool();
         std::fs::write(s.request_path(ID), good()).unwrap();
-        let Claim::Claimed(c) = try_claim(&s, &format!("{ID}.json"), "w1").unwrap() else {
-            panic!()
-        };
-        assert!(matches!(
-            try_claim(&s, &format!("{ID}.json"), "w2").unwrap(),
-            Claim::Busy
-        ));
+        let Claim::Claimed(c) = try_claim(&s, &format!("{ID}.json"), "w1").unwrap() else { panic!() };
+        assert!(matches!(try_claim(&s, &format!("{ID}.json"), "w2").unwrap(), Claim::Busy));
         assert_eq!(c.name.to_string(), format!("{ID}.w1.1.json"));
         assert!(c.still_ours(&s));
         assert_eq!(lock::probe_held(&c.path(&s)).unwrap(), Some(true));
         drop(c);
-        assert_eq!(
-            lock::probe_held(&s.dir(Dir::Claimed).join(format!("{ID}.w1.1.json"))).unwrap(),
-            Some(false)
-        );
+        assert_eq!(lock::probe_held(&s.dir(Dir::Claimed).join(format!("{ID}.w1.1.json"))).unwrap(), Some(false));
     }
 
     #[test]
     fn bad_files_are_quarantined_with_reasons_and_young_partial_files_wait() {
         let (_d, s) = spool();
         std::fs::write(s.request_path(ID), "{\"request_id\":").unwrap();
-        assert!(matches!(
-            try_claim(&s, &format!("{ID}.json"), "w").unwrap(),
-            Claim::NotReady
-        ));
+        assert!(matches!(try_claim(&s, &format!("{ID}.json"), "w").unwrap(), Claim::NotReady));
         std::fs::write(s.dir(Dir::Requests).join("evil.json"), good()).unwrap();
-        let Claim::Quarantined(q) = try_claim(&s, "evil.json", "w").unwrap() else {
-            panic!()
-        };
+        let Claim::Quarantined(q) = try_claim(&s, "evil.json", "w").unwrap() else { panic!() };
         assert!(q.reason.contains("not <request-uuid>.json"));
-        let reason =
-            std::fs::read_to_string(s.dir(Dir::Quarantine).join("evil.json.reason")).unwrap();
+        let reason = std::fs::read_to_string(s.dir(Dir::Quarantine).join("evil.json.reason")).unwrap();
         assert_eq!(reason.trim(), q.reason);
         let other = "1b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
         std::fs::write(s.request_path(other), good()).unwrap();
-        let Claim::Quarantined(q) = try_claim(&s, &format!("{other}.json"), "w").unwrap() else {
-            panic!()
-        };
+        let Claim::Quarantined(q) = try_claim(&s, &format!("{other}.json"), "w").unwrap() else { panic!() };
         assert!(q.reason.contains("does not match"), "{}", q.reason);
         assert_eq!(q.target.as_deref(), Some("n1"));
         std::os::unix::fs::symlink("/etc/passwd", s.dir(Dir::Requests).join("x.json")).unwrap();
-        assert!(matches!(
-            try_claim(&s, "x.json", "w").unwrap(),
-            Claim::Quarantined(_)
-        ));
-        assert!(matches!(
-            try_claim(&s, ".tmp-file", "w").unwrap(),
-            Claim::Skipped
-        ));
+        assert!(matches!(try_claim(&s, "x.json", "w").unwrap(), Claim::Quarantined(_)));
+        assert!(matches!(try_claim(&s, ".tmp-file", "w").unwrap(), Claim::Skipped));
     }
 }

@@ -23,10 +23,7 @@ impl BootTime {
 
     /// This instant plus `d`, saturating.
     pub fn after(self, d: Duration) -> BootTime {
-        BootTime(
-            self.0
-                .saturating_add(d.as_nanos().min(u64::MAX as u128) as u64),
-        )
+        BootTime(self.0.saturating_add(d.as_nanos().min(u64::MAX as u128) as u64))
     }
 
     /// Time from `self` until `later` (zero if `later` is not later).
@@ -69,10 +66,7 @@ mod tests {
         assert!(b >= a);
         assert_eq!(a.after(Duration::from_secs(1)).0, a.0 + 1_000_000_000);
         assert_eq!(b.until(a), Duration::ZERO.max(b.until(a)));
-        assert_eq!(
-            BootTime(u64::MAX).after(Duration::from_secs(5)),
-            BootTime(u64::MAX)
-        );
+        assert_eq!(BootTime(u64::MAX).after(Duration::from_secs(5)), BootTime(u64::MAX));
     }
 
     #[test]

@@ -39,12 +39,7 @@ pub enum Disposition {
 ///
 /// A request from this design carries its own deadline; one from another boot is already past; one in
 /// the original format gets `default_budget` from the moment a watcher first saw it.
-pub fn deadline_of(
-    req: &Request,
-    this_boot: &str,
-    first_seen: BootTime,
-    default_budget: Duration,
-) -> BootTime {
+pub fn deadline_of(req: &Request, this_boot: &str, first_seen: BootTime, default_budget: Duration) -> BootTime {
     match (req.deadline_boottime_ns, req.boot_id.as_deref()) {
         (Some(ns), Some(boot)) if boot == this_boot => BootTime(ns),
         (Some(_), Some(_)) => BootTime(0),
@@ -53,12 +48,7 @@ pub fn deadline_of(
 }
 
 /// Decides whether to execute. `min_budget` is the least time worth starting a fence command with.
-pub fn dispose(
-    deadline: BootTime,
-    now: BootTime,
-    agent: AgentState,
-    min_budget: Duration,
-) -> Disposition {
+pub fn dispose(deadline: BootTime, now: BootTime, agent: AgentState, min_budget: Duration) -> Disposition {
     if agent == AgentState::Gone {
         return Disposition::Abandoned;
     }
@@ -101,14 +91,8 @@ mod tests {
     fn deadlines_come_from_the_request_the_boot_or_the_default() {
         let seen = BootTime(1_000);
         let d = Duration::from_nanos(50);
-        assert_eq!(
-            deadline_of(&req(Some(77), Some("b")), "b", seen, d),
-            BootTime(77)
-        );
-        assert_eq!(
-            deadline_of(&req(Some(77), Some("old")), "b", seen, d),
-            BootTime(0)
-        );
+        assert_eq!(deadline_of(&req(Some(77), Some("b")), "b", seen, d), BootTime(77));
+        assert_eq!(deadline_of(&req(Some(77), Some("old")), "b", seen, d), BootTime(0));
         assert_eq!(deadline_of(&req(None, None), "b", seen, d), BootTime(1_050));
     }
 
@@ -116,38 +100,17 @@ mod tests {
     fn gone_agents_and_past_deadlines_are_never_executed() {
         let s = Duration::from_secs(1);
         let now = BootTime(10_000_000_000);
-        assert_eq!(
-            dispose(now.after(s * 5), now, AgentState::Gone, s),
-            Disposition::Abandoned
-        );
-        assert_eq!(
-            dispose(BootTime(1), now, AgentState::Waiting, s),
-            Disposition::Expired
-        );
-        assert_eq!(
-            dispose(now.after(s / 2), now, AgentState::Unknown, s),
-            Disposition::Expired
-        );
-        assert_eq!(
-            dispose(now.after(s * 5), now, AgentState::Waiting, s),
-            Disposition::Execute { budget: s * 5 }
-        );
+        assert_eq!(dispose(now.after(s * 5), now, AgentState::Gone, s), Disposition::Abandoned);
+        assert_eq!(dispose(BootTime(1), now, AgentState::Waiting, s), Disposition::Expired);
+        assert_eq!(dispose(now.after(s / 2), now, AgentState::Unknown, s), Disposition::Expired);
+        assert_eq!(dispose(now.after(s * 5), now, AgentState::Waiting, s), Disposition::Execute { budget: s * 5 });
     }
 
     #[test]
     fn margin_is_bounded() {
-        assert_eq!(
-            answer_margin(Duration::from_secs(1)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(
-            answer_margin(Duration::from_secs(20)),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            answer_margin(Duration::from_secs(600)),
-            Duration::from_secs(3)
-        );
+        assert_eq!(answer_margin(Duration::from_secs(1)), Duration::from_millis(500));
+        assert_eq!(answer_margin(Duration::from_secs(20)), Duration::from_secs(2));
+        assert_eq!(answer_margin(Duration::from_secs(600)), Duration::from_secs(3));
     }
 }
 
@@ -208,20 +171,11 @@ mod peer_tests {
     fn frozen_peers_are_killed_and_unkillable_ones_redispatched() {
         let ttl = Duration::from_secs(5);
         let s = Duration::from_secs;
-        assert_eq!(
-            judge_peer(false, Some(s(99)), None, ttl),
-            PeerVerdict::Leave
-        );
+        assert_eq!(judge_peer(false, Some(s(99)), None, ttl), PeerVerdict::Leave);
         assert_eq!(judge_peer(true, Some(s(1)), None, ttl), PeerVerdict::Leave);
         assert_eq!(judge_peer(true, None, None, ttl), PeerVerdict::Leave);
         assert_eq!(judge_peer(true, Some(s(6)), None, ttl), PeerVerdict::Kill);
-        assert_eq!(
-            judge_peer(true, Some(s(9)), Some(s(2)), ttl),
-            PeerVerdict::Leave
-        );
-        assert_eq!(
-            judge_peer(true, Some(s(20)), Some(s(5)), ttl),
-            PeerVerdict::Redispatch
-        );
+        assert_eq!(judge_peer(true, Some(s(9)), Some(s(2)), ttl), PeerVerdict::Leave);
+        assert_eq!(judge_peer(true, Some(s(20)), Some(s(5)), ttl), PeerVerdict::Redispatch);
     }
 }

@@ -60,11 +60,7 @@ pub enum HaError {
 impl HaError {
     /// Wraps an `io::Error` with the operation and path it concerns.
     pub fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
-        HaError::Io {
-            op,
-            path: path.to_path_buf(),
-            source,
-        }
+        HaError::Io { op, path: path.to_path_buf(), source }
     }
 
     /// A closure for `map_err` that wraps an `io::Error` with `op` and `path`.

@@ -72,22 +72,14 @@ pub struct RenderError {
 
 /// Renders `key=value` lines. Keys must be non-empty without `=`, white space or newlines; values
 /// must not contain newlines.
-pub fn render<'a>(
-    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-) -> Result<String, RenderError> {
+pub fn render<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<String, RenderError> {
     let mut s = String::new();
     for (k, v) in pairs {
         if k.is_empty() || k.contains(['=', '\n', '\r', ' ', '\t']) {
-            return Err(RenderError {
-                key: k.to_string(),
-                why: "invalid key",
-            });
+            return Err(RenderError { key: k.to_string(), why: "invalid key" });
         }
         if v.contains(['\n', '\r']) {
-            return Err(RenderError {
-                key: k.to_string(),
-                why: "the value contains a newline",
-            });
+            return Err(RenderError { key: k.to_string(), why: "the value contains a newline" });
         }
         s.push_str(k);
         s.push('=');
@@ -109,10 +101,7 @@ mod tests {
         assert_eq!(p.values["x"], "a=b");
         assert_eq!(p.values["plug"], "b");
         assert_eq!(p.malformed, vec![(8, "broken".to_string())]);
-        assert_eq!(
-            p.order,
-            ["action", "port", "nodename", "power_wait", "x", "plug"]
-        );
+        assert_eq!(p.order, ["action", "port", "nodename", "power_wait", "x", "plug"]);
     }
 
     #[test]

@@ -103,39 +103,23 @@ mod tests {
             targets: targets.iter().map(|t| t.to_string()).collect(),
             default,
             ok,
-            message: if ok {
-                "ok".into()
-            } else {
-                "unreachable".into()
-            },
+            message: if ok { "ok".into() } else { "unreachable".into() },
         }
     }
 
     fn health(paths: Vec<PathHealth>) -> Health {
-        Health {
-            checked: String::new(),
-            checked_boottime_ns: 1_000,
-            boot_id: "b".into(),
-            interval_ms: 1_000,
-            paths,
-        }
+        Health { checked: String::new(), checked_boottime_ns: 1_000, boot_id: "b".into(), interval_ms: 1_000, paths }
     }
 
     #[test]
     fn a_broken_default_fails_a_broken_target_path_warns_unless_asked_about() {
-        let h = health(vec![
-            path("/ipmi", &[], true, true),
-            path("/ipmi", &["n3"], false, false),
-        ]);
+        let h = health(vec![path("/ipmi", &[], true, true), path("/ipmi", &["n3"], false, false)]);
         assert_eq!(h.verdict(None).unwrap().len(), 1, "warned, not failed");
         assert!(h.verdict(Some("n3")).unwrap_err().contains("unreachable"));
         assert!(h.verdict(Some("n4")).is_ok());
         let h = health(vec![path("/nnf", &[], true, false)]);
         assert!(h.verdict(None).is_err());
-        let h = health(vec![
-            path("/a", &["n1"], false, false),
-            path("/b", &["n2"], false, false),
-        ]);
+        let h = health(vec![path("/a", &["n1"], false, false), path("/b", &["n2"], false, false)]);
         assert!(h.verdict(None).is_err(), "every path broken");
     }
 

@@ -49,11 +49,7 @@ pub fn read(spool: &Spool) -> Result<Option<LeaderRecord>> {
         Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
         Err(ReadError::Gone) => Ok(None),
         Err(ReadError::Io(e)) => Err(e),
-        Err(e) => Err(HaError::io(
-            "read",
-            &path,
-            std::io::Error::other(e.to_string()),
-        )),
+        Err(e) => Err(HaError::io("read", &path, std::io::Error::other(e.to_string()))),
     }
 }
 

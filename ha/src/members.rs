@@ -76,9 +76,7 @@ mod tests {
         s.prepare(&[Dir::Members]).unwrap();
         assert!(live_members(&s).unwrap().is_empty());
         let p = lock_path(&s, "w1");
-        let held = try_exclusive(open_lock_file(&p).unwrap(), &p)
-            .unwrap()
-            .unwrap();
+        let held = try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().unwrap();
         std::fs::write(heartbeat_path(&s, "w1"), "{}").unwrap();
         assert_eq!(live_members(&s).unwrap(), ["w1"]);
         drop(held);

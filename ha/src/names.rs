@@ -14,9 +14,7 @@ pub fn is_safe_name(name: &str) -> bool {
         && name.len() <= MAX_NAME
         && name != "."
         && name != ".."
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
 /// Parses a canonical request id (lower-case hyphenated UUID).
@@ -40,17 +38,7 @@ mod tests {
         for ok in ["node2", "compute-node-3", "plug_7", "a.b", "x"] {
             assert!(is_safe_name(ok), "{ok}");
         }
-        for bad in [
-            "",
-            ".",
-            "..",
-            "../etc",
-            "a/b",
-            "a b",
-            "a\nb",
-            "nöde",
-            &"x".repeat(254),
-        ] {
+        for bad in ["", ".", "..", "../etc", "a/b", "a b", "a\nb", "nöde", &"x".repeat(254)] {
             assert!(!is_safe_name(bad), "{bad:?}");
         }
     }
@@ -60,10 +48,7 @@ mod tests {
         let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
         assert_eq!(request_id_of_file(&format!("{id}.json")), Some(id));
         assert_eq!(request_id_of_file(id), None);
-        assert_eq!(
-            request_id_of_file(&format!("{}.json", id.to_uppercase())),
-            None
-        );
+        assert_eq!(request_id_of_file(&format!("{}.json", id.to_uppercase())), None);
         assert_eq!(request_id_of_file("../x.json"), None);
         assert_eq!(request_id_of_file(&format!(".{id}.json")), None);
     }
@@ -90,11 +75,7 @@ impl ClaimName {
         if !is_safe_name(watcher) {
             return None;
         }
-        Some(ClaimName {
-            id: id.to_string(),
-            watcher: watcher.to_string(),
-            attempt: attempt.parse().ok()?,
-        })
+        Some(ClaimName { id: id.to_string(), watcher: watcher.to_string(), attempt: attempt.parse().ok()? })
     }
 }
 
@@ -110,19 +91,10 @@ mod claim_name_tests {
 
     #[test]
     fn claim_names_round_trip_even_with_dots_in_watcher_ids() {
-        let c = ClaimName {
-            id: "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c".into(),
-            watcher: "rabbit.w-1".into(),
-            attempt: 3,
-        };
+        let c =
+            ClaimName { id: "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c".into(), watcher: "rabbit.w-1".into(), attempt: 3 };
         assert_eq!(ClaimName::parse(&c.to_string()), Some(c));
-        assert_eq!(
-            ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.json"),
-            None
-        );
-        assert_eq!(
-            ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.w.x.json"),
-            None
-        );
+        assert_eq!(ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.json"), None);
+        assert_eq!(ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.w.x.json"), None);
     }
 }

@@ -39,10 +39,7 @@ mod tests {
     fn parses_names_with_spaces_and_parentheses() {
         let text = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 98765 1000 10";
         let s = parse_stat(text).unwrap();
-        assert_eq!(
-            (s.state, s.ppid, s.pgrp, s.start_time),
-            ('S', 1, 1234, 98765)
-        );
+        assert_eq!((s.state, s.ppid, s.pgrp, s.start_time), ('S', 1, 1234, 98765));
         assert!(parse_stat("garbage").is_none());
         let me = stat(std::process::id()).unwrap();
         assert_eq!(me.ppid as i32, nix::unistd::getppid().as_raw());

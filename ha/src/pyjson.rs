@@ -32,11 +32,7 @@ impl Formatter for PythonFormatter {
         w.write_all(b": ")
     }
 
-    fn write_string_fragment<W: ?Sized + Write>(
-        &mut self,
-        w: &mut W,
-        fragment: &str,
-    ) -> io::Result<()> {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
         for c in fragment.chars() {
             if c.is_ascii() {
                 w.write_all(&[c as u8])?;
@@ -55,9 +51,7 @@ impl Formatter for PythonFormatter {
 pub fn dumps<T: Serialize + ?Sized>(value: &T) -> String {
     let mut buf = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut buf, PythonFormatter);
-    value
-        .serialize(&mut ser)
-        .expect("serialising plain data to memory cannot fail");
+    value.serialize(&mut ser).expect("serialising plain data to memory cannot fail");
     String::from_utf8(buf).expect("the formatter writes ASCII only")
 }
 
@@ -69,10 +63,7 @@ mod tests {
     fn matches_python_bytes() {
         assert_eq!(dumps(&["fs1", "fs2"]), r#"["fs1", "fs2"]"#);
         assert_eq!(dumps(&Vec::<String>::new()), "[]");
-        assert_eq!(
-            dumps(&serde_json::json!({"a": 1, "b": [true, null]})),
-            r#"{"a": 1, "b": [true, null]}"#
-        );
+        assert_eq!(dumps(&serde_json::json!({"a": 1, "b": [true, null]})), r#"{"a": 1, "b": [true, null]}"#);
         assert_eq!(dumps("é€😀\"\n"), r#""\u00e9\u20ac\ud83d\ude00\"\n""#);
     }
 }

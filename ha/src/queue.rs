@@ -37,12 +37,7 @@ type HeadKey = (Reverse<i32>, u64, u128, String);
 type TargetKey = (u128, String);
 
 fn head_key(e: &Entry) -> HeadKey {
-    (
-        Reverse(e.priority),
-        e.deadline_ns,
-        e.submitted_ns,
-        e.name.clone(),
-    )
+    (Reverse(e.priority), e.deadline_ns, e.submitted_ns, e.name.clone())
 }
 
 /// The index of pending requests.
@@ -88,10 +83,7 @@ impl Queue {
     pub fn insert(&mut self, e: Entry) {
         self.remove(&e.name);
         let old_head = self.first_of(&e.target).map(head_key);
-        self.by_target
-            .entry(e.target.clone())
-            .or_default()
-            .insert((e.submitted_ns, e.name.clone()), e.name.clone());
+        self.by_target.entry(e.target.clone()).or_default().insert((e.submitted_ns, e.name.clone()), e.name.clone());
         self.entries.insert(e.name.clone(), e.clone());
         let new_head = self.first_of(&e.target).map(head_key);
         if old_head != new_head {
@@ -107,10 +99,7 @@ impl Queue {
     /// Removes an entry; returns it.
     pub fn remove(&mut self, name: &str) -> Option<Entry> {
         let e = self.entries.get(name)?.clone();
-        let was_head = self
-            .first_of(&e.target)
-            .map(|h| h.name == e.name)
-            .unwrap_or(false);
+        let was_head = self.first_of(&e.target).map(|h| h.name == e.name).unwrap_or(false);
         if was_head {
             self.heads.remove(&head_key(&e));
         }
@@ -131,18 +120,12 @@ impl Queue {
 
     /// Each target's first request, in claim order.
     pub fn heads(&self) -> impl Iterator<Item = &Entry> {
-        self.heads
-            .iter()
-            .filter_map(|(_, _, _, name)| self.entries.get(name))
+        self.heads.iter().filter_map(|(_, _, _, name)| self.entries.get(name))
     }
 
     /// The pending requests of `target`, in submission order.
     pub fn of_target<'a>(&'a self, target: &str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.by_target
-            .get(target)
-            .into_iter()
-            .flat_map(|m| m.values())
-            .filter_map(|n| self.entries.get(n))
+        self.by_target.get(target).into_iter().flat_map(|m| m.values()).filter_map(|n| self.entries.get(n))
     }
 
     /// Whether the first request of `target` is superseded: it is `on`/`status` and a later
@@ -167,14 +150,7 @@ impl Queue {
 mod tests {
     use super::*;
 
-    fn e(
-        name: &str,
-        target: &str,
-        action: Action,
-        priority: i32,
-        deadline: u64,
-        at: u128,
-    ) -> Entry {
+    fn e(name: &str, target: &str, action: Action, priority: i32, deadline: u64, at: u128) -> Entry {
         Entry {
             name: name.into(),
             target: target.into(),
@@ -206,11 +182,7 @@ mod tests {
         q.insert(e("late-off", "t", Action::Off, 100, 1, 20));
         q.insert(e("early-on", "t", Action::On, 50, 1, 10));
         q.insert(e("other", "u", Action::Reboot, 90, 1, 30));
-        assert_eq!(
-            heads(&q),
-            ["other", "early-on"],
-            "t competes with its first request"
-        );
+        assert_eq!(heads(&q), ["other", "early-on"], "t competes with its first request");
         assert!(q.head_is_superseded("t"));
         q.remove("early-on");
         assert_eq!(heads(&q), ["late-off", "other"]);

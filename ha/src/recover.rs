@@ -65,8 +65,7 @@ pub fn recover(spool: &Spool) -> Result<Vec<Recovered>> {
                 done.push(Recovered::Finished(name));
             }
             RecoveryAction::Requeue => {
-                let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE)
-                {
+                let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE) {
                     Ok(b) => b,
                     Err(ReadError::Io(e)) => return Err(e),
                     Err(e) => {
@@ -108,11 +107,7 @@ pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
             continue;
         };
         req.target_lock_waived = true;
-        if !fsio::write_new(
-            &spool.dir(Dir::Tmp),
-            &spool.request_path(&name.id),
-            &req.to_json(),
-        )? {
+        if !fsio::write_new(&spool.dir(Dir::Tmp), &spool.request_path(&name.id), &req.to_json())? {
             continue;
         }
         let stuck = spool.dir(Dir::Done).join(format!("{file_name}.stuck"));
@@ -141,22 +136,12 @@ mod tests {
             format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1"}}"#),
         )
         .unwrap();
-        let Claim::Claimed(stuck) = try_claim(&s, &format!("{id}.json"), "stuck").unwrap() else {
-            panic!()
-        };
+        let Claim::Claimed(stuck) = try_claim(&s, &format!("{id}.json"), "stuck").unwrap() else { panic!() };
         assert_eq!(recover(&s).unwrap(), vec![], "a held lease is left alone");
         assert_eq!(redispatch(&s, "stuck").unwrap(), vec![id.to_string()]);
-        let again =
-            crate::request::Request::parse(&std::fs::read(s.request_path(id)).unwrap()).unwrap();
+        let again = crate::request::Request::parse(&std::fs::read(s.request_path(id)).unwrap()).unwrap();
         assert!(again.target_lock_waived);
-        assert!(
-            !stuck.still_ours(&s),
-            "the stuck holder will find its claim gone"
-        );
-        assert_eq!(
-            redispatch(&s, "stuck").unwrap(),
-            Vec::<String>::new(),
-            "idempotent"
-        );
+        assert!(!stuck.still_ours(&s), "the stuck holder will find its claim gone");
+        assert_eq!(redispatch(&s, "stuck").unwrap(), Vec::<String>::new(), "idempotent");
     }
 }

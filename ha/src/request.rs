@@ -42,9 +42,7 @@ impl Action {
 
     /// Parses a protocol name, case-insensitively as fence-agents does.
     pub fn parse(s: &str) -> Option<Action> {
-        Action::ALL
-            .into_iter()
-            .find(|a| a.as_str().eq_ignore_ascii_case(s))
+        Action::ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(s))
     }
 
     /// Default `queue_priority`: taking a node out comes before bringing one back or asking about it.
@@ -154,8 +152,7 @@ impl Request {
         let mut value: serde_json::Value = serde_json::from_slice(bytes).map_err(bad_json)?;
         if let Some(field) = value.get_mut("action") {
             if let Some(name) = field.as_str() {
-                let action = Action::parse(name)
-                    .ok_or_else(|| Rejection::UnknownAction(name.to_string()))?;
+                let action = Action::parse(name).ok_or_else(|| Rejection::UnknownAction(name.to_string()))?;
                 *field = serde_json::Value::String(action.as_str().to_string());
             }
         }
@@ -175,17 +172,11 @@ impl Request {
             }
         }
         if !is_safe_name(&self.target_node) {
-            return Err(Rejection::UnsafeName {
-                field: "target_node",
-                value: self.target_node.clone(),
-            });
+            return Err(Rejection::UnsafeName { field: "target_node", value: self.target_node.clone() });
         }
         if let Some(n) = &self.nodename {
             if !is_safe_name(n) {
-                return Err(Rejection::UnsafeName {
-                    field: "nodename",
-                    value: n.clone(),
-                });
+                return Err(Rejection::UnsafeName { field: "nodename", value: n.clone() });
             }
         }
         Ok(())
@@ -193,8 +184,7 @@ impl Request {
 
     /// The queue priority, defaulted from the action.
     pub fn priority(&self) -> i32 {
-        self.queue_priority
-            .unwrap_or_else(|| self.action.default_priority())
+        self.queue_priority.unwrap_or_else(|| self.action.default_priority())
     }
 
     /// Serialises the request for the spool (compact JSON, fields in contract order).
@@ -230,10 +220,7 @@ mod tests {
         let text = original().replace("\"action\"", "\"future_field\": [1], \"action\"");
         let r = Request::parse(text.as_bytes()).unwrap();
         let json = String::from_utf8(r.to_json()).unwrap();
-        assert!(
-            json.starts_with(&format!(r#"{{"request_id":"{ID}","timestamp""#)),
-            "{json}"
-        );
+        assert!(json.starts_with(&format!(r#"{{"request_id":"{ID}","timestamp""#)), "{json}");
     }
 
     #[test]
@@ -241,14 +228,8 @@ mod tests {
         let cases = [
             (original().replace("reboot", "explode"), "unknown action"),
             (original().replace(ID, "not-a-uuid"), "is not a UUID"),
-            (
-                original().replace("compute-node-3", "../../etc"),
-                "unsafe target_node",
-            ),
-            (
-                original().replace("\"action\"", "\"version\": 9, \"action\""),
-                "unknown spool version 9",
-            ),
+            (original().replace("compute-node-3", "../../etc"), "unsafe target_node"),
+            (original().replace("\"action\"", "\"version\": 9, \"action\""), "unknown spool version 9"),
             ("{".to_string(), "invalid JSON"),
             ("[]".to_string(), "invalid JSON"),
         ];

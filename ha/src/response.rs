@@ -150,8 +150,7 @@ mod tests {
 
     fn request() -> Request {
         Request::parse(
-            format!(r#"{{"request_id":"{ID}","timestamp":"t","action":"off","target_node":"n1"}}"#)
-                .as_bytes(),
+            format!(r#"{{"request_id":"{ID}","timestamp":"t","action":"off","target_node":"n1"}}"#).as_bytes(),
         )
         .unwrap()
     }
@@ -174,21 +173,11 @@ mod tests {
         let r = Response::parse(ok.as_bytes()).unwrap();
         assert_eq!(r.outcome, Some(Outcome::Other));
         assert_eq!(r.power_state, Some(PowerState::Unknown));
-        for (from, to, want) in [
-            ("\"n1\"", "\"n2\"", "target"),
-            ("\"off\"", "\"on\"", "action"),
-            (ID, "x", "request"),
-        ] {
+        for (from, to, want) in [("\"n1\"", "\"n2\"", "target"), ("\"off\"", "\"on\"", "action"), (ID, "x", "request")]
+        {
             let bad = Response::parse(ok.replace(from, to).as_bytes()).unwrap();
-            assert!(bad
-                .answers(&request())
-                .unwrap_err()
-                .to_string()
-                .contains(want));
+            assert!(bad.answers(&request()).unwrap_err().to_string().contains(want));
         }
-        assert!(matches!(
-            Response::parse(b"{\"success\":"),
-            Err(Mismatch::Malformed(_))
-        ));
+        assert!(matches!(Response::parse(b"{\"success\":"), Err(Mismatch::Malformed(_))));
     }
 }

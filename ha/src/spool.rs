@@ -208,11 +208,7 @@ pub fn ensure_private_dir(path: &Path, create: bool) -> Result<()> {
         }
         Err(e) => return Err(HaError::io("stat", path, e)),
     };
-    let unsafe_dir = |why: String, fix: String| HaError::Unsafe {
-        path: path.to_path_buf(),
-        why,
-        fix,
-    };
+    let unsafe_dir = |why: String, fix: String| HaError::Unsafe { path: path.to_path_buf(), why, fix };
     if meta.file_type().is_symlink() {
         return Err(unsafe_dir(
             "it is a symbolic link".into(),
@@ -220,18 +216,12 @@ pub fn ensure_private_dir(path: &Path, create: bool) -> Result<()> {
         ));
     }
     if !meta.is_dir() {
-        return Err(unsafe_dir(
-            "it is not a directory".into(),
-            "remove it or choose another path".into(),
-        ));
+        return Err(unsafe_dir("it is not a directory".into(), "remove it or choose another path".into()));
     }
     let euid = nix::unistd::geteuid().as_raw();
     if meta.uid() != euid {
         return Err(unsafe_dir(
-            format!(
-                "it is owned by uid {}, not by this process's uid {euid}",
-                meta.uid()
-            ),
+            format!("it is owned by uid {}, not by this process's uid {euid}", meta.uid()),
             format!("chown {euid} {}", path.display()),
         ));
     }
@@ -279,13 +269,11 @@ pub fn classify_fs(f_type: i64) -> std::result::Result<&'static str, &'static st
 pub fn check_local(path: &Path) -> Result<()> {
     let st = nix::sys::statfs::statfs(path).map_err(|e| HaError::errno("statfs", path, e))?;
     let f_type = st.filesystem_type().0 as i64;
-    classify_fs(f_type)
-        .map(drop)
-        .map_err(|fs_name| HaError::NotLocal {
-            path: path.to_path_buf(),
-            fs_type: f_type,
-            fs_name,
-        })
+    classify_fs(f_type).map(drop).map_err(|fs_name| HaError::NotLocal {
+        path: path.to_path_buf(),
+        fs_type: f_type,
+        fs_name,
+    })
 }
 
 #[cfg(test)]
@@ -294,29 +282,17 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
     }
 
     #[test]
     fn base_precedence_option_env_original_default() {
-        assert_eq!(
-            resolve_base(None, env(&[])).unwrap(),
-            PathBuf::from(DEFAULT_BASE)
-        );
-        assert_eq!(
-            resolve_base(None, env(&[("REQUEST_DIR", "/x/requests")])).unwrap(),
-            PathBuf::from("/x")
-        );
+        assert_eq!(resolve_base(None, env(&[])).unwrap(), PathBuf::from(DEFAULT_BASE));
+        assert_eq!(resolve_base(None, env(&[("REQUEST_DIR", "/x/requests")])).unwrap(), PathBuf::from("/x"));
         let both = env(&[("REQUEST_DIR", "/x/requests"), ("GFS2_FENCING_DIR", "/y")]);
         assert_eq!(resolve_base(None, both).unwrap(), PathBuf::from("/y"));
-        assert_eq!(
-            resolve_base(Some("/z"), env(&[("GFS2_FENCING_DIR", "/y")])).unwrap(),
-            PathBuf::from("/z")
-        );
+        assert_eq!(resolve_base(Some("/z"), env(&[("GFS2_FENCING_DIR", "/y")])).unwrap(), PathBuf::from("/z"));
         assert!(resolve_base(Some("/z"), env(&[("RESPONSE_DIR", "/z/responses")])).is_ok());
         let err = resolve_base(Some("/z"), env(&[("RESPONSE_DIR", "/elsewhere")])).unwrap_err();
         assert!(err.to_string().contains("RESPONSE_DIR=/elsewhere"), "{err}");
@@ -330,28 +306,14 @@ mod tests {
         let s = Spool::new(d.path().join("spool"));
         s.prepare(&WATCHER_DIRS).unwrap();
         assert!(s.is_managed());
-        let mode = s
-            .dir(Dir::Requests)
-            .symlink_metadata()
-            .unwrap()
-            .permissions()
-            .mode()
-            & 0o777;
+        let mode = s.dir(Dir::Requests).symlink_metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
-        std::fs::set_permissions(s.dir(Dir::Requests), std::fs::Permissions::from_mode(0o777))
-            .unwrap();
+        std::fs::set_permissions(s.dir(Dir::Requests), std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = s.inspect(&WATCHER_DIRS).unwrap_err().to_string();
-        assert!(
-            err.contains("world-writable") && err.contains("chmod 0700"),
-            "{err}"
-        );
+        assert!(err.contains("world-writable") && err.contains("chmod 0700"), "{err}");
         let link = d.path().join("link");
         std::os::unix::fs::symlink(s.base(), &link).unwrap();
-        assert!(Spool::new(&link)
-            .inspect(&[])
-            .unwrap_err()
-            .to_string()
-            .contains("symbolic link"));
+        assert!(Spool::new(&link).inspect(&[]).unwrap_err().to_string().contains("symbolic link"));
     }
 
     #[test]

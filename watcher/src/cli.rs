@@ -52,15 +52,9 @@ fn off_if_zero(d: Duration) -> Option<Duration> {
 }
 
 fn seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s
-        .trim()
-        .trim_end_matches('s')
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    let v: f64 = s.trim().trim_end_matches('s').parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
     if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
-        return Err(format!(
-            "{s:?} must be more than 0 and at most 86400 seconds"
-        ));
+        return Err(format!("{s:?} must be more than 0 and at most 86400 seconds"));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -75,12 +69,7 @@ struct RunArgs {
     fence_command: Option<PathBuf>,
     /// Option sent to the default fence command on stdin (repeatable; the environment form is
     /// comma-separated).
-    #[arg(
-        long = "fence-option",
-        env = "GFS2_FENCE_OPTIONS",
-        value_name = "KEY=VALUE",
-        value_delimiter = ','
-    )]
+    #[arg(long = "fence-option", env = "GFS2_FENCE_OPTIONS", value_name = "KEY=VALUE", value_delimiter = ',')]
     fence_options: Vec<String>,
     /// JSON configuration mapping targets to fence commands (see docs/CONFIGURATION.md).
     #[arg(long, env = "GFS2_FENCE_CONFIG", value_name = "FILE")]
@@ -136,29 +125,21 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
     let mut extra = BTreeMap::new();
     for kv in &a.fence_options {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| WatchError::Usage(format!("--fence-option {kv:?} is not KEY=VALUE")))?;
+        let (k, v) =
+            kv.split_once('=').ok_or_else(|| WatchError::Usage(format!("--fence-option {kv:?} is not KEY=VALUE")))?;
         extra.insert(ha::fence_args::normalize_key(k), v.to_string());
     }
     let fence = FenceConfig::load(a.config.as_deref(), a.fence_command.as_deref(), &extra)?;
     let id = match a.id {
         Some(id) => id,
         None => {
-            let host = nix::unistd::gethostname()
-                .map(|h| h.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let host: String = host
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
+            let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+            let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
             format!("{host}-{}", std::process::id())
         }
     };
     if !ha::names::is_safe_name(&id) {
-        return Err(WatchError::Usage(format!(
-            "watcher id {id:?} is not [A-Za-z0-9_.-]"
-        )));
+        return Err(WatchError::Usage(format!("watcher id {id:?} is not [A-Za-z0-9_.-]")));
     }
     Ok(Settings {
         spool: ha::spool::Spool::new(base),
@@ -188,10 +169,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GFS2_FENCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT.
@@ -205,16 +183,13 @@ pub fn run() -> Result<ExitCode, WatchError> {
     };
     init_tracing();
     let settings = settings(args)?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(WatchError::Runtime)?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(WatchError::Runtime)?;
     rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(WatchError::Runtime)?;
-        let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-            .map_err(WatchError::Runtime)?;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(WatchError::Runtime)?;
+        let mut int =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(WatchError::Runtime)?;
         tokio::spawn(async move {
             tokio::select! {
                 _ = term.recv() => tracing::info!("SIGTERM received"),

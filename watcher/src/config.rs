@@ -77,9 +77,7 @@ pub struct FenceCommand {
 /// Whether an option's name says it holds a secret.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["passwd", "password", "secret", "token", "key", "credential"]
-        .iter()
-        .any(|s| k.contains(s))
+    ["passwd", "password", "secret", "token", "key", "credential"].iter().any(|s| k.contains(s))
 }
 
 impl std::fmt::Debug for FenceCommand {
@@ -87,16 +85,7 @@ impl std::fmt::Debug for FenceCommand {
         let shown: BTreeMap<&str, &str> = self
             .options
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str(),
-                    if is_secret(k) {
-                        "<redacted>"
-                    } else {
-                        v.as_str()
-                    },
-                )
-            })
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { "<redacted>" } else { v.as_str() }))
             .collect();
         f.debug_struct("FenceCommand")
             .field("program", &self.program)
@@ -123,78 +112,50 @@ impl FenceConfig {
     ) -> Result<FenceConfig, ConfigError> {
         let file: File = match path {
             Some(p) => {
-                let text = std::fs::read(p).map_err(|source| ConfigError::Read {
-                    path: p.into(),
-                    source,
-                })?;
-                serde_json::from_slice(&text).map_err(|e| ConfigError::Invalid {
-                    path: p.into(),
-                    why: e.to_string(),
-                })?
+                let text = std::fs::read(p).map_err(|source| ConfigError::Read { path: p.into(), source })?;
+                serde_json::from_slice(&text)
+                    .map_err(|e| ConfigError::Invalid { path: p.into(), why: e.to_string() })?
             }
             None => File::default(),
         };
-        let invalid = |why: String| ConfigError::Invalid {
-            path: path.unwrap_or(Path::new("<command line>")).into(),
-            why,
-        };
+        let invalid =
+            |why: String| ConfigError::Invalid { path: path.unwrap_or(Path::new("<command line>")).into(), why };
         let mut default_entry = file.default.clone().unwrap_or_default();
         if default_entry.command.is_none() {
             default_entry.command = fallback.map(Path::to_path_buf);
         }
         default_entry.options.extend(extra.clone());
         let default = match default_entry.command.clone() {
-            Some(program) => Some(FenceCommand {
-                program,
-                options: default_entry.options.clone(),
-                plug: None,
-            }),
+            Some(program) => Some(FenceCommand { program, options: default_entry.options.clone(), plug: None }),
             None if !default_entry.options.is_empty() => {
-                return Err(invalid(
-                    "the default entry has options but no command".into(),
-                ))
+                return Err(invalid("the default entry has options but no command".into()))
             }
             None => None,
         };
         let mut targets = BTreeMap::new();
         for (name, entry) in file.targets {
             if !ha::names::is_safe_name(&name) {
-                return Err(invalid(format!(
-                    "target name {name:?} is not [A-Za-z0-9_.-]"
-                )));
+                return Err(invalid(format!("target name {name:?} is not [A-Za-z0-9_.-]")));
             }
             let cmd = match (&entry.command, &default) {
-                (Some(program), _) => FenceCommand {
-                    program: program.clone(),
-                    options: entry.options,
-                    plug: entry.plug,
-                },
+                (Some(program), _) => {
+                    FenceCommand { program: program.clone(), options: entry.options, plug: entry.plug }
+                }
                 (None, Some(d)) => {
                     let mut options = d.options.clone();
                     options.extend(entry.options);
-                    FenceCommand {
-                        program: d.program.clone(),
-                        options,
-                        plug: entry.plug,
-                    }
+                    FenceCommand { program: d.program.clone(), options, plug: entry.plug }
                 }
-                (None, None) => {
-                    return Err(invalid(format!(
-                        "target {name:?} has no command and there is no default"
-                    )))
-                }
+                (None, None) => return Err(invalid(format!("target {name:?} has no command and there is no default"))),
             };
             targets.insert(name, (cmd, entry.alias));
         }
         let config = FenceConfig { default, targets };
         if config.default.is_none() && config.targets.is_empty() {
-            return Err(invalid(
-                "no fence command: give --fence-command or a configuration file".into(),
-            ));
+            return Err(invalid("no fence command: give --fence-command or a configuration file".into()));
         }
         for cmd in config.commands() {
-            let rendered =
-                ha::fence_args::render(cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let rendered = ha::fence_args::render(cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             rendered.map_err(|e| invalid(e.to_string()))?;
         }
         Ok(config)
@@ -202,27 +163,19 @@ impl FenceConfig {
 
     /// The command for `target`, if any entry covers it.
     pub fn command_for(&self, target: &str) -> Option<&FenceCommand> {
-        self.targets
-            .get(target)
-            .map(|(c, _)| c)
-            .or(self.default.as_ref())
+        self.targets.get(target).map(|(c, _)| c).or(self.default.as_ref())
     }
 
     /// Every configured command (default first).
     pub fn commands(&self) -> impl Iterator<Item = &FenceCommand> {
-        self.default
-            .iter()
-            .chain(self.targets.values().map(|(c, _)| c))
+        self.default.iter().chain(self.targets.values().map(|(c, _)| c))
     }
 
     /// Every distinct fence path, with the targets configured for it and whether it is the default
     /// (for the leader's health checks).
     pub fn paths(&self) -> Vec<(FenceCommand, Vec<String>, bool)> {
-        let mut paths: Vec<(FenceCommand, Vec<String>, bool)> = self
-            .default
-            .iter()
-            .map(|d| (d.clone(), Vec::new(), true))
-            .collect();
+        let mut paths: Vec<(FenceCommand, Vec<String>, bool)> =
+            self.default.iter().map(|d| (d.clone(), Vec::new(), true)).collect();
         for (target, (cmd, _)) in &self.targets {
             let same = |c: &FenceCommand| c.program == cmd.program && c.options == cmd.options;
             match paths.iter_mut().find(|(c, _, _)| same(c)) {
@@ -239,10 +192,7 @@ impl FenceConfig {
             targets: self
                 .targets
                 .iter()
-                .map(|(plug, (_, alias))| Target {
-                    plug: plug.clone(),
-                    alias: alias.clone(),
-                })
+                .map(|(plug, (_, alias))| Target { plug: plug.clone(), alias: alias.clone() })
                 .collect(),
             has_default: self.default.is_some(),
         }
@@ -270,10 +220,7 @@ mod tests {
         assert_eq!(n3.options["password"], "hunter2");
         assert!(!format!("{n3:?}").contains("hunter2"));
         assert_eq!(c.command_for("n4").unwrap().options.len(), 0);
-        assert_eq!(
-            c.command_for("other").unwrap().program,
-            PathBuf::from("/usr/sbin/fence_ipmilan")
-        );
+        assert_eq!(c.command_for("other").unwrap().program, PathBuf::from("/usr/sbin/fence_ipmilan"));
         let t = c.published_targets();
         assert_eq!(t.targets.len(), 2);
         assert_eq!(t.targets[1].alias.as_deref(), Some("node4"));
@@ -285,24 +232,13 @@ mod tests {
         let p = d.path().join("c.json");
         for (text, want) in [
             (r#"{"targets":{"n1":{}}}"#, "no command"),
-            (
-                r#"{"default":{"command":"/x","optoins":{}}}"#,
-                "unknown field",
-            ),
-            (
-                r#"{"targets":{"../x":{"command":"/x"}}}"#,
-                "not [A-Za-z0-9_.-]",
-            ),
-            (
-                r#"{"default":{"command":"/x","options":{"a":"b\nc"}}}"#,
-                "newline",
-            ),
+            (r#"{"default":{"command":"/x","optoins":{}}}"#, "unknown field"),
+            (r#"{"targets":{"../x":{"command":"/x"}}}"#, "not [A-Za-z0-9_.-]"),
+            (r#"{"default":{"command":"/x","options":{"a":"b\nc"}}}"#, "newline"),
             ("{}", "no fence command"),
         ] {
             std::fs::write(&p, text).unwrap();
-            let err = FenceConfig::load(Some(&p), None, &BTreeMap::new())
-                .unwrap_err()
-                .to_string();
+            let err = FenceConfig::load(Some(&p), None, &BTreeMap::new()).unwrap_err().to_string();
             assert!(err.contains(want), "{err} should contain {want}");
         }
         assert!(FenceConfig::load(None, Some(Path::new("/bin/true")), &BTreeMap::new()).is_ok());

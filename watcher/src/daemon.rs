@@ -53,21 +53,13 @@ impl AsRawFd for InotifyFd {
 }
 
 /// Runs a watcher until `shutdown` becomes true.
-pub async fn run(
-    settings: Settings,
-    mut shutdown: watch::Receiver<bool>,
-) -> Result<(), WatchError> {
+pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Result<(), WatchError> {
     let spool = settings.spool.clone();
     spool.prepare(&WATCHER_DIRS)?;
     let boot_id = ha::clock::boot_id()?;
-    let targets =
-        serde_json::to_vec(&settings.fence.published_targets()).expect("targets serialise");
+    let targets = serde_json::to_vec(&settings.fence.published_targets()).expect("targets serialise");
     ha::fsio::write_replace(&spool.dir(Dir::Tmp), &ha::targets::path(&spool), &targets)?;
-    let inotify = if settings.inotify {
-        Some(watch_requests(&spool)?)
-    } else {
-        None
-    };
+    let inotify = if settings.inotify { Some(watch_requests(&spool)?) } else { None };
     let mut index = Index::default();
     index.reconcile(&spool, &boot_id)?;
     // Last: from here on agents count this watcher as live, so all it serves with is ready.
@@ -75,11 +67,7 @@ pub async fn run(
     notify::notify("READY=1");
     tracing::info!(watcher_id = %settings.id, spool = %spool.base().display(), "watcher started");
 
-    let shared = Arc::new(Shared {
-        settings,
-        boot_id,
-        member: Mutex::new(member),
-    });
+    let shared = Arc::new(Shared { settings, boot_id, member: Mutex::new(member) });
     let s = &shared.settings;
     let mut rescan = tokio::time::interval(s.rescan_interval);
     let mut heartbeat = tokio::time::interval(s.heartbeat_interval);
@@ -163,11 +151,7 @@ pub async fn run(
     Ok(())
 }
 
-fn drain_events(
-    mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>,
-    index: &mut Index,
-    shared: &Shared,
-) {
+fn drain_events(mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>, index: &mut Index, shared: &Shared) {
     let spool = &shared.settings.spool;
     loop {
         match guard.get_inner().0.read_events() {
@@ -196,21 +180,15 @@ fn watch_requests(spool: &Spool) -> Result<AsyncFd<InotifyFd>, WatchError> {
     let dir = spool.dir(Dir::Requests);
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| ha::HaError::errno("inotify_init", &dir, e))?;
-    ino.add_watch(
-        &dir,
-        AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-    )
-    .map_err(|e| ha::HaError::errno("inotify_add_watch", &dir, e))?;
+    ino.add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
+        .map_err(|e| ha::HaError::errno("inotify_add_watch", &dir, e))?;
     // SAFETY: the descriptor is owned by the `Inotify` inside the `AsyncFd`, so it stays open and the
     // same for the `AsyncFd`'s whole life, and `as_raw_fd` always returns it.
-    let registered =
-        unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) };
+    let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) };
     registered.map_err(|e| ha::HaError::io("register inotify for", &dir, e.into()).into())
 }
 
-async fn readable(
-    fd: Option<&AsyncFd<InotifyFd>>,
-) -> Option<tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>> {
+async fn readable(fd: Option<&AsyncFd<InotifyFd>>) -> Option<tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>> {
     match fd {
         Some(fd) => fd.readable().await.ok(),
         None => std::future::pending().await,

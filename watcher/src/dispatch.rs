@@ -68,13 +68,7 @@ pub fn fill(
         };
         let id = job.claims[0].request.request_id.clone();
         let (abort_tx, abort_rx) = watch::channel(false);
-        running.insert(
-            id.clone(),
-            Running {
-                target,
-                abort: abort_tx,
-            },
-        );
+        running.insert(id.clone(), Running { target, abort: abort_tx });
         let (shared, done) = (shared.clone(), done.clone());
         tokio::spawn(async move {
             if let Err(e) = serve::serve(&shared, job, abort_rx).await {
@@ -107,12 +101,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Option<Job> 
         let superseded_by = index
             .queue
             .head_is_superseded(target)
-            .then(|| {
-                index
-                    .queue
-                    .of_target(target)
-                    .find(|e| matches!(e.action, Action::Off | Action::Reboot))
-            })
+            .then(|| index.queue.of_target(target).find(|e| matches!(e.action, Action::Off | Action::Reboot)))
             .flatten()
             .map(|e| (e.name.trim_end_matches(".json").to_string(), e.action));
         index.forget(&first.name);
@@ -135,21 +124,15 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Option<Job> 
         if let Some((by, action)) = superseded_by {
             let mut r = reply::for_claim(shared, &claimed);
             r.outcome = Some(Outcome::Superseded);
-            r.message = format!(
-                "superseded by the later {action} request {by} for the same target; not executed"
-            );
+            r.message = format!("superseded by the later {action} request {by} for the same target; not executed");
             if let Err(e) = reply::answer_and_retire(shared, claimed, r, Instant::now()) {
                 tracing::error!(target = %target, "answering a superseded request: {e}");
             }
             continue;
         }
         let mut claims = vec![claimed];
-        let same: Vec<String> = index
-            .queue
-            .of_target(target)
-            .filter(|e| e.action == first.action)
-            .map(|e| e.name.clone())
-            .collect();
+        let same: Vec<String> =
+            index.queue.of_target(target).filter(|e| e.action == first.action).map(|e| e.name.clone()).collect();
         for name in same {
             index.forget(&name);
             match claim::try_claim(&s.spool, &name, &s.id) {
@@ -159,9 +142,6 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Option<Job> 
                 Err(e) => tracing::error!(file = %name, "claiming: {e}"),
             }
         }
-        return Some(Job {
-            claims,
-            target_lock,
-        });
+        return Some(Job { claims, target_lock });
     }
 }

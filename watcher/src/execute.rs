@@ -75,11 +75,7 @@ pub fn monitor_text(cmd: &FenceCommand) -> String {
 /// What the stdin of the command says for a request.
 pub fn stdin_text(cmd: &FenceCommand, req: &Request) -> String {
     let plug = cmd.plug.as_deref().unwrap_or(&req.target_node);
-    let mut pairs: Vec<(&str, &str)> = vec![
-        ("action", req.action.as_str()),
-        ("plug", plug),
-        ("port", plug),
-    ];
+    let mut pairs: Vec<(&str, &str)> = vec![("action", req.action.as_str()), ("plug", plug), ("port", plug)];
     if let Some(n) = req.nodename.as_deref() {
         pairs.push(("nodename", n));
     }
@@ -118,10 +114,7 @@ pub async fn execute(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     ha::child::harden_inheriting(&mut std_cmd, inherit);
-    let mut child = match tokio::process::Command::from(std_cmd)
-        .kill_on_drop(true)
-        .spawn()
-    {
+    let mut child = match tokio::process::Command::from(std_cmd).kill_on_drop(true).spawn() {
         Ok(c) => c,
         Err(e) => {
             return Execution {
@@ -159,17 +152,8 @@ pub async fn execute(
     writer.abort();
     let out = out.await.unwrap_or_default();
     let err = err.await.unwrap_or_default();
-    let shown = if err.iter().any(|b| !b.is_ascii_whitespace()) {
-        err
-    } else {
-        out
-    };
-    Execution {
-        ending,
-        pid,
-        output: String::from_utf8_lossy(&shown).trim().to_string(),
-        duration: started.elapsed(),
-    }
+    let shown = if err.iter().any(|b| !b.is_ascii_whitespace()) { err } else { out };
+    Execution { ending, pid, output: String::from_utf8_lossy(&shown).trim().to_string(), duration: started.elapsed() }
 }
 
 #[cfg(test)]
@@ -188,9 +172,6 @@ mod tests {
             br#"{"request_id":"0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c","timestamp":"t","action":"off","target_node":"n3","nodename":"node3"}"#,
         )
         .unwrap();
-        assert_eq!(
-            stdin_text(&cmd, &req),
-            "action=off\nplug=n3\nport=n3\nnodename=node3\nip=10.0.0.3\n"
-        );
+        assert_eq!(stdin_text(&cmd, &req), "action=off\nplug=n3\nport=n3\nnodename=node3\nip=10.0.0.3\n");
     }
 }

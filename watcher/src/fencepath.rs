@@ -21,11 +21,7 @@ pub async fn check(shared: &Shared) -> Health {
     let (_keep, mut never) = watch::channel(false);
     let mut paths = Vec::new();
     for (cmd, targets, default) in s.fence.paths() {
-        let inv = Invocation {
-            program: &cmd.program,
-            stdin: execute::monitor_text(&cmd),
-            request_id: "health-check",
-        };
+        let inv = Invocation { program: &cmd.program, stdin: execute::monitor_text(&cmd), request_id: "health-check" };
         let exec = execute::execute(inv, MONITOR_TIMEOUT, None, &mut never, |_| {}).await;
         let ok = exec.ending == Ending::Exited(0);
         let message = match (&exec.ending, exec.output.is_empty()) {
@@ -36,13 +32,7 @@ pub async fn check(shared: &Shared) -> Health {
             }
             (other, _) => format!("monitor did not complete: {other:?}"),
         };
-        paths.push(PathHealth {
-            command: cmd.program.display().to_string(),
-            targets,
-            default,
-            ok,
-            message,
-        });
+        paths.push(PathHealth { command: cmd.program.display().to_string(), targets, default, ok, message });
     }
     let report = Health {
         checked: ha::clock::rfc3339_now(),
@@ -55,11 +45,7 @@ pub async fn check(shared: &Shared) -> Health {
     for p in &report.paths {
         let was_ok = previous
             .as_ref()
-            .and_then(|h| {
-                h.paths
-                    .iter()
-                    .find(|q| q.command == p.command && q.targets == p.targets)
-            })
+            .and_then(|h| h.paths.iter().find(|q| q.command == p.command && q.targets == p.targets))
             .map(|q| q.ok);
         if was_ok != Some(p.ok) {
             if p.ok {
@@ -70,11 +56,7 @@ pub async fn check(shared: &Shared) -> Health {
         }
     }
     let bytes = serde_json::to_vec(&report).expect("a health report serialises");
-    if let Err(e) = ha::fsio::write_replace(
-        &s.spool.dir(ha::spool::Dir::Tmp),
-        &ha::health::path(&s.spool),
-        &bytes,
-    ) {
+    if let Err(e) = ha::fsio::write_replace(&s.spool.dir(ha::spool::Dir::Tmp), &ha::health::path(&s.spool), &bytes) {
         tracing::error!("publishing health.json: {e}");
     }
     report

@@ -23,10 +23,7 @@ pub struct Index {
 }
 
 fn submitted_ns(meta: &std::fs::Metadata) -> u128 {
-    meta.modified()
-        .ok()
-        .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos())
+    meta.modified().ok().and_then(|m| m.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())
 }
 
 impl Index {
@@ -59,9 +56,8 @@ impl Index {
                 return;
             }
         };
-        let young = SystemTime::now()
-            .duration_since(meta.modified().unwrap_or(UNIX_EPOCH))
-            .is_ok_and(|a| a < IN_PLACE_GRACE);
+        let young =
+            SystemTime::now().duration_since(meta.modified().unwrap_or(UNIX_EPOCH)).is_ok_and(|a| a < IN_PLACE_GRACE);
         match Request::parse(&bytes) {
             Ok(r) if format!("{}.json", r.request_id) == name => {
                 let deadline_ns = match (r.deadline_boottime_ns, r.boot_id.as_deref()) {
@@ -96,23 +92,15 @@ impl Index {
             let entry = entry.map_err(ha::HaError::at("list", &dir))?;
             present.insert(entry.file_name().to_string_lossy().into_owned());
         }
-        let known: Vec<String> = self
-            .queue
-            .names()
-            .chain(self.young.iter())
-            .chain(self.bad.iter())
-            .cloned()
-            .collect();
+        let known: Vec<String> = self.queue.names().chain(self.young.iter()).chain(self.bad.iter()).cloned().collect();
         for name in &known {
             if !present.contains(name) {
                 self.forget(name);
             }
         }
         // New files, and young ones again (they may be complete now).
-        let unread: Vec<&String> = present
-            .iter()
-            .filter(|n| !self.queue.contains(n) && !self.bad.contains(*n))
-            .collect();
+        let unread: Vec<&String> =
+            present.iter().filter(|n| !self.queue.contains(n) && !self.bad.contains(*n)).collect();
         for name in unread {
             self.observe(spool, boot_id, name);
         }

@@ -31,9 +31,7 @@ pub mod test_executor;
 
 /// This host's name (for heartbeats and the leader record).
 pub fn hostname() -> String {
-    nix::unistd::gethostname()
-        .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_default()
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// Why a watcher cannot start or stops with an error.

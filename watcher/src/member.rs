@@ -38,10 +38,7 @@ impl Member {
             }
             tries += 1;
             if tries >= 50 {
-                return Err(WatchError::AlreadyRunning {
-                    id: id.to_string(),
-                    lock: path,
-                });
+                return Err(WatchError::AlreadyRunning { id: id.to_string(), lock: path });
             }
             std::thread::sleep(Duration::from_millis(10));
         };

@@ -25,10 +25,7 @@ pub fn response(shared: &Shared, id: &str, action: &str, target: &str) -> Respon
         attempts: None,
         duration_ms: None,
         outcome: None,
-        epoch: ha::leader::read(&shared.settings.spool)
-            .ok()
-            .flatten()
-            .map(|l| l.epoch),
+        epoch: ha::leader::read(&shared.settings.spool).ok().flatten().map(|l| l.epoch),
     }
 }
 
@@ -41,17 +38,8 @@ pub fn for_claim(shared: &Shared, c: &Claimed) -> Response {
 /// Answers a quarantined request `rejected` when its id is known, so its agent fails fast.
 pub fn reject(shared: &Shared, q: &Quarantined) {
     let Some(id) = &q.id else { return };
-    let mut r = response(
-        shared,
-        id,
-        q.action.as_deref().unwrap_or("unknown"),
-        q.target.as_deref().unwrap_or(""),
-    );
-    r.message = format!(
-        "request rejected and quarantined at {}: {}",
-        q.moved_to.display(),
-        q.reason
-    );
+    let mut r = response(shared, id, q.action.as_deref().unwrap_or("unknown"), q.target.as_deref().unwrap_or(""));
+    r.message = format!("request rejected and quarantined at {}: {}", q.moved_to.display(), q.reason);
     r.outcome = Some(Outcome::Rejected);
     if let Err(e) = answer::respond(&shared.settings.spool, &r) {
         tracing::error!(request_id = %id, "answering a rejected request: {e}");

@@ -46,11 +46,7 @@ fn agent_state(spool: &Spool, id: &str) -> AgentState {
 }
 
 /// Serves a job to the end: every claim answered once and retired, or all requeued on abort.
-pub async fn serve(
-    shared: &Shared,
-    job: Job,
-    mut abort: watch::Receiver<bool>,
-) -> Result<(), WatchError> {
+pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) -> Result<(), WatchError> {
     let s = &shared.settings;
     let started = Instant::now();
     let now = BootTime::now();
@@ -59,12 +55,7 @@ pub async fn serve(
         let deadline = decide::deadline_of(&c.request, &shared.boot_id, now, s.default_deadline);
         let mut resp = reply::for_claim(shared, &c);
         resp.attempts = Some(c.name.attempt - 1);
-        match decide::dispose(
-            deadline,
-            now,
-            agent_state(&s.spool, &c.request.request_id),
-            s.min_budget,
-        ) {
+        match decide::dispose(deadline, now, agent_state(&s.spool, &c.request.request_id), s.min_budget) {
             Disposition::Execute { .. } => {
                 runnable.push((c, deadline));
                 continue;
@@ -75,8 +66,7 @@ pub async fn serve(
             }
             Disposition::Abandoned => {
                 resp.outcome = Some(Outcome::Abandoned);
-                resp.message =
-                    "the requesting agent is gone (its waiting lock is free); not executed".into();
+                resp.message = "the requesting agent is gone (its waiting lock is free); not executed".into();
             }
         }
         reply::answer_and_retire(shared, c, resp, started)?;
@@ -90,28 +80,17 @@ pub async fn serve(
     let mut resp = reply::for_claim(shared, primary);
     let Some(cmd) = s.fence.command_for(&req.target_node) else {
         resp.outcome = Some(Outcome::Failed);
-        resp.message = format!(
-            "no fence command is configured for target {:?}",
-            req.target_node
-        );
+        resp.message = format!("no fence command is configured for target {:?}", req.target_node);
         return answer_all(shared, runnable, resp, started);
     };
-    let mut schedule = Schedule::new(
-        s.retry,
-        s.jitter_seed ^ primary.name.attempt as u64,
-        primary.name.attempt - 1,
-    );
+    let mut schedule = Schedule::new(s.retry, s.jitter_seed ^ primary.name.attempt as u64, primary.name.attempt - 1);
     let inherit = job.target_lock.as_ref().map(|l| l.file().as_raw_fd());
     let exec = loop {
         let attempt = schedule.started();
         let budget = BootTime::now().until(*deadline).min(s.exec_timeout);
         tracing::info!(request_id = %id, target = %req.target_node, action = %req.action, attempt,
             coalesced = runnable.len() - 1, command = %cmd.program.display(), budget_ms = budget.as_millis() as u64, "executing");
-        let inv = Invocation {
-            program: &cmd.program,
-            stdin: execute::stdin_text(cmd, &req),
-            request_id: id,
-        };
+        let inv = Invocation { program: &cmd.program, stdin: execute::stdin_text(cmd, &req), request_id: id };
         let exec = execute::execute(inv, budget, inherit, &mut abort, |pid| {
             shared.member.lock().unwrap().child_started(pid);
             let a = ha::attempts::Attempt {
@@ -145,11 +124,7 @@ pub async fn serve(
     judge(req.action, &exec, &mut resp);
     resp.attempts = Some(schedule.attempts());
     if !resp.success && schedule.attempts() > 1 {
-        resp.message = format!(
-            "after {} attempts, the last: {}",
-            schedule.attempts(),
-            resp.message
-        );
+        resp.message = format!("after {} attempts, the last: {}", schedule.attempts(), resp.message);
     }
     answer_all(shared, runnable, resp, started)?;
     drop(job.target_lock);
@@ -182,29 +157,19 @@ fn answer_all(
         r.power_state = resp.power_state;
         r.attempts = resp.attempts;
         r.outcome = Some(Outcome::Coalesced);
-        r.message = format!(
-            "answered from the execution of request {executed}: {}",
-            resp.message
-        );
+        r.message = format!("answered from the execution of request {executed}: {}", resp.message);
         reply::answer_and_retire(shared, c, r, started)?;
     }
     reply::answer_and_retire(shared, primary, resp, started)
 }
 
 fn succeeded(action: Action, exec: &Execution) -> bool {
-    matches!(
-        (&exec.ending, action),
-        (Ending::Exited(0), _) | (Ending::Exited(2), Action::Status)
-    )
+    matches!((&exec.ending, action), (Ending::Exited(0), _) | (Ending::Exited(2), Action::Status))
 }
 
 /// Fills the response from an execution's result.
 fn judge(action: Action, exec: &Execution, resp: &mut Response) {
-    let detail = if exec.output.is_empty() {
-        String::new()
-    } else {
-        format!(": {}", exec.output)
-    };
+    let detail = if exec.output.is_empty() { String::new() } else { format!(": {}", exec.output) };
     let (success, power, message) = match (&exec.ending, action) {
         (Ending::Exited(0), Action::Status) => (true, PowerState::On, "status: ON".to_string()),
         (Ending::Exited(2), Action::Status) => (true, PowerState::Off, "status: OFF".to_string()),
@@ -212,21 +177,22 @@ fn judge(action: Action, exec: &Execution, resp: &mut Response) {
         (Ending::Exited(0), Action::On) => (true, PowerState::On, "unfenced: powered ON".to_string()),
         (Ending::Exited(0), Action::Reboot) => (true, PowerState::Unknown, "fenced: rebooted".to_string()),
         (Ending::Exited(c), _) => (false, PowerState::Unknown, format!("fence command exited with status {c}{detail}")),
-        (Ending::Signalled(sig), _) => (false, PowerState::Unknown, format!("fence command killed by signal {sig}{detail}")),
+        (Ending::Signalled(sig), _) => {
+            (false, PowerState::Unknown, format!("fence command killed by signal {sig}{detail}"))
+        }
         (Ending::TimedOut(d), _) => (
             false,
             PowerState::Unknown,
-            format!("fence command timed out after {:.1}s and was killed with its process group{detail}", d.as_secs_f64()),
+            format!(
+                "fence command timed out after {:.1}s and was killed with its process group{detail}",
+                d.as_secs_f64()
+            ),
         ),
         (Ending::SpawnFailed(why), _) => (false, PowerState::Unknown, why.clone()),
         (Ending::Aborted, _) => (false, PowerState::Unknown, "aborted".to_string()),
     };
     resp.success = success;
     resp.power_state = Some(power);
-    resp.outcome = Some(if success {
-        Outcome::Done
-    } else {
-        Outcome::Failed
-    });
+    resp.outcome = Some(if success { Outcome::Done } else { Outcome::Failed });
     resp.message = message;
 }

@@ -85,16 +85,11 @@ pub struct Report {
 }
 
 fn age_ms(meta: &std::fs::Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .map_or(0, |d| d.as_millis() as u64)
+    meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).map_or(0, |d| d.as_millis() as u64)
 }
 
 fn files(dir: &std::path::Path) -> Vec<std::fs::DirEntry> {
-    std::fs::read_dir(dir)
-        .map(|r| r.flatten().collect())
-        .unwrap_or_default()
+    std::fs::read_dir(dir).map(|r| r.flatten().collect()).unwrap_or_default()
 }
 
 /// Reads the spool into a report.
@@ -103,11 +98,7 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
     let now = BootTime::now();
     let boot = ha::clock::boot_id()?;
     let leader_held = lock::probe_held(&ha::leader::lock_path(spool))? == Some(true);
-    let leader = if leader_held {
-        ha::leader::read(spool)?
-    } else {
-        None
-    };
+    let leader = if leader_held { ha::leader::read(spool)? } else { None };
     let mut members = Vec::new();
     for e in files(&spool.dir(Dir::Members)) {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -115,12 +106,9 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
             continue;
         };
         let live = lock::probe_held(&e.path())? == Some(true);
-        let hb: Option<Heartbeat> = fsio::read_capped(
-            &ha::members::heartbeat_path(spool, id),
-            fsio::MAX_SPOOL_FILE,
-        )
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+        let hb: Option<Heartbeat> = fsio::read_capped(&ha::members::heartbeat_path(spool, id), fsio::MAX_SPOOL_FILE)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
         members.push(MemberStatus {
             id: id.to_string(),
             live,
@@ -135,12 +123,8 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
     members.sort_by(|a, b| a.id.cmp(&b.id));
     let mut queue_by_priority = BTreeMap::new();
     for e in files(&spool.dir(Dir::Requests)) {
-        if let Ok(r) =
-            fsio::read_capped(&e.path(), fsio::MAX_SPOOL_FILE).map(|b| Request::parse(&b))
-        {
-            *queue_by_priority
-                .entry(r.map_or(0, |r| r.priority()))
-                .or_insert(0) += 1;
+        if let Ok(r) = fsio::read_capped(&e.path(), fsio::MAX_SPOOL_FILE).map(|b| Request::parse(&b)) {
+            *queue_by_priority.entry(r.map_or(0, |r| r.priority())).or_insert(0) += 1;
         }
     }
     let mut claims = Vec::new();
@@ -160,8 +144,7 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
         .into_iter()
         .filter_map(|e| {
             let age = age_ms(&e.metadata().ok()?);
-            let r =
-                Response::parse(&fsio::read_capped(&e.path(), fsio::MAX_SPOOL_FILE).ok()?).ok()?;
+            let r = Response::parse(&fsio::read_capped(&e.path(), fsio::MAX_SPOOL_FILE).ok()?).ok()?;
             (!r.success && age < Duration::from_secs(86_400).as_millis() as u64).then_some((age, r))
         })
         .collect();
@@ -192,12 +175,7 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
 fn text(r: &Report) -> String {
     let mut s = format!("spool {}\n", r.spool);
     match &r.leader {
-        Some(l) => {
-            s += &format!(
-                "leader {} (pid {}, epoch {}, since {})\n",
-                l.watcher_id, l.pid, l.epoch, l.since
-            )
-        }
+        Some(l) => s += &format!("leader {} (pid {}, epoch {}, since {})\n", l.watcher_id, l.pid, l.epoch, l.since),
         None => s += "leader NONE\n",
     }
     s += "members:\n";
@@ -218,37 +196,21 @@ fn text(r: &Report) -> String {
     s += &format!("claims: {}\n", r.claims.len());
     for c in &r.claims {
         let lease = if c.leased { "leased" } else { "ORPHANED" };
-        s += &format!(
-            "  {} by {} attempt {} {} {} ms\n",
-            c.request_id, c.watcher, c.attempt, lease, c.age_ms
-        );
+        s += &format!("  {} by {} attempt {} {} {} ms\n", c.request_id, c.watcher, c.attempt, lease, c.age_ms);
     }
     match &r.health {
         Some(h) => {
             s += &format!("fence paths (checked {}):\n", h.checked);
             for p in &h.paths {
-                let who = if p.default {
-                    "default".to_string()
-                } else {
-                    p.targets.join(" ")
-                };
-                s += &format!(
-                    "  {:<6} {} [{}] {}\n",
-                    if p.ok { "OK" } else { "BROKEN" },
-                    p.command,
-                    who,
-                    p.message
-                );
+                let who = if p.default { "default".to_string() } else { p.targets.join(" ") };
+                s += &format!("  {:<6} {} [{}] {}\n", if p.ok { "OK" } else { "BROKEN" }, p.command, who, p.message);
             }
         }
         None => s += "fence paths: not checked yet\n",
     }
     s += &format!("recent failures: {}\n", r.recent_failures.len());
     for f in &r.recent_failures {
-        s += &format!(
-            "  {} {} {} {} {}: {}\n",
-            f.timestamp, f.action, f.target, f.outcome, f.request_id, f.message
-        );
+        s += &format!("  {} {} {} {} {}: {}\n", f.timestamp, f.action, f.target, f.outcome, f.request_id, f.message);
     }
     s
 }
@@ -257,16 +219,9 @@ fn text(r: &Report) -> String {
 pub fn run(spool: &Spool, json: bool) -> Result<ExitCode, WatchError> {
     let r = report(spool)?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&r).expect("the report serialises")
-        );
+        println!("{}", serde_json::to_string_pretty(&r).expect("the report serialises"));
     } else {
         print!("{}", text(&r));
     }
-    Ok(if r.members.iter().any(|m| m.live) {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if r.members.iter().any(|m| m.live) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

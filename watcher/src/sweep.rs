@@ -86,10 +86,7 @@ impl Sweeper {
             };
             let held = ha::fsio::lock::probe_held(&entry.path()).ok().flatten() == Some(true);
             let hb = heartbeat(shared, id);
-            let age = hb
-                .as_ref()
-                .filter(|h| h.boot_id == shared.boot_id)
-                .map(|h| BootTime(h.boottime_ns).until(now));
+            let age = hb.as_ref().filter(|h| h.boot_id == shared.boot_id).map(|h| BootTime(h.boottime_ns).until(now));
             let killed_ago = self.killed.get(id).map(Instant::elapsed);
             match judge_peer(held, age, killed_ago, s.ttl) {
                 PeerVerdict::Leave if !held => {
@@ -122,10 +119,7 @@ fn remove_older_than(dir: &std::path::Path, age: Duration) {
     };
     let cutoff = SystemTime::now() - age;
     for e in entries.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|m| m < cutoff);
+        let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < cutoff);
         if old {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::debug!(file = %e.path().display(), "removed by retention"),

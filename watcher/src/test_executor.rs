@@ -1,8 +1,9 @@
 //! A fence command for tests, the demo and the chaos harness: it speaks the fence-agents stdin
 //! protocol like any agent, fences nothing, and appends what it was asked to a ledger.
 //!
-//! Stdin options: `ledger=PATH` (required), `behavior_file=PATH` (JSON object target → behavior, `"*"`
-//! for any other; re-read at every execution so a test can change it while watchers run), and
+//! Stdin options: `ledger=PATH` (required), `behavior_file=PATH` (JSON object target → behavior,
+//! `"@monitor"` for the `monitor` action, `"*"` for any other; re-read at every execution so a test
+//! can change it while watchers run), and
 //! `default_behavior` (`succeed` unless set). Behaviors: `succeed`; `fail` (exit 1); `hang` (sleep
 //! until killed); `off` (power actions succeed, `status` reports OFF, exit 2); `sleep:MS` (wait, then
 //! succeed).
@@ -57,15 +58,13 @@ fn append(ledger: &Path, line: &LedgerLine) {
     }
 }
 
-fn behavior(values: &BTreeMap<String, String>, target: &str) -> String {
+fn behavior(values: &BTreeMap<String, String>, key: &str) -> String {
     let from_file = values.get("behavior_file").and_then(|p| {
         let text = std::fs::read(p).ok()?;
         let map: BTreeMap<String, String> = serde_json::from_slice(&text).ok()?;
-        map.get(target).or_else(|| map.get("*")).cloned()
+        map.get(key).or_else(|| map.get("*")).cloned()
     });
-    from_file
-        .or_else(|| values.get("default_behavior").cloned())
-        .unwrap_or_else(|| "succeed".into())
+    from_file.or_else(|| values.get("default_behavior").cloned()).unwrap_or_else(|| "succeed".into())
 }
 
 /// Runs the test executor.
@@ -75,11 +74,7 @@ pub fn run() -> ExitCode {
     let args = ha::fence_args::parse(&text);
     let v = &args.values;
     let action = v.get("action").cloned().unwrap_or_else(|| "reboot".into());
-    let target = v
-        .get("plug")
-        .or_else(|| v.get("port"))
-        .cloned()
-        .unwrap_or_default();
+    let target = v.get("plug").or_else(|| v.get("port")).cloned().unwrap_or_default();
     let Some(ledger) = v.get("ledger").map(Path::new) else {
         eprintln!("Failed: test executor needs ledger=PATH on stdin");
         return ExitCode::FAILURE;
@@ -96,7 +91,7 @@ pub fn run() -> ExitCode {
         exit: None,
     };
     append(ledger, &line);
-    let b = behavior(v, &target);
+    let b = behavior(v, if action == "monitor" { "@monitor" } else { &target });
     let (result, code) = match b.as_str() {
         "fail" => ("failure", 1),
         "hang" => loop {

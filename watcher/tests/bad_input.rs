@@ -12,8 +12,7 @@ use ha::response::Outcome;
 
 fn old(path: &std::path::Path) {
     let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
 }
 
 #[test]
@@ -22,9 +21,7 @@ fn every_kind_of_bad_request_is_quarantined_with_its_reason() {
     let watcher = w.watcher("w1", &[]);
     watcher.signal(nix::sys::signal::Signal::SIGSTOP);
     let req = |id: &str, target: &str, action: &str, extra: &str| {
-        format!(
-            r#"{{"request_id":"{id}","timestamp":"t","action":"{action}","target_node":"{target}"{extra}}}"#
-        )
+        format!(r#"{{"request_id":"{id}","timestamp":"t","action":"{action}","target_node":"{target}"{extra}}}"#)
     };
     let requests = w.sub("requests");
     let mut cases: Vec<(String, &str, bool)> = Vec::new();
@@ -38,18 +35,10 @@ fn every_kind_of_bad_request_is_quarantined_with_its_reason() {
     std::fs::write(requests.join(name(&id)), req("not-a-uuid", "n1", "off", "")).unwrap();
     cases.push((id, "is not a UUID", true));
     let id = new_id();
-    std::fs::write(
-        requests.join(name(&id)),
-        req(&id, "n1", "off", r#","version":7"#),
-    )
-    .unwrap();
+    std::fs::write(requests.join(name(&id)), req(&id, "n1", "off", r#","version":7"#)).unwrap();
     cases.push((id, "unknown spool version 7", true));
     let id = new_id();
-    std::fs::write(
-        requests.join(name(&id)),
-        req(&id, "../../etc/passwd", "off", ""),
-    )
-    .unwrap();
+    std::fs::write(requests.join(name(&id)), req(&id, "../../etc/passwd", "off", "")).unwrap();
     cases.push((id, "unsafe target_node", true));
     let id = new_id();
     std::fs::write(requests.join(name(&id)), req(&id, "n1", "explode", "")).unwrap();
@@ -70,21 +59,10 @@ fn every_kind_of_bad_request_is_quarantined_with_its_reason() {
     assert!(all_moved, "left in requests/: {:?}", w.files("requests"));
     let quarantined = w.files("quarantine");
     for (key, reason, answered) in &cases {
-        let file = if key.ends_with(".json") {
-            key.clone()
-        } else {
-            format!("{key}.json")
-        };
-        assert!(
-            quarantined.contains(&file),
-            "{file} not quarantined: {quarantined:?}"
-        );
-        let why =
-            std::fs::read_to_string(w.sub("quarantine").join(format!("{file}.reason"))).unwrap();
-        assert!(
-            why.contains(reason),
-            "{file}: reason {why:?} should say {reason:?}"
-        );
+        let file = if key.ends_with(".json") { key.clone() } else { format!("{key}.json") };
+        assert!(quarantined.contains(&file), "{file} not quarantined: {quarantined:?}");
+        let why = std::fs::read_to_string(w.sub("quarantine").join(format!("{file}.reason"))).unwrap();
+        assert!(why.contains(reason), "{file}: reason {why:?} should say {reason:?}");
         if *answered {
             let r = w.await_response(key);
             assert_eq!(r.outcome, Some(Outcome::Rejected));
@@ -102,57 +80,30 @@ fn an_unsafe_plug_is_refused_before_anything_is_published() {
     let _watcher = w.watcher("w1", &[]);
     let out = w.agent("action=off\nport=../etc\n");
     assert_exit(&out, 1);
-    assert!(
-        text(&out.stderr).contains("unsafe plug name"),
-        "{}",
-        text(&out.stderr)
-    );
-    assert!(
-        w.files("requests").is_empty(),
-        "the agent refuses before publishing"
-    );
+    assert!(text(&out.stderr).contains("unsafe plug name"), "{}", text(&out.stderr));
+    assert!(w.files("requests").is_empty(), "the agent refuses before publishing");
 }
 
 #[test]
 fn unsafe_spools_are_refused_by_watcher_and_agent() {
     let w = World::new();
-    let spool = [
-        "--spool-dir",
-        path_str(&w.spool),
-        "--fence-command",
-        executor_bin(),
-    ];
+    let spool = ["--spool-dir", path_str(&w.spool), "--fence-command", executor_bin()];
     std::fs::create_dir(&w.spool).unwrap();
     std::fs::set_permissions(&w.spool, std::fs::Permissions::from_mode(0o777)).unwrap();
     let err = w.watcher_refused(&spool);
-    assert!(
-        err.contains("world-writable") && err.contains("chmod 0700"),
-        "{err}"
-    );
+    assert!(err.contains("world-writable") && err.contains("chmod 0700"), "{err}");
     let out = w.agent("action=off\nport=n1\n");
     assert_exit(&out, 1);
-    assert!(
-        text(&out.stderr).contains("world-writable"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("world-writable"), "{}", text(&out.stderr));
 
     std::fs::set_permissions(&w.spool, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::create_dir(w.sub("requests")).unwrap();
     std::fs::set_permissions(w.sub("requests"), std::fs::Permissions::from_mode(0o722)).unwrap();
     let err = w.watcher_refused(&spool);
-    assert!(
-        err.contains("requests") && err.contains("writable"),
-        "{err}"
-    );
+    assert!(err.contains("requests") && err.contains("writable"), "{err}");
 
     let missing = w.dir.path().join("no/such/parent/spool");
-    let err = w.watcher_refused(&[
-        "--spool-dir",
-        path_str(&missing),
-        "--fence-command",
-        executor_bin(),
-    ]);
+    let err = w.watcher_refused(&["--spool-dir", path_str(&missing), "--fence-command", executor_bin()]);
     assert!(err.contains("cannot create directory"), "{err}");
 }
 
@@ -160,34 +111,15 @@ fn unsafe_spools_are_refused_by_watcher_and_agent() {
 fn a_second_watcher_with_the_same_id_is_refused() {
     let w = World::new();
     let _first = w.watcher("w1", &[]);
-    let err = w.watcher_refused(&[
-        "--spool-dir",
-        path_str(&w.spool),
-        "--fence-command",
-        executor_bin(),
-        "--id",
-        "w1",
-    ]);
-    assert!(
-        err.contains("another watcher with id \"w1\" is running"),
-        "{err}"
-    );
+    let err = w.watcher_refused(&["--spool-dir", path_str(&w.spool), "--fence-command", executor_bin(), "--id", "w1"]);
+    assert!(err.contains("another watcher with id \"w1\" is running"), "{err}");
 }
 
 #[test]
 fn a_bad_configuration_is_refused_with_the_reason() {
     let w = World::new();
     let config = w.dir.path().join("c.json");
-    std::fs::write(
-        &config,
-        r#"{"default":{"command":"/bin/true","optoins":{}}}"#,
-    )
-    .unwrap();
-    let err = w.watcher_refused(&[
-        "--spool-dir",
-        path_str(&w.spool),
-        "--config",
-        path_str(&config),
-    ]);
+    std::fs::write(&config, r#"{"default":{"command":"/bin/true","optoins":{}}}"#).unwrap();
+    let err = w.watcher_refused(&["--spool-dir", path_str(&w.spool), "--config", path_str(&config)]);
     assert!(err.contains("unknown field `optoins`"), "{err}");
 }

@@ -27,9 +27,7 @@ fn sigkill_of_the_holder_kills_its_fence_command_and_another_watcher_finishes_th
     assert_exit(&out, 0);
     let id = hung.request_id.unwrap();
     assert_eq!(w.starts(&id), 2, "executed again after the holder died");
-    assert!(wait_until(Duration::from_secs(20), || w
-        .files("claimed")
-        .is_empty()));
+    assert!(wait_until(Duration::from_secs(20), || w.files("claimed").is_empty()));
     assert_eq!(w.files("done"), [format!("{id}.w2.2.json")]);
     let resp = w.response(&id).unwrap();
     assert_eq!(resp.attempts, Some(2));
@@ -45,17 +43,9 @@ fn sigterm_kills_in_flight_commands_after_the_grace_period_and_requeues() {
     let status = watcher.terminate();
     assert!(status.success(), "a clean stop");
     assert!(!alive(hung.pid as i32), "no orphaned fence command");
-    assert!(
-        w.files("claimed").is_empty(),
-        "nothing left claimed: {:?}",
-        w.files("claimed")
-    );
+    assert!(w.files("claimed").is_empty(), "nothing left claimed: {:?}", w.files("claimed"));
     let id = hung.request_id.unwrap();
-    assert_eq!(
-        w.files("requests"),
-        [format!("{id}.json")],
-        "the request is back in the queue"
-    );
+    assert_eq!(w.files("requests"), [format!("{id}.json")], "the request is back in the queue");
     w.behave("n1", "succeed");
     let _next = w.watcher("w2", &[]);
     assert_exit(&agent.wait_with_output().unwrap(), 0);

@@ -14,20 +14,14 @@ fn reboot_as_pacemaker_sends_it() {
     let out = w.agent("action=reboot\nport=node2\nnodename=node2\n");
     assert_exit(&out, 0);
     assert_eq!(text(&out.stdout), "Success: Rebooted\n");
-    let id = w.files("responses")[0]
-        .trim_end_matches(".json")
-        .to_string();
+    let id = w.files("responses")[0].trim_end_matches(".json").to_string();
     let resp = w.response(&id).unwrap();
     assert!(resp.success);
     assert_eq!(resp.watcher_id.as_deref(), Some("w1"));
     assert_eq!(w.starts(&id), 1, "executed exactly once");
     let line = w.ledger().into_iter().find(|l| l.event == "start").unwrap();
     assert_eq!(
-        (
-            line.action.as_str(),
-            line.target.as_str(),
-            line.nodename.as_deref()
-        ),
+        (line.action.as_str(), line.target.as_str(), line.nodename.as_deref()),
         ("reboot", "node2", Some("node2"))
     );
     // The watcher retires the claim just after writing the response the agent has read.
@@ -36,32 +30,22 @@ fn reboot_as_pacemaker_sends_it() {
     assert_eq!(w.files("done"), [format!("{id}.w1.1.json")]);
     let readable = w.log("fence-events-readable.log");
     assert!(
-        readable
-            .contains("ACTION=reboot TARGET=node2 GFS2=[\"discovery-disabled\"] STATUS=requested"),
+        readable.contains("ACTION=reboot TARGET=node2 GFS2=[\"discovery-disabled\"] STATUS=requested"),
         "{readable}"
     );
     assert!(readable.contains("STATUS=completed"));
     let jsonl = w.log("fence-events-detailed.jsonl");
     assert_eq!(jsonl.lines().count(), 2);
     assert!(jsonl.contains(&format!("\"request_id\": \"{id}\"")));
-    assert!(w
-        .log("fence-events.log")
-        .contains("[INFO] Fence action requested: reboot for target: node2"));
+    assert!(w.log("fence-events.log").contains("[INFO] Fence action requested: reboot for target: node2"));
 }
 
 #[test]
 fn off_on_and_status_from_the_command_line() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
-    let base = [
-        "--spool-dir",
-        path_str(&w.spool),
-        "--log-dir",
-        path_str(&w.logs),
-        "--no-gfs2-discovery",
-    ];
-    let run =
-        |action: &str, plug: &str| w.agent_args(&[&base[..], &["-o", action, "-n", plug]].concat());
+    let base = ["--spool-dir", path_str(&w.spool), "--log-dir", path_str(&w.logs), "--no-gfs2-discovery"];
+    let run = |action: &str, plug: &str| w.agent_args(&[&base[..], &["-o", action, "-n", plug]].concat());
     let out = run("off", "n1");
     assert_exit(&out, 0);
     assert_eq!(text(&out.stdout), "Success: Powered OFF\n");
@@ -83,18 +67,10 @@ fn pcmk_host_map_alias_reaches_the_fence_command_as_plug() {
     let _watcher = w.watcher("w1", &[]);
     assert_exit(&w.agent("action=off\nnodename=node2\nplug=plug7\n"), 0);
     let start = w.ledger().into_iter().find(|l| l.event == "start").unwrap();
-    assert_eq!(
-        (start.target.as_str(), start.nodename.as_deref()),
-        ("plug7", Some("node2"))
-    );
-    assert!(wait_until(Duration::from_secs(20), || !w
-        .files("done")
-        .is_empty()));
+    assert_eq!((start.target.as_str(), start.nodename.as_deref()), ("plug7", Some("node2")));
+    assert!(wait_until(Duration::from_secs(20), || !w.files("done").is_empty()));
     let req = std::fs::read_to_string(w.sub("done").join(&w.files("done")[0])).unwrap();
-    assert!(
-        req.contains("\"target_node\":\"plug7\"") && req.contains("\"nodename\":\"node2\""),
-        "{req}"
-    );
+    assert!(req.contains("\"target_node\":\"plug7\"") && req.contains("\"nodename\":\"node2\""), "{req}");
 }
 
 #[test]
@@ -124,20 +100,10 @@ fn a_hanging_executor_is_killed_at_the_deadline_and_the_agent_answers_before_its
     w.behave("n1", "hang");
     let out = w.agent("action=off\nport=n1\nfence_timeout=3\n");
     assert_exit(&out, 1);
-    assert!(
-        text(&out.stderr).contains("timed out after"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("timed out after"), "{}", text(&out.stderr));
     let start = w.ledger().into_iter().find(|l| l.event == "start").unwrap();
-    assert!(
-        !alive(start.pid as i32),
-        "the hanging fence command was killed"
-    );
-    assert!(
-        w.ledger().iter().all(|l| l.event == "start"),
-        "a killed execution has no end line"
-    );
+    assert!(!alive(start.pid as i32), "the hanging fence command was killed");
+    assert!(w.ledger().iter().all(|l| l.event == "start"), "a killed execution has no end line");
     let resp = w.response(start.request_id.as_deref().unwrap()).unwrap();
     assert_eq!(resp.outcome, Some(ha::response::Outcome::Failed));
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
@@ -150,21 +116,13 @@ fn an_agent_that_times_out_is_answered_abandoned_and_never_executed() {
     watcher.signal(Signal::SIGSTOP);
     let out = w.agent("action=reboot\nport=n1\nfence_timeout=1\n");
     assert_exit(&out, 1);
-    assert!(
-        text(&out.stderr).contains("no response to request"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("no response to request"), "{}", text(&out.stderr));
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
     let req = w.published_request();
     watcher.signal(Signal::SIGCONT);
     let resp = w.await_response(&req.request_id);
     assert_eq!(resp.outcome, Some(ha::response::Outcome::Abandoned));
-    assert_eq!(
-        w.starts(&req.request_id),
-        0,
-        "a request whose agent is gone is never executed"
-    );
+    assert_eq!(w.starts(&req.request_id), 0, "a request whose agent is gone is never executed");
 }
 
 #[test]
@@ -191,11 +149,7 @@ fn with_no_live_watcher_the_fence_fails_at_once_and_publishes_nothing() {
     w.watcher("w1", &[]).terminate();
     let out = w.agent("action=reboot\nport=n1\n");
     assert_exit(&out, 1);
-    assert!(
-        text(&out.stderr).contains("no live gfs2-fence-watcher"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("no live gfs2-fence-watcher"), "{}", text(&out.stderr));
     assert!(w.files("requests").is_empty());
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
 }
@@ -206,12 +160,9 @@ fn malformed_foreign_and_stale_responses_are_ignored_until_the_right_one_comes()
     // An external responder's spool that looks managed: the test itself holds a member lock.
     w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
     let lock_path = w.sub("members").join("responder.lock");
-    let _member = ha::fsio::lock::try_exclusive(
-        ha::fsio::lock::open_lock_file(&lock_path).unwrap(),
-        &lock_path,
-    )
-    .unwrap()
-    .unwrap();
+    let _member = ha::fsio::lock::try_exclusive(ha::fsio::lock::open_lock_file(&lock_path).unwrap(), &lock_path)
+        .unwrap()
+        .unwrap();
     let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=30\n");
     let req = w.published_request();
     let path = w.sub("responses").join(format!("{}.json", req.request_id));
@@ -232,18 +183,13 @@ fn malformed_foreign_and_stale_responses_are_ignored_until_the_right_one_comes()
         (resp(&req.request_id, "n1", "on"), "reports action"),
     ] {
         put(body);
-        let seen = wait_until(Duration::from_secs(20), || {
-            w.log("fence-events.log").contains(warning)
-        });
+        let seen = wait_until(Duration::from_secs(20), || w.log("fence-events.log").contains(warning));
         assert!(seen, "{warning} not logged: {}", w.log("fence-events.log"));
     }
     put(resp(&req.request_id, "n1", "off"));
     let out = agent.wait_with_output().unwrap();
     assert_exit(&out, 0);
-    assert!(
-        text(&out.stderr).contains("malformed response"),
-        "warnings also go to stderr"
-    );
+    assert!(text(&out.stderr).contains("malformed response"), "warnings also go to stderr");
     assert!(path.exists(), "the agent never deletes responses");
 }
 
@@ -276,9 +222,7 @@ fn concurrent_agents_never_tear_a_log_line() {
     let w = World::new();
     let _a = w.watcher("w1", &[]);
     let _b = w.watcher("w2", &[]);
-    let agents: Vec<_> = (0..16)
-        .map(|i| w.spawn_agent(&format!("action=reboot\nport=node{i}\n")))
-        .collect();
+    let agents: Vec<_> = (0..16).map(|i| w.spawn_agent(&format!("action=reboot\nport=node{i}\n"))).collect();
     for a in agents {
         assert_exit(&a.wait_with_output().unwrap(), 0);
     }
@@ -286,9 +230,7 @@ fn concurrent_agents_never_tear_a_log_line() {
     assert_eq!(readable.lines().count(), 32);
     for line in readable.lines() {
         assert!(
-            line.starts_with('[')
-                && line.contains(" ACTION=reboot TARGET=node")
-                && line.contains(" STATUS="),
+            line.starts_with('[') && line.contains(" ACTION=reboot TARGET=node") && line.contains(" STATUS="),
             "{line}"
         );
     }
@@ -314,11 +256,7 @@ fn discovery_results_go_into_the_logs() {
          {\"metadata\":{\"name\":\"x\"},\"spec\":{\"fileSystemType\":\"xfs\"}}]}\nEOF\n",
     )
     .unwrap();
-    std::fs::set_permissions(
-        &kubectl,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    std::fs::set_permissions(&kubectl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let stdin = format!(
         "spool_dir={}\nlog_dir={}\nkubectl_cmd={}\naction=off\nport=n1\n",
         w.spool.display(),
@@ -327,8 +265,5 @@ fn discovery_results_go_into_the_logs() {
     );
     assert_exit(&w.agent_raw_stdin(&stdin), 0);
     let readable = w.log("fence-events-readable.log");
-    assert!(
-        readable.contains("GFS2=[\"fs-a\", \"fs-b\"] STATUS=completed"),
-        "{readable}"
-    );
+    assert!(readable.contains("GFS2=[\"fs-a\", \"fs-b\"] STATUS=completed"), "{readable}");
 }

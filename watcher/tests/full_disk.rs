@@ -41,19 +41,10 @@ fn a_full_log_disk_only_warns_and_a_full_spool_disk_fails_clearly() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let (logs_full, spool_full) = stdout.split_once("== spool disk full").unwrap();
-    assert!(
-        logs_full.contains("Success: Powered OFF") && logs_full.contains("exit=0"),
-        "{stdout}\n{stderr}"
-    );
-    assert!(
-        stderr.contains("No space left on device"),
-        "the log failure is reported: {stderr}"
-    );
+    assert!(logs_full.contains("Success: Powered OFF") && logs_full.contains("exit=0"), "{stdout}\n{stderr}");
+    assert!(stderr.contains("No space left on device"), "the log failure is reported: {stderr}");
     assert!(spool_full.contains("exit=1"), "{stdout}");
-    let failed = stderr
-        .lines()
-        .find(|l| l.starts_with("Failed:"))
-        .unwrap_or_default();
+    let failed = stderr.lines().find(|l| l.starts_with("Failed:")).unwrap_or_default();
     assert!(
         failed.contains("/full/spool/tmp/")
             && failed.contains("No space left on device")

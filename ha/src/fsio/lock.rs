@@ -63,10 +63,9 @@ pub fn open_lock_file(path: &Path) -> Result<File> {
 /// flock's failures other than "held by another": those meaning it does not work here fail closed.
 fn lock_error(path: &Path, errno: Errno) -> HaError {
     match errno {
-        Errno::ENOLCK | Errno::EOPNOTSUPP | Errno::EINVAL => HaError::LockUnsupported {
-            path: path.to_path_buf(),
-            source: errno.into(),
-        },
+        Errno::ENOLCK | Errno::EOPNOTSUPP | Errno::EINVAL => {
+            HaError::LockUnsupported { path: path.to_path_buf(), source: errno.into() }
+        }
         e => HaError::errno("flock", path, e),
     }
 }
@@ -82,12 +81,7 @@ pub fn exclusive(file: File, path: &Path) -> Result<Lock> {
     let mut file = file;
     loop {
         match Flock::lock(file, FlockArg::LockExclusive) {
-            Ok(flock) => {
-                return Ok(Lock {
-                    flock,
-                    path: path.to_path_buf(),
-                })
-            }
+            Ok(flock) => return Ok(Lock { flock, path: path.to_path_buf() }),
             Err((f, Errno::EINTR)) => file = f,
             Err((_, e)) => return Err(lock_error(path, e)),
         }
@@ -96,10 +90,7 @@ pub fn exclusive(file: File, path: &Path) -> Result<Lock> {
 
 fn try_lock(file: File, path: &Path, arg: FlockArg) -> Result<Option<Lock>> {
     match Flock::lock(file, arg) {
-        Ok(flock) => Ok(Some(Lock {
-            flock,
-            path: path.to_path_buf(),
-        })),
+        Ok(flock) => Ok(Some(Lock { flock, path: path.to_path_buf() })),
         Err((_, Errno::EWOULDBLOCK)) => Ok(None),
         Err((_, e)) => Err(lock_error(path, e)),
     }
@@ -120,9 +111,7 @@ pub fn probe_held(path: &Path) -> Result<Option<bool>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(HaError::io("open lock file", path, e)),
     };
-    Ok(Some(
-        try_lock(file, path, FlockArg::LockSharedNonblock)?.is_none(),
-    ))
+    Ok(Some(try_lock(file, path, FlockArg::LockSharedNonblock)?.is_none()))
 }
 
 #[cfg(test)]
@@ -133,18 +122,12 @@ mod tests {
     fn exclusive_excludes_and_drop_releases() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("x.lock");
-        let held = try_exclusive(open_lock_file(&p).unwrap(), &p)
-            .unwrap()
-            .expect("free lock");
-        assert!(try_exclusive(open_lock_file(&p).unwrap(), &p)
-            .unwrap()
-            .is_none());
+        let held = try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().expect("free lock");
+        assert!(try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().is_none());
         assert_eq!(probe_held(&p).unwrap(), Some(true));
         drop(held);
         assert_eq!(probe_held(&p).unwrap(), Some(false));
-        assert!(try_exclusive(open_lock_file(&p).unwrap(), &p)
-            .unwrap()
-            .is_some());
+        assert!(try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().is_some());
         assert_eq!(probe_held(&d.path().join("none")).unwrap(), None);
     }
 
@@ -153,9 +136,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("a");
         let q = d.path().join("b");
-        let _held = try_exclusive(open_lock_file(&p).unwrap(), &p)
-            .unwrap()
-            .unwrap();
+        let _held = try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().unwrap();
         std::fs::rename(&p, &q).unwrap();
         assert_eq!(probe_held(&q).unwrap(), Some(true));
     }

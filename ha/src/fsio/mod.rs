@@ -60,9 +60,7 @@ pub fn move_noreplace(from: &Path, to: &Path) -> Result<Moved> {
 fn link_then_unlink(from: &Path, to: &Path) -> Result<Moved> {
     match std::fs::hard_link(from, to) {
         Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Ok(Moved::DestinationExists)
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(Moved::DestinationExists),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Moved::SourceGone),
         Err(e) => return Err(HaError::io("link", to, e)),
     }
@@ -96,11 +94,7 @@ pub struct TempFile {
 impl TempFile {
     /// Writes `bytes` to a new file in `tmp_dir` (name derived from `stem`, unique) and fsyncs it.
     pub fn write(tmp_dir: &Path, stem: &str, bytes: &[u8]) -> Result<TempFile> {
-        let name = format!(
-            ".{stem}.{}.{}.tmp",
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        );
+        let name = format!(".{stem}.{}.{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple());
         let path = tmp_dir.join(name);
         let mut f = create_new(&path)?;
         let guard = TempFile { path: Some(path) };
@@ -112,9 +106,7 @@ impl TempFile {
 
     /// Where the temporary file is.
     pub fn path(&self) -> &Path {
-        self.path
-            .as_deref()
-            .expect("a TempFile has a path until placed")
+        self.path.as_deref().expect("a TempFile has a path until placed")
     }
 
     /// Moves the file to `dest` unless `dest` exists. On `Err(self)` the file stays in `tmp/` for the
@@ -216,9 +208,7 @@ pub fn read_capped(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let f = match open_nofollow(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(ReadError::Gone),
-        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => {
-            return Err(ReadError::NotRegular("symlink"))
-        }
+        Err(e) if e.raw_os_error() == Some(nix::libc::ELOOP) => return Err(ReadError::NotRegular("symlink")),
         Err(e) => return Err(HaError::io("open", path, e).into()),
     };
     read_file_capped(&f, path, limit)
@@ -229,19 +219,13 @@ pub fn read_file_capped(f: &File, path: &Path, limit: u64) -> Result<Vec<u8>, Re
     let meta = f.metadata().map_err(HaError::at("fstat", path))?;
     let ft = meta.file_type();
     if !ft.is_file() {
-        return Err(ReadError::NotRegular(if ft.is_dir() {
-            "directory"
-        } else {
-            "special file"
-        }));
+        return Err(ReadError::NotRegular(if ft.is_dir() { "directory" } else { "special file" }));
     }
     if meta.len() > limit {
         return Err(ReadError::TooLarge { limit });
     }
     let mut buf = Vec::with_capacity(meta.len() as usize);
-    f.take(limit + 1)
-        .read_to_end(&mut buf)
-        .map_err(HaError::at("read", path))?;
+    f.take(limit + 1).read_to_end(&mut buf).map_err(HaError::at("read", path))?;
     if buf.len() as u64 > limit {
         return Err(ReadError::TooLarge { limit });
     }
@@ -278,15 +262,8 @@ mod tests {
         assert_eq!(std::fs::read(&dest).unwrap(), b"1");
         write_replace(d.path(), &dest, b"3").unwrap();
         assert_eq!(std::fs::read(&dest).unwrap(), b"3");
-        let names: Vec<_> = std::fs::read_dir(d.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(
-            names,
-            vec![std::ffi::OsString::from("x.json")],
-            "no temporary file left behind"
-        );
+        let names: Vec<_> = std::fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.json")], "no temporary file left behind");
     }
 
     #[test]
@@ -295,23 +272,11 @@ mod tests {
         let f = d.path().join("f");
         std::fs::write(&f, vec![b'x'; 100]).unwrap();
         assert_eq!(read_capped(&f, 100).unwrap().len(), 100);
-        assert!(matches!(
-            read_capped(&f, 99),
-            Err(ReadError::TooLarge { limit: 99 })
-        ));
+        assert!(matches!(read_capped(&f, 99), Err(ReadError::TooLarge { limit: 99 })));
         let l = d.path().join("l");
         std::os::unix::fs::symlink(&f, &l).unwrap();
-        assert!(matches!(
-            read_capped(&l, 1000),
-            Err(ReadError::NotRegular("symlink"))
-        ));
-        assert!(matches!(
-            read_capped(d.path(), 1000),
-            Err(ReadError::NotRegular("directory"))
-        ));
-        assert!(matches!(
-            read_capped(&d.path().join("none"), 1),
-            Err(ReadError::Gone)
-        ));
+        assert!(matches!(read_capped(&l, 1000), Err(ReadError::NotRegular("symlink"))));
+        assert!(matches!(read_capped(d.path(), 1000), Err(ReadError::NotRegular("directory"))));
+        assert!(matches!(read_capped(&d.path().join("none"), 1), Err(ReadError::Gone)));
     }
 }

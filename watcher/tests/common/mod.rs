@@ -37,11 +37,7 @@ pub fn agent_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
     let bin = dir.join("fence_gfs2_recorder");
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test --workspace`, which builds it",
-        bin.display()
-    );
+    assert!(bin.exists(), "{} is missing: run the tests with `cargo test --workspace`, which builds it", bin.display());
     bin
 }
 
@@ -103,12 +99,7 @@ impl Drop for Proc {
 pub fn alive(pid: i32) -> bool {
     // A zombie still answers kill(0): look at its state too.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(s) => !s
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
+        Ok(s) => !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'),
         Err(_) => false,
     }
 }
@@ -130,13 +121,7 @@ impl World {
         let ledger = dir.path().join("ledger.jsonl");
         let behavior = dir.path().join("behavior.json");
         std::fs::write(&behavior, "{}").unwrap();
-        World {
-            dir,
-            spool,
-            logs,
-            ledger,
-            behavior,
-        }
+        World { dir, spool, logs, ledger, behavior }
     }
 
     pub fn spool(&self) -> ha::spool::Spool {
@@ -166,36 +151,17 @@ impl World {
             .arg(&self.spool)
             .args(["--fence-command", executor_bin(), "--id", id])
             .arg(format!("--fence-option=ledger={}", self.ledger.display()))
-            .arg(format!(
-                "--fence-option=behavior_file={}",
-                self.behavior.display()
-            ))
-            .args([
-                "--rescan-interval",
-                "0.3",
-                "--heartbeat-interval",
-                "0.3",
-                "--shutdown-grace",
-                "2",
-            ])
+            .arg(format!("--fence-option=behavior_file={}", self.behavior.display()))
+            .args(["--rescan-interval", "0.3", "--heartbeat-interval", "0.3", "--shutdown-grace", "2"])
             .args(extra)
             .env("GFS2_FENCE_LOG", "debug")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap());
-        let proc = Proc {
-            child: cmd.spawn().unwrap(),
-            stderr,
-        };
+        let proc = Proc { child: cmd.spawn().unwrap(), stderr };
         let lock = self.sub("members").join(format!("{id}.lock"));
-        let started = wait_until(Duration::from_secs(20), || {
-            lock::probe_held(&lock).ok().flatten() == Some(true)
-        });
-        assert!(
-            started,
-            "watcher {id} did not start: {}",
-            proc.stderr_text()
-        );
+        let started = wait_until(Duration::from_secs(20), || lock::probe_held(&lock).ok().flatten() == Some(true));
+        assert!(started, "watcher {id} did not start: {}", proc.stderr_text());
         proc
     }
 
@@ -206,10 +172,7 @@ impl World {
             cmd.env_remove(k);
         }
         let out = cmd.arg("run").args(args).output().unwrap();
-        assert!(
-            !out.status.success(),
-            "the watcher should have refused to start"
-        );
+        assert!(!out.status.success(), "the watcher should have refused to start");
         text(&out.stderr)
     }
 
@@ -229,30 +192,19 @@ impl World {
         for k in SCRUB {
             cmd.env_remove(k);
         }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd
     }
 
     /// The stdin lines every test agent gets (spool, logs, no discovery) plus `lines`.
     pub fn stdin_for(&self, lines: &str) -> String {
-        format!(
-            "spool_dir={}\nlog_dir={}\nno_gfs2_discovery=1\n{lines}",
-            self.spool.display(),
-            self.logs.display()
-        )
+        format!("spool_dir={}\nlog_dir={}\nno_gfs2_discovery=1\n{lines}", self.spool.display(), self.logs.display())
     }
 
     /// Starts the agent as Pacemaker does: no arguments, options on stdin.
     pub fn spawn_agent(&self, lines: &str) -> Child {
         let mut child = self.agent_command().spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(self.stdin_for(lines).as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(self.stdin_for(lines).as_bytes()).unwrap();
         child
     }
 
@@ -264,12 +216,7 @@ impl World {
     /// Runs the agent with raw stdin (nothing added).
     pub fn agent_raw_stdin(&self, text: &str) -> Output {
         let mut child = self.agent_command().spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
         child.wait_with_output().unwrap()
     }
 
@@ -292,18 +239,12 @@ impl World {
 
     /// Execution starts recorded for `request_id`.
     pub fn starts(&self, request_id: &str) -> usize {
-        self.ledger()
-            .iter()
-            .filter(|l| l.event == "start" && l.request_id.as_deref() == Some(request_id))
-            .count()
+        self.ledger().iter().filter(|l| l.event == "start" && l.request_id.as_deref() == Some(request_id)).count()
     }
 
     pub fn files(&self, d: &str) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.sub(d))
-            .map(|r| {
-                r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
+            .map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
         v.sort();
         v
@@ -321,12 +262,7 @@ impl World {
             got = self.response(id);
             got.is_some()
         });
-        assert!(
-            ok,
-            "no response for {id}; requests={:?} claimed={:?}",
-            self.files("requests"),
-            self.files("claimed")
-        );
+        assert!(ok, "no response for {id}; requests={:?} claimed={:?}", self.files("requests"), self.files("claimed"));
         got.unwrap()
     }
 
@@ -343,14 +279,34 @@ impl World {
         std::fs::rename(&tmp, self.sub("requests").join(format!("{id}.json"))).unwrap();
     }
 
+    /// Queues a request as the agent writes it (version 1, deadline `secs` from now, this boot), with
+    /// its file's mtime `age_ms` in the past so tests can fix the submission order. Returns its id.
+    pub fn queue(&self, action: &str, target: &str, priority: i32, secs: u64, age_ms: u64) -> String {
+        let id = new_id();
+        let deadline = ha::clock::BootTime::now().after(Duration::from_secs(secs)).0;
+        let boot = ha::clock::boot_id().unwrap();
+        let json = format!(
+            r#"{{"request_id":"{id}","timestamp":"t","action":"{action}","target_node":"{target}","version":1,
+                "queue_priority":{priority},"deadline_boottime_ns":{deadline},"boot_id":"{boot}"}}"#
+        );
+        let tmp = self.sub("tmp").join(format!(".{id}.test"));
+        std::fs::write(&tmp, json).unwrap();
+        let f = std::fs::File::options().write(true).open(&tmp).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_millis(age_ms)).unwrap();
+        std::fs::rename(&tmp, self.sub("requests").join(format!("{id}.json"))).unwrap();
+        id
+    }
+
+    /// Starts of fence executions, in ledger order.
+    pub fn start_order(&self) -> Vec<String> {
+        self.ledger().into_iter().filter(|l| l.event == "start").filter_map(|l| l.request_id).collect()
+    }
+
     /// The single request published so far (waits for it).
     pub fn published_request(&self) -> ha::request::Request {
         let mut found = None;
         let ok = wait_until(Duration::from_secs(20), || {
-            found = self
-                .files("requests")
-                .into_iter()
-                .find(|n| n.ends_with(".json"));
+            found = self.files("requests").into_iter().find(|n| n.ends_with(".json"));
             found.is_some()
         });
         assert!(ok, "no request was published");

@@ -1,0 +1,234 @@
+//! The HA watcher cluster with real processes: exactly-once execution under races, leader
+//! failover, fencing of a frozen holder, ordering, superseding, coalescing, retries bounded by the
+//! deadline, per-target exclusion, health of the fence path, and the status report.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use ha::response::Outcome;
+use nix::sys::signal::Signal;
+
+fn prepare(w: &World) {
+    w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
+}
+
+#[test]
+fn racing_watchers_execute_each_request_exactly_once() {
+    let w = World::new();
+    prepare(&w);
+    let _watchers: Vec<Proc> = (1..=3).map(|i| w.watcher(&format!("w{i}"), &["--max-parallel", "3"])).collect();
+    // One request per target, so none is coalesced into another: each must run exactly once.
+    let ids: Vec<String> = (0..60).map(|i| w.queue("off", &format!("node{i}"), 100, 120, 0)).collect();
+    for id in &ids {
+        let r = w.await_response(id);
+        assert!(r.success && r.outcome == Some(Outcome::Done), "{r:?}");
+    }
+    for id in &ids {
+        assert_eq!(w.starts(id), 1, "{id} executed exactly once");
+    }
+    assert!(wait_until(Duration::from_secs(20), || w.files("claimed").is_empty()));
+    assert!(w.files("requests").is_empty());
+    let by: std::collections::HashSet<String> =
+        ids.iter().filter_map(|id| w.response(id).and_then(|r| r.watcher_id)).collect();
+    assert!(by.len() >= 2, "the watchers shared the work: {by:?}");
+}
+
+#[test]
+fn a_killed_leader_is_replaced_with_a_higher_epoch() {
+    let w = World::new();
+    let first = w.watcher("w1", &[]);
+    let leader = |min_epoch: u64| {
+        let mut rec = None;
+        let ok = wait_until(Duration::from_secs(20), || {
+            rec = ha::leader::read(&w.spool()).ok().flatten().filter(|r| r.epoch >= min_epoch);
+            rec.is_some()
+        });
+        assert!(ok, "no leader with epoch >= {min_epoch}");
+        rec.unwrap()
+    };
+    let one = leader(1);
+    assert_eq!(one.watcher_id, "w1");
+    let _b = w.watcher("w2", &[]);
+    let _c = w.watcher("w3", &[]);
+    first.signal(Signal::SIGKILL);
+    drop(first);
+    let two = leader(one.epoch + 1);
+    assert!(two.watcher_id == "w2" || two.watcher_id == "w3", "{two:?}");
+    assert_eq!(ha::fsio::lock::probe_held(&ha::leader::lock_path(&w.spool())).unwrap(), Some(true));
+    let out = w.agent("action=reboot\nport=n1\n");
+    assert_exit(&out, 0);
+    let id = w.ledger()[0].request_id.clone().unwrap();
+    assert_eq!(w.response(&id).unwrap().epoch, Some(two.epoch), "responses record the epoch");
+}
+
+#[test]
+fn a_frozen_holder_is_killed_by_a_peer_and_the_request_completes_once() {
+    let w = World::new();
+    let frozen = w.watcher("w1", &["--ttl", "1.5"]);
+    w.behave("n1", "hang");
+    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=30\n");
+    let hung = w.first_start();
+    frozen.signal(Signal::SIGSTOP);
+    w.behave("n1", "succeed");
+    let _peer = w.watcher("w2", &["--ttl", "1.5"]);
+    assert_exit(&agent.wait_with_output().unwrap(), 0);
+    assert!(!alive(frozen.pid()), "the frozen watcher was killed by its peer");
+    assert!(!alive(hung.pid as i32), "and so was its fence command");
+    let id = hung.request_id.unwrap();
+    assert_eq!(w.starts(&id), 2);
+    let resp = w.response(&id).unwrap();
+    assert_eq!((resp.watcher_id.as_deref(), resp.outcome), (Some("w2"), Some(Outcome::Done)));
+    assert_eq!(w.files("done").iter().filter(|f| f.contains(".superseded.")).count(), 0, "one response");
+}
+
+#[test]
+fn one_target_runs_in_submission_order_and_targets_by_priority() {
+    let w = World::new();
+    prepare(&w);
+    let t1_on = w.queue("on", "t1", 50, 120, 5000);
+    let t1_status = w.queue("status", "t1", 10, 120, 4000);
+    let t2_off = w.queue("off", "t2", 100, 120, 3000);
+    let t3_reboot = w.queue("reboot", "t3", 90, 120, 2000);
+    let t4_status = w.queue("status", "t4", 10, 120, 1000);
+    let _w = w.watcher("w1", &["--max-parallel", "1"]);
+    for id in [&t1_on, &t1_status, &t2_off, &t3_reboot, &t4_status] {
+        w.await_response(id);
+    }
+    assert_eq!(w.start_order(), [t2_off, t3_reboot, t1_on, t1_status, t4_status]);
+}
+
+#[test]
+fn a_flood_of_low_priority_requests_delays_a_high_priority_one_by_one_execution() {
+    let w = World::new();
+    prepare(&w);
+    w.behave("*", "sleep:100");
+    for i in 0..30 {
+        w.queue("status", &format!("low{i}"), 10, 300, 0);
+    }
+    let _w = w.watcher("w1", &["--max-parallel", "1"]);
+    assert!(wait_until(Duration::from_secs(20), || w.start_order().len() >= 3));
+    let before = w.start_order().len();
+    let urgent = w.queue("off", "victim", 100, 300, 0);
+    w.await_response(&urgent);
+    let position = w.start_order().iter().position(|id| *id == urgent).unwrap();
+    assert!(position <= before, "started at {position}, {before} had started when it arrived");
+}
+
+#[test]
+fn a_later_off_supersedes_a_queued_on_for_the_same_target() {
+    let w = World::new();
+    prepare(&w);
+    let on = w.queue("on", "n1", 50, 120, 2000);
+    let off = w.queue("off", "n1", 100, 120, 1000);
+    let _w = w.watcher("w1", &[]);
+    let r = w.await_response(&on);
+    assert_eq!(r.outcome, Some(Outcome::Superseded));
+    assert!(r.message.contains(&off), "{}", r.message);
+    assert!(w.await_response(&off).success);
+    assert_eq!(w.start_order(), [off]);
+}
+
+#[test]
+fn identical_queued_requests_are_coalesced_and_later_ones_are_not() {
+    let w = World::new();
+    prepare(&w);
+    w.behave("n1", "sleep:1500");
+    let queued: Vec<String> = (0..3).map(|i| w.queue("off", "n1", 100, 120, 3000 - i * 100)).collect();
+    let _w = w.watcher("w1", &[]);
+    assert!(wait_until(Duration::from_secs(20), || !w.start_order().is_empty()));
+    let late = w.queue("off", "n1", 100, 120, 0);
+    let executed = w.start_order()[0].clone();
+    assert_eq!(executed, queued[0]);
+    for id in &queued[1..] {
+        let r = w.await_response(id);
+        assert_eq!(r.outcome, Some(Outcome::Coalesced));
+        assert!(r.success && r.message.contains(&executed), "{r:?}");
+    }
+    assert_eq!(w.await_response(&late).outcome, Some(Outcome::Done));
+    assert_eq!(w.start_order(), [executed, late], "the late request ran on its own");
+}
+
+#[test]
+fn retries_stop_at_the_deadline() {
+    let w = World::new();
+    let _w = w.watcher("w1", &["--max-attempts", "50", "--retry-delay", "0.2", "--retry-max-delay", "0.4"]);
+    w.behave("n1", "fail");
+    let out = w.agent("action=off\nport=n1\nfence_timeout=3\n");
+    assert_exit(&out, 1);
+    let req_id = w.ledger()[0].request_id.clone().unwrap();
+    let done = w.sub("done").join(format!("{req_id}.w1.1.json"));
+    assert!(wait_until(Duration::from_secs(20), || done.exists()));
+    let req = ha::request::Request::parse(&std::fs::read(&done).unwrap()).unwrap();
+    let deadline = req.deadline_boottime_ns.unwrap();
+    let starts: Vec<u64> = w.ledger().iter().filter(|l| l.event == "start").map(|l| l.boottime_ns).collect();
+    assert!(starts.len() >= 2 && starts.len() < 50, "{} attempts", starts.len());
+    assert!(starts.iter().all(|s| *s < deadline), "no attempt starts after the deadline");
+    assert_eq!(w.response(&req_id).unwrap().attempts, Some(starts.len() as u32));
+}
+
+#[test]
+fn executions_against_one_target_never_overlap_across_watchers() {
+    let w = World::new();
+    prepare(&w);
+    w.behave("*", "sleep:30");
+    let ids: Vec<String> =
+        (0..24).map(|i| w.queue(["off", "reboot"][i % 2], ["a", "b"][i % 3 % 2], 90, 120, 0)).collect();
+    let _watchers: Vec<Proc> = (1..=3).map(|i| w.watcher(&format!("w{i}"), &[])).collect();
+    for id in &ids {
+        w.await_response(id);
+    }
+    let mut spans: HashMap<String, Vec<(u64, u64)>> = HashMap::new();
+    let mut open: HashMap<u32, u64> = HashMap::new();
+    for l in w.ledger() {
+        match l.event.as_str() {
+            "start" => {
+                open.insert(l.pid, l.boottime_ns);
+            }
+            _ => spans.entry(l.target.clone()).or_default().push((open[&l.pid], l.boottime_ns)),
+        }
+    }
+    for (target, mut s) in spans {
+        s.sort();
+        for pair in s.windows(2) {
+            assert!(pair[0].1 <= pair[1].0, "{target}: {:?} overlaps {:?}", pair[0], pair[1]);
+        }
+    }
+}
+
+#[test]
+fn a_broken_fence_path_fails_monitor_and_shows_in_status() {
+    let w = World::new();
+    w.behave("@monitor", "fail");
+    let _w = w.watcher("w1", &["--health-interval", "0.5"]);
+    let health = ha::health::path(&w.spool());
+    assert!(wait_until(Duration::from_secs(20), || health.exists()));
+    let out = w.agent("action=monitor\n");
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("is broken"), "{}", text(&out.stderr));
+    w.behave("@monitor", "succeed");
+    let recovered = wait_until(Duration::from_secs(20), || w.agent("action=monitor\n").status.success());
+    assert!(recovered, "monitor passes again once the path is healthy");
+    let status = std::process::Command::new(watcher_bin())
+        .args(["status", "--json", "--spool-dir", path_str(&w.spool)])
+        .output()
+        .unwrap();
+    assert!(status.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(report["leader"]["watcher_id"], "w1");
+    assert_eq!(report["members"][0]["live"], true);
+    assert_eq!(report["health"]["paths"][0]["ok"], true);
+}
+
+#[test]
+fn status_exits_non_zero_with_no_live_watcher() {
+    let w = World::new();
+    w.watcher("w1", &[]).terminate();
+    let out =
+        std::process::Command::new(watcher_bin()).args(["status", "--spool-dir", path_str(&w.spool)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = text(&out.stdout);
+    assert!(text.contains("leader NONE") && text.contains("w1") && text.contains("dead"), "{text}");
+}
