@@ -61,7 +61,9 @@ fn every_kind_of_bad_request_is_quarantined_with_its_reason() {
     for (key, reason, answered) in &cases {
         let file = if key.ends_with(".json") { key.clone() } else { format!("{key}.json") };
         assert!(quarantined.contains(&file), "{file} not quarantined: {quarantined:?}");
-        let why = std::fs::read_to_string(w.sub("quarantine").join(format!("{file}.reason"))).unwrap();
+        let reason_file = w.sub("quarantine").join(format!("{file}.reason"));
+        assert!(wait_until(Duration::from_secs(20), || reason_file.exists()), "{file} has no reason");
+        let why = std::fs::read_to_string(reason_file).unwrap();
         assert!(why.contains(reason), "{file}: reason {why:?} should say {reason:?}");
         if *answered {
             let r = w.await_response(key);
