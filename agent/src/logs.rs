@@ -20,7 +20,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -50,7 +50,8 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    /// The name written in the logs.
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Requested => "requested",
             Status::Completed => "completed",
@@ -84,26 +85,87 @@ pub struct Event<'a> {
     pub elapsed_ms: Option<u64>,
 }
 
-#[derive(Serialize)]
-struct JsonRecord<'a> {
-    timestamp: String,
-    action: &'a str,
-    target_node: &'a str,
-    gfs2_filesystems: &'a [String],
-    status: &'a str,
-    details: &'a str,
-    recorder_node: &'a str,
-    pacemaker_action: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    request_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nodename: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    outcome: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    watcher_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    elapsed_ms: Option<u64>,
+/// A JSONL record: the original keys in their order, then the additions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub timestamp: String,
+    /// The action.
+    pub action: String,
+    /// The target plug.
+    pub target_node: String,
+    /// GFS2 file systems or markers.
+    pub gfs2_filesystems: Vec<String>,
+    /// `requested`, `completed` or `failed`.
+    pub status: String,
+    /// Free text.
+    pub details: String,
+    /// The agent's host.
+    pub recorder_node: String,
+    /// Pacemaker's action (the original wrote it twice).
+    pub pacemaker_action: String,
+    /// The request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Pacemaker's node name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodename: Option<String>,
+    /// The response's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The watcher that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watcher_id: Option<String>,
+    /// Time from the agent's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+}
+
+/// A readable-log line, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadableRecord {
+    /// Local time, `YYYY-MM-DD HH:MM:SS`.
+    pub stamp: String,
+    /// The action.
+    pub action: String,
+    /// The target.
+    pub target_node: String,
+    /// GFS2 file systems or markers.
+    pub gfs2: Vec<String>,
+    /// The status.
+    pub status: String,
+    /// Free text (newlines were written as spaces).
+    pub details: String,
+}
+
+/// Why a readable-log line does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a fence-events-readable.log line: {0}")]
+pub struct LogParseError(pub &'static str);
+
+/// Parses one line of `fence-events-readable.log` (the trailing newline is optional).
+pub fn parse_readable(line: &str) -> Result<ReadableRecord, LogParseError> {
+    let line = line.strip_suffix('\n').unwrap_or(line);
+    let rest = line.strip_prefix('[').ok_or(LogParseError("no [timestamp]"))?;
+    let (stamp, rest) = rest.split_once("] ACTION=").ok_or(LogParseError("no ACTION="))?;
+    let (action, rest) = rest.split_once(" TARGET=").ok_or(LogParseError("no TARGET="))?;
+    let (target, rest) = rest.split_once(" GFS2=").ok_or(LogParseError("no GFS2="))?;
+    let mut values = serde_json::Deserializer::from_str(rest).into_iter::<Vec<String>>();
+    let gfs2 = match values.next() {
+        Some(Ok(v)) => v,
+        _ => return Err(LogParseError("GFS2= is not a JSON list of strings")),
+    };
+    let rest = &rest[values.byte_offset()..];
+    let rest = rest.strip_prefix(" STATUS=").ok_or(LogParseError("no STATUS="))?;
+    let (status, details) = rest.split_once(" DETAILS=").ok_or(LogParseError("no DETAILS="))?;
+    Ok(ReadableRecord {
+        stamp: stamp.to_string(),
+        action: action.to_string(),
+        target_node: target.to_string(),
+        gfs2,
+        status: status.to_string(),
+        details: details.to_string(),
+    })
 }
 
 /// The readable line, byte-compatible with the original recorder.
@@ -120,19 +182,20 @@ pub fn readable_line(stamp: &str, e: &Event<'_>) -> String {
 
 /// The JSONL line.
 pub fn json_line(utc: String, recorder_node: &str, e: &Event<'_>) -> String {
-    let mut s = ha::pyjson::dumps(&JsonRecord {
+    let owned = |s: Option<&str>| s.map(str::to_string);
+    let mut s = ha::pyjson::dumps(&EventRecord {
         timestamp: utc,
-        action: e.action,
-        target_node: e.target_node,
-        gfs2_filesystems: e.gfs2,
-        status: e.status.as_str(),
-        details: e.details,
-        recorder_node,
-        pacemaker_action: e.action,
-        request_id: e.request_id,
-        nodename: e.nodename,
-        outcome: e.outcome,
-        watcher_id: e.watcher_id,
+        action: e.action.to_string(),
+        target_node: e.target_node.to_string(),
+        gfs2_filesystems: e.gfs2.to_vec(),
+        status: e.status.as_str().to_string(),
+        details: e.details.to_string(),
+        recorder_node: recorder_node.to_string(),
+        pacemaker_action: e.action.to_string(),
+        request_id: owned(e.request_id),
+        nodename: owned(e.nodename),
+        outcome: owned(e.outcome),
+        watcher_id: owned(e.watcher_id),
         elapsed_ms: e.elapsed_ms,
     });
     s.push('\n');
