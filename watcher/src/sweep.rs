@@ -1,7 +1,7 @@
 //! The periodic sweep, run by every watcher at each rescan (leadership only avoids duplicate work):
 //! recover dead watchers' claims, fence frozen peers, re-dispatch the work of unkillable ones. The
-//! leader also clears stale temporary files and applies the retention of `done/`, `responses/` and
-//! `attempts/`.
+//! leader also clears temporary files whose writer died (or older than an hour) and applies the
+//! retention of `done/`, `responses/` and `attempts/`.
 //!
 //! A frozen watcher (SIGSTOP, livelock) keeps its locks, so nothing else would ever free its claims:
 //! a peer whose member lock is held but whose heartbeat is older than the TTL is SIGKILLed, with the
@@ -63,7 +63,7 @@ impl Sweeper {
         }
         self.judge_peers(shared);
         if leader {
-            remove_older_than(&s.spool.dir(Dir::Tmp), s.tmp_max_age);
+            clear_tmp(&s.spool.dir(Dir::Tmp), s.tmp_max_age);
             if let Some(keep) = s.retention {
                 for d in [Dir::Done, Dir::Responses, Dir::Attempts] {
                     remove_older_than(&s.spool.dir(d), keep);
@@ -112,6 +112,30 @@ impl Sweeper {
     }
 }
 
+/// The pid of the writer of a temporary file, from its name `.<stem>.<pid>.<uuid>.tmp`.
+fn writer_pid(name: &str) -> Option<u32> {
+    let mut parts = name.strip_suffix(".tmp")?.rsplitn(3, '.');
+    parts.next()?;
+    parts.next()?.parse().ok()
+}
+
+/// Removes temporary files whose writer is dead (it will never place them) or that are older than
+/// `age` (a writer whose pid was reused).
+fn clear_tmp(dir: &std::path::Path, age: Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let orphan = writer_pid(&name).is_some_and(|pid| ha::procfs::stat(pid).is_none_or(|s| s.state == 'Z'));
+        if orphan {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a temporary file whose writer died"),
+                Err(err) => tracing::warn!(file = %name, "removing a dead writer's temporary file: {err}"),
+            }
+        }
+    }
+    remove_older_than(dir, age);
+}
+
 /// Removes the files in `dir` last modified more than `age` ago.
 fn remove_older_than(dir: &std::path::Path, age: Duration) {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -126,5 +150,15 @@ fn remove_older_than(dir: &std::path::Path, age: Duration) {
                 Err(err) => tracing::warn!(file = %e.path().display(), "retention: {err}"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn temporary_file_names_give_their_writer() {
+        assert_eq!(super::writer_pid(".x.json.1234.0f0f.tmp"), Some(1234));
+        assert_eq!(super::writer_pid(".w3.json.28524.e4de924ac2ec.tmp"), Some(28524));
+        assert_eq!(super::writer_pid("garbage"), None);
     }
 }
