@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# The agent against the real Pacemaker fencer (Debian 12: pacemaker 2.1.5, corosync 3.1.7), as
+# ../shared/reference/PACEMAKER-FACTS.md describes it: no daemon, then a single-node cluster on
+# 127.0.0.1 with a second node that never starts. Needs root, /usr/sbin and corosync, so it runs only
+# when GFS2_PACEMAKER_SUITE=1 (.ci/run sets it) and says it was skipped otherwise. Everything it
+# starts is stopped by pid, and what it changes on the machine is put back.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "${GFS2_PACEMAKER_SUITE:-}" != 1 ]; then
+    echo "pacemaker suite: skipped (set GFS2_PACEMAKER_SUITE=1 on a disposable root machine to run it)"
+    exit 0
+fi
+[ "$(id -u)" = 0 ] || { echo "pacemaker suite: needs root" >&2; exit 1; }
+
+BIN=${BIN:-target/debug}
+W=$(mktemp -d /tmp/gfs2-pacemaker-suite.XXXXXX)
+SPOOL=/run/gfs2-fencing-ci
+LOGS=/var/log/gfs2-fencing-ci
+LEDGER=$W/ledger.jsonl
+BEHAVIOR=$W/behavior.json
+PASS=0 FAIL=0
+WATCHER_PIDS=() COROSYNC_PID= PACEMAKERD_PID=
+
+pass() { PASS=$((PASS + 1)); echo "  ok    $*"; }
+fail() { FAIL=$((FAIL + 1)); echo "  FAIL  $*"; }
+check() { local what=$1; shift; if "$@" >>"$W/checks.log" 2>&1; then pass "$what"; else fail "$what"; fi; }
+# wait_for SECONDS COMMAND...: polls every 0.2 s.
+wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
+
+backup() { [ -e "$1" ] && cp -a "$1" "$W/backup.$(basename "$1")" || true; }
+restore() { local b="$W/backup.$(basename "$1")"; if [ -e "$b" ]; then cp -a "$b" "$1"; else rm -f "$1"; fi; }
+
+start_watchers() {
+    for i in 1 2 3; do
+        GFS2_FENCE_LOG=info /usr/local/bin/gfs2-fence-watcher run --spool-dir "$SPOOL" --config "$W/watcher.json" \
+            --id "pm-w$i" --rescan-interval 0.3 --heartbeat-interval 0.3 --ttl 3 --health-interval 0 \
+            2>>"$W/watcher-$i.log" &
+        WATCHER_PIDS[$i]=$!
+    done
+    wait_for 20 members_up
+}
+members_up() { [ "$(ls "$SPOOL/members" 2>/dev/null | grep -c '\.json$')" -ge 3 ]; }
+stop_watchers() {
+    for p in "${WATCHER_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${WATCHER_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    WATCHER_PIDS=()
+}
+
+cleanup() {
+    set +e
+    [ -n "$PACEMAKERD_PID" ] && { stonith_admin --confirm node2 >/dev/null 2>&1; kill -TERM "$PACEMAKERD_PID"; wait "$PACEMAKERD_PID"; }
+    [ -n "$COROSYNC_PID" ] && { kill -TERM "$COROSYNC_PID"; wait "$COROSYNC_PID"; }
+    stop_watchers
+    rm -rf /var/lib/pacemaker/cib/*
+    [ -d "$W/cib-backup" ] && cp -a "$W/cib-backup/." /var/lib/pacemaker/cib/
+    restore /etc/corosync/corosync.conf
+    restore /etc/corosync/authkey
+    restore /usr/sbin/fence_gfs2_recorder
+    rm -f /usr/local/bin/gfs2-fence-watcher /usr/local/bin/gfs2-fence-test-executor
+    rm -rf "$SPOOL" "$LOGS"
+    echo "pacemaker suite: $PASS passed, $FAIL failed (work files in $W)"
+}
+trap cleanup EXIT
+
+echo "== installing as a user would"
+backup /usr/sbin/fence_gfs2_recorder
+install -m 0755 "$BIN/fence_gfs2_recorder" /usr/sbin/fence_gfs2_recorder
+install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-test-executor" /usr/local/bin/
+echo '{}' > "$BEHAVIOR"
+cat > "$W/watcher.json" <<JSON
+{"default": {"command": "/usr/local/bin/gfs2-fence-test-executor",
+             "options": {"ledger": "$LEDGER", "behavior_file": "$BEHAVIOR"}}}
+JSON
+
+echo "== 1. no daemon"
+# Pacemaker re-emits the metadata with its own additions (action timeouts), so check what it parsed.
+check "stonith_admin --metadata parses our metadata" \
+    bash -c "stonith_admin --metadata --agent fence_gfs2_recorder > $W/meta.xml && grep -q '<parameter name=\"fence_timeout\"' $W/meta.xml && xmllint --noout $W/meta.xml"
+check "stonith_admin --list-installed lists the agent" bash -c "stonith_admin --list-installed | grep -qx 'fence_gfs2_recorder'"
+check "validate succeeds with good options" \
+    stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL --option fence_timeout=10
+check "validate fails on a bad timeout, naming it" \
+    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option fence_timeout=soon > $W/v1 2>&1 && grep -q fence_timeout $W/v1"
+check "validate fails on a relative spool path" \
+    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=relative/x > $W/v2 2>&1 && grep -q 'absolute' $W/v2"
+mkdir -p "$SPOOL" && chmod 0777 "$SPOOL"
+check "validate fails on unsafe spool permissions" \
+    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL > $W/v3 2>&1 && grep -q 'world-writable' $W/v3"
+rm -rf "$SPOOL"
+
+echo "== 2. a single-node cluster on 127.0.0.1, node2 listed but never started"
+start_watchers
+backup /etc/corosync/corosync.conf
+backup /etc/corosync/authkey
+cat > /etc/corosync/corosync.conf <<CONF
+totem {
+    version: 2
+    cluster_name: gfs2ci
+    transport: knet
+    crypto_cipher: none
+    crypto_hash: none
+}
+nodelist {
+    node {
+        ring0_addr: 127.0.0.1
+        name: node1
+        nodeid: 1
+    }
+    node {
+        ring0_addr: 127.0.0.2
+        name: node2
+        nodeid: 2
+    }
+}
+quorum {
+    provider: corosync_votequorum
+    two_node: 1
+    wait_for_all: 0
+}
+logging {
+    to_logfile: yes
+    logfile: $W/corosync.log
+    to_syslog: no
+    to_stderr: no
+}
+CONF
+head -c 256 /dev/urandom > /etc/corosync/authkey && chmod 0400 /etc/corosync/authkey
+mkdir -p "$W/cib-backup" && cp -a /var/lib/pacemaker/cib/. "$W/cib-backup/" 2>/dev/null || true
+rm -rf /var/lib/pacemaker/cib/*
+nv() { echo "<nvpair id=\"$1-$2\" name=\"$2\" value=\"$3\"/>"; }
+device() { # id host-attribute-name host-attribute-value
+    cat <<XML
+      <primitive id="$1" class="stonith" type="fence_gfs2_recorder">
+        <instance_attributes id="$1-ia">
+          $(nv "$1" "$2" "$3") $(nv "$1" spool_dir "$SPOOL") $(nv "$1" log_dir "$LOGS")
+          $(nv "$1" fence_timeout 10) $(nv "$1" no_gfs2_discovery 1)
+          $(nv "$1" pcmk_reboot_timeout 40) $(nv "$1" pcmk_off_timeout 40)
+        </instance_attributes>
+        <operations><op id="$1-monitor" name="monitor" interval="3s"/></operations>
+      </primitive>
+XML
+}
+cat > /var/lib/pacemaker/cib/cib.xml <<XML
+<cib validate-with="pacemaker-3.0" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration>
+    <crm_config>
+      <cluster_property_set id="cib-bootstrap-options">
+        $(nv o stonith-enabled true) $(nv o dc-deadtime 2s) $(nv o stonith-timeout 60s)
+        $(nv o start-failure-is-fatal false) $(nv o cluster-recheck-interval 5s)
+      </cluster_property_set>
+    </crm_config>
+    <nodes/>
+    <resources>
+$(device gfs2-fence pcmk_host_list node2)
+$(device gfs2-fence-map pcmk_host_map node3:plug-n3)
+    </resources>
+    <constraints/>
+  </configuration>
+  <status/>
+</cib>
+XML
+chown -R hacluster:haclient /var/lib/pacemaker/cib && chmod 0600 /var/lib/pacemaker/cib/cib.xml
+touch "$W/pacemaker.log" && chown hacluster:haclient "$W/pacemaker.log"
+corosync -f >"$W/corosync.out" 2>&1 &
+COROSYNC_PID=$!
+wait_for 20 corosync-quorumtool -s || { echo "corosync did not become quorate"; exit 1; }
+PCMK_logfile=$W/pacemaker.log pacemakerd >"$W/pacemakerd.out" 2>&1 &
+PACEMAKERD_PID=$!
+started() { crm_mon -1 --output-as=xml 2>/dev/null | grep -q "resource id=\"$1\"[^>]*role=\"Started\""; }
+check "the device reaches Started (its monitor passes with live watchers)" wait_for 60 started gfs2-fence
+
+echo "== 4. the cluster decides by itself: node2 never joined, so it is fenced"
+auto_fenced() { stonith_admin --history node2 2>/dev/null | grep -q "of node2 successful"; }
+check "the controller fenced node2 through our agent with no human command" wait_for 60 auto_fenced
+check "that fence went through the watchers and the executor" bash -c "grep -q '\"target\":\"node2\"' $LEDGER"
+
+echo "== 3. stonith_admin --reboot and --fence (off)"
+agree() { # action: response, three logs and history agree on the last fence of node2
+    local id
+    id=$(grep '"target_node": "node2"' "$LOGS/fence-events-detailed.jsonl" | tail -n 1 | sed -n 's/.*"request_id": "\([^"]*\)".*/\1/p')
+    [ -n "$id" ] && grep -q '"success":true' "$SPOOL/responses/$id.json" \
+        && tail -n 1 "$LOGS/fence-events-readable.log" | grep -q "ACTION=$1 TARGET=node2 .*STATUS=completed" \
+        && grep -q "\"status\": \"completed\"" <(tail -n 1 "$LOGS/fence-events-detailed.jsonl") \
+        && grep -q "Fence action requested: $1 for target: node2" "$LOGS/fence-events.log" \
+        && stonith_admin --history node2 --verbose | tee -a "$W/history.log" | grep -Eq "(^|turning |\s)$1 of node2 successful"
+}
+check "stonith_admin --reboot node2 succeeds" stonith_admin --reboot node2 --timeout 60
+check "response, logs and history agree (reboot)" agree reboot
+check "stonith_admin --fence node2 (off) succeeds" stonith_admin --fence node2 --timeout 60
+check "response, logs and history agree (off)" agree off
+check "Pacemaker's port= reached the fence command as the plug" bash -c "grep -q '\"action\":\"off\",\"target\":\"node2\",\"nodename\":\"node2\"' $LEDGER"
+check "a pcmk_host_map alias works (node3 -> plug-n3)" stonith_admin --reboot node3 --timeout 60
+check "the alias reached the fence command as the plug" bash -c "grep -q '\"target\":\"plug-n3\",\"nodename\":\"node3\"' $LEDGER"
+
+echo "== 5. failure paths"
+echo '{"node2": "fail"}' > "$BEHAVIOR"
+check "an executor failure is a Pacemaker failure" bash -c "! stonith_admin --reboot node2 --timeout 60"
+echo '{"node2": "hang"}' > "$BEHAVIOR"
+SECONDS=0
+rc=0
+stonith_admin --reboot node2 --timeout 60 >"$W/hang.out" 2>&1 || rc=$?
+check "a hanging executor: the agent answers failure before Pacemaker's timeout (exit $rc, ${SECONDS}s)" \
+    test "$rc" != 0 -a "$rc" != 124 -a "$SECONDS" -lt 40
+check "and its failed record is in the logs" bash -c "tail -n 3 $LOGS/fence-events-readable.log | grep -q 'TARGET=node2 .*STATUS=failed'"
+echo '{}' > "$BEHAVIOR"
+stop_watchers
+check "with every watcher dead, monitor fails" \
+    wait_for 30 bash -c "crm_mon -1 --output-as=xml | grep -q 'op_key=\"gfs2-fence_monitor_3000\"'"
+check "and a fence fails cleanly" bash -c "! stonith_admin --reboot node2 --timeout 60"
+check "leaving nothing claimed" test -z "$(ls -A $SPOOL/claimed)"
+start_watchers
+crm_resource --cleanup --resource gfs2-fence >/dev/null 2>&1
+recovered() { started gfs2-fence && ! crm_mon -1 --output-as=xml | grep -q 'op_key="gfs2-fence_monitor'; }
+check "watchers back: the device recovers" wait_for 60 recovered
+
+echo "== 6. a watcher killed mid-fence"
+echo '{"node2": "sleep:3000"}' > "$BEHAVIOR"
+before=$(grep -c '"event":"start"' "$LEDGER")
+stonith_admin --reboot node2 --timeout 60 >"$W/kill.out" 2>&1 & ADMIN=$!
+holder() { ls "$SPOOL/claimed" | sed -n 's/^[0-9a-f-]\{36\}\.\(.*\)\.[0-9]*\.json$/\1/p' | head -n 1; }
+claimed_by_someone() { [ -n "$(holder)" ]; }
+wait_for 20 claimed_by_someone
+victim=$(holder)
+vpid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$SPOOL/members/$victim.json")
+echo '{}' > "$BEHAVIOR"
+kill -KILL "$vpid"
+rc=0
+wait "$ADMIN" || rc=$?
+check "the fence still succeeds after SIGKILL of its watcher $victim" test "$rc" = 0
+id=$(ls -t "$SPOOL/responses" | head -n 1 | sed 's/\.json$//')
+starts=$(grep -c "\"event\":\"start\",\"request_id\":\"$id\"" "$LEDGER")
+check "executed again by another watcher ($starts executions), answered once" \
+    test "$starts" -ge 2 -a -z "$(ls "$SPOOL/done" | grep "^$id.superseded")"
+for i in 1 2 3; do kill -0 "${WATCHER_PIDS[$i]}" 2>/dev/null || { wait "${WATCHER_PIDS[$i]}" 2>/dev/null; unset "WATCHER_PIDS[$i]"; }; done
+echo "   ($(($(grep -c '"event":"start"' "$LEDGER") - before)) executions for that fence)"
+
+[ "$FAIL" = 0 ]
