@@ -168,6 +168,9 @@ fn leader_gap_monitor(spool: &Spool, stop: Arc<AtomicBool>) -> std::thread::Join
     })
 }
 
+/// How long an executor fault (fail or hang) lasts on a target.
+const FAULT: Duration = Duration::from_secs(2);
+
 fn chaos_thread(
     cfg: &Config,
     seed: u64,
@@ -183,6 +186,7 @@ fn chaos_thread(
         let mut events = Vec::new();
         let mut thaw_at: Vec<(Instant, usize)> = Vec::new();
         let mut behaviors: HashMap<String, String> = HashMap::new();
+        let mut heal_at: Vec<(Instant, String)> = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             std::thread::sleep(interval);
             let mut c = cluster.lock().unwrap();
@@ -191,6 +195,10 @@ fn chaos_thread(
                 c.signal(*i, Signal::SIGCONT);
             }
             thaw_at.retain(|(t, _)| *t > now);
+            for (_, t) in heal_at.iter().filter(|(at, _)| *at <= now) {
+                behaviors.remove(t);
+            }
+            heal_at.retain(|(at, _)| *at > now);
             let alive = c.alive();
             // Recorded after the signal is sent: an event's time is never before its effect.
             let mut record = |kind: &str, victim: Option<usize>| {
@@ -230,14 +238,16 @@ fn chaos_thread(
                     thaw_at.push((now + ttl * 3, i));
                 }
                 6 | 7 => {
+                    // A device fault lasts a few seconds, then the device works again.
                     let t = format!("t{}", rng.random_range(0..targets));
-                    let b = ["fail", "hang", "succeed", "succeed"][rng.random_range(0..4)];
+                    let b = ["fail", "hang"][rng.random_range(0..2)];
                     record(&format!("executor-{b}"), None);
-                    behaviors.insert(t, b.to_string());
-                    let _ = std::fs::write(&behavior, serde_json::to_vec(&behaviors).unwrap_or_default());
+                    behaviors.insert(t.clone(), b.to_string());
+                    heal_at.push((now + FAULT, t));
                 }
                 _ => {}
             }
+            let _ = std::fs::write(&behavior, serde_json::to_vec(&behaviors).unwrap_or_default());
             for i in 0..c.len() {
                 if !c.alive().contains(&i) && rng.random_bool(0.7) {
                     record("restart", Some(i));
