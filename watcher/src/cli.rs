@@ -60,6 +60,7 @@ fn seconds(s: &str) -> Result<Duration, String> {
 }
 
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 struct RunArgs {
     /// Spool directory (default: GFS2_FENCING_DIR, the parent of REQUEST_DIR, or /run/gfs2-fencing).
     #[arg(long, env = "GFS2_FENCE_SPOOL_DIR", value_name = "DIR")]

@@ -4,6 +4,8 @@
 //! a parent thread that lives as long as the watcher (their death signal is tied to it). A second,
 //! blocked thread stands for leader (see `election`).
 //!
+//! - Each live peer's member lock is waited on by a thread (see `peers`): a peer's death triggers the
+//!   recovery of its claims at once.
 //! - `requests/` is watched with inotify (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) into an ordered index, and
 //!   reconciled every `rescan_interval`, when the sweep also recovers dead claims and fences frozen
 //!   peers.
@@ -29,6 +31,7 @@ use ha::spool::{Dir, Spool, WATCHER_DIRS};
 use crate::dispatch::{self, Running};
 use crate::index::Index;
 use crate::member::Member;
+use crate::peers::PeerWatch;
 use crate::settings::Settings;
 use crate::sweep::Sweeper;
 use crate::{election, fencepath, notify, WatchError};
@@ -74,6 +77,9 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let mut candidacy = election::stand(&spool);
     let mut office = None;
     let mut sweeper = Sweeper::default();
+    let (death_tx, mut death_rx) = mpsc::unbounded_channel::<String>();
+    let mut peers = PeerWatch::new(death_tx);
+    let _ = peers.arm(&spool, &s.id);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dirty = true;
@@ -98,11 +104,26 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                 sweeper.sweep(&shared, office.is_some());
                 dirty = true;
             }
+            Some(peer) = death_rx.recv() => {
+                peers.ended(&peer);
+                tracing::info!(peer = %peer, "peer watcher gone: recovering its claims now");
+                if let Err(e) = ha::recover::recover(&spool) {
+                    tracing::error!("recovering dead claims: {e}");
+                }
+                let _ = peers.arm(&spool, &s.id);
+                dirty = true;
+            }
             _ = heartbeat.tick() => {
                 if let Err(e) = shared.member.lock().unwrap().beat() {
                     tracing::error!("heartbeat: {e}");
                 }
                 notify::notify("WATCHDOG=1");
+                if peers.arm(&spool, &s.id) {
+                    if let Err(e) = ha::recover::recover(&spool) {
+                        tracing::error!("recovering dead claims: {e}");
+                    }
+                    dirty = true;
+                }
             }
             granted = &mut candidacy, if office.is_none() => match granted {
                 Ok(Ok(lock)) => match election::take_office(&spool, &s.id) {

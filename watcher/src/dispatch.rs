@@ -26,6 +26,9 @@ use crate::index::Index;
 use crate::reply;
 use crate::serve::{self, Job};
 
+/// Heads looked at beyond this watcher's own needs: room for the targets other watchers hold.
+const LOOKAHEAD: usize = 64;
+
 /// A job in flight, by the id of the request it executes.
 #[derive(Debug)]
 pub struct Running {
@@ -55,7 +58,11 @@ pub fn fill(
             Err(e) => tracing::error!(file = %name, "quarantining: {e}"),
         }
     }
-    let targets: Vec<String> = index.queue.heads().map(|e| e.target.clone()).collect();
+    // Only the best few heads can be claimed now: the ones this watcher runs, the ones other watchers
+    // hold, and enough to fill the free slots. Looking no further keeps a claim's cost independent of
+    // how many requests are pending.
+    let look = running.len() + (s.max_parallel - running.len().min(s.max_parallel)) + LOOKAHEAD;
+    let targets: Vec<String> = index.queue.heads().take(look).map(|e| e.target.clone()).collect();
     for target in targets {
         if running.len() >= s.max_parallel {
             break;

@@ -8,7 +8,8 @@
 //!   with retries; [`reply`]: answers.
 //! - [`execute`]: one command execution; [`fencepath`]: the leader's fence path health checks.
 //! - [`member`]: the member lock and heartbeat; [`election`]: leader candidacy; [`sweep`]: recovery
-//!   of dead claims, fencing of frozen peers, retention; [`notify`]: systemd notifications.
+//!   of dead claims, fencing of frozen peers, retention; [`peers`]: recovery the moment a peer dies;
+//!   [`notify`]: systemd notifications.
 //! - [`config`]: targets → fence commands.
 //! - [`test_executor`]: the fence command used by tests, the demo and the chaos harness.
 
@@ -22,6 +23,7 @@ pub mod fencepath;
 pub mod index;
 pub mod member;
 pub mod notify;
+pub mod peers;
 pub mod reply;
 pub mod serve;
 pub mod settings;

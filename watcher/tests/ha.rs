@@ -232,3 +232,24 @@ fn status_exits_non_zero_with_no_live_watcher() {
     let text = text(&out.stdout);
     assert!(text.contains("leader NONE") && text.contains("w1") && text.contains("dead"), "{text}");
 }
+
+#[test]
+fn a_dead_holders_request_is_recovered_at_once_not_at_the_next_rescan() {
+    let w = World::new();
+    // A rescan period longer than the agent's timeout: only the peer-death watch can save the fence.
+    let slow = ["--rescan-interval", "120"];
+    let a = w.watcher("w1", &slow);
+    let b = w.watcher("w2", &slow);
+    w.behave("n1", "hang");
+    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=20\n");
+    let hung = w.first_start();
+    let holder = ha::names::ClaimName::parse(&w.files("claimed")[0]).unwrap().watcher;
+    w.behave("n1", "succeed");
+    let (victim, survivor) = if holder == "w1" { (a, b) } else { (b, a) };
+    victim.signal(Signal::SIGKILL);
+    assert_exit(&agent.wait_with_output().unwrap(), 0);
+    let id = hung.request_id.unwrap();
+    assert_eq!(w.starts(&id), 2);
+    assert!(alive(survivor.pid()));
+    drop(victim);
+}

@@ -11,7 +11,8 @@
 //!   fail closed with [`HaError::LockUnsupported`].
 //! - **Follows the file, not the name.** Renaming a locked file keeps it locked; a lock on a file that
 //!   was unlinked and recreated protects nothing. Callers re-check the name after locking.
-//! - `try_*` never blocks: `Ok(None)` means another process holds the lock; [`exclusive`] waits.
+//! - `try_*` never blocks: `Ok(None)` means another process holds the lock; [`exclusive`] and
+//!   [`wait_released`] wait, and the kernel wakes them the moment the holder releases or dies.
 //! - Descriptors are close-on-exec: no fence command inherits a lock by accident.
 
 use std::fs::{File, OpenOptions};
@@ -82,6 +83,26 @@ pub fn exclusive(file: File, path: &Path) -> Result<Lock> {
     loop {
         match Flock::lock(file, FlockArg::LockExclusive) {
             Ok(flock) => return Ok(Lock { flock, path: path.to_path_buf() }),
+            Err((f, Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(lock_error(path, e)),
+        }
+    }
+}
+
+/// Blocks until nobody holds an exclusive lock on the file at `path` (its holder released it or
+/// died), then returns at once without keeping any lock. For watching a peer's member lock.
+pub fn wait_released(path: &Path) -> Result<()> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC)
+        .open(path)
+        .map_err(HaError::at("open lock file", path))?;
+    loop {
+        match Flock::lock(file, FlockArg::LockShared) {
+            Ok(granted) => {
+                drop(granted);
+                return Ok(());
+            }
             Err((f, Errno::EINTR)) => file = f,
             Err((_, e)) => return Err(lock_error(path, e)),
         }

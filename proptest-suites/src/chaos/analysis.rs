@@ -126,7 +126,15 @@ fn executed_for(id: &str, r: &Response) -> String {
 /// Judges a run.
 pub fn analyse(o: &Observations, seed: u64) -> Summary {
     let starts: Vec<&LedgerLine> = o.ledger.iter().filter(|l| l.event == "start").collect();
-    let end_of = |pid: u32| o.ledger.iter().find(|l| l.event == "end" && l.pid == pid);
+    // pids are reused over a long run: an execution's end has its pid, its request and a later time.
+    let end_of = |start: &LedgerLine| {
+        o.ledger.iter().find(|l| {
+            l.event == "end"
+                && l.pid == start.pid
+                && l.request_id == start.request_id
+                && l.boottime_ns >= start.boottime_ns
+        })
+    };
     let succeeded = |id: &str| {
         o.ledger.iter().any(|l| l.event == "end" && l.request_id.as_deref() == Some(id) && l.exit == Some(0))
     };
@@ -150,10 +158,11 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
         runs.sort_by_key(|l| l.boottime_ns);
         for pair in runs.windows(2) {
             let prev = pair[0];
-            let retry = end_of(prev.pid).is_some_and(|e| e.exit != Some(0));
+            let retry = end_of(prev).is_some_and(|e| e.exit != Some(0));
             // The watcher that ran it, and when it spawned it (a kill can land between the spawn and
             // the executor's first ledger line: the death signal reaches the child asynchronously).
             let attempt = o.attempts.get(&id).and_then(|a| a.iter().find(|a| a.pid == prev.pid));
+            // (attempts are per request, so a pid found there is this execution's.)
             let hit = attempt.is_some_and(|a| {
                 let from = a.started_boottime_ns.min(prev.boottime_ns);
                 o.chaos.iter().any(|c| {
