@@ -36,6 +36,9 @@ use crate::settings::Settings;
 use crate::sweep::Sweeper;
 use crate::{election, fencepath, notify, WatchError};
 
+/// How soon to try again a target whose lock another process holds.
+const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
+
 /// What every task shares.
 #[derive(Debug)]
 pub struct Shared {
@@ -83,14 +86,17 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dirty = true;
+    let mut busy = false;
 
     loop {
         if dirty {
             dirty = false;
-            dispatch::fill(&shared, &mut index, &mut running, &done_tx);
+            busy = dispatch::fill(&shared, &mut index, &mut running, &done_tx);
         }
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
+            // A target held by another process: try again soon, not only at the next event.
+            _ = tokio::time::sleep(BUSY_RETRY), if busy => dirty = true,
             ready = readable(inotify.as_ref()) => {
                 if let Some(guard) = ready {
                     drain_events(guard, &mut index, &shared);

@@ -38,13 +38,25 @@ pub struct Running {
     pub abort: watch::Sender<bool>,
 }
 
-/// Claims work up to `max_parallel` jobs and starts a task for each.
+/// What trying a target gave.
+enum Take {
+    /// A job to run.
+    Job(Job),
+    /// Another process holds the target's lock (a peer's job, or a dead peer's fence command not yet
+    /// reaped): worth trying again soon.
+    Busy,
+    /// Nothing runnable now.
+    Nothing,
+}
+
+/// Claims work up to `max_parallel` jobs and starts a task for each. Returns true when a target was
+/// skipped because another process held its lock: the caller tries again shortly.
 pub fn fill(
     shared: &Arc<Shared>,
     index: &mut Index,
     running: &mut HashMap<String, Running>,
     done: &mpsc::UnboundedSender<String>,
-) {
+) -> bool {
     let s = &shared.settings;
     for name in index.take_bad() {
         match claim::try_claim(&s.spool, &name, &s.id) {
@@ -63,6 +75,7 @@ pub fn fill(
     // how many requests are pending.
     let look = running.len() + (s.max_parallel - running.len().min(s.max_parallel)) + LOOKAHEAD;
     let targets: Vec<String> = index.queue.heads().take(look).map(|e| e.target.clone()).collect();
+    let mut busy = false;
     for target in targets {
         if running.len() >= s.max_parallel {
             break;
@@ -70,8 +83,13 @@ pub fn fill(
         if running.values().any(|r| r.target == target) {
             continue;
         }
-        let Some(job) = take_target(shared, index, &target) else {
-            continue;
+        let job = match take_target(shared, index, &target) {
+            Take::Job(job) => job,
+            Take::Busy => {
+                busy = true;
+                continue;
+            }
+            Take::Nothing => continue,
         };
         let id = job.claims[0].request.request_id.clone();
         let (abort_tx, abort_rx) = watch::channel(false);
@@ -84,27 +102,28 @@ pub fn fill(
             let _ = done.send(id);
         });
     }
+    busy
 }
 
 /// Under the target's lock, claims the target's next runnable request and the identical ones queued.
-fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Option<Job> {
+fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Take {
     let s = &shared.settings;
-    let first = index.queue.of_target(target).next()?.clone();
+    let Some(first) = index.queue.of_target(target).next().cloned() else { return Take::Nothing };
     let target_lock = if first.waived {
         None
     } else {
         let path = s.spool.dir(Dir::Locks).join(format!("{target}.lock"));
         match lock::open_lock_file(&path).and_then(|f| lock::try_exclusive(f, &path)) {
             Ok(Some(l)) => Some(l),
-            Ok(None) => return None,
+            Ok(None) => return Take::Busy,
             Err(e) => {
                 tracing::error!(target = %target, "target lock: {e}");
-                return None;
+                return Take::Nothing;
             }
         }
     };
     loop {
-        let first = index.queue.of_target(target).next()?.clone();
+        let Some(first) = index.queue.of_target(target).next().cloned() else { return Take::Nothing };
         let superseded_by = index
             .queue
             .head_is_superseded(target)
@@ -120,12 +139,12 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Option<Job> 
             }
             Ok(Claim::NotReady) => {
                 index.observe(&s.spool, &shared.boot_id, &first.name);
-                return None;
+                return Take::Nothing;
             }
             Ok(Claim::Busy | Claim::Skipped) => continue,
             Err(e) => {
                 tracing::error!(file = %first.name, "claiming: {e}");
-                return None;
+                return Take::Nothing;
             }
         };
         if let Some((by, action)) = superseded_by {
@@ -149,6 +168,6 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Option<Job> 
                 Err(e) => tracing::error!(file = %name, "claiming: {e}"),
             }
         }
-        return Some(Job { claims, target_lock });
+        return Take::Job(Job { claims, target_lock });
     }
 }

@@ -25,8 +25,8 @@ use crate::daemon::Shared;
 /// What the sweeper remembers between sweeps.
 #[derive(Debug, Default)]
 pub struct Sweeper {
-    /// Peers this watcher SIGKILLed, and when.
-    killed: HashMap<String, Instant>,
+    /// Peers this watcher SIGKILLed: which process (pid, start time) and when.
+    killed: HashMap<String, (u32, u64, Instant)>,
     /// Stuck peers whose requests were re-dispatched.
     redispatched: HashSet<String>,
 }
@@ -37,12 +37,15 @@ fn heartbeat(shared: &Shared, id: &str) -> Option<Heartbeat> {
     serde_json::from_slice(&bytes).ok()
 }
 
-fn fence_peer(hb: &Heartbeat, age: Duration) {
-    let Some(stat) = ha::procfs::stat(hb.pid) else {
-        return;
-    };
-    if stat.state == 'Z' || (hb.start_time != 0 && stat.start_time != hb.start_time) {
-        return;
+/// Whether the process `pid` started at `start_time` still exists (a zombie does not count).
+fn still_there(pid: u32, start_time: u64) -> bool {
+    ha::procfs::stat(pid).is_some_and(|s| s.state != 'Z' && (start_time == 0 || s.start_time == start_time))
+}
+
+/// SIGKILLs a frozen peer and its fence commands' groups; false when the process is not there any more.
+fn fence_peer(hb: &Heartbeat, age: Duration) -> bool {
+    if !still_there(hb.pid, hb.start_time) {
+        return false;
     }
     tracing::error!(peer = %hb.watcher_id, pid = hb.pid, heartbeat_age_ms = age.as_millis() as u64, children = ?hb.children,
         "peer watcher is frozen (lock held, heartbeat stale): killing it and its fence commands");
@@ -52,6 +55,7 @@ fn fence_peer(hb: &Heartbeat, age: Duration) {
             ha::child::kill_group(child);
         }
     }
+    true
 }
 
 impl Sweeper {
@@ -87,7 +91,15 @@ impl Sweeper {
             let held = ha::fsio::lock::probe_held(&entry.path()).ok().flatten() == Some(true);
             let hb = heartbeat(shared, id);
             let age = hb.as_ref().filter(|h| h.boot_id == shared.boot_id).map(|h| BootTime(h.boottime_ns).until(now));
-            let killed_ago = self.killed.get(id).map(Instant::elapsed);
+            // A kill counts only while the very process that was killed is still there: a watcher
+            // restarted under the same id between two sweeps is a new process, not a stuck one.
+            if let Some(&(pid, start, _)) = self.killed.get(id) {
+                if !still_there(pid, start) {
+                    self.killed.remove(id);
+                    self.redispatched.remove(id);
+                }
+            }
+            let killed_ago = self.killed.get(id).map(|(_, _, at)| at.elapsed());
             match judge_peer(held, age, killed_ago, s.ttl) {
                 PeerVerdict::Leave if !held => {
                     self.killed.remove(id);
@@ -96,8 +108,9 @@ impl Sweeper {
                 PeerVerdict::Leave => {}
                 PeerVerdict::Kill => {
                     if let Some(hb) = &hb {
-                        fence_peer(hb, age.unwrap_or_default());
-                        self.killed.insert(id.to_string(), Instant::now());
+                        if fence_peer(hb, age.unwrap_or_default()) {
+                            self.killed.insert(id.to_string(), (hb.pid, hb.start_time, Instant::now()));
+                        }
                     }
                 }
                 PeerVerdict::Redispatch => {

@@ -13,18 +13,18 @@ use nix::unistd::Pid;
 pub struct WatcherSpec {
     /// `gfs2-fence-watcher`.
     pub watcher_bin: PathBuf,
-    /// `gfs2-fence-test-executor`.
-    pub executor_bin: PathBuf,
+    /// The fence command.
+    pub fence_command: PathBuf,
+    /// `KEY=VALUE` options for it.
+    pub fence_options: Vec<String>,
     /// The spool.
     pub spool: PathBuf,
-    /// The executor's ledger.
-    pub ledger: PathBuf,
-    /// The executor's behavior file.
-    pub behavior: PathBuf,
     /// Where watchers' stderr goes.
     pub log_dir: PathBuf,
     /// Heartbeat TTL.
     pub ttl: Duration,
+    /// Further options of `gfs2-fence-watcher run`.
+    pub extra: Vec<String>,
 }
 
 /// The cluster.
@@ -35,9 +35,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster of `n` watchers `w1`..`wn`, none started yet.
+    pub fn new(spec: WatcherSpec, n: usize) -> Cluster {
+        Cluster { spec, procs: (0..n).map(|_| None).collect(), frozen: vec![false; n] }
+    }
+
     /// Starts `n` watchers `w1`..`wn`.
     pub fn start(spec: WatcherSpec, n: usize) -> std::io::Result<Cluster> {
-        let mut c = Cluster { spec, procs: (0..n).map(|_| None).collect(), frozen: vec![false; n] };
+        let mut c = Cluster::new(spec, n);
         for i in 0..n {
             c.restart(i)?;
         }
@@ -104,12 +109,12 @@ impl Cluster {
             .arg("--spool-dir")
             .arg(&s.spool)
             .arg("--fence-command")
-            .arg(&s.executor_bin)
-            .arg(format!("--fence-option=ledger={}", s.ledger.display()))
-            .arg(format!("--fence-option=behavior_file={}", s.behavior.display()))
+            .arg(&s.fence_command)
+            .args(s.fence_options.iter().map(|o| format!("--fence-option={o}")))
             .args(["--id", &Self::id(i), "--ttl", &format!("{}", s.ttl.as_secs_f64())])
             .args(["--heartbeat-interval", "0.2", "--rescan-interval", "0.3", "--health-interval", "0"])
             .args(["--shutdown-grace", "1", "--max-parallel", "4"])
+            .args(&s.extra)
             .env("GFS2_FENCE_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -88,12 +88,15 @@ pub fn run(cfg: &Config) -> Result<Summary, Box<dyn std::error::Error>> {
     std::fs::write(&behavior, "{}")?;
     let spec = WatcherSpec {
         watcher_bin: bin_dir.join("gfs2-fence-watcher"),
-        executor_bin: bin_dir.join("gfs2-fence-test-executor"),
+        fence_command: bin_dir.join("gfs2-fence-test-executor"),
+        fence_options: vec![
+            format!("ledger={}", root.join("ledger.jsonl").display()),
+            format!("behavior_file={}", behavior.display()),
+        ],
         spool: spool_dir.clone(),
-        ledger: root.join("ledger.jsonl"),
-        behavior: behavior.clone(),
         log_dir: root.clone(),
         ttl: Duration::from_secs_f64(cfg.ttl),
+        extra: Vec::new(),
     };
     let cluster = Arc::new(Mutex::new(Cluster::start(spec.clone(), cfg.watchers)?));
     let members = spool.dir(Dir::Members);

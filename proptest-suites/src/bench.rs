@@ -1,0 +1,386 @@
+//! `fence-bench`: the cost the fencing path adds, measured with the real binaries on a tmpfs spool
+//! and a fence command that does nothing (`/bin/true`, or the test executor where a ledger is
+//! needed). It prints one table with the machine it ran on. No test asserts any of these figures:
+//! they go to `docs/BENCHMARKS.md` with the command that produced them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use ha::clock::BootTime;
+use ha::spool::{Dir, Spool};
+
+use crate::chaos::cluster::{Cluster, WatcherSpec};
+
+/// What to run.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "fence-bench",
+    about = "Measure the overhead, throughput, failover, footprint and scale of gfs2-fencing"
+)]
+pub struct Config {
+    /// Fences timed in the overhead run (inotify).
+    #[arg(long, default_value = "500")]
+    pub fences: usize,
+    /// Fences timed in the polling run (rescan every 500 ms, no inotify).
+    #[arg(long, default_value = "100")]
+    pub polled_fences: usize,
+    /// Requests drained in the throughput run.
+    #[arg(long, default_value = "10000")]
+    pub queued: usize,
+    /// Failover trials.
+    #[arg(long, default_value = "50")]
+    pub trials: usize,
+    /// Pending requests in the large scale run.
+    #[arg(long, default_value = "100000")]
+    pub scale: usize,
+    /// Directory of the binaries (default: this program's).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Where the spools go (tmpfs).
+    #[arg(long, default_value = "/dev/shm")]
+    pub tmpfs: PathBuf,
+}
+
+/// The binaries.
+struct Bins {
+    agent: PathBuf,
+    watcher: PathBuf,
+    executor: PathBuf,
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
+}
+
+fn files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0)
+}
+
+fn wait(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Result<(), String> {
+    let end = Instant::now() + limit;
+    while !cond() {
+        if Instant::now() > end {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(())
+}
+
+/// A spool on tmpfs with a cluster of `n` watchers.
+struct Rig {
+    _dir: tempfile::TempDir,
+    spool: Spool,
+    root: PathBuf,
+    cluster: Cluster,
+}
+
+impl Rig {
+    /// `n` watcher slots, all started (and waited for) unless `idle`.
+    fn new(
+        cfg: &Config,
+        bins: &Bins,
+        n: usize,
+        idle: bool,
+        executor: bool,
+        extra: &[&str],
+    ) -> Result<Rig, Box<dyn std::error::Error>> {
+        let dir = tempfile::Builder::new().prefix("fence-bench.").tempdir_in(&cfg.tmpfs)?;
+        let root = dir.path().to_path_buf();
+        let spool = Spool::new(root.join("spool"));
+        spool.prepare(&ha::spool::WATCHER_DIRS)?;
+        std::fs::write(root.join("behavior.json"), "{}")?;
+        let (fence_command, fence_options) = if executor {
+            let opts = vec![
+                format!("ledger={}", root.join("ledger.jsonl").display()),
+                format!("behavior_file={}", root.join("behavior.json").display()),
+            ];
+            (bins.executor.clone(), opts)
+        } else {
+            (PathBuf::from("/bin/true"), Vec::new())
+        };
+        let spec = WatcherSpec {
+            watcher_bin: bins.watcher.clone(),
+            fence_command,
+            fence_options,
+            spool: spool.base().to_path_buf(),
+            log_dir: root.clone(),
+            ttl: Duration::from_secs(5),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        if idle {
+            return Ok(Rig { _dir: dir, spool, root, cluster: Cluster::new(spec, n) });
+        }
+        let cluster = Cluster::start(spec, n)?;
+        let members = spool.dir(Dir::Members);
+        wait("watchers", Duration::from_secs(60), || {
+            std::fs::read_dir(&members)
+                .map(|r| r.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".json")).count())
+                .unwrap_or(0)
+                >= n
+        })?;
+        Ok(Rig { _dir: dir, spool, root, cluster })
+    }
+
+    fn fence(&self, bins: &Bins, target: &str) -> Result<Duration, Box<dyn std::error::Error>> {
+        let stdin = format!(
+            "action=off\nport={target}\nspool_dir={}\nlog_dir={}\nno_gfs2_discovery=1\n",
+            self.spool.base().display(),
+            self.root.join("logs").display()
+        );
+        let started = Instant::now();
+        let mut child =
+            Command::new(&bins.agent).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        child.stdin.take().expect("piped").write_all(stdin.as_bytes())?;
+        let status = child.wait()?;
+        let took = started.elapsed();
+        if !status.success() {
+            return Err(format!("a fence failed ({status})").into());
+        }
+        Ok(took)
+    }
+
+    /// Queues `n` requests as the agent writes them (over `targets` targets), without agents.
+    fn queue(&self, n: usize, targets: usize) -> Result<Vec<String>, Box<dyn std::error::Error>> {
+        let boot = ha::clock::boot_id()?;
+        let deadline = BootTime::now().after(Duration::from_secs(3600)).0;
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let id = uuid::Uuid::new_v4().to_string();
+            let json = format!(
+                r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n{}","version":1,"deadline_boottime_ns":{deadline},"boot_id":"{boot}"}}"#,
+                i % targets
+            );
+            ha::fsio::write_new(&self.spool.dir(Dir::Tmp), &self.spool.request_path(&id), json.as_bytes())?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The machine, for the table's header.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| s.lines().next().and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .unwrap_or(0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    format!(
+        "{} cores ({cpu}), {:.1} GiB, Linux {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        total as f64 / 1024.0 / 1024.0,
+        kernel.trim()
+    )
+}
+
+/// Runs every benchmark and returns the table.
+pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
+    let dir = match &cfg.bin_dir {
+        Some(d) => d.clone(),
+        None => std::env::current_exe()?.parent().ok_or("no bin dir")?.to_path_buf(),
+    };
+    let bins = Bins {
+        agent: dir.join("fence_gfs2_recorder"),
+        watcher: dir.join("gfs2-fence-watcher"),
+        executor: dir.join("gfs2-fence-test-executor"),
+    };
+    let mut t = format!("machine: {}\nbinaries: {}\n\n| measure | result |\n|---|---|\n", machine(), dir.display());
+    let mut row = |name: &str, value: String| {
+        eprintln!("{name}: {value}");
+        t += &format!("| {name} | {value} |\n");
+    };
+
+    // 1. Fence overhead, inotify and polling.
+    let rig = Rig::new(cfg, &bins, 3, false, false, &[])?;
+    for i in 0..20 {
+        rig.fence(&bins, &format!("warm{i}"))?;
+    }
+    let mut times: Vec<Duration> =
+        (0..cfg.fences).map(|i| rig.fence(&bins, &format!("n{i}"))).collect::<Result<_, _>>()?;
+    times.sort();
+    let agent_peak = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?.max_rss();
+    let idle: Vec<u64> = {
+        let mut c = rig.cluster;
+        std::thread::sleep(Duration::from_secs(1));
+        let pids: Vec<u32> = (0..c.len()).filter_map(|i| c.pid(i)).collect();
+        let r = pids.iter().map(|p| rss_kib(*p, "VmRSS:")).collect();
+        c.stop();
+        r
+    };
+    let (p50, p99, max) = (pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0));
+    row(
+        &format!("fence overhead, inotify ({} fences, 3 idle watchers, /bin/true)", cfg.fences),
+        format!("p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"),
+    );
+    let polled = Rig::new(cfg, &bins, 3, false, false, &["--no-inotify", "--rescan-interval", "0.5"])?;
+    let mut ptimes: Vec<Duration> =
+        (0..cfg.polled_fences).map(|i| polled.fence(&bins, &format!("p{i}"))).collect::<Result<_, _>>()?;
+    ptimes.sort();
+    drop(polled);
+    let pp50 = pct(&ptimes, 0.5);
+    row(
+        &format!("fence overhead, polling every 500 ms ({} fences)", cfg.polled_fences),
+        format!(
+            "p50 {pp50:.2} ms, p99 {:.2} ms, max {:.2} ms; ratio of p50s {:.0}x",
+            pct(&ptimes, 0.99),
+            pct(&ptimes, 1.0),
+            pp50 / p50
+        ),
+    );
+
+    // 2. Throughput: queued requests drained by 1, 2, 4 watchers (distinct targets: no coalescing).
+    let mut loaded_rss = 0;
+    for n in [1, 2, 4] {
+        for (targets, label) in [(cfg.queued, "distinct targets"), (16, "16 targets, coalescing")] {
+            let mut rig = Rig::new(cfg, &bins, n, true, false, &[])?;
+            rig.queue(cfg.queued, targets)?;
+            let responses = rig.spool.dir(Dir::Responses);
+            let started = Instant::now();
+            for i in 0..n {
+                rig.cluster_start(i)?;
+            }
+            wait("the drain", Duration::from_secs(600), || {
+                for i in 0..n {
+                    if let Some(p) = rig.cluster.pid(i) {
+                        loaded_rss = loaded_rss.max(rss_kib(p, "VmHWM:"));
+                    }
+                }
+                files(&responses) >= cfg.queued
+            })?;
+            let secs = started.elapsed().as_secs_f64();
+            rig.cluster.stop();
+            row(
+                &format!("throughput, {} queued, {n} watcher(s), {label}", cfg.queued),
+                format!("{:.0} requests/s ({secs:.2} s)", cfg.queued as f64 / secs),
+            );
+        }
+    }
+
+    // 3. Failover: leader takeover, and re-execution after a holder's death.
+    let mut rig = Rig::new(cfg, &bins, 3, false, true, &[])?;
+    let mut takeovers = Vec::new();
+    for _ in 0..cfg.trials {
+        let before = ha::leader::read(&rig.spool)?.ok_or("no leader")?;
+        let i = rig.cluster.index_of_pid(before.pid).ok_or("leader not ours")?;
+        rig.cluster.signal(i, Signal::SIGKILL);
+        let t0 = Instant::now();
+        wait("a new leader", Duration::from_secs(30), || {
+            ha::leader::read(&rig.spool).ok().flatten().is_some_and(|l| l.epoch > before.epoch)
+        })?;
+        takeovers.push(t0.elapsed());
+        rig.cluster_restart_all()?;
+    }
+    takeovers.sort();
+    row(
+        &format!("leader takeover after SIGKILL ({} trials)", cfg.trials),
+        format!("p50 {:.2} ms, p99 {:.2} ms", pct(&takeovers, 0.5), pct(&takeovers, 0.99)),
+    );
+    let behavior = rig.root.join("behavior.json");
+    let ledger = rig.root.join("ledger.jsonl");
+    let mut reexec = Vec::new();
+    for trial in 0..cfg.trials {
+        std::fs::write(&behavior, r#"{"*": "hang"}"#)?;
+        let id = rig.queue(1, 1_000_000 + trial)?.remove(0);
+        let starts = |id: &str| {
+            std::fs::read_to_string(&ledger)
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains(id) && l.contains("\"start\""))
+                .count()
+        };
+        wait("the first execution", Duration::from_secs(30), || starts(&id) >= 1)?;
+        std::fs::write(&behavior, "{}")?;
+        let claim = std::fs::read_dir(rig.spool.dir(Dir::Claimed))?
+            .flatten()
+            .find_map(|e| ha::names::ClaimName::parse(&e.file_name().to_string_lossy()))
+            .ok_or("no claim")?;
+        let i: usize = claim.watcher.trim_start_matches('w').parse::<usize>()? - 1;
+        rig.cluster.signal(i, Signal::SIGKILL);
+        let t0 = Instant::now();
+        wait("the re-execution", Duration::from_secs(30), || starts(&id) >= 2)?;
+        reexec.push(t0.elapsed());
+        wait("the answer", Duration::from_secs(30), || rig.spool.response_path(&id).exists())?;
+        rig.cluster_restart_all()?;
+    }
+    reexec.sort();
+    row(
+        &format!("re-execution after SIGKILL of the holder ({} trials)", cfg.trials),
+        format!("p50 {:.2} ms, p99 {:.2} ms", pct(&reexec, 0.5), pct(&reexec, 0.99)),
+    );
+    rig.cluster.stop();
+
+    // 4. Footprint.
+    row("watcher RSS, idle", format!("{} KiB (max of {})", idle.iter().max().unwrap_or(&0), idle.len()));
+    row("watcher peak RSS under the throughput load", format!("{loaded_rss} KiB"));
+    row("agent peak RSS", format!("{} KiB", agent_peak));
+    for b in [&bins.agent, &bins.watcher] {
+        row(
+            &format!("size of {}", b.file_name().unwrap_or_default().to_string_lossy()),
+            format!("{} KiB", std::fs::metadata(b)?.len() / 1024),
+        );
+    }
+
+    // 5. Scale: claim cost with many pending requests.
+    for pending in [100, cfg.scale] {
+        let mut rig = Rig::new(cfg, &bins, 1, true, false, &[])?;
+        rig.queue(pending, pending)?;
+        let responses = rig.spool.dir(Dir::Responses);
+        rig.cluster_start(0)?;
+        let first = 10.min(pending / 2);
+        let measured = (pending / 2).min(1000);
+        wait("the first answers", Duration::from_secs(600), || files(&responses) >= first)?;
+        let t0 = Instant::now();
+        wait("the measured answers", Duration::from_secs(600), || files(&responses) >= first + measured)?;
+        let per = t0.elapsed().as_secs_f64() * 1e6 / measured as f64;
+        rig.cluster.stop();
+        row(
+            &format!("claim-to-answer cost per request, {pending} pending (1 watcher)"),
+            format!("{per:.0} µs over {measured} requests"),
+        );
+    }
+    Ok(t)
+}
+
+impl Rig {
+    fn cluster_start(&mut self, i: usize) -> std::io::Result<()> {
+        self.cluster.restart(i)
+    }
+
+    /// Restarts the dead watchers (a killed one is restarted once it has been reaped) and waits until
+    /// every one holds its member lock.
+    fn cluster_restart_all(&mut self) -> Result<(), Box<dyn std::error::Error>> {
+        let n = self.cluster.len();
+        let members = self.spool.dir(Dir::Members);
+        let cluster = &mut self.cluster;
+        wait("watchers back", Duration::from_secs(30), || {
+            (0..n).all(|i| {
+                let _ = cluster.restart(i);
+                ha::fsio::lock::probe_held(&members.join(format!("{}.lock", Cluster::id(i)))).ok().flatten()
+                    == Some(true)
+            })
+        })?;
+        Ok(())
+    }
+}
