@@ -27,6 +27,14 @@ enum Command {
     Run(RunArgs),
     /// Show the watcher cluster of a spool; exits non-zero when no watcher is alive.
     Status(StatusArgs),
+    /// (internal) Launch a fence command: set the death signal, check the parent, exec.
+    #[command(name = "exec-hardened", hide = true)]
+    ExecHardened {
+        /// The watcher's pid.
+        parent: i32,
+        /// The fence command.
+        program: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -180,6 +188,11 @@ pub fn run() -> Result<ExitCode, WatchError> {
         Command::Status(a) => {
             let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
             return crate::status::run(&ha::spool::Spool::new(base), a.json);
+        }
+        Command::ExecHardened { parent, program } => {
+            let e = ha::child::exec_hardened(parent, &program);
+            eprintln!("Failed: cannot run {}: {e}", program.display());
+            return Ok(ExitCode::from(127));
         }
     };
     init_tracing();

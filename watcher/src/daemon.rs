@@ -4,8 +4,9 @@
 //! a parent thread that lives as long as the watcher (their death signal is tied to it). A second,
 //! blocked thread stands for leader (see `election`).
 //!
-//! - Each live peer's member lock is waited on by a thread (see `peers`): a peer's death triggers the
-//!   recovery of its claims at once.
+//! - Each live peer's member lock is waited on by a thread (see `peers`), armed as soon as inotify
+//!   shows the peer's first heartbeat in `members/`: a peer's death triggers the recovery of its
+//!   claims at once.
 //! - `requests/` is watched with inotify (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) into an ordered index, and
 //!   reconciled every `rescan_interval`, when the sweep also recovers dead claims and fences frozen
 //!   peers.
@@ -22,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
@@ -50,11 +51,15 @@ pub struct Shared {
     pub member: Mutex<Member>,
 }
 
-struct InotifyFd(Inotify);
+/// The inotify instance, watching `requests/` (new requests) and `members/` (a peer joined or beat).
+struct InotifyFd {
+    ino: Inotify,
+    requests: WatchDescriptor,
+}
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.as_fd().as_raw_fd()
+        self.ino.as_fd().as_raw_fd()
     }
 }
 
@@ -98,8 +103,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             // A target held by another process: try again soon, not only at the next event.
             _ = tokio::time::sleep(BUSY_RETRY), if busy => dirty = true,
             ready = readable(inotify.as_ref()) => {
-                if let Some(guard) = ready {
-                    drain_events(guard, &mut index, &shared);
+                // A peer that joined is watched at once, so that its death is noticed at once too.
+                if ready.is_some_and(|guard| drain_events(guard, &mut index, &shared)) && peers.arm(&spool, &s.id) {
+                    if let Err(e) = ha::recover::recover(&spool) {
+                        tracing::error!("recovering dead claims: {e}");
+                    }
                 }
                 dirty = true;
             }
@@ -178,16 +186,25 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     Ok(())
 }
 
-fn drain_events(mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>, index: &mut Index, shared: &Shared) {
+/// Feeds new request names to the index; returns whether `members/` changed.
+fn drain_events(
+    mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>,
+    index: &mut Index,
+    shared: &Shared,
+) -> bool {
     let spool = &shared.settings.spool;
+    let mut members = false;
     loop {
-        match guard.get_inner().0.read_events() {
+        match guard.get_inner().ino.read_events() {
             Ok(events) => {
                 for ev in events {
                     if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                        members = true;
                         if let Err(e) = index.reconcile(spool, &shared.boot_id) {
                             tracing::error!("rescanning requests: {e}");
                         }
+                    } else if ev.wd != guard.get_inner().requests {
+                        members = true;
                     } else if let Some(name) = ev.name {
                         index.observe(spool, &shared.boot_id, &name.to_string_lossy());
                     }
@@ -201,17 +218,23 @@ fn drain_events(mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>, in
         }
     }
     guard.clear_ready();
+    members
 }
 
 fn watch_requests(spool: &Spool) -> Result<AsyncFd<InotifyFd>, WatchError> {
     let dir = spool.dir(Dir::Requests);
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| ha::HaError::errno("inotify_init", &dir, e))?;
-    ino.add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
+    let requests = ino
+        .add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &dir, e))?;
+    let members = spool.dir(Dir::Members);
+    ino.add_watch(&members, AddWatchFlags::IN_MOVED_TO)
+        .map_err(|e| ha::HaError::errno("inotify_add_watch", &members, e))?;
     // SAFETY: the descriptor is owned by the `Inotify` inside the `AsyncFd`, so it stays open and the
     // same for the `AsyncFd`'s whole life, and `as_raw_fd` always returns it.
-    let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) };
+    let registered =
+        unsafe { AsyncFd::register_with_interest(InotifyFd { ino, requests }, tokio::io::Interest::READABLE) };
     registered.map_err(|e| ha::HaError::io("register inotify for", &dir, e.into()).into())
 }
 

@@ -50,6 +50,17 @@ pub struct Execution {
     pub duration: Duration,
 }
 
+/// The hidden subcommand of `gfs2-fence-watcher` that launches a fence command (see `ha::child`).
+pub const LAUNCHER_ARG: &str = "exec-hardened";
+
+/// Sets or clears `FD_CLOEXEC`; returns whether it succeeded.
+fn set_cloexec(fd: RawFd, on: bool) -> bool {
+    // SAFETY: `fd` is the target lock's descriptor, owned by the caller's `Lock` for this whole call.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let flags = if on { nix::fcntl::FdFlag::FD_CLOEXEC } else { nix::fcntl::FdFlag::empty() };
+    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).is_ok()
+}
+
 /// One run of a command: what to run, what to tell it.
 #[derive(Debug, Clone)]
 pub struct Invocation<'a> {
@@ -107,14 +118,23 @@ pub async fn execute(
 ) -> Execution {
     let started = Instant::now();
     let program = inv.program;
-    let mut std_cmd = std::process::Command::new(program);
+    // Through this very executable as launcher: posix_spawn, so the watcher (large when many
+    // requests are pending) is never forked; the launcher sets the death signal and execs.
+    let launcher = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut std_cmd = ha::child::launcher_command(&launcher, &[LAUNCHER_ARG], program);
     std_cmd
         .env("GFS2_FENCE_REQUEST_ID", inv.request_id)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    ha::child::harden_inheriting(&mut std_cmd, inherit);
-    let mut child = match tokio::process::Command::from(std_cmd).kill_on_drop(true).spawn() {
+    // Only this child inherits the target lock: the descriptor is inheritable just for the spawn,
+    // which nothing else in this single-threaded runtime can interleave with.
+    let inherited = inherit.map(|fd| set_cloexec(fd, false));
+    let spawned = tokio::process::Command::from(std_cmd).kill_on_drop(true).spawn();
+    if let (Some(fd), Some(true)) = (inherit, inherited) {
+        set_cloexec(fd, true);
+    }
+    let mut child = match spawned {
         Ok(c) => c,
         Err(e) => {
             return Execution {
