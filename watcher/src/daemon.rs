@@ -4,9 +4,8 @@
 //! a parent thread that lives as long as the watcher (their death signal is tied to it). A second,
 //! blocked thread stands for leader (see `election`).
 //!
-//! - Each live peer's member lock is waited on by a thread (see `peers`), armed as soon as inotify
-//!   shows the peer's first heartbeat in `members/`: a peer's death triggers the recovery of its
-//!   claims at once.
+//! - Each live peer's member lock is waited on by a thread (see `peers`), armed at each heartbeat
+//!   tick: a peer's death triggers the recovery of its claims at once.
 //! - `requests/` is watched with inotify (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) into an ordered index, and
 //!   reconciled every `rescan_interval`, when the sweep also recovers dead claims and fences frozen
 //!   peers.
@@ -23,7 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
@@ -51,15 +50,12 @@ pub struct Shared {
     pub member: Mutex<Member>,
 }
 
-/// The inotify instance, watching `requests/` (new requests) and `members/` (a peer joined or beat).
-struct InotifyFd {
-    ino: Inotify,
-    requests: WatchDescriptor,
-}
+/// The inotify instance watching `requests/`.
+struct InotifyFd(Inotify);
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
-        self.ino.as_fd().as_raw_fd()
+        self.0.as_fd().as_raw_fd()
     }
 }
 
@@ -103,11 +99,8 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             // A target held by another process: try again soon, not only at the next event.
             _ = tokio::time::sleep(BUSY_RETRY), if busy => dirty = true,
             ready = readable(inotify.as_ref()) => {
-                // A peer that joined is watched at once, so that its death is noticed at once too.
-                if ready.is_some_and(|guard| drain_events(guard, &mut index, &shared)) && peers.arm(&spool, &s.id) {
-                    if let Err(e) = ha::recover::recover(&spool) {
-                        tracing::error!("recovering dead claims: {e}");
-                    }
+                if let Some(guard) = ready {
+                    drain_events(guard, &mut index, &shared);
                 }
                 dirty = true;
             }
@@ -186,25 +179,17 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     Ok(())
 }
 
-/// Feeds new request names to the index; returns whether `members/` changed.
-fn drain_events(
-    mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>,
-    index: &mut Index,
-    shared: &Shared,
-) -> bool {
+/// Feeds new request names to the index.
+fn drain_events(mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>, index: &mut Index, shared: &Shared) {
     let spool = &shared.settings.spool;
-    let mut members = false;
     loop {
-        match guard.get_inner().ino.read_events() {
+        match guard.get_inner().0.read_events() {
             Ok(events) => {
                 for ev in events {
                     if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                        members = true;
                         if let Err(e) = index.reconcile(spool, &shared.boot_id) {
                             tracing::error!("rescanning requests: {e}");
                         }
-                    } else if ev.wd != guard.get_inner().requests {
-                        members = true;
                     } else if let Some(name) = ev.name {
                         index.observe(spool, &shared.boot_id, &name.to_string_lossy());
                     }
@@ -218,23 +203,17 @@ fn drain_events(
         }
     }
     guard.clear_ready();
-    members
 }
 
 fn watch_requests(spool: &Spool) -> Result<AsyncFd<InotifyFd>, WatchError> {
     let dir = spool.dir(Dir::Requests);
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| ha::HaError::errno("inotify_init", &dir, e))?;
-    let requests = ino
-        .add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
+    ino.add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &dir, e))?;
-    let members = spool.dir(Dir::Members);
-    ino.add_watch(&members, AddWatchFlags::IN_MOVED_TO)
-        .map_err(|e| ha::HaError::errno("inotify_add_watch", &members, e))?;
     // SAFETY: the descriptor is owned by the `Inotify` inside the `AsyncFd`, so it stays open and the
     // same for the `AsyncFd`'s whole life, and `as_raw_fd` always returns it.
-    let registered =
-        unsafe { AsyncFd::register_with_interest(InotifyFd { ino, requests }, tokio::io::Interest::READABLE) };
+    let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) };
     registered.map_err(|e| ha::HaError::io("register inotify for", &dir, e.into()).into())
 }
 
