@@ -85,8 +85,8 @@ pub fn recover(spool: &Spool) -> Result<Vec<Recovered>> {
     Ok(done)
 }
 
-/// Re-dispatches the claims of `watcher`, stuck in uninterruptible sleep after SIGKILL and still
-/// holding its locks: each request is queued again as a fresh file marked `target_lock_waived` (the
+/// Re-dispatches the claims of `watcher` whose lease is still held, the watcher being stuck in
+/// uninterruptible sleep after SIGKILL: each request is queued again as a fresh file marked `target_lock_waived` (the
 /// stuck process may hold the target's lock forever), and the stuck claim moves to `done/` with a
 /// `.stuck` suffix so that the holder, if it ever wakes, finds its claim gone and does not answer.
 /// Returns the request ids re-dispatched.
@@ -100,6 +100,11 @@ pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
             continue;
         };
         let path = entry.path();
+        // Only what the stuck process still holds: a claim of an earlier incarnation with this id,
+        // whose lease is free, belongs to ordinary recovery (it may already be answered).
+        if lock::probe_held(&path)? != Some(true) {
+            continue;
+        }
         let Ok(bytes) = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) else {
             continue;
         };
@@ -143,5 +148,24 @@ mod tests {
         assert!(again.target_lock_waived);
         assert!(!stuck.still_ours(&s), "the stuck holder will find its claim gone");
         assert_eq!(redispatch(&s, "stuck").unwrap(), Vec::<String>::new(), "idempotent");
+    }
+
+    #[test]
+    fn a_dead_incarnations_answered_claim_is_left_to_recovery() {
+        let d = tempfile::tempdir().unwrap();
+        let s = Spool::new(d.path().join("s"));
+        s.prepare(&WATCHER_DIRS).unwrap();
+        let id = "1b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        std::fs::write(
+            s.request_path(id),
+            format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1"}}"#),
+        )
+        .unwrap();
+        let Claim::Claimed(dead) = try_claim(&s, &format!("{id}.json"), "w0").unwrap() else { panic!() };
+        std::fs::write(s.response_path(id), "{}").unwrap();
+        drop(dead);
+        assert_eq!(redispatch(&s, "w0").unwrap(), Vec::<String>::new(), "its lease is free: not stuck");
+        assert!(!s.request_path(id).exists(), "an answered request is never queued again");
+        assert_eq!(recover(&s).unwrap().len(), 1, "recovery retires it");
     }
 }
