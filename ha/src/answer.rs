@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use crate::claim::Claimed;
 use crate::error::Result;
 use crate::fsio::lock::Lock;
-use crate::fsio::{self, Moved, TempFile};
+use crate::fsio::{self, TempFile};
 use crate::response::Response;
 use crate::spool::{Dir, Spool};
 
@@ -52,16 +52,7 @@ pub fn respond(spool: &Spool, resp: &Response) -> Result<Placed> {
 
 /// Moves a file out of `claimed/` into `done/` under a unique name. `false`: it was already gone.
 fn retire(spool: &Spool, from: &std::path::Path, name: &str) -> Result<bool> {
-    let mut dest = spool.dir(Dir::Done).join(name);
-    loop {
-        match fsio::move_noreplace(from, &dest)? {
-            Moved::Done => return Ok(true),
-            Moved::SourceGone => return Ok(false),
-            Moved::DestinationExists => {
-                dest = spool.dir(Dir::Done).join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
-            }
-        }
-    }
+    Ok(fsio::move_into(from, &spool.dir(Dir::Done), name)?.is_some())
 }
 
 fn remove_waiting(spool: &Spool, id: &str) {

@@ -181,17 +181,9 @@ fn young(meta: &std::fs::Metadata) -> bool {
 pub fn quarantine(spool: &Spool, from: &Path, reason: &str) -> Result<Option<PathBuf>> {
     let file_name = from.file_name().map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
     let file_name = file_name.as_str();
-    let qdir = spool.dir(Dir::Quarantine);
-    let mut dest = qdir.join(file_name);
-    loop {
-        match fsio::move_noreplace(from, &dest)? {
-            Moved::Done => break,
-            Moved::SourceGone => return Ok(None),
-            Moved::DestinationExists => {
-                dest = qdir.join(format!("{file_name}.{}", uuid::Uuid::new_v4().simple()));
-            }
-        }
-    }
+    let Some(dest) = fsio::move_into(from, &spool.dir(Dir::Quarantine), file_name)? else {
+        return Ok(None);
+    };
     let mut reason_path = dest.clone().into_os_string();
     reason_path.push(".reason");
     fsio::write_new(&spool.dir(Dir::Tmp), Path::new(&reason_path), format!("{reason}\n").as_bytes())?;

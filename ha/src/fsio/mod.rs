@@ -55,6 +55,19 @@ pub fn move_noreplace(from: &Path, to: &Path) -> Result<Moved> {
     Ok(moved)
 }
 
+/// Moves `from` into `dir` as `name`, or as `name.<uuid>` when `name` is taken there: nothing is ever
+/// replaced. `Ok(None)`: the source was gone.
+pub fn move_into(from: &Path, dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let mut dest = dir.join(name);
+    loop {
+        match move_noreplace(from, &dest)? {
+            Moved::Done => return Ok(Some(dest)),
+            Moved::SourceGone => return Ok(None),
+            Moved::DestinationExists => dest = dir.join(format!("{name}.{}", uuid::Uuid::new_v4().simple())),
+        }
+    }
+}
+
 /// The fallback for file systems without `RENAME_NOREPLACE`: `link` fails with `EEXIST` instead of
 /// replacing, then the source name is removed.
 fn link_then_unlink(from: &Path, to: &Path) -> Result<Moved> {
@@ -251,6 +264,10 @@ mod tests {
         assert_eq!(link_then_unlink(&b, &a).unwrap(), Moved::Done);
         std::fs::write(&b, "again").unwrap();
         assert_eq!(link_then_unlink(&b, &a).unwrap(), Moved::DestinationExists);
+        let into = move_into(&b, d.path(), "a").unwrap().unwrap();
+        assert!(into.file_name().unwrap().to_string_lossy().starts_with("a."), "{into:?}");
+        assert_eq!(std::fs::read_to_string(&a).unwrap(), "a", "the existing file was not replaced");
+        assert_eq!(move_into(&b, d.path(), "a").unwrap(), None);
     }
 
     #[test]
