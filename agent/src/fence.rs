@@ -79,24 +79,27 @@ pub fn verdict(action: Action, r: &Response) -> Result<Answer, String> {
 }
 
 /// Runs one power action end to end.
-pub fn run(opts: &Options, action: Action, start: Start, discovery: &mut Discovery) -> Result<Answer, Failure> {
+pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failure> {
     let target = opts.target().ok_or(Failure::NoTarget)?.to_string();
     if !ha::names::is_safe_name(&target) {
         return Err(Failure::UnsafeTarget(target));
     }
     let spool = Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k| std::env::var(k).ok())?);
     spool.prepare(&AGENT_DIRS)?;
+    let names = opts.nodename.iter().chain([&target]).cloned().collect();
+    let mut discovery = Discovery::start(opts, &spool, names);
     let log = EventLog::open(&opts.log_dir);
     tracing::info!("Fence action requested: {action} for target: {target}");
     std::thread::sleep(opts.delay);
 
     let give_up = start.instant + opts.delay + opts.fence_timeout;
     let deadline = start.boot.after(opts.delay + opts.fence_timeout - ha::decide::answer_margin(opts.fence_timeout));
-    let record = |status, gfs2: &[String], details: &str, id: Option<&str>, r: Option<&Response>| {
+    let record = |status, found: &crate::discovery::Result, details: &str, id: Option<&str>, r: Option<&Response>| {
         log.record(&Event {
             action: action.as_str(),
             target_node: &target,
-            gfs2,
+            gfs2: &found.0,
+            gfs2_discovery: Some(&found.1),
             status,
             details,
             request_id: id,
@@ -116,8 +119,8 @@ pub fn run(opts: &Options, action: Action, start: Start, discovery: &mut Discove
                 spool.base().display(),
                 spool.dir(Dir::Members).display()
             );
-            let gfs2 = discovery.now().map(<[String]>::to_vec).unwrap_or_default();
-            record(Status::Failed, &gfs2, &msg, None, None);
+            let found = discovery.now().cloned().unwrap_or_default();
+            record(Status::Failed, &found, &msg, None, None);
             return Err(Failure::Fence(msg));
         }
         tracing::debug!("live watchers: {}", live.join(", "));
@@ -141,7 +144,7 @@ pub fn run(opts: &Options, action: Action, start: Start, discovery: &mut Discove
         timestamp: ha::clock::rfc3339_now(),
         action,
         target_node: target.clone(),
-        gfs2_filesystems: discovery.now().map(<[String]>::to_vec).unwrap_or_default(),
+        gfs2_filesystems: discovery.now().map(|r| r.0.clone()).unwrap_or_default(),
         recorder_node: log.recorder_node().to_string(),
         version: Some(SPOOL_VERSION),
         nodename: opts.nodename.clone(),
@@ -150,6 +153,7 @@ pub fn run(opts: &Options, action: Action, start: Start, discovery: &mut Discove
         deadline_boottime_ns: Some(deadline.0),
         boot_id: Some(ha::clock::boot_id()?),
         target_lock_waived: false,
+        gfs2_discovery: discovery.now().map(|r| r.1.clone()),
     };
     let path = spool.request_path(&id);
     if !fsio::write_new(&spool.dir(Dir::Tmp), &path, &req.to_json())? {
@@ -158,7 +162,7 @@ pub fn run(opts: &Options, action: Action, start: Start, discovery: &mut Discove
     tracing::info!("Wrote fence request: {}", path.display());
 
     let gfs2 = discovery.wait(give_up);
-    tracing::info!("GFS2 filesystems for {target}: {}", ha::pyjson::dumps(&gfs2));
+    tracing::info!("GFS2 filesystems for {target}: {} ({})", ha::pyjson::dumps(&gfs2.0), describe(&gfs2.1));
     record(Status::Requested, &gfs2, &format!("Fence action {action} requested by Pacemaker"), Some(&id), None);
 
     match wait_response(&inotify, &spool, &req, give_up) {
@@ -184,6 +188,19 @@ pub fn run(opts: &Options, action: Action, start: Start, discovery: &mut Discove
             Err(Failure::Fence(msg))
         }
     }
+}
+
+/// One line for the operational log: how the file systems were found.
+fn describe(p: &ha::discovery::snapshot::Provenance) -> String {
+    let mut s = match (p.age_ms, p.duration_ms) {
+        (Some(age), _) => format!("snapshot taken {:.1}s before", age as f64 / 1000.0),
+        (None, Some(ms)) => format!("live discovery in {ms} ms"),
+        (None, None) => p.method.clone(),
+    };
+    for (source, e) in &p.errors {
+        s.push_str(&format!("; {source} failed: {e}"));
+    }
+    s
 }
 
 /// Waits until `give_up` for a response that answers `req`.

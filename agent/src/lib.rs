@@ -104,8 +104,7 @@ pub fn run() -> Result<ExitCode, Failure> {
         "list" => out(&health::list(&opts)?),
         other => {
             let action = Action::parse(other).ok_or_else(|| Failure::UnknownAction(other.to_string()))?;
-            let mut discovery = discovery::Discovery::start(opts.discovery, &opts.kubectl_cmd, opts.discovery_timeout);
-            let answer = fence::run(&opts, action, start, &mut discovery)?;
+            let answer = fence::run(&opts, action, start)?;
             out(&answer.stdout)?;
             Ok(ExitCode::from(answer.code))
         }

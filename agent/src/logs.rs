@@ -20,6 +20,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ha::discovery::snapshot::Provenance;
 use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
@@ -69,6 +70,8 @@ pub struct Event<'a> {
     pub target_node: &'a str,
     /// The GFS2 file systems involved (or the original markers).
     pub gfs2: &'a [String],
+    /// How they were found.
+    pub gfs2_discovery: Option<&'a Provenance>,
     /// The status.
     pub status: Status,
     /// Free text.
@@ -119,6 +122,9 @@ pub struct EventRecord {
     /// Time from the agent's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<u64>,
+    /// How the GFS2 file systems were found (snapshot and its age, or live, per source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gfs2_discovery: Option<Provenance>,
 }
 
 /// A readable-log line, parsed.
@@ -197,6 +203,7 @@ pub fn json_line(utc: String, recorder_node: &str, e: &Event<'_>) -> String {
         outcome: owned(e.outcome),
         watcher_id: owned(e.watcher_id),
         elapsed_ms: e.elapsed_ms,
+        gfs2_discovery: e.gfs2_discovery.cloned(),
     });
     s.push('\n');
     s
@@ -367,6 +374,7 @@ mod tests {
             action: "reboot",
             target_node: "compute-node-3",
             gfs2,
+            gfs2_discovery: None,
             status: Status::Requested,
             details: "Fence action reboot requested\nby Pacemaker",
             request_id: Some("id"),

@@ -5,12 +5,13 @@
 //! environment names keep working (`FENCE_TIMEOUT`, `LOG_DIR`, `FENCE_LOG`, `GFS2_DISCOVERY_ENABLED`,
 //! `KUBECTL_CMD`, and `REQUEST_DIR`/`RESPONSE_DIR` through the spool's resolver).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command};
+use ha::discovery::Source;
 
 use crate::params::{self, Kind, PARAMS};
 
@@ -122,8 +123,14 @@ pub struct Options {
     pub discovery: bool,
     /// Discovery's budget.
     pub discovery_timeout: Duration,
+    /// The discovery sources (empty: discovery off).
+    pub discovery_sources: BTreeSet<Source>,
+    /// Oldest leader snapshot used at fence time.
+    pub discovery_max_age: Duration,
     /// The kubectl command line.
     pub kubectl_cmd: String,
+    /// kubectl's `--kubeconfig`.
+    pub kubeconfig: Option<String>,
     /// Queue priority override.
     pub queue_priority: Option<i32>,
     /// Delay before fencing.
@@ -189,6 +196,17 @@ impl Options {
         } else {
             env("GFS2_DISCOVERY_ENABLED").is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
         };
+        let (sources_name, sources) = match opt("discovery_sources") {
+            Some(v) => ("discovery_sources", v),
+            None => {
+                ("GFS2_DISCOVERY_SOURCES", env("GFS2_DISCOVERY_SOURCES").unwrap_or_else(|| "kubernetes,dlm,cib".into()))
+            }
+        };
+        let discovery_sources = Source::parse_list(&sources).map_err(|_| BadValue {
+            name: sources_name.into(),
+            value: sources.clone(),
+            why: "expected a comma-separated list of kubernetes, dlm, cib",
+        })?;
         let queue_priority = match opt("queue_priority") {
             Some(v) => Some(v.trim().parse::<i32>().map_err(|_| BadValue {
                 name: "queue_priority".into(),
@@ -212,7 +230,14 @@ impl Options {
                 &opt("discovery_timeout").unwrap_or_else(|| "2".into()),
                 true,
             )?,
+            discovery_sources,
+            discovery_max_age: seconds(
+                "discovery_max_age",
+                &opt("discovery_max_age").unwrap_or_else(|| "120".into()),
+                true,
+            )?,
             kubectl_cmd: opt("kubectl_cmd").or_else(|| env("KUBECTL_CMD")).unwrap_or_else(|| "kubectl".into()),
+            kubeconfig: opt("kubeconfig").filter(|s| !s.is_empty()),
             queue_priority,
             delay: seconds("delay", &opt("delay").unwrap_or_else(|| "0".into()), true)?,
             verbose: opt("verbose").is_some(),

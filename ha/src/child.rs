@@ -1,4 +1,4 @@
-//! Children that cannot outlive their owner: fence commands (watcher) and discovery tools (agent).
+//! Children that cannot outlive their owner: fence commands (watcher) and discovery tools (agent, leader).
 //!
 //! Every child is started in its own process group (so a timeout kills it and everything it
 //! started with one `killpg`) with `PR_SET_PDEATHSIG(SIGKILL)`, and checks `getppid()` right after

@@ -84,6 +84,7 @@ mod tests {
             deadline_boottime_ns: ns,
             boot_id: boot.map(str::to_string),
             target_lock_waived: false,
+            gfs2_discovery: None,
         }
     }
 

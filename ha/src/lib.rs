@@ -19,6 +19,7 @@ pub mod child;
 pub mod claim;
 pub mod clock;
 pub mod decide;
+pub mod discovery;
 pub mod error;
 pub mod fence_args;
 pub mod fsio;

@@ -101,6 +101,9 @@ pub struct Request {
     /// still hold the target's lock, so this request runs without it (exclusion is not guaranteed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub target_lock_waived: bool,
+    /// How `gfs2_filesystems` was found (snapshot and its age, or live, per-source results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gfs2_discovery: Option<crate::discovery::snapshot::Provenance>,
 }
 
 /// Why a request file is refused (the text goes to its `.reason` file in `quarantine/`).

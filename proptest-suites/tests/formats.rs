@@ -1,9 +1,10 @@
 //! The file formats: requests, responses and both readable logs round-trip, and no byte string makes
-//! a parser panic. Protects the spool's public contract and the audit trail's readability.
+//! a parser panic (discovery tools' output included). Protects the spool's public contract and the audit trail's readability.
 
 use proptest::prelude::*;
 
 use agent::logs::{json_line, parse_readable, readable_line, Event, EventRecord, Status};
+use ha::discovery::{self, snapshot::Provenance, Source};
 use ha::request::{Action, Request};
 use ha::response::{Outcome, PowerState, Response};
 
@@ -27,7 +28,7 @@ prop_compose! {
             request_id: uuid::Uuid::from_u128(id).hyphenated().to_string(),
             timestamp, action, target_node: target, gfs2_filesystems: gfs2, recorder_node: recorder,
             version: versioned.then_some(1), nodename, queue_priority: priority, deadline,
-            deadline_boottime_ns: ns, boot_id: boot, target_lock_waived: waived,
+            deadline_boottime_ns: ns, boot_id: boot, target_lock_waived: waived, gfs2_discovery: None,
         }
     }
 }
@@ -71,7 +72,7 @@ proptest! {
         details in ".*",
     ) {
         let e = Event { action: a.as_str(), target_node: &target, gfs2: &gfs2, status, details: &details,
-            request_id: None, nodename: None, outcome: None, watcher_id: None, elapsed_ms: None };
+            request_id: None, nodename: None, outcome: None, watcher_id: None, elapsed_ms: None, gfs2_discovery: None };
         let line = readable_line("2025-01-10 14:23:16", &e);
         let gfs2_part = &line[line.find(" GFS2=").unwrap()..line.find(" STATUS=").unwrap()];
         prop_assert!(gfs2_part.is_ascii(), "GFS2 names are written as json.dumps does: {}", gfs2_part);
@@ -88,10 +89,15 @@ proptest! {
     fn jsonl_records_round_trip(
         a in action(), target in safe_name(), gfs2 in prop::collection::vec(".*", 0..4), details in ".*",
         id in prop::option::of(".*"), elapsed in prop::option::of(any::<u64>()),
+        age in prop::option::of(any::<u64>()), dlm in prop::collection::vec(".*", 0..3), error in ".*",
     ) {
+        let provenance = Provenance {
+            method: "snapshot".into(), taken: Some("2025-01-10T14:23:00Z".into()), age_ms: age, duration_ms: None,
+            by_source: [(Source::Dlm, dlm)].into(), errors: [(Source::Cib, error)].into(),
+        };
         let e = Event { action: a.as_str(), target_node: &target, gfs2: &gfs2, status: Status::Completed,
             details: &details, request_id: id.as_deref(), nodename: None, outcome: None, watcher_id: None,
-            elapsed_ms: elapsed };
+            elapsed_ms: elapsed, gfs2_discovery: Some(&provenance) };
         let line = json_line("2025-01-10T14:23:16Z".into(), "rabbit", &e);
         prop_assert!(line.is_ascii(), "json.dumps escapes everything outside ASCII");
         let back: EventRecord = serde_json::from_str(&line).unwrap();
@@ -99,6 +105,7 @@ proptest! {
         prop_assert_eq!(back.details, details);
         prop_assert_eq!(back.request_id, id);
         prop_assert_eq!(back.elapsed_ms, elapsed);
+        prop_assert_eq!(back.gfs2_discovery, Some(provenance));
     }
 
     /// Whatever is in a file or on stdin, parsers answer with a value or a typed error, never a panic.
@@ -108,6 +115,12 @@ proptest! {
         let _ = Request::parse(&bytes);
         let _ = Response::parse(&bytes);
         let _ = parse_readable(&text);
+        let _ = discovery::nnf::parse(&bytes);
+        let _ = discovery::dlm::parse_ls(&text);
+        let _ = discovery::dlm::parse_status(&text);
+        let _ = discovery::dlm::parse_crm_node(&text);
+        let _ = discovery::dlm::parse_cmapctl(&text);
+        let _ = discovery::cib::parse(&text);
         let _ = serde_json::from_slice::<EventRecord>(&bytes);
         let _ = ha::names::ClaimName::parse(&text);
         let _ = ha::names::request_id_of_file(&text);

@@ -118,6 +118,7 @@ impl World {
             deadline_boottime_ns: Some(deadline.0),
             boot_id: Some(self.boot.clone()),
             target_lock_waived: false,
+            gfs2_discovery: None,
         };
         assert!(fsio::write_new(&self.spool.dir(Dir::Tmp), &self.spool.request_path(&id), &req.to_json()).unwrap());
         self.submitted.insert(id.clone());

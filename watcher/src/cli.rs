@@ -1,14 +1,17 @@
 //! The command line of `gfs2-fence-watcher`. Every option has an environment form (`GFS2_FENCE_*`),
 //! shown in `--help`; the command line wins over the environment, which wins over the default.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use ha::discovery::run::Tools;
+
 use crate::config::FenceConfig;
+use crate::discovery::DiscoverySettings;
 use crate::settings::Settings;
 use crate::WatchError;
 
@@ -128,6 +131,25 @@ struct RunArgs {
     /// Age after which the leader removes finished records (done/, responses/, attempts/); 0: keep.
     #[arg(long, env = "GFS2_FENCE_RETENTION", value_name = "SECONDS", default_value = "0", value_parser = seconds_or_off)]
     retention: Duration,
+    /// Period of the leader's GFS2 discovery rounds (discovery.json, read by agents); 0: off
+    /// (GFS2_DISCOVERY_ENABLED=false also switches it off).
+    #[arg(long, env = "GFS2_FENCE_DISCOVERY_INTERVAL", value_name = "SECONDS", default_value = "30", value_parser = seconds_or_off)]
+    discovery_interval: Duration,
+    /// Budget of one discovery round (all sources in parallel; a tool still running is killed).
+    #[arg(long, env = "GFS2_FENCE_DISCOVERY_TIMEOUT", value_name = "SECONDS", default_value = "10", value_parser = seconds)]
+    discovery_timeout: Duration,
+    /// How long a node that a source stops listing (a failed node leaving the DLM) keeps its last entry.
+    #[arg(long, env = "GFS2_FENCE_DISCOVERY_MEMORY", value_name = "SECONDS", default_value = "600", value_parser = seconds)]
+    discovery_memory: Duration,
+    /// Discovery sources, comma-separated: kubernetes, dlm, cib.
+    #[arg(long, env = "GFS2_DISCOVERY_SOURCES", value_name = "LIST", default_value = "kubernetes,dlm,cib", value_parser = ha::discovery::Source::parse_list)]
+    discovery_sources: BTreeSet<ha::discovery::Source>,
+    /// kubectl command line for the NNF source (split on white space, never run through a shell).
+    #[arg(long, env = "KUBECTL_CMD", value_name = "COMMAND", default_value = "kubectl")]
+    kubectl_cmd: String,
+    /// kubeconfig file for kubectl (default: kubectl's own).
+    #[arg(long, env = "GFS2_FENCE_KUBECONFIG", value_name = "FILE")]
+    kubeconfig: Option<String>,
 }
 
 fn settings(a: RunArgs) -> Result<Settings, WatchError> {
@@ -150,6 +172,20 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     if !ha::names::is_safe_name(&id) {
         return Err(WatchError::Usage(format!("watcher id {id:?} is not [A-Za-z0-9_.-]")));
     }
+    let enabled = std::env::var("GFS2_DISCOVERY_ENABLED").map_or(true, |v| !v.trim().eq_ignore_ascii_case("false"));
+    let discovery =
+        off_if_zero(a.discovery_interval).filter(|_| enabled && !a.discovery_sources.is_empty()).map(|interval| {
+            DiscoverySettings {
+                interval,
+                timeout: a.discovery_timeout,
+                memory: a.discovery_memory,
+                tools: Tools {
+                    sources: a.discovery_sources.clone(),
+                    kubectl: a.kubectl_cmd.split_whitespace().map(str::to_string).collect(),
+                    kubeconfig: a.kubeconfig.clone(),
+                },
+            }
+        });
     Ok(Settings {
         spool: ha::spool::Spool::new(base),
         id,
@@ -172,6 +208,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         health_interval: off_if_zero(a.health_interval),
         retention: off_if_zero(a.retention),
         tmp_max_age: Duration::from_secs(3600),
+        discovery,
     })
 }
 

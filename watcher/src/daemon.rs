@@ -134,8 +134,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             }
             granted = &mut candidacy, if office.is_none() => match granted {
                 Ok(Ok(lock)) => match election::take_office(&spool, &s.id) {
-                    Ok(_) => {
+                    Ok(record) => {
                         office = Some(lock);
+                        if let Some(d) = s.discovery.clone() {
+                            tokio::spawn(crate::discovery::rounds(shared.clone(), d, record.epoch));
+                        }
                         if let Some(period) = s.health_interval {
                             let shared = shared.clone();
                             tokio::spawn(async move {

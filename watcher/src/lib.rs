@@ -6,7 +6,8 @@
 //! - [`daemon`]: `run(settings, shutdown)`, the main loop; [`index`]: the ordered view of `requests/`.
 //! - [`dispatch`]: what to run next (target locks, superseding, coalescing); [`serve`]: one job,
 //!   with retries; [`reply`]: answers.
-//! - [`execute`]: one command execution; [`fencepath`]: the leader's fence path health checks.
+//! - [`execute`]: one command execution; [`fencepath`]: the leader's fence path health checks;
+//!   [`discovery`]: the leader's GFS2 discovery rounds (`discovery.json`).
 //! - [`member`]: the member lock and heartbeat; [`election`]: leader candidacy; [`sweep`]: recovery
 //!   of dead claims, fencing of frozen peers, retention; [`peers`]: recovery the moment a peer dies;
 //!   [`notify`]: systemd notifications.
@@ -16,6 +17,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod discovery;
 pub mod dispatch;
 pub mod election;
 pub mod execute;

@@ -7,6 +7,7 @@ use ha::backoff::RetryPolicy;
 use ha::spool::Spool;
 
 use crate::config::FenceConfig;
+use crate::discovery::DiscoverySettings;
 
 /// A watcher's settings.
 #[derive(Debug, Clone)]
@@ -45,4 +46,6 @@ pub struct Settings {
     pub retention: Option<Duration>,
     /// Age past which the leader removes leftovers in `tmp/`.
     pub tmp_max_age: Duration,
+    /// The leader's GFS2 discovery rounds (`None`: off).
+    pub discovery: Option<DiscoverySettings>,
 }

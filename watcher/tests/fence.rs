@@ -243,27 +243,3 @@ fn concurrent_agents_never_tear_a_log_line() {
     let starts = w.ledger().iter().filter(|l| l.event == "start").count();
     assert_eq!(starts, 16, "each request executed once across two watchers");
 }
-
-#[test]
-fn discovery_results_go_into_the_logs() {
-    let w = World::new();
-    let _watcher = w.watcher("w1", &[]);
-    let kubectl = w.dir.path().join("kubectl");
-    std::fs::write(
-        &kubectl,
-        "#!/bin/sh\ncat <<'EOF'\n{\"items\":[{\"metadata\":{\"name\":\"fs-b\"},\"spec\":{\"fileSystemType\":\"gfs2\"}},\
-         {\"metadata\":{\"name\":\"fs-a\"},\"spec\":{\"fileSystemType\":\"gfs2\"}},\
-         {\"metadata\":{\"name\":\"x\"},\"spec\":{\"fileSystemType\":\"xfs\"}}]}\nEOF\n",
-    )
-    .unwrap();
-    std::fs::set_permissions(&kubectl, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let stdin = format!(
-        "spool_dir={}\nlog_dir={}\nkubectl_cmd={}\naction=off\nport=n1\n",
-        w.spool.display(),
-        w.logs.display(),
-        kubectl.display()
-    );
-    assert_exit(&w.agent_raw_stdin(&stdin), 0);
-    let readable = w.log("fence-events-readable.log");
-    assert!(readable.contains("GFS2=[\"fs-a\", \"fs-b\"] STATUS=completed"), "{readable}");
-}

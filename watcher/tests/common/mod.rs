@@ -26,6 +26,9 @@ const SCRUB: &[&str] = &[
     "FENCE_LOG",
     "GFS2_DISCOVERY_ENABLED",
     "KUBECTL_CMD",
+    "GFS2_DISCOVERY_SOURCES",
+    "GFS2_FENCE_DISCOVERY_INTERVAL",
+    "KUBECONFIG",
     "GFS2_FENCE_SPOOL_DIR",
     "GFS2_FENCE_COMMAND",
     "GFS2_FENCE_OPTIONS",
@@ -111,6 +114,8 @@ pub struct World {
     pub logs: PathBuf,
     pub ledger: PathBuf,
     pub behavior: PathBuf,
+    /// A directory put first on the binaries' `PATH` (fake discovery tools).
+    pub path_prefix: Option<PathBuf>,
 }
 
 impl World {
@@ -121,7 +126,7 @@ impl World {
         let ledger = dir.path().join("ledger.jsonl");
         let behavior = dir.path().join("behavior.json");
         std::fs::write(&behavior, "{}").unwrap();
-        World { dir, spool, logs, ledger, behavior }
+        World { dir, spool, logs, ledger, behavior, path_prefix: None }
     }
 
     pub fn spool(&self) -> ha::spool::Spool {
@@ -153,8 +158,10 @@ impl World {
             .arg(format!("--fence-option=ledger={}", self.ledger.display()))
             .arg(format!("--fence-option=behavior_file={}", self.behavior.display()))
             .args(["--rescan-interval", "0.3", "--heartbeat-interval", "0.3", "--shutdown-grace", "2"])
+            .args(["--discovery-interval", "0"])
             .args(extra)
             .env("GFS2_FENCE_LOG", "debug")
+            .env("PATH", self.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap());
@@ -192,8 +199,17 @@ impl World {
         for k in SCRUB {
             cmd.env_remove(k);
         }
-        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("PATH", self.path());
         cmd
+    }
+
+    /// `PATH` for the binaries: [`World::path_prefix`] first.
+    pub fn path(&self) -> std::ffi::OsString {
+        let system = std::env::var_os("PATH").unwrap_or_default();
+        match &self.path_prefix {
+            Some(p) => std::env::join_paths(std::iter::once(p.clone()).chain(std::env::split_paths(&system))).unwrap(),
+            None => system,
+        }
     }
 
     /// The stdin lines every test agent gets (spool, logs, no discovery) plus `lines`.
