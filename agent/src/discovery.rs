@@ -49,7 +49,7 @@ impl Discovery {
             return Discovery::disabled();
         }
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        match snapshot::read(spool) {
+        match snapshot::read_for(spool, &refs) {
             Ok(Some(snap)) => match ha::clock::boot_id().ok().and_then(|boot| snap.age(BootTime::now(), &boot)) {
                 Some(age) if age <= opts.discovery_max_age => return Discovery::ready(snap.for_node(&refs, age)),
                 Some(age) => tracing::info!(

@@ -1,7 +1,8 @@
 //! Writing the answer and retiring a claim.
 //!
-//! - [`respond`]: the first response for a request wins (no-replace move into `responses/`); a later
-//!   one is kept in `done/` as `<id>.superseded.<watcher>.<n>.json` and reported, never lost.
+//! - [`respond`]: the first response for a request wins (no-replace move into `responses/`) and wakes
+//!   the waiting agent through its FIFO; a later one is kept in `done/` as
+//!   `<id>.superseded.<watcher>.<n>.json` and reported, never lost.
 //! - [`finish`]: moves the claimed file to `done/`, removes the agent's waiting lock file, then drops
 //!   the lease. The lease is released only after its file has left `claimed/`.
 //! - [`requeue`]: puts a request back in `requests/` as a fresh, unlocked file with the same bytes,
@@ -30,6 +31,7 @@ pub fn respond(spool: &Spool, resp: &Response) -> Result<Placed> {
     let id = &resp.request_id;
     let tmp = TempFile::write(&spool.dir(Dir::Tmp), &format!("{id}.response"), &resp.to_json())?;
     let Err(tmp) = tmp.place(&spool.response_path(id))? else {
+        fsio::wake::wake(&spool.waiting_fifo(id));
         return Ok(Placed::First);
     };
     let watcher = resp.watcher_id.as_deref().unwrap_or("unknown");
@@ -57,6 +59,7 @@ fn retire(spool: &Spool, from: &std::path::Path, name: &str) -> Result<bool> {
 
 fn remove_waiting(spool: &Spool, id: &str) {
     let _ = std::fs::remove_file(spool.waiting_lock(id));
+    let _ = std::fs::remove_file(spool.waiting_fifo(id));
 }
 
 /// Retires an answered claim: `claimed/` → `done/`, waiting lock file removed, lease dropped.
@@ -98,4 +101,38 @@ pub fn requeue(spool: &Spool, lease: Lock, id: &str, bytes: &[u8]) -> Result<()>
 /// Releases a claim that will not be executed by this watcher (shutdown before the fence ran).
 pub fn release(spool: &Spool, claimed: Claimed) -> Result<()> {
     requeue(spool, claimed.lease, &claimed.name.id, &claimed.bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsio::wake::Fifo;
+
+    #[test]
+    fn the_first_response_wakes_the_waiting_agent_a_superseded_one_does_not() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::new(d.path().join("spool"));
+        spool.prepare(&crate::spool::WATCHER_DIRS).unwrap();
+        let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        let fifo = Fifo::create(&spool.waiting_fifo(id)).unwrap();
+        let resp = Response {
+            request_id: id.into(),
+            success: true,
+            action_performed: "off".into(),
+            target_node: "n".into(),
+            message: "m".into(),
+            timestamp: "t".into(),
+            version: Some(1),
+            power_state: None,
+            watcher_id: Some("w1".into()),
+            attempts: None,
+            duration_ms: None,
+            outcome: None,
+            epoch: None,
+        };
+        assert_eq!(respond(&spool, &resp).unwrap(), Placed::First);
+        assert!(fifo.drain(), "woken");
+        assert!(matches!(respond(&spool, &resp).unwrap(), Placed::Superseded(_)));
+        assert!(!fifo.drain(), "a superseded response changes nothing the agent reads");
+    }
 }

@@ -116,6 +116,11 @@ impl Spool {
         self.dir(Dir::Waiting).join(format!("{id}.lock"))
     }
 
+    /// `waiting/<id>.fifo`, the agent's wake-up FIFO (see `fsio::wake`).
+    pub fn waiting_fifo(&self, id: &str) -> PathBuf {
+        self.dir(Dir::Waiting).join(format!("{id}.fifo"))
+    }
+
     /// Whether watchers of this project manage the spool (they create `members/`). Otherwise an
     /// external responder (the original Python watchers, NNF's responder) answers it.
     pub fn is_managed(&self) -> bool {

@@ -84,7 +84,7 @@ pub fn round(
             _ => {}
         }
     }
-    let bytes = serde_json::to_vec_pretty(&snap).expect("a snapshot serialises");
+    let bytes = serde_json::to_vec(&snap).expect("a snapshot serialises");
     ha::fsio::write_replace(&spool.dir(Dir::Tmp), &snapshot::path(spool), &bytes)?;
     Ok(snap)
 }

@@ -110,6 +110,25 @@ fn a_hanging_executor_is_killed_at_the_deadline_and_the_agent_answers_before_its
 }
 
 #[test]
+fn the_agent_waits_on_its_fifo_and_leaves_nothing_in_waiting() {
+    use std::os::unix::fs::FileTypeExt;
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    w.behave("n1", "sleep:1500");
+    let agent = w.spawn_agent("action=off\nport=n1\n");
+    let mut fifo = None;
+    let seen = wait_until(Duration::from_secs(20), || {
+        fifo = w.files("waiting").into_iter().find(|n| n.ends_with(".fifo"));
+        fifo.is_some()
+    });
+    assert!(seen, "the agent made no FIFO in waiting/");
+    let meta = std::fs::symlink_metadata(w.sub("waiting").join(fifo.unwrap())).unwrap();
+    assert!(meta.file_type().is_fifo());
+    assert_exit(&agent.wait_with_output().unwrap(), 0);
+    assert!(wait_until(Duration::from_secs(10), || w.files("waiting").is_empty()), "{:?}", w.files("waiting"));
+}
+
+#[test]
 fn an_agent_that_times_out_is_answered_abandoned_and_never_executed() {
     let w = World::new();
     let watcher = w.watcher("w1", &[]);

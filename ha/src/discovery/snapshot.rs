@@ -144,11 +144,117 @@ pub fn path(spool: &Spool) -> PathBuf {
 
 /// Reads the snapshot: `Ok(None)` when there is none.
 pub fn read(spool: &Spool) -> Result<Option<Snapshot>, String> {
+    read_with(spool, |bytes| serde_json::from_slice(bytes))
+}
+
+/// Reads the snapshot keeping only the entries of `names` (the agent's lookup at fence time): the
+/// other nodes are skipped by the parser without being built, so the cost stays near a plain read
+/// of the file however many nodes it holds.
+pub fn read_for(spool: &Spool, names: &[&str]) -> Result<Option<Snapshot>, String> {
+    read_with(spool, |bytes| {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let snap = serde::de::DeserializeSeed::deserialize(Only(names), &mut de)?;
+        de.end()?;
+        Ok(snap)
+    })
+}
+
+fn read_with(
+    spool: &Spool,
+    parse: impl FnOnce(&[u8]) -> Result<Snapshot, serde_json::Error>,
+) -> Result<Option<Snapshot>, String> {
     let p = path(spool);
     match fsio::read_capped(&p, MAX_SIZE) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| format!("{}: {e}", p.display())),
+        Ok(bytes) => parse(&bytes).map(Some).map_err(|e| format!("{}: {e}", p.display())),
         Err(ReadError::Gone) => Ok(None),
         Err(e) => Err(format!("{}: {e}", p.display())),
+    }
+}
+
+/// A snapshot's fields other than `nodes`.
+#[derive(Deserialize)]
+struct Head {
+    version: u32,
+    taken: String,
+    taken_boottime_ns: u64,
+    boot_id: String,
+    #[serde(default)]
+    watcher_id: Option<String>,
+    #[serde(default)]
+    epoch: Option<u64>,
+    interval_ms: u64,
+    sources: BTreeMap<Source, SourceReport>,
+}
+
+/// Deserializes a snapshot keeping only the nodes named.
+struct Only<'a>(&'a [&'a str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Only<'_> {
+    type Value = Snapshot;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Snapshot, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Only<'_> {
+    type Value = Snapshot;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a discovery snapshot")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Snapshot, A::Error> {
+        let mut head = serde_json::Map::new();
+        let mut nodes = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "nodes" {
+                nodes = map.next_value_seed(Nodes(self.0))?;
+            } else {
+                head.insert(key, map.next_value()?);
+            }
+        }
+        let h: Head = serde_json::from_value(head.into()).map_err(serde::de::Error::custom)?;
+        Ok(Snapshot {
+            version: h.version,
+            taken: h.taken,
+            taken_boottime_ns: h.taken_boottime_ns,
+            boot_id: h.boot_id,
+            watcher_id: h.watcher_id,
+            epoch: h.epoch,
+            interval_ms: h.interval_ms,
+            sources: h.sources,
+            nodes,
+        })
+    }
+}
+
+/// The `nodes` map, keeping the entries named.
+struct Nodes<'a>(&'a [&'a str]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Nodes<'_> {
+    type Value = BTreeMap<String, NodeEntry>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Nodes<'_> {
+    type Value = BTreeMap<String, NodeEntry>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of nodes")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut kept = BTreeMap::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.0.contains(&key.as_str()) {
+                kept.insert(key, map.next_value()?);
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(kept)
     }
 }
 
@@ -317,6 +423,27 @@ mod tests {
         assert_eq!((p.method.as_str(), p.age_ms), ("snapshot", Some(2000)));
         assert_eq!(s.for_node(&["c3"], Duration::ZERO).0, [super::super::NONE_DETECTED]);
         assert_eq!(s.for_node(&["c9"], Duration::ZERO).0, [super::super::NONE_DETECTED]);
+    }
+
+    #[test]
+    fn reading_for_some_nodes_keeps_exactly_those() {
+        let d = tempfile::tempdir().unwrap();
+        let spool = Spool::new(d.path());
+        std::fs::create_dir(d.path().join("tmp")).unwrap();
+        let s = Snapshot::update(
+            None,
+            &round(100),
+            &[result(Source::Dlm, 100, &[("c1", &["fs-b"]), ("c2", &["fs-a"]), ("c3", &[])]), failed(Source::Cib, 100)],
+        );
+        assert_eq!(read_for(&spool, &["c2"]).unwrap(), None);
+        fsio::write_replace(&d.path().join("tmp"), &path(&spool), &serde_json::to_vec(&s).unwrap()).unwrap();
+        let all = read(&spool).unwrap().unwrap();
+        assert_eq!(all, s);
+        let some = read_for(&spool, &["c2", "c9"]).unwrap().unwrap();
+        assert_eq!(some.nodes.keys().collect::<Vec<_>>(), ["c2"]);
+        assert_eq!(Snapshot { nodes: s.nodes.clone(), ..some.clone() }, s, "everything else is read in full");
+        std::fs::write(path(&spool), b"{\"version\":1,\"nodes\":{}} trailing").unwrap();
+        assert!(read_for(&spool, &["c2"]).is_err());
     }
 
     #[test]

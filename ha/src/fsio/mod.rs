@@ -1,4 +1,5 @@
-//! Every rename, fsync and flock of the project happens in this module and its `lock` child.
+//! Every rename, fsync and flock of the project happens in this module and its `lock` child (and
+//! `wake`, the agent's wake-up FIFO).
 //!
 //! Invariants it provides to the rest of the code:
 //! - A file another process reads is first written under `tmp/` with `O_EXCL`, fsynced, then moved into
@@ -11,6 +12,7 @@
 //! - Reads of files written by others are capped in size.
 
 pub mod lock;
+pub mod wake;
 
 use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
