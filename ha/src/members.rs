@@ -46,6 +46,19 @@ pub fn heartbeat_path(spool: &Spool, id: &str) -> PathBuf {
     spool.dir(Dir::Members).join(format!("{id}.json"))
 }
 
+/// The prefix of the transient file a joining watcher creates in `members/` (see [`announce`]).
+pub const JOIN_PREFIX: &str = ".join.";
+
+/// Tells peers watching `members/` for `IN_CREATE` that `id` has joined: creates and removes
+/// `members/.join.<id>`. Heartbeats (rewritten by rename) never create an entry, so peers wake for
+/// joins only, not at every heartbeat or fence.
+pub fn announce(spool: &Spool, id: &str) -> Result<()> {
+    let path = spool.dir(Dir::Members).join(format!("{JOIN_PREFIX}{id}"));
+    let _ = std::fs::remove_file(&path);
+    drop(crate::fsio::create_new(&path)?);
+    std::fs::remove_file(&path).map_err(HaError::at("remove", &path))
+}
+
 /// The ids of the watchers whose member lock is held now, sorted.
 pub fn live_members(spool: &Spool) -> Result<Vec<String>> {
     let dir = spool.dir(Dir::Members);

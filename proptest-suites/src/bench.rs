@@ -257,11 +257,13 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     let mut times: Vec<Duration> =
         (0..cfg.fences).map(|i| rig.fence(&bins, &format!("n{i}"), false)).collect::<Result<_, _>>()?;
     times.sort();
+    let peak = || nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).map(|u| u.max_rss());
+    let agent_peak = peak()?;
     write_snapshot(&rig.spool, cfg.fences)?;
     let mut dtimes: Vec<Duration> =
         (0..cfg.fences).map(|i| rig.fence(&bins, &format!("n{i}"), true)).collect::<Result<_, _>>()?;
     dtimes.sort();
-    let agent_peak = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN)?.max_rss();
+    let agent_peak_snapshot = peak()?;
     let idle: Vec<u64> = {
         let mut c = rig.cluster;
         std::thread::sleep(Duration::from_secs(1));
@@ -379,7 +381,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     // 4. Footprint.
     row("watcher RSS, idle", format!("{} KiB (max of {})", idle.iter().max().unwrap_or(&0), idle.len()));
     row("watcher peak RSS under the throughput load", format!("{loaded_rss} KiB"));
-    row("agent peak RSS", format!("{} KiB", agent_peak));
+    row("agent peak RSS", format!("{agent_peak} KiB; {agent_peak_snapshot} KiB reading the discovery snapshot"));
     for b in [&bins.agent, &bins.watcher] {
         row(
             &format!("size of {}", b.file_name().unwrap_or_default().to_string_lossy()),

@@ -4,8 +4,9 @@
 //! a parent thread that lives as long as the watcher (their death signal is tied to it). A second,
 //! blocked thread stands for leader (see `election`).
 //!
-//! - Each live peer's member lock is waited on by a thread (see `peers`), armed at each heartbeat
-//!   tick: a peer's death triggers the recovery of its claims at once.
+//! - Each live peer's member lock is waited on by a thread (see `peers`), armed when the peer
+//!   announces its join (`IN_CREATE` of `members/.join.<id>`) and at each heartbeat tick: a peer's
+//!   death triggers the recovery of its claims at once.
 //! - `requests/` is watched with inotify (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) into an ordered index, and
 //!   reconciled every `rescan_interval`, when the sweep also recovers dead claims and fences frozen
 //!   peers.
@@ -66,7 +67,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let boot_id = ha::clock::boot_id()?;
     let targets = serde_json::to_vec(&settings.fence.published_targets()).expect("targets serialise");
     ha::fsio::write_replace(&spool.dir(Dir::Tmp), &ha::targets::path(&spool), &targets)?;
-    let inotify = if settings.inotify { Some(watch_requests(&spool)?) } else { None };
+    let inotify = if settings.inotify { Some(watch_spool(&spool)?) } else { None };
     let mut index = Index::default();
     index.reconcile(&spool, &boot_id)?;
     // Last: from here on agents count this watcher as live, so all it serves with is ready.
@@ -100,7 +101,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             _ = tokio::time::sleep(BUSY_RETRY), if busy => dirty = true,
             ready = readable(inotify.as_ref()) => {
                 if let Some(guard) = ready {
-                    drain_events(guard, &mut index, &shared);
+                    if drain_events(guard, &mut index, &shared) && peers.arm(&spool, &s.id) {
+                        if let Err(e) = ha::recover::recover(&spool) {
+                            tracing::error!("recovering dead claims: {e}");
+                        }
+                    }
                 }
                 dirty = true;
             }
@@ -182,17 +187,25 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     Ok(())
 }
 
-/// Feeds new request names to the index.
-fn drain_events(mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>, index: &mut Index, shared: &Shared) {
+/// Feeds new request names to the index; returns whether a peer joined (or events were lost).
+fn drain_events(
+    mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>,
+    index: &mut Index,
+    shared: &Shared,
+) -> bool {
     let spool = &shared.settings.spool;
+    let mut joined = false;
     loop {
         match guard.get_inner().0.read_events() {
             Ok(events) => {
                 for ev in events {
                     if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                        joined = true;
                         if let Err(e) = index.reconcile(spool, &shared.boot_id) {
                             tracing::error!("rescanning requests: {e}");
                         }
+                    } else if ev.mask.contains(AddWatchFlags::IN_CREATE) {
+                        joined |= ev.name.is_some_and(|n| n.to_string_lossy().starts_with(ha::members::JOIN_PREFIX));
                     } else if let Some(name) = ev.name {
                         index.observe(spool, &shared.boot_id, &name.to_string_lossy());
                     }
@@ -206,14 +219,20 @@ fn drain_events(mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>, in
         }
     }
     guard.clear_ready();
+    joined
 }
 
-fn watch_requests(spool: &Spool) -> Result<AsyncFd<InotifyFd>, WatchError> {
+/// One inotify instance: `requests/` for new requests (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) and
+/// `members/` for joins only (`IN_CREATE`: heartbeats are renamed into place and create nothing).
+fn watch_spool(spool: &Spool) -> Result<AsyncFd<InotifyFd>, WatchError> {
     let dir = spool.dir(Dir::Requests);
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| ha::HaError::errno("inotify_init", &dir, e))?;
     ino.add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &dir, e))?;
+    let members = spool.dir(Dir::Members);
+    ino.add_watch(&members, AddWatchFlags::IN_CREATE)
+        .map_err(|e| ha::HaError::errno("inotify_add_watch", &members, e))?;
     // SAFETY: the descriptor is owned by the `Inotify` inside the `AsyncFd`, so it stays open and the
     // same for the `AsyncFd`'s whole life, and `as_raw_fd` always returns it.
     let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) };

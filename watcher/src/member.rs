@@ -58,6 +58,7 @@ impl Member {
             },
         };
         member.beat()?;
+        ha::members::announce(spool, id)?;
         Ok(member)
     }
 
