@@ -7,9 +7,9 @@
 //! - Each live peer's member lock is waited on by a thread (see `peers`), armed when the peer
 //!   announces its join (`IN_CREATE` of `members/.join.<id>`) and at each heartbeat tick: a peer's
 //!   death triggers the recovery of its claims at once.
-//! - `requests/` is watched with inotify (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) into an ordered index, and
-//!   reconciled every `rescan_interval`, when the sweep also recovers dead claims and fences frozen
-//!   peers.
+//! - `requests/` is watched with inotify (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) into an ordered index,
+//!   reconciled with a full listing every 30 s and on overflow (every `rescan_interval` without
+//!   inotify); at every `rescan_interval` the sweep recovers dead claims and fences frozen peers.
 //! - Each job (a claimed request, its coalesced twins, its target's lock) is served by its own task;
 //!   tasks report completion on a channel.
 //! - Shutdown is a broadcast (`watch`): the loop stops claiming, lets jobs finish within the grace
@@ -23,7 +23,7 @@ use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use nix::errno::Errno;
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
@@ -36,6 +36,11 @@ use crate::peers::PeerWatch;
 use crate::settings::Settings;
 use crate::sweep::Sweeper;
 use crate::{election, fencepath, notify, WatchError};
+
+/// With inotify, how often the index is reconciled with a full listing of `requests/` (inotify
+/// misses nothing but overflows, which force one at once; a listing of 100,000 pending requests
+/// at every rescan would cost more than serving them). Young files are retried at every rescan.
+const FULL_RECONCILE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How soon to try again a target whose lock another process holds.
 const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
@@ -51,8 +56,8 @@ pub struct Shared {
     pub member: Mutex<Member>,
 }
 
-/// The inotify instance watching `requests/`.
-struct InotifyFd(Inotify);
+/// The inotify instance watching `requests/` and `members/` (the latter's watch descriptor kept).
+struct InotifyFd(Inotify, WatchDescriptor);
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
@@ -89,6 +94,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dirty = true;
     let mut busy = false;
+    let mut last_full = std::time::Instant::now();
 
     loop {
         if dirty {
@@ -110,8 +116,13 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                 dirty = true;
             }
             _ = rescan.tick() => {
-                if let Err(e) = index.reconcile(&spool, &shared.boot_id) {
-                    tracing::error!("rescanning requests: {e}");
+                if inotify.is_none() || last_full.elapsed() >= FULL_RECONCILE {
+                    last_full = std::time::Instant::now();
+                    if let Err(e) = index.reconcile(&spool, &shared.boot_id) {
+                        tracing::error!("rescanning requests: {e}");
+                    }
+                } else {
+                    index.retry_young(&spool, &shared.boot_id);
                 }
                 sweeper.sweep(&shared, office.is_some());
                 dirty = true;
@@ -204,7 +215,7 @@ fn drain_events(
                         if let Err(e) = index.reconcile(spool, &shared.boot_id) {
                             tracing::error!("rescanning requests: {e}");
                         }
-                    } else if ev.mask.contains(AddWatchFlags::IN_CREATE) {
+                    } else if ev.wd == guard.get_inner().1 {
                         joined |= ev.name.is_some_and(|n| n.to_string_lossy().starts_with(ha::members::JOIN_PREFIX));
                     } else if let Some(name) = ev.name {
                         index.observe(spool, &shared.boot_id, &name.to_string_lossy());
@@ -222,20 +233,22 @@ fn drain_events(
     joined
 }
 
-/// One inotify instance: `requests/` for new requests (`IN_CLOSE_WRITE`, `IN_MOVED_TO`) and
-/// `members/` for joins only (`IN_CREATE`: heartbeats are renamed into place and create nothing).
+/// One inotify instance: `requests/` for new requests (`IN_MOVED_TO` from agents, `IN_CLOSE_WRITE`
+/// from in-place writers, `IN_CREATE` for what is never written: symlinks, directories, hard links)
+/// and `members/` for joins only (`IN_CREATE`: heartbeats are renamed into place, creating nothing).
 fn watch_spool(spool: &Spool) -> Result<AsyncFd<InotifyFd>, WatchError> {
     let dir = spool.dir(Dir::Requests);
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| ha::HaError::errno("inotify_init", &dir, e))?;
-    ino.add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
+    ino.add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &dir, e))?;
     let members = spool.dir(Dir::Members);
-    ino.add_watch(&members, AddWatchFlags::IN_CREATE)
+    let joins = ino
+        .add_watch(&members, AddWatchFlags::IN_CREATE)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &members, e))?;
     // SAFETY: the descriptor is owned by the `Inotify` inside the `AsyncFd`, so it stays open and the
     // same for the `AsyncFd`'s whole life, and `as_raw_fd` always returns it.
-    let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(ino), tokio::io::Interest::READABLE) };
+    let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(ino, joins), tokio::io::Interest::READABLE) };
     registered.map_err(|e| ha::HaError::io("register inotify for", &dir, e.into()).into())
 }
 

@@ -2,7 +2,7 @@
 //! and reconciled with the directory by the periodic rescan. Files are read here without a lock, only
 //! to order them; the claim reads them again under the file's flock.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ha::claim::IN_PLACE_GRACE;
@@ -84,19 +84,25 @@ impl Index {
         }
     }
 
-    /// Re-reads the directory: forgets vanished files, reads new ones and retries young ones.
+    /// Re-reads the directory: forgets vanished files, reads new ones and retries young ones. Costs a
+    /// listing of the whole directory: with inotify the daemon runs it rarely (see `daemon`).
     pub fn reconcile(&mut self, spool: &Spool, boot_id: &str) -> Result<(), ha::HaError> {
         let dir = spool.dir(Dir::Requests);
-        let mut present = BTreeSet::new();
+        let mut present = HashSet::new();
         for entry in std::fs::read_dir(&dir).map_err(ha::HaError::at("list", &dir))? {
             let entry = entry.map_err(ha::HaError::at("list", &dir))?;
             present.insert(entry.file_name().to_string_lossy().into_owned());
         }
-        let known: Vec<String> = self.queue.names().chain(self.young.iter()).chain(self.bad.iter()).cloned().collect();
-        for name in &known {
-            if !present.contains(name) {
-                self.forget(name);
-            }
+        let vanished: Vec<String> = self
+            .queue
+            .names()
+            .chain(self.young.iter())
+            .chain(self.bad.iter())
+            .filter(|n| !present.contains(*n))
+            .cloned()
+            .collect();
+        for name in &vanished {
+            self.forget(name);
         }
         // New files, and young ones again (they may be complete now).
         let unread: Vec<&String> =
@@ -105,6 +111,15 @@ impl Index {
             self.observe(spool, boot_id, name);
         }
         Ok(())
+    }
+
+    /// Reads the young files again (complete now, or old enough to quarantine), without listing
+    /// the directory.
+    pub fn retry_young(&mut self, spool: &Spool, boot_id: &str) {
+        let young: Vec<String> = self.young.iter().cloned().collect();
+        for name in young {
+            self.observe(spool, boot_id, &name);
+        }
     }
 
     /// Takes the files to quarantine.
