@@ -132,7 +132,8 @@ impl Rig {
     }
 
     /// Times one fence; with `discovery`, the agent looks the target up in `discovery.json`.
-    fn fence(&self, bins: &Bins, target: &str, discovery: bool) -> Result<Duration, Box<dyn std::error::Error>> {
+    /// Returns the time and the agent's peak RSS in KiB.
+    fn fence(&self, bins: &Bins, target: &str, discovery: bool) -> Result<(Duration, i64), Box<dyn std::error::Error>> {
         let stdin = format!(
             "action=off\nport={target}\nspool_dir={}\nlog_dir={}\n{}",
             self.spool.base().display(),
@@ -143,12 +144,12 @@ impl Rig {
         let mut child =
             Command::new(&bins.agent).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
         child.stdin.take().expect("piped").write_all(stdin.as_bytes())?;
-        let status = child.wait()?;
+        let (code, peak_kib) = wait_with_peak(child.id())?;
         let took = started.elapsed();
-        if !status.success() {
-            return Err(format!("a fence failed ({status})").into());
+        if code != 0 {
+            return Err(format!("a fence failed (wait status {code})").into());
         }
-        Ok(took)
+        Ok((took, peak_kib))
     }
 
     /// Queues `n` requests as the agent writes them (over `targets` targets), without agents.
@@ -166,6 +167,24 @@ impl Rig {
             ids.push(id);
         }
         Ok(ids)
+    }
+}
+
+/// Reaps `pid` with wait4(2): its wait status and the peak RSS of that process alone (KiB).
+fn wait_with_peak(pid: u32) -> std::io::Result<(i32, i64)> {
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers are to live, writable locals of the right types.
+        let r = unsafe { nix::libc::wait4(pid as i32, &mut status, 0, &mut usage) };
+        if r == pid as i32 {
+            return Ok((status, usage.ru_maxrss));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
     }
 }
 
@@ -198,7 +217,7 @@ fn write_snapshot(spool: &Spool, nodes: usize) -> Result<(), Box<dyn std::error:
         memory: Duration::from_secs(600),
     };
     let snap = Snapshot::update(None, &round, &[result(Source::Kubernetes, "nnf"), result(Source::Dlm, "ls")]);
-    ha::fsio::write_replace(&spool.dir(Dir::Tmp), &snapshot::path(spool), &serde_json::to_vec_pretty(&snap)?)?;
+    ha::fsio::write_replace(&spool.dir(Dir::Tmp), &snapshot::path(spool), &serde_json::to_vec(&snap)?)?;
     Ok(())
 }
 
@@ -254,16 +273,17 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     for i in 0..20 {
         rig.fence(&bins, &format!("warm{i}"), false)?;
     }
-    let mut times: Vec<Duration> =
+    let runs: Vec<(Duration, i64)> =
         (0..cfg.fences).map(|i| rig.fence(&bins, &format!("n{i}"), false)).collect::<Result<_, _>>()?;
+    let agent_peak = runs.iter().map(|r| r.1).max().unwrap_or(0);
+    let mut times: Vec<Duration> = runs.into_iter().map(|r| r.0).collect();
     times.sort();
-    let peak = || nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).map(|u| u.max_rss());
-    let agent_peak = peak()?;
     write_snapshot(&rig.spool, cfg.fences)?;
-    let mut dtimes: Vec<Duration> =
+    let runs: Vec<(Duration, i64)> =
         (0..cfg.fences).map(|i| rig.fence(&bins, &format!("n{i}"), true)).collect::<Result<_, _>>()?;
+    let agent_peak_snapshot = runs.iter().map(|r| r.1).max().unwrap_or(0);
+    let mut dtimes: Vec<Duration> = runs.into_iter().map(|r| r.0).collect();
     dtimes.sort();
-    let agent_peak_snapshot = peak()?;
     let idle: Vec<u64> = {
         let mut c = rig.cluster;
         std::thread::sleep(Duration::from_secs(1));
@@ -282,8 +302,9 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(&dtimes, 0.5), pct(&dtimes, 0.99), pct(&dtimes, 1.0)),
     );
     let polled = Rig::new(cfg, &bins, 3, false, false, &["--no-inotify", "--rescan-interval", "0.5"])?;
-    let mut ptimes: Vec<Duration> =
-        (0..cfg.polled_fences).map(|i| polled.fence(&bins, &format!("p{i}"), false)).collect::<Result<_, _>>()?;
+    let mut ptimes: Vec<Duration> = (0..cfg.polled_fences)
+        .map(|i| polled.fence(&bins, &format!("p{i}"), false).map(|r| r.0))
+        .collect::<Result<_, _>>()?;
     ptimes.sort();
     drop(polled);
     let pp50 = pct(&ptimes, 0.5);
