@@ -8,6 +8,7 @@
 //! millisecond and does one thing.
 
 pub mod discovery;
+pub mod events;
 pub mod fence;
 pub mod health;
 pub mod logs;

@@ -5,6 +5,8 @@
 //! - `fence-events-readable.log`: byte-compatible with the original:
 //!   `[YYYY-MM-DD HH:MM:SS] ACTION=… TARGET=… GFS2=[…] STATUS=… DETAILS=…`.
 //! - `fence-events-detailed.jsonl`: the original keys first, then `request_id` and later additions,
+//!   then the audit chain's `seq`, `prev_hash`, `hash` (see `ha::audit`; appended under the log's
+//!   lock, waited for at most 100 ms, and anchored in syslog),
 //!   in Python's `json.dumps` spacing.
 //!
 //! Many agents append at once: every record is a single `write(2)` on an `O_APPEND` descriptor, so
@@ -20,6 +22,7 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ha::audit::log::{Appended, ChainedLog};
 use ha::discovery::snapshot::Provenance;
 use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
@@ -125,6 +128,28 @@ pub struct EventRecord {
     /// How the GFS2 file systems were found (snapshot and its age, or live, per source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gfs2_discovery: Option<Provenance>,
+    /// Position in the audit chain (see `ha::audit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The previous record's `hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// SHA-256 of this record's canonical form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+impl EventRecord {
+    /// The record sealed after the chain's `end`: its line and the chain's new end.
+    pub fn sealed_line(mut self, end: &ha::audit::Link) -> (String, ha::audit::Link) {
+        self.seq = Some(end.seq + 1);
+        self.prev_hash = Some(end.hash.clone());
+        self.hash = None;
+        let hash = ha::audit::hash_of(&serde_json::to_value(&self).expect("a record serialises"));
+        self.hash = Some(hash.clone());
+        let link = ha::audit::Link { seq: end.seq + 1, hash };
+        (format!("{}\n", ha::pyjson::dumps(&self)), link)
+    }
 }
 
 /// A readable-log line, parsed.
@@ -186,10 +211,15 @@ pub fn readable_line(stamp: &str, e: &Event<'_>) -> String {
     )
 }
 
-/// The JSONL line.
+/// The JSONL line, unsealed.
 pub fn json_line(utc: String, recorder_node: &str, e: &Event<'_>) -> String {
+    format!("{}\n", ha::pyjson::dumps(&event_record(utc, recorder_node, e)))
+}
+
+/// The JSONL record of an event (without chain fields).
+pub fn event_record(utc: String, recorder_node: &str, e: &Event<'_>) -> EventRecord {
     let owned = |s: Option<&str>| s.map(str::to_string);
-    let mut s = ha::pyjson::dumps(&EventRecord {
+    EventRecord {
         timestamp: utc,
         action: e.action.to_string(),
         target_node: e.target_node.to_string(),
@@ -204,16 +234,17 @@ pub fn json_line(utc: String, recorder_node: &str, e: &Event<'_>) -> String {
         watcher_id: owned(e.watcher_id),
         elapsed_ms: e.elapsed_ms,
         gfs2_discovery: e.gfs2_discovery.cloned(),
-    });
-    s.push('\n');
-    s
+        seq: None,
+        prev_hash: None,
+        hash: None,
+    }
 }
 
 /// The readable and JSONL logs.
 #[derive(Debug)]
 pub struct EventLog {
     readable: Option<File>,
-    jsonl: Option<File>,
+    jsonl: Option<ChainedLog>,
     recorder_node: String,
 }
 
@@ -242,7 +273,15 @@ impl EventLog {
         };
         EventLog {
             readable: open("fence-events-readable.log"),
-            jsonl: open("fence-events-detailed.jsonl"),
+            jsonl: usable.then(|| dir.join("fence-events-detailed.jsonl")).and_then(|path| {
+                match ChainedLog::open(&path) {
+                    Ok(log) => Some(log),
+                    Err(e) => {
+                        tracing::warn!("cannot open {}: {e}; fence events are not recorded there", path.display());
+                        None
+                    }
+                }
+            }),
             recorder_node,
         }
     }
@@ -260,10 +299,15 @@ impl EventLog {
                 tracing::warn!("cannot append to fence-events-readable.log: {err}");
             }
         }
-        if let Some(f) = &self.jsonl {
-            let line = json_line(ha::clock::rfc3339_now(), &self.recorder_node, e);
-            if let Err(err) = append(f, line.as_bytes()) {
-                tracing::warn!("cannot append to fence-events-detailed.jsonl: {err}");
+        if let Some(log) = &self.jsonl {
+            let record = event_record(ha::clock::rfc3339_now(), &self.recorder_node, e);
+            let unsealed = || format!("{}\n", ha::pyjson::dumps(&record));
+            match log.append(|end| record.clone().sealed_line(end), unsealed) {
+                Ok(Appended::Chained(_)) => {}
+                Ok(Appended::Unchained(why)) => {
+                    tracing::warn!("fence event recorded outside the audit chain in {}: {why}", log.path().display())
+                }
+                Err(err) => tracing::warn!("cannot append to {}: {err}", log.path().display()),
             }
         }
         tracing::info!(

@@ -14,6 +14,7 @@
 
 pub mod answer;
 pub mod attempts;
+pub mod audit;
 pub mod backoff;
 pub mod child;
 pub mod claim;

@@ -262,4 +262,7 @@ fn concurrent_agents_never_tear_a_log_line() {
     }
     let starts = w.ledger().iter().filter(|l| l.event == "start").count();
     assert_eq!(starts, 16, "each request executed once across two watchers");
+    let (code, verified) = events(&w, &["verify"]);
+    assert_eq!(code, 0, "{verified}");
+    assert!(verified.contains("OK: 32 chained records"), "concurrent agents share one chain: {verified}");
 }

@@ -16,6 +16,13 @@ use ha::fsio::lock;
 use ha::response::Response;
 use watcher::test_executor::LedgerLine;
 
+/// Runs `gfs2-fence-events --log-dir <logs> <args>`: (exit code, stdout).
+pub fn events(w: &World, args: &[&str]) -> (i32, String) {
+    let out =
+        Command::new(events_bin()).arg("--log-dir").arg(&w.logs).args(args).env_remove("LOG_DIR").output().unwrap();
+    (out.status.code().unwrap_or(-1), text(&out.stdout) + &text(&out.stderr))
+}
+
 /// Environment variables that would change the binaries' behaviour if inherited.
 const SCRUB: &[&str] = &[
     "GFS2_FENCING_DIR",
@@ -29,6 +36,7 @@ const SCRUB: &[&str] = &[
     "GFS2_DISCOVERY_SOURCES",
     "GFS2_FENCE_DISCOVERY_INTERVAL",
     "KUBECONFIG",
+    "GFS2_FENCE_AUDIT_SOCKET",
     "GFS2_FENCE_SPOOL_DIR",
     "GFS2_FENCE_COMMAND",
     "GFS2_FENCE_OPTIONS",
@@ -42,6 +50,11 @@ pub fn agent_bin() -> PathBuf {
     let bin = dir.join("fence_gfs2_recorder");
     assert!(bin.exists(), "{} is missing: run the tests with `cargo test --workspace`, which builds it", bin.display());
     bin
+}
+
+/// `gfs2-fence-events`, beside the agent.
+pub fn events_bin() -> PathBuf {
+    agent_bin().with_file_name("gfs2-fence-events")
 }
 
 pub fn watcher_bin() -> &'static str {
@@ -116,6 +129,8 @@ pub struct World {
     pub behavior: PathBuf,
     /// A directory put first on the binaries' `PATH` (fake discovery tools).
     pub path_prefix: Option<PathBuf>,
+    /// More environment for the agents.
+    pub agent_env: Vec<(String, String)>,
 }
 
 impl World {
@@ -126,7 +141,7 @@ impl World {
         let ledger = dir.path().join("ledger.jsonl");
         let behavior = dir.path().join("behavior.json");
         std::fs::write(&behavior, "{}").unwrap();
-        World { dir, spool, logs, ledger, behavior, path_prefix: None }
+        World { dir, spool, logs, ledger, behavior, path_prefix: None, agent_env: Vec::new() }
     }
 
     pub fn spool(&self) -> ha::spool::Spool {
@@ -200,6 +215,7 @@ impl World {
             cmd.env_remove(k);
         }
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("PATH", self.path());
+        cmd.envs(self.agent_env.iter().map(|(k, v)| (k, v)));
         cmd
     }
 

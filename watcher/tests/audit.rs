@@ -1,0 +1,105 @@
+//! The audit trail end to end: real agents append to one hash chain (anchored to a syslog socket),
+//! `gfs2-fence-events verify` accepts it across a rotation and finds the first broken link after an
+//! edit, a deletion, or a rewrite of the whole chain (caught by the anchors); the reports answer
+//! from the same records.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+
+use common::*;
+
+fn fence(w: &World, node: &str) {
+    assert_exit(&w.agent(&format!("action=off\nport={node}\nnodename={node}\n")), 0);
+}
+
+fn drain_anchors(sock: &UnixDatagram) -> String {
+    sock.set_nonblocking(true).unwrap();
+    let mut out = String::new();
+    let mut buf = [0u8; 1024];
+    while let Ok(n) = sock.recv(&mut buf) {
+        out += &String::from_utf8_lossy(&buf[..n]);
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn fences_make_one_verified_chain_and_tampering_is_the_first_broken_link() {
+    let mut w = World::new();
+    let sock_path = w.dir.path().join("syslog.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    w.agent_env.push(("GFS2_FENCE_AUDIT_SOCKET".into(), sock_path.display().to_string()));
+    let _watcher = w.watcher("w1", &[]);
+    for node in ["c1", "c2", "c3"] {
+        fence(&w, node);
+    }
+    let (code, out) = events(&w, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("OK: 6 chained records (seq 1 to 6) in 1 files"), "{out}");
+
+    // logrotate (create): the chain goes on in the new file.
+    let jsonl = w.logs.join("fence-events-detailed.jsonl");
+    let rotated = w.logs.join("fence-events-detailed.jsonl.1");
+    std::fs::rename(&jsonl, &rotated).unwrap();
+    fence(&w, "c4");
+    let anchors = w.dir.path().join("anchors.txt");
+    std::fs::write(&anchors, drain_anchors(&sock)).unwrap();
+    let anchors_arg = anchors.display().to_string();
+    let (code, out) = events(&w, &["verify", "--anchors", &anchors_arg]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("8 chained records (seq 1 to 8) in 2 files") && out.contains("8 anchors checked"), "{out}");
+
+    // The reports read both files.
+    let (_, count) = events(&w, &["--format", "json", "count"]);
+    let count: serde_json::Value = serde_json::from_str(&count).unwrap();
+    assert_eq!(count.as_array().unwrap().len(), 4);
+    let (_, latency) = events(&w, &["--format", "csv", "latency", "--node", "c4"]);
+    assert!(latency.starts_with("node,fences,p50_ms") && latency.contains("\nc4,1,"), "{latency}");
+    let (_, list) = events(&w, &["list", "--status", "completed", "--since", "1h"]);
+    assert_eq!(list.lines().count(), 5, "{list}");
+
+    let original = std::fs::read_to_string(&rotated).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    let put = |ls: &[&str]| std::fs::write(&rotated, ls.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+
+    // An edited record.
+    let edited = lines[2].replace("\"c2\"", "\"c9\"");
+    assert_ne!(edited, lines[2]);
+    put(&[lines[0], lines[1], &edited, lines[3], lines[4], lines[5]]);
+    let (code, out) = events(&w, &["verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("BROKEN: ") && out.contains(".jsonl.1:3: record seq 3 was edited"), "{out}");
+
+    // A deleted record.
+    put(&[lines[0], lines[1], lines[3], lines[4], lines[5]]);
+    let (code, out) = events(&w, &["verify"]);
+    assert_eq!(code, 1);
+    assert!(out.contains("records seq 3 to 3 are missing"), "{out}");
+
+    // The whole chain rewritten consistently (a local root's forgery): only the anchors tell.
+    let mut end = ha::audit::Link::genesis();
+    let forged: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let mut m: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&l.replace("c2", "c9")).unwrap();
+            end = ha::audit::seal(&mut m, &end);
+            serde_json::to_string(&m).unwrap()
+        })
+        .collect();
+    let current = std::fs::read_to_string(&jsonl).unwrap();
+    let mut m: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(current.lines().next().unwrap()).unwrap();
+    ha::audit::seal(&mut m, &end);
+    let second: Vec<String> = current.lines().skip(1).map(str::to_string).collect();
+    std::fs::write(&jsonl, format!("{}\n{}\n", serde_json::to_string(&m).unwrap(), second.join("\n"))).unwrap();
+    put(&forged.iter().map(String::as_str).collect::<Vec<_>>());
+    let (code, out) = events(&w, &["verify"]);
+    assert!(code == 1 && out.contains("does not link"), "the second file still links to the old chain: {out}");
+    let (code, out) = events(&w, &["verify", "--file", &rotated.display().to_string()]);
+    assert_eq!(code, 0, "a forged file is self-consistent on its own: {out}");
+    let (code, out) = events(&w, &["verify", "--file", &rotated.display().to_string(), "--anchors", &anchors_arg]);
+    assert_eq!(code, 1);
+    assert!(out.contains("differs from its journal anchor"), "{out}");
+}
