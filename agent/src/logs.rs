@@ -24,7 +24,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ha::audit::log::{Appended, ChainedLog};
 use ha::discovery::snapshot::Provenance;
-use serde::{Deserialize, Serialize};
 use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::Context;
@@ -91,66 +90,7 @@ pub struct Event<'a> {
     pub elapsed_ms: Option<u64>,
 }
 
-/// A JSONL record: the original keys in their order, then the additions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EventRecord {
-    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
-    pub timestamp: String,
-    /// The action.
-    pub action: String,
-    /// The target plug.
-    pub target_node: String,
-    /// GFS2 file systems or markers.
-    pub gfs2_filesystems: Vec<String>,
-    /// `requested`, `completed` or `failed`.
-    pub status: String,
-    /// Free text.
-    pub details: String,
-    /// The agent's host.
-    pub recorder_node: String,
-    /// Pacemaker's action (the original wrote it twice).
-    pub pacemaker_action: String,
-    /// The request id.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<String>,
-    /// Pacemaker's node name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nodename: Option<String>,
-    /// The response's outcome.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<String>,
-    /// The watcher that answered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub watcher_id: Option<String>,
-    /// Time from the agent's start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub elapsed_ms: Option<u64>,
-    /// How the GFS2 file systems were found (snapshot and its age, or live, per source).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gfs2_discovery: Option<Provenance>,
-    /// Position in the audit chain (see `ha::audit`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub seq: Option<u64>,
-    /// The previous record's `hash`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prev_hash: Option<String>,
-    /// SHA-256 of this record's canonical form.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hash: Option<String>,
-}
-
-impl EventRecord {
-    /// The record sealed after the chain's `end`: its line and the chain's new end.
-    pub fn sealed_line(mut self, end: &ha::audit::Link) -> (String, ha::audit::Link) {
-        self.seq = Some(end.seq + 1);
-        self.prev_hash = Some(end.hash.clone());
-        self.hash = None;
-        let hash = ha::audit::hash_of(&serde_json::to_value(&self).expect("a record serialises"));
-        self.hash = Some(hash.clone());
-        let link = ha::audit::Link { seq: end.seq + 1, hash };
-        (format!("{}\n", ha::pyjson::dumps(&self)), link)
-    }
-}
+pub use ha::record::EventRecord;
 
 /// A readable-log line, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,14 +141,7 @@ pub fn parse_readable(line: &str) -> Result<ReadableRecord, LogParseError> {
 
 /// The readable line, byte-compatible with the original recorder.
 pub fn readable_line(stamp: &str, e: &Event<'_>) -> String {
-    format!(
-        "[{stamp}] ACTION={} TARGET={} GFS2={} STATUS={} DETAILS={}\n",
-        e.action,
-        e.target_node,
-        ha::pyjson::dumps(e.gfs2),
-        e.status.as_str(),
-        e.details.replace(['\n', '\r'], " ")
-    )
+    ha::record::readable_line(stamp, e.action, e.target_node, e.gfs2, e.status.as_str(), e.details)
 }
 
 /// The JSONL line, unsealed.
@@ -234,6 +167,8 @@ pub fn event_record(utc: String, recorder_node: &str, e: &Event<'_>) -> EventRec
         watcher_id: owned(e.watcher_id),
         elapsed_ms: e.elapsed_ms,
         gfs2_discovery: e.gfs2_discovery.cloned(),
+        source: None,
+        alert: None,
         seq: None,
         prev_hash: None,
         hash: None,

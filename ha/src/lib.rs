@@ -12,6 +12,7 @@
 //! - [`child`]: process groups and death signals for children.
 //! - [`clock`]: CLOCK_BOOTTIME and wall-clock stamps; [`pyjson`]: Python-compatible JSON text.
 
+pub mod alert;
 pub mod answer;
 pub mod attempts;
 pub mod audit;
@@ -31,6 +32,7 @@ pub mod names;
 pub mod procfs;
 pub mod pyjson;
 pub mod queue;
+pub mod record;
 pub mod recover;
 pub mod request;
 pub mod response;

@@ -147,6 +147,12 @@ struct RunArgs {
     /// kubectl command line for the NNF source (split on white space, never run through a shell).
     #[arg(long, env = "KUBECTL_CMD", value_name = "COMMAND", default_value = "kubectl")]
     kubectl_cmd: String,
+    /// Directory of the fence event logs, where the leader records Pacemaker's fencing alerts.
+    #[arg(long, env = "GFS2_FENCE_LOG_DIR", value_name = "DIR", default_value = "/var/log/gfs2-fencing")]
+    log_dir: PathBuf,
+    /// Drop directory of gfs2-fence-alert (Pacemaker's alert agent); an empty value: no ingestion.
+    #[arg(long, env = "GFS2_FENCE_ALERTS_DIR", value_name = "DIR", default_value = ha::alert::DEFAULT_DIR)]
+    alerts_dir: PathBuf,
     /// kubeconfig file for kubectl (default: kubectl's own).
     #[arg(long, env = "GFS2_FENCE_KUBECONFIG", value_name = "FILE")]
     kubeconfig: Option<String>,
@@ -208,6 +214,8 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         health_interval: off_if_zero(a.health_interval),
         retention: off_if_zero(a.retention),
         tmp_max_age: Duration::from_secs(3600),
+        log_dir: a.log_dir,
+        alerts_dir: (!a.alerts_dir.as_os_str().is_empty()).then_some(a.alerts_dir),
         discovery,
     })
 }

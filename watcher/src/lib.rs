@@ -11,9 +11,10 @@
 //! - [`member`]: the member lock and heartbeat; [`election`]: leader candidacy; [`sweep`]: recovery
 //!   of dead claims, fencing of frozen peers, retention; [`peers`]: recovery the moment a peer dies;
 //!   [`notify`]: systemd notifications.
-//! - [`config`]: targets → fence commands.
+//! - [`config`]: targets → fence commands; [`alerts`]: Pacemaker's fencing alerts into the audit trail.
 //! - [`test_executor`]: the fence command used by tests, the demo and the chaos harness.
 
+pub mod alerts;
 pub mod cli;
 pub mod config;
 pub mod daemon;

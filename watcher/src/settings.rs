@@ -46,6 +46,10 @@ pub struct Settings {
     pub retention: Option<Duration>,
     /// Age past which the leader removes leftovers in `tmp/`.
     pub tmp_max_age: Duration,
+    /// Where the leader appends fencing alerts (the agent's `log_dir`).
+    pub log_dir: std::path::PathBuf,
+    /// The drop directory of `gfs2-fence-alert` (`None`: not ingested).
+    pub alerts_dir: Option<std::path::PathBuf>,
     /// The leader's GFS2 discovery rounds (`None`: off).
     pub discovery: Option<DiscoverySettings>,
 }

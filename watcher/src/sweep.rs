@@ -1,7 +1,8 @@
 //! The periodic sweep, run by every watcher at each rescan (leadership only avoids duplicate work):
 //! recover dead watchers' claims, fence frozen peers, re-dispatch the work of unkillable ones. The
-//! leader also clears temporary files whose writer died (or older than an hour) and applies the
-//! retention of `done/`, `responses/` and `attempts/`.
+//! leader also records Pacemaker's fencing alerts (see `alerts`), clears temporary files whose
+//! writer died (or older than an hour) and applies the retention of `done/`, `responses/` and
+//! `attempts/`.
 //!
 //! A frozen watcher (SIGSTOP, livelock) keeps its locks, so nothing else would ever free its claims:
 //! a peer whose member lock is held but whose heartbeat is older than the TTL is SIGKILLed, with the
@@ -29,6 +30,8 @@ pub struct Sweeper {
     killed: HashMap<String, (u32, u64, Instant)>,
     /// Stuck peers whose requests were re-dispatched.
     redispatched: HashSet<String>,
+    /// The last problem with the alerts drop directory (said once, not at every sweep).
+    alerts_problem: Option<String>,
 }
 
 fn heartbeat(shared: &Shared, id: &str) -> Option<Heartbeat> {
@@ -67,6 +70,16 @@ impl Sweeper {
         }
         self.judge_peers(shared);
         if leader {
+            if let Some(dir) = &s.alerts_dir {
+                match crate::alerts::ingest(shared, dir) {
+                    Ok(_) => self.alerts_problem = None,
+                    Err(why) if self.alerts_problem.as_ref() != Some(&why) => {
+                        tracing::error!("not recording Pacemaker's fencing alerts: {why}");
+                        self.alerts_problem = Some(why);
+                    }
+                    Err(_) => {}
+                }
+            }
             clear_tmp(&s.spool.dir(Dir::Tmp), s.tmp_max_age);
             if let Some(keep) = s.retention {
                 for d in [Dir::Done, Dir::Responses, Dir::Attempts] {

@@ -57,6 +57,11 @@ pub fn events_bin() -> PathBuf {
     agent_bin().with_file_name("gfs2-fence-events")
 }
 
+/// `gfs2-fence-alert`, beside the agent.
+pub fn alert_bin() -> PathBuf {
+    agent_bin().with_file_name("gfs2-fence-alert")
+}
+
 pub fn watcher_bin() -> &'static str {
     env!("CARGO_BIN_EXE_gfs2-fence-watcher")
 }
@@ -174,6 +179,10 @@ impl World {
             .arg(format!("--fence-option=behavior_file={}", self.behavior.display()))
             .args(["--rescan-interval", "0.3", "--heartbeat-interval", "0.3", "--shutdown-grace", "2"])
             .args(["--discovery-interval", "0"])
+            .arg("--log-dir")
+            .arg(&self.logs)
+            .arg("--alerts-dir")
+            .arg(self.dir.path().join("alerts"))
             .args(extra)
             .env("GFS2_FENCE_LOG", "debug")
             .env("PATH", self.path())

@@ -1,0 +1,87 @@
+//! A fence event record of `fence-events-detailed.jsonl` and a line of
+//! `fence-events-readable.log`: the formats the agent writes for its own fences and the leader
+//! watcher writes for fences Pacemaker reports through its alert agent. The original recorder's keys
+//! come first, in its order and in Python's `json.dumps` spacing; additions follow; the audit
+//! chain's fields come last.
+
+use serde::{Deserialize, Serialize};
+
+use crate::discovery::snapshot::Provenance;
+
+/// A JSONL record: the original keys in their order, then the additions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// UTC, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub timestamp: String,
+    /// The action.
+    pub action: String,
+    /// The target plug.
+    pub target_node: String,
+    /// GFS2 file systems or markers.
+    pub gfs2_filesystems: Vec<String>,
+    /// `requested`, `completed` or `failed`.
+    pub status: String,
+    /// Free text.
+    pub details: String,
+    /// The agent's host.
+    pub recorder_node: String,
+    /// Pacemaker's action (the original wrote it twice).
+    pub pacemaker_action: String,
+    /// The request id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Pacemaker's node name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nodename: Option<String>,
+    /// The response's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// The watcher that answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watcher_id: Option<String>,
+    /// Time from the agent's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<u64>,
+    /// How the GFS2 file systems were found (snapshot and its age, or live, per source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gfs2_discovery: Option<Provenance>,
+    /// Who recorded it when not this agent: `pacemaker-alert` (a fence by any device, reported by
+    /// Pacemaker's alert agent and appended by the leader watcher).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The alert as Pacemaker described it (`CRM_alert_*`), for `pacemaker-alert` records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<serde_json::Value>,
+    /// Position in the audit chain (see `ha::audit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The previous record's `hash`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    /// SHA-256 of this record's canonical form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+impl EventRecord {
+    /// The record sealed after the chain's `end`: its line and the chain's new end.
+    pub fn sealed_line(mut self, end: &crate::audit::Link) -> (String, crate::audit::Link) {
+        self.seq = Some(end.seq + 1);
+        self.prev_hash = Some(end.hash.clone());
+        self.hash = None;
+        let hash = crate::audit::hash_of(&serde_json::to_value(&self).expect("a record serialises"));
+        self.hash = Some(hash.clone());
+        let link = crate::audit::Link { seq: end.seq + 1, hash };
+        (format!("{}\n", crate::pyjson::dumps(&self)), link)
+    }
+}
+
+/// A readable-log line, byte-compatible with the original recorder's:
+/// `[stamp] ACTION=… TARGET=… GFS2=[…] STATUS=… DETAILS=…` (newlines in details become spaces).
+pub fn readable_line(stamp: &str, action: &str, target: &str, gfs2: &[String], status: &str, details: &str) -> String {
+    format!(
+        "[{stamp}] ACTION={action} TARGET={target} GFS2={} STATUS={status} DETAILS={}\n",
+        crate::pyjson::dumps(gfs2),
+        details.replace(['\n', '\r'], " ")
+    )
+}
