@@ -147,6 +147,9 @@ struct RunArgs {
     /// kubectl command line for the NNF source (split on white space, never run through a shell).
     #[arg(long, env = "KUBECTL_CMD", value_name = "COMMAND", default_value = "kubectl")]
     kubectl_cmd: String,
+    /// Serve Prometheus /metrics and /healthz on this loopback address (e.g. 127.0.0.1:9851).
+    #[arg(long, env = "GFS2_FENCE_METRICS_ADDR", value_name = "ADDR:PORT", value_parser = crate::metrics::parse_addr)]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Directory of the fence event logs, where the leader records Pacemaker's fencing alerts.
     #[arg(long, env = "GFS2_FENCE_LOG_DIR", value_name = "DIR", default_value = "/var/log/gfs2-fencing")]
     log_dir: PathBuf,
@@ -215,6 +218,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         retention: off_if_zero(a.retention),
         tmp_max_age: Duration::from_secs(3600),
         log_dir: a.log_dir,
+        metrics_addr: a.metrics_addr,
         alerts_dir: (!a.alerts_dir.as_os_str().is_empty()).then_some(a.alerts_dir),
         discovery,
     })

@@ -54,6 +54,16 @@ pub struct Shared {
     pub boot_id: String,
     /// The membership; tasks record their fence commands in its heartbeat. Never held across an await.
     pub member: Mutex<Member>,
+    /// Counters and gauges, updated by every task, read by `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+}
+
+/// Recovers dead watchers' claims, counting them.
+pub fn recover(shared: &Shared) {
+    match ha::recover::recover(&shared.settings.spool) {
+        Ok(done) => shared.metrics.recovered(done.len()),
+        Err(e) => tracing::error!("recovering dead claims: {e}"),
+    }
 }
 
 /// The inotify instance watching `requests/` and `members/` (the latter's watch descriptor kept).
@@ -80,7 +90,15 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     notify::notify("READY=1");
     tracing::info!(watcher_id = %settings.id, spool = %spool.base().display(), "watcher started");
 
-    let shared = Arc::new(Shared { settings, boot_id, member: Mutex::new(member) });
+    let shared = Arc::new(Shared { settings, boot_id, member: Mutex::new(member), metrics: Default::default() });
+    if let Some(addr) = shared.settings.metrics_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| WatchError::Usage(format!("cannot serve metrics on {addr}: {e}")))?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        tracing::info!(%addr, "serving /metrics and /healthz");
+        tokio::spawn(crate::metrics::serve(shared.clone(), listener));
+    }
     let s = &shared.settings;
     let mut rescan = tokio::time::interval(s.rescan_interval);
     let mut heartbeat = tokio::time::interval(s.heartbeat_interval);
@@ -100,6 +118,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         if dirty {
             dirty = false;
             busy = dispatch::fill(&shared, &mut index, &mut running, &done_tx);
+            shared.metrics.set_in_flight(running.len());
         }
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
@@ -108,9 +127,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             ready = readable(inotify.as_ref()) => {
                 if let Some(guard) = ready {
                     if drain_events(guard, &mut index, &shared) && peers.arm(&spool, &s.id) {
-                        if let Err(e) = ha::recover::recover(&spool) {
-                            tracing::error!("recovering dead claims: {e}");
-                        }
+                        recover(&shared);
                     }
                 }
                 dirty = true;
@@ -124,15 +141,15 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                 } else {
                     index.retry_young(&spool, &shared.boot_id);
                 }
+                // O(pending): at the rescan period, not at every event.
+                shared.metrics.set_queue(index.depth_by_priority());
                 sweeper.sweep(&shared, office.is_some());
                 dirty = true;
             }
             Some(peer) = death_rx.recv() => {
                 peers.ended(&peer);
                 tracing::info!(peer = %peer, "peer watcher gone: recovering its claims now");
-                if let Err(e) = ha::recover::recover(&spool) {
-                    tracing::error!("recovering dead claims: {e}");
-                }
+                recover(&shared);
                 let _ = peers.arm(&spool, &s.id);
                 dirty = true;
             }
@@ -142,9 +159,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                 }
                 notify::notify("WATCHDOG=1");
                 if peers.arm(&spool, &s.id) {
-                    if let Err(e) = ha::recover::recover(&spool) {
-                        tracing::error!("recovering dead claims: {e}");
-                    }
+                    recover(&shared);
                     dirty = true;
                 }
             }
@@ -152,6 +167,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                 Ok(Ok(lock)) => match election::take_office(&spool, &s.id) {
                     Ok(record) => {
                         office = Some(lock);
+                        shared.metrics.took_office();
                         if let Some(d) = s.discovery.clone() {
                             tokio::spawn(crate::discovery::rounds(shared.clone(), d, record.epoch));
                         }

@@ -127,6 +127,17 @@ impl Index {
         std::mem::take(&mut self.bad).into_iter().collect()
     }
 
+    /// Parsed pending requests by queue priority (young files left out).
+    pub fn depth_by_priority(&self) -> std::collections::BTreeMap<i32, u64> {
+        let mut by = std::collections::BTreeMap::new();
+        for name in self.queue.names() {
+            if let Some(e) = self.queue.get(name) {
+                *by.entry(e.priority).or_default() += 1;
+            }
+        }
+        by
+    }
+
     /// Pending requests (parsed and not yet parsed).
     pub fn depth(&self) -> usize {
         self.queue.len() + self.young.len()

@@ -10,7 +10,7 @@
 //!   [`discovery`]: the leader's GFS2 discovery rounds (`discovery.json`).
 //! - [`member`]: the member lock and heartbeat; [`election`]: leader candidacy; [`sweep`]: recovery
 //!   of dead claims, fencing of frozen peers, retention; [`peers`]: recovery the moment a peer dies;
-//!   [`notify`]: systemd notifications.
+//!   [`notify`]: systemd notifications; [`metrics`]: Prometheus metrics and `/healthz`.
 //! - [`config`]: targets → fence commands; [`alerts`]: Pacemaker's fencing alerts into the audit trail.
 //! - [`test_executor`]: the fence command used by tests, the demo and the chaos harness.
 
@@ -25,6 +25,7 @@ pub mod execute;
 pub mod fencepath;
 pub mod index;
 pub mod member;
+pub mod metrics;
 pub mod notify;
 pub mod peers;
 pub mod reply;

@@ -41,8 +41,10 @@ pub fn reject(shared: &Shared, q: &Quarantined) {
     let mut r = response(shared, id, q.action.as_deref().unwrap_or("unknown"), q.target.as_deref().unwrap_or(""));
     r.message = format!("request rejected and quarantined at {}: {}", q.moved_to.display(), q.reason);
     r.outcome = Some(Outcome::Rejected);
-    if let Err(e) = answer::respond(&shared.settings.spool, &r) {
-        tracing::error!(request_id = %id, "answering a rejected request: {e}");
+    match answer::respond(&shared.settings.spool, &r) {
+        Ok(Placed::First) => shared.metrics.answered(&r.action_performed, "rejected"),
+        Ok(Placed::Superseded(_)) => {}
+        Err(e) => tracing::error!(request_id = %id, "answering a rejected request: {e}"),
     }
 }
 
@@ -62,6 +64,10 @@ pub fn answer_and_retire(
     resp.duration_ms = Some(started.elapsed().as_millis() as u64);
     resp.timestamp = ha::clock::rfc3339_now();
     let placed = answer::respond(spool, &resp)?;
+    if placed == Placed::First {
+        let outcome = resp.outcome.map_or(if resp.success { "done" } else { "failed" }, Outcome::as_str);
+        shared.metrics.answered(&resp.action_performed, outcome);
+    }
     tracing::info!(request_id = %resp.request_id, target = %resp.target_node, action = %resp.action_performed,
         success = resp.success, outcome = resp.outcome.map_or("", Outcome::as_str), attempts = resp.attempts,
         superseded = matches!(placed, Placed::Superseded(_)), "answered");

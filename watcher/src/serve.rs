@@ -106,6 +106,7 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
         })
         .await;
         shared.member.lock().unwrap().child_ended(exec.pid);
+        shared.metrics.executed(exec.duration);
         if exec.ending == Ending::Aborted {
             return release_all(shared, runnable);
         }
@@ -116,6 +117,7 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
             break exec;
         };
         tracing::warn!(request_id = %id, attempt, "fence command failed; retrying in {} ms", BootTime::now().until(at).as_millis());
+        shared.metrics.retried();
         tokio::select! {
             _ = tokio::time::sleep(BootTime::now().until(at)) => {}
             _ = abort.wait_for(|a| *a) => return release_all(shared, runnable),

@@ -50,6 +50,8 @@ pub struct Settings {
     pub log_dir: std::path::PathBuf,
     /// The drop directory of `gfs2-fence-alert` (`None`: not ingested).
     pub alerts_dir: Option<std::path::PathBuf>,
+    /// Loopback address of `/metrics` and `/healthz` (`None`: not served).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The leader's GFS2 discovery rounds (`None`: off).
     pub discovery: Option<DiscoverySettings>,
 }

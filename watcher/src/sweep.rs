@@ -65,9 +65,7 @@ impl Sweeper {
     /// One sweep.
     pub fn sweep(&mut self, shared: &Shared, leader: bool) {
         let s = &shared.settings;
-        if let Err(e) = ha::recover::recover(&s.spool) {
-            tracing::error!("recovering dead claims: {e}");
-        }
+        crate::daemon::recover(shared);
         self.judge_peers(shared);
         if leader {
             if let Some(dir) = &s.alerts_dir {

@@ -1,0 +1,212 @@
+//! Live view: Prometheus metrics (`/metrics`) and a health check (`/healthz`) served on a loopback
+//! address when `--metrics-addr` is given, one tiny HTTP/1.0 exchange per connection.
+//!
+//! Counters and gauges are updated where things happen (answers, executions, retries, recoveries,
+//! the main loop's queue and in-flight counts) through atomics and short `std::sync::Mutex`es never
+//! held across an `.await`; the leader record and `quarantine/` are read at scrape time.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use ha::spool::Dir;
+
+use crate::daemon::Shared;
+
+/// Upper bounds (seconds) of the execution time histogram's buckets.
+const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+
+/// The watcher's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Responses placed, by action and outcome.
+    responses: Mutex<BTreeMap<(String, String), u64>>,
+    /// Execution times: bucket counts (the last is +Inf), sum of seconds.
+    executions: Mutex<([u64; BUCKETS.len() + 1], f64)>,
+    retries: AtomicU64,
+    recovered: AtomicU64,
+    terms: AtomicU64,
+    leader: AtomicBool,
+    in_flight: AtomicU64,
+    /// Pending requests by priority.
+    queue: Mutex<BTreeMap<i32, u64>>,
+}
+
+impl Metrics {
+    /// A response was placed.
+    pub fn answered(&self, action: &str, outcome: &str) {
+        *self.responses.lock().unwrap().entry((action.to_string(), outcome.to_string())).or_default() += 1;
+    }
+
+    /// A fence command ran for `d`.
+    pub fn executed(&self, d: Duration) {
+        let mut h = self.executions.lock().unwrap();
+        let i = BUCKETS.iter().position(|b| d.as_secs_f64() <= *b).unwrap_or(BUCKETS.len());
+        h.0[i] += 1;
+        h.1 += d.as_secs_f64();
+    }
+
+    /// A failed execution will be retried.
+    pub fn retried(&self) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Dead watchers' claims were recovered.
+    pub fn recovered(&self, n: usize) {
+        self.recovered.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// This watcher took office.
+    pub fn took_office(&self) {
+        self.terms.fetch_add(1, Ordering::Relaxed);
+        self.leader.store(true, Ordering::Relaxed);
+    }
+
+    /// Claims being executed now.
+    pub fn set_in_flight(&self, n: usize) {
+        self.in_flight.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Pending requests by priority (set at each rescan).
+    pub fn set_queue(&self, queue: BTreeMap<i32, u64>) {
+        *self.queue.lock().unwrap() = queue;
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self, shared: &Shared) -> String {
+        let s = &shared.settings;
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
+            out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            for l in lines {
+                out += &format!("{name}{l}\n");
+            }
+        };
+        let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+        metric(
+            "gfs2_fence_watcher_info",
+            "gauge",
+            "This watcher.",
+            vec![format!("{{watcher_id=\"{}\",version=\"{}\"}} 1", esc(&s.id), env!("CARGO_PKG_VERSION"))],
+        );
+        let responses = self.responses.lock().unwrap().clone();
+        metric(
+            "gfs2_fence_responses_total",
+            "counter",
+            "Responses this watcher placed, by action and outcome (done, failed, expired, abandoned, rejected).",
+            responses
+                .iter()
+                .map(|((a, o), n)| format!("{{action=\"{}\",outcome=\"{}\"}} {n}", esc(a), esc(o)))
+                .collect(),
+        );
+        let (buckets, sum) = *self.executions.lock().unwrap();
+        let mut cumulative = 0;
+        let mut lines: Vec<String> = BUCKETS
+            .iter()
+            .zip(buckets)
+            .map(|(b, n)| {
+                cumulative += n;
+                format!("_bucket{{le=\"{b}\"}} {cumulative}")
+            })
+            .collect();
+        cumulative += buckets[BUCKETS.len()];
+        lines.push(format!("_bucket{{le=\"+Inf\"}} {cumulative}"));
+        lines.push(format!("_sum {sum}"));
+        lines.push(format!("_count {cumulative}"));
+        metric("gfs2_fence_execution_seconds", "histogram", "Fence command run times.", lines);
+        let counter = |v: &AtomicU64| vec![format!(" {}", v.load(Ordering::Relaxed))];
+        metric("gfs2_fence_retries_total", "counter", "Failed executions retried.", counter(&self.retries));
+        metric(
+            "gfs2_fence_recovered_claims_total",
+            "counter",
+            "Dead watchers' claims recovered by this watcher.",
+            counter(&self.recovered),
+        );
+        metric("gfs2_fence_in_flight", "gauge", "Claims this watcher is executing.", counter(&self.in_flight));
+        let queue = self.queue.lock().unwrap().clone();
+        metric(
+            "gfs2_fence_queue_depth",
+            "gauge",
+            "Pending requests in this watcher's index, by queue priority.",
+            queue.iter().map(|(p, n)| format!("{{priority=\"{p}\"}} {n}")).collect(),
+        );
+        metric(
+            "gfs2_fence_leader",
+            "gauge",
+            "1 while this watcher is the leader.",
+            vec![format!(" {}", self.leader.load(Ordering::Relaxed) as u8)],
+        );
+        metric("gfs2_fence_leader_terms_total", "counter", "Times this watcher took office.", counter(&self.terms));
+        if let Ok(Some(l)) = ha::leader::read(&s.spool) {
+            metric(
+                "gfs2_fence_leader_epoch",
+                "gauge",
+                "The spool's leader epoch (it grows by one at every leader change).",
+                vec![format!("{{leader=\"{}\"}} {}", esc(&l.watcher_id), l.epoch)],
+            );
+        }
+        let quarantined = std::fs::read_dir(s.spool.dir(Dir::Quarantine))
+            .map(|r| r.flatten().filter(|e| !e.file_name().to_string_lossy().ends_with(".reason")).count())
+            .unwrap_or(0);
+        metric(
+            "gfs2_fence_quarantined_files",
+            "gauge",
+            "Files in quarantine/ (bad requests and alerts).",
+            vec![format!(" {quarantined}")],
+        );
+        out
+    }
+}
+
+/// Checks `--metrics-addr`: loopback only (put a proxy in front to expose it further).
+pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
+    let addr: SocketAddr = s.parse().map_err(|_| format!("--metrics-addr {s:?} is not an address:port"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!("--metrics-addr {addr} is not a loopback address (use 127.0.0.1 or [::1] and a proxy)"));
+    }
+    Ok(addr)
+}
+
+/// Serves `/metrics` and `/healthz` until the task is dropped.
+pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 8192];
+            let mut n = 0;
+            let read = tokio::time::timeout(Duration::from_secs(5), async {
+                while n < buf.len() {
+                    match conn.read(&mut buf[n..]).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => n += k,
+                    }
+                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") || buf[..n].ends_with(b"\n\n") {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if read.is_err() {
+                return;
+            }
+            let head = String::from_utf8_lossy(&buf[..n]);
+            let path = head.split_whitespace().nth(1).unwrap_or("");
+            let (status, kind, body) = match (head.split_whitespace().next(), path) {
+                (Some("GET"), "/metrics") => ("200 OK", "text/plain; version=0.0.4", shared.metrics.render(&shared)),
+                (Some("GET"), "/healthz") => ("200 OK", "text/plain", format!("ok {}\n", shared.settings.id)),
+                (Some("GET"), _) => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".into()),
+                _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
+            };
+            let reply = format!(
+                "HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(reply.as_bytes()).await;
+        });
+    }
+}

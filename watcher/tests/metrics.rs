@@ -1,0 +1,65 @@
+//! The live view: `--metrics-addr` serves Prometheus metrics that follow what the watcher does, and
+//! `/healthz`; anything but a loopback address is refused.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use common::*;
+
+fn get(addr: &str, path: &str) -> String {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn metrics_follow_answers_executions_retries_and_leadership() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &["--metrics-addr", "127.0.0.1:0", "--retry-delay", "0.05"]);
+    let mut addr = String::new();
+    let found = wait_until(Duration::from_secs(20), || {
+        let log = watcher.stderr_text();
+        match log.lines().find(|l| l.contains("serving /metrics")).and_then(|l| l.split("addr=").nth(1)) {
+            Some(a) => {
+                addr = a.split_whitespace().next().unwrap().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(found, "{}", watcher.stderr_text());
+    assert!(get(&addr, "/healthz").starts_with("HTTP/1.0 200 OK") && get(&addr, "/healthz").ends_with("ok w1\n"));
+    assert!(get(&addr, "/nope").starts_with("HTTP/1.0 404"));
+
+    w.behave("bad", "fail");
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    assert_exit(&w.agent("action=off\nport=bad\nfence_timeout=20\n"), 1);
+    let leader = wait_until(Duration::from_secs(20), || get(&addr, "/metrics").contains("gfs2_fence_leader 1"));
+    assert!(leader);
+    let m = get(&addr, "/metrics");
+    assert!(m.contains("Content-Type: text/plain; version=0.0.4"), "{m}");
+    for line in [
+        "gfs2_fence_responses_total{action=\"off\",outcome=\"done\"} 1",
+        "gfs2_fence_responses_total{action=\"off\",outcome=\"failed\"} 1",
+        "gfs2_fence_execution_seconds_count 3",
+        "gfs2_fence_retries_total 1",
+        "gfs2_fence_leader_terms_total 1",
+        "gfs2_fence_leader_epoch{leader=\"w1\"} 1",
+        "gfs2_fence_in_flight 0",
+        "gfs2_fence_quarantined_files 0",
+        "# TYPE gfs2_fence_execution_seconds histogram",
+    ] {
+        assert!(m.contains(line), "missing {line:?} in:\n{m}");
+    }
+}
+
+#[test]
+fn metrics_are_served_on_loopback_only() {
+    let w = World::new();
+    let said = w.watcher_refused(&["--spool-dir", &w.spool.display().to_string(), "--metrics-addr", "0.0.0.0:9851"]);
+    assert!(said.contains("is not a loopback address"), "{said}");
+}
