@@ -231,10 +231,19 @@ fn exec_hardened(parent: i32, program: &std::path::Path) -> ExitCode {
     ExitCode::from(127)
 }
 
+/// Logs to journald with structured fields (`WATCHER_ID`, `REQUEST_ID`, `TARGET`, ... as the
+/// events carry them) when systemd connected stderr to the journal (`JOURNAL_STREAM`), so a site's
+/// log pipeline gets every rabbit's events as data; otherwise plain lines on stderr.
 fn init_tracing() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_from_env("GFS2_FENCE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let journald = std::env::var_os("JOURNAL_STREAM")
+        .and_then(|_| tracing_journald::layer().ok())
+        .map(|l| l.with_syslog_identifier("gfs2-fence-watcher".into()));
+    let stderr = journald.is_none().then(|| tracing_subscriber::fmt::layer().with_writer(std::io::stderr));
+    tracing_subscriber::registry().with(filter).with(journald).with(stderr).init();
 }
 
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT.
