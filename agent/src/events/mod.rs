@@ -21,7 +21,7 @@ use report::Format;
 /// Fence events recorded by fence_gfs2_recorder: list, count, file systems, timeline, latency,
 /// and verification of the tamper-evident audit chain.
 #[derive(Debug, Parser)]
-#[command(name = "gfs2-fence-events", version, about)]
+#[command(name = "gfs2-fence-events", version)]
 struct Cli {
     /// Directory of the logs (current and rotated fence-events-detailed.jsonl).
     #[arg(long, env = "LOG_DIR", default_value = "/var/log/gfs2-fencing", global = true)]

@@ -1,0 +1,63 @@
+# Build and install gfs2-fencing.
+#   make                       release build of the installed programs
+#   make install DESTDIR=… PREFIX=/usr
+#   make rpm                   binary RPM from a staged install (needs rpmbuild)
+#   packaging/build-el8.sh && make rpm RELEASE=target/x86_64-unknown-linux-gnu/release   (for RHEL 8)
+PREFIX      ?= /usr
+SYSCONFDIR  ?= /etc
+DESTDIR     ?=
+CARGO       ?= cargo
+RELEASE     ?= target/release
+SBINDIR      = $(PREFIX)/sbin
+BINDIR       = $(PREFIX)/bin
+LIBEXECDIR   = $(PREFIX)/libexec/gfs2-fencing
+UNITDIR      = $(PREFIX)/lib/systemd/system
+TMPFILESDIR  = $(PREFIX)/lib/tmpfiles.d
+MANDIR       = $(PREFIX)/share/man/man8
+DOCDIR       = $(PREFIX)/share/doc/gfs2-fencing
+MAN          = target/man
+VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
+
+.PHONY: all build man install rpm
+
+all: build
+
+build:
+	$(CARGO) build --release -p fence-gfs2-recorder -p gfs2-fence-watcher --bins
+
+# Binaries built elsewhere (RELEASE=target/x86_64-unknown-linux-gnu/release from
+# packaging/build-el8.sh) are installed as they are; the default target/release is built first.
+ifeq ($(RELEASE),target/release)
+man: build
+endif
+
+man:
+	mkdir -p $(MAN)
+	$(RELEASE)/fence_gfs2_recorder -o manpage > $(MAN)/fence_gfs2_recorder.8
+	packaging/help2man.sh $(RELEASE)/gfs2-fence-watcher gfs2-fence-watcher "highly available fencing watchers for gfs2-fencing spools" run status > $(MAN)/gfs2-fence-watcher.8
+	packaging/help2man.sh $(RELEASE)/gfs2-fence-events gfs2-fence-events "fence events and the audit chain" list count filesystems timeline latency verify > $(MAN)/gfs2-fence-events.8
+
+install: man
+	install -D -m 0755 $(RELEASE)/fence_gfs2_recorder $(DESTDIR)$(SBINDIR)/fence_gfs2_recorder
+	install -D -m 0755 $(RELEASE)/gfs2-fence-watcher $(DESTDIR)$(BINDIR)/gfs2-fence-watcher
+	install -D -m 0755 $(RELEASE)/gfs2-fence-events $(DESTDIR)$(BINDIR)/gfs2-fence-events
+	install -D -m 0755 $(RELEASE)/gfs2-fence-alert $(DESTDIR)$(LIBEXECDIR)/gfs2-fence-alert
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/bin/gfs2-fence-watcher|$(BINDIR)/gfs2-fence-watcher|' systemd/gfs2-fence-watcher@.service > $(DESTDIR)$(UNITDIR)/gfs2-fence-watcher@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/gfs2-fence-watcher@.service
+	install -D -m 0644 systemd/gfs2-fencing.conf $(DESTDIR)$(TMPFILESDIR)/gfs2-fencing.conf
+	install -D -m 0644 systemd/gfs2-fencing.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/gfs2-fencing
+	install -D -m 0644 $(MAN)/fence_gfs2_recorder.8 $(DESTDIR)$(MANDIR)/fence_gfs2_recorder.8
+	install -D -m 0644 $(MAN)/gfs2-fence-watcher.8 $(DESTDIR)$(MANDIR)/gfs2-fence-watcher.8
+	install -D -m 0644 $(MAN)/gfs2-fence-events.8 $(DESTDIR)$(MANDIR)/gfs2-fence-events.8
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -D -m 0644 packaging/prometheus/gfs2-fencing.rules.yml $(DESTDIR)$(DOCDIR)/prometheus/gfs2-fencing.rules.yml
+	install -D -m 0644 packaging/grafana/gfs2-fencing.json $(DESTDIR)$(DOCDIR)/grafana/gfs2-fencing.json
+
+rpm:
+	rm -rf target/rpm
+	$(MAKE) install DESTDIR=$(CURDIR)/target/rpm/root PREFIX=/usr SYSCONFDIR=/etc RELEASE=$(RELEASE)
+	rpmbuild -bb --define "_topdir $(CURDIR)/target/rpm" --define "stagedir $(CURDIR)/target/rpm/root" \
+		--define "version $(VERSION)" packaging/gfs2-fencing.spec
+	@ls target/rpm/RPMS/*/*.rpm

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# CI: the packaging. RHEL 8 binaries (glibc 2.28, checked with objdump), the RPM from them (rpmbuild),
+# the installed unit checked by systemd-analyze verify, the logrotate configuration parsed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packaging/build-el8.sh
+el8=target/x86_64-unknown-linux-gnu/release
+make rpm RELEASE=$el8
+rpm=$(ls target/rpm/RPMS/x86_64/gfs2-fencing-*.rpm)
+rpm -qlp "$rpm" | grep -qx /usr/sbin/fence_gfs2_recorder
+echo "built $rpm"
+
+root=target/rpm/root
+unit=$(mktemp -d)/gfs2-fence-watcher@.service
+sed "s|ExecStart=/usr/bin/gfs2-fence-watcher|ExecStart=$PWD/$root/usr/bin/gfs2-fence-watcher|" \
+    "$root/usr/lib/systemd/system/gfs2-fence-watcher@.service" > "$unit"
+findings=$(systemd-analyze verify --man=no "${unit%@.service}@1.service" 2>&1 || true)
+if [ -n "$findings" ]; then
+    echo "systemd-analyze verify: $findings" >&2
+    exit 1
+fi
+echo "systemd-analyze verify: gfs2-fence-watcher@.service OK"
+
+logrotate -d systemd/gfs2-fencing.logrotate >/dev/null 2>&1 || { logrotate -d systemd/gfs2-fencing.logrotate; exit 1; }
+echo "logrotate: configuration parses"
