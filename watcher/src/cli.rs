@@ -46,8 +46,14 @@ struct StatusArgs {
     #[arg(long, env = "GFS2_FENCE_SPOOL_DIR", value_name = "DIR")]
     spool_dir: Option<String>,
     /// Print JSON instead of text.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "watch")]
     json: bool,
+    /// Redraw the report every SECONDS in the terminal until interrupted.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds)]
+    watch: Option<Duration>,
+    /// With --watch: stop after this many reports.
+    #[arg(long, value_name = "N", requires = "watch")]
+    frames: Option<u64>,
 }
 
 /// Seconds where 0 means "off".
@@ -262,7 +268,7 @@ pub fn run() -> Result<ExitCode, WatchError> {
         Command::Run(args) => args,
         Command::Status(a) => {
             let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
-            return crate::status::run(&ha::spool::Spool::new(base), a.json);
+            return crate::status::run(&ha::spool::Spool::new(base), a.json, a.watch, a.frames);
         }
         Command::ExecHardened { parent, program } => return Ok(exec_hardened(parent, &program)),
     };

@@ -216,7 +216,33 @@ fn text(r: &Report) -> String {
 }
 
 /// Prints the report; exits non-zero when no watcher is alive.
-pub fn run(spool: &Spool, json: bool) -> Result<ExitCode, WatchError> {
+pub fn run(
+    spool: &Spool,
+    json: bool,
+    watch: Option<std::time::Duration>,
+    frames: Option<u64>,
+) -> Result<ExitCode, WatchError> {
+    if let Some(every) = watch {
+        // A terminal view for hosts without Grafana: redraw until interrupted (or `frames` times).
+        let mut n = 0;
+        loop {
+            let body = match report(spool) {
+                Ok(r) => text(&r),
+                Err(e) => format!("cannot read the spool: {e}\n"),
+            };
+            print!(
+                "\x1b[H\x1b[2J{} — every {:.1}s (Ctrl-C to stop)\n\n{body}",
+                ha::clock::rfc3339_now(),
+                every.as_secs_f64()
+            );
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            n += 1;
+            if frames.is_some_and(|f| n >= f) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            std::thread::sleep(every);
+        }
+    }
     let r = report(spool)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&r).expect("the report serialises"));

@@ -234,6 +234,18 @@ fn status_exits_non_zero_with_no_live_watcher() {
 }
 
 #[test]
+fn status_watch_redraws_the_report() {
+    let w = World::new();
+    let _w1 = w.watcher("w1", &[]);
+    let args = ["status", "--watch", "0.1", "--frames", "3", "--spool-dir", path_str(&w.spool)];
+    let out = std::process::Command::new(watcher_bin()).args(args).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = text(&out.stdout);
+    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 3, "{text}");
+    assert_eq!(text.matches("w1").count(), 3 * text.split("\x1b[2J").nth(1).unwrap().matches("w1").count());
+}
+
+#[test]
 fn a_dead_holders_request_is_recovered_at_once_not_at_the_next_rescan() {
     let w = World::new();
     // A rescan period longer than the agent's timeout: only the peer-death watch can save the fence.
