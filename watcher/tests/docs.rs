@@ -1,24 +1,101 @@
-//! The configuration reference cannot drift from the code: every watcher option and environment
-//! variable that `--help` shows is documented.
+//! The documentation cannot drift from the code: every option and environment variable the
+//! watcher's and the events CLI's `--help` show is documented, and every `gfs2-fence-events` and
+//! `gfs2-fence-watcher status` command in the docs runs against real logs and a real spool.
 
 mod common;
 
-#[test]
-fn docs_list_every_watcher_option() {
-    let help = std::process::Command::new(common::watcher_bin()).args(["run", "--help"]).output().unwrap();
-    let help = common::text(&help.stdout);
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIGURATION.md")).unwrap();
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+
+fn documented(help: &str, doc: &str, prefixes: &[&str]) -> usize {
     let mut checked = 0;
     for word in help.split(|c: char| c.is_whitespace() || c == ',' || c == '[' || c == ']') {
-        let word = word.trim_end_matches('=');
+        let word = word.trim_end_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         let name = word.strip_prefix("env:").unwrap_or(word);
         let is_flag = name.starts_with("--") && name.len() > 2 && !matches!(name, "--help" | "--version");
-        let is_env = name.starts_with("GFS2_FENCE_");
-        if is_flag || is_env {
+        if is_flag || prefixes.iter().any(|p| name.starts_with(p)) {
             let name = name.split('=').next().unwrap();
             assert!(doc.contains(&format!("`{name}")), "docs/CONFIGURATION.md does not document {name}");
             checked += 1;
         }
     }
+    checked
+}
+
+fn doc_text(name: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(name)).unwrap()
+}
+
+#[test]
+fn docs_list_every_events_and_status_option() {
+    let doc = doc_text("docs/CONFIGURATION.md");
+    let mut checked = 0;
+    for args in [&["list", "--help"][..], &["verify", "--help"]] {
+        let help = text(&Command::new(events_bin()).args(args).output().unwrap().stdout);
+        checked += documented(&help, &doc, &["LOG_DIR"]);
+    }
+    let help = text(&Command::new(watcher_bin()).args(["status", "--help"]).output().unwrap().stdout);
+    checked += documented(&help, &doc, &["GFS2_FENCE_"]);
+    assert!(checked >= 15, "found only {checked} options");
+}
+
+/// The shell commands of the docs' code blocks that start with `program`.
+fn doc_commands(program: &str) -> Vec<(String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    files.push(dir.join("../README.md"));
+    let mut out = Vec::new();
+    for f in files {
+        let mut in_code = false;
+        for line in std::fs::read_to_string(&f).unwrap().lines() {
+            if line.trim_start().starts_with("```") {
+                in_code = !in_code;
+                continue;
+            }
+            let cmd = line.split(" #").next().unwrap().trim();
+            if in_code && cmd.starts_with(program) && !cmd.contains(['|', '>', '<', '&', '$']) {
+                out.push((f.file_name().unwrap().to_string_lossy().into_owned(), cmd.to_string()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_documented_events_and_status_command_runs() {
+    let w = World::new();
+    let _w1 = w.watcher("w1", &[]);
+    for node in ["compute-02", "compute-03"] {
+        assert_exit(&w.agent(&format!("action=reboot\nport={node}\nnodename={node}\n")), 0);
+    }
+    let cwd = w.dir.path();
+    std::fs::write(cwd.join("anchors.txt"), "").unwrap();
+    let events = doc_commands("gfs2-fence-events");
+    for (file, cmd) in &events {
+        let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        let out =
+            Command::new(events_bin()).current_dir(cwd).args(&args).arg("--log-dir").arg(&w.logs).output().unwrap();
+        let said = text(&out.stdout) + &text(&out.stderr);
+        let journal_missing = args.contains(&"--journal") && said.contains("cannot read the journal's anchors");
+        assert!(out.status.success() || journal_missing, "{file}: `{cmd}` failed: {said}");
+    }
+    let status = doc_commands("gfs2-fence-watcher status");
+    for (file, cmd) in &status {
+        let mut args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+        if args.contains(&"--watch") {
+            args.extend(["--frames", "1"]);
+        }
+        let out = Command::new(watcher_bin()).args(&args).arg("--spool-dir").arg(&w.spool).output().unwrap();
+        assert!(out.status.success(), "{file}: `{cmd}` failed: {}", text(&out.stderr));
+    }
+    assert!(events.len() >= 10 && !status.is_empty(), "too few documented commands found: {events:?} {status:?}");
+}
+
+#[test]
+fn docs_list_every_watcher_option() {
+    let help = text(&Command::new(watcher_bin()).args(["run", "--help"]).output().unwrap().stdout);
+    let checked = documented(&help, &doc_text("docs/CONFIGURATION.md"), &["GFS2_FENCE_"]);
     assert!(checked >= 26, "found only {checked} options in --help:\n{help}");
 }

@@ -26,8 +26,9 @@ pub const LOCK_WAIT: Duration = Duration::from_millis(100);
 pub const ANCHOR_IDENT: &str = "gfs2-fence-audit";
 /// Where anchors are sent unless `GFS2_FENCE_AUDIT_SOCKET` names another datagram socket.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
-/// Bytes read from the end of the log to find its last record.
-const TAIL: u64 = 256 * 1024;
+/// Bytes read from the end of the log to find its last record: a short read first (records are a
+/// few hundred bytes), a long one if no complete record ends in it.
+const TAILS: [u64; 2] = [16 * 1024, 1024 * 1024];
 
 /// How a record was written.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,13 +110,21 @@ impl ChainedLog {
     /// the genesis.
     fn end(&self, lock_file: &File) -> Link {
         let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-        let start = len.saturating_sub(TAIL);
-        let mut buf = vec![0u8; (len - start) as usize];
-        if self.file_for_read().and_then(|f| f.read_exact_at(&mut buf, start)).is_ok() {
-            let text = String::from_utf8_lossy(&buf);
-            let complete = text.rfind('\n').map_or("", |i| &text[..i]);
-            if let Some(link) = complete.lines().rev().find_map(link_of) {
-                return link;
+        if let Ok(reader) = self.file_for_read() {
+            for tail in TAILS {
+                let start = len.saturating_sub(tail);
+                let mut buf = vec![0u8; (len - start) as usize];
+                if reader.read_exact_at(&mut buf, start).is_err() {
+                    break;
+                }
+                let text = String::from_utf8_lossy(&buf);
+                let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+                if let Some(link) = complete.lines().rev().find_map(link_of) {
+                    return link;
+                }
+                if start == 0 {
+                    break;
+                }
             }
         }
         let mut head = String::new();
