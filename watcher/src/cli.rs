@@ -161,7 +161,7 @@ struct RunArgs {
     log_dir: PathBuf,
     /// Drop directory of gfs2-fence-alert (Pacemaker's alert agent); an empty value: no ingestion.
     #[arg(long, env = "GFS2_FENCE_ALERTS_DIR", value_name = "DIR", default_value = ha::alert::DEFAULT_DIR)]
-    alerts_dir: PathBuf,
+    alerts_dir: String,
     /// kubeconfig file for kubectl (default: kubectl's own).
     #[arg(long, env = "GFS2_FENCE_KUBECONFIG", value_name = "FILE")]
     kubeconfig: Option<String>,
@@ -225,7 +225,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         tmp_max_age: Duration::from_secs(3600),
         log_dir: a.log_dir,
         metrics_addr: a.metrics_addr,
-        alerts_dir: (!a.alerts_dir.as_os_str().is_empty()).then_some(a.alerts_dir),
+        alerts_dir: (!a.alerts_dir.is_empty()).then(|| PathBuf::from(a.alerts_dir)),
         discovery,
     })
 }

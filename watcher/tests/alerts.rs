@@ -76,6 +76,10 @@ fn fencing_alerts_from_any_device_join_the_audit_chain() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("OK: 3 chained records"), "{out}");
 
+    // An empty --alerts-dir is accepted: ingestion off (the harness would refuse a watcher that does not start).
+    let w2 = World::new();
+    let _other = w2.watcher("w9", &["--alerts-dir", ""]);
+
     // Without its drop directory the alert agent says so and fails (Pacemaker logs it).
     let out = alert(&w.dir.path().join("missing"), "fencing", "compute-08");
     assert_exit(&out, 1);

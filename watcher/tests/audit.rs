@@ -59,6 +59,18 @@ fn fences_make_one_verified_chain_and_tampering_is_the_first_broken_link() {
     let (_, list) = events(&w, &["list", "--status", "completed", "--since", "1h"]);
     assert_eq!(list.lines().count(), 5, "{list}");
 
+    // logrotate compresses older copies: verify reads them as they are.
+    let gz = w.logs.join("fence-events-detailed.jsonl.2.gz");
+    let status = std::process::Command::new("gzip").arg("-c").arg(&rotated).output().unwrap();
+    std::fs::write(&gz, status.stdout).unwrap();
+    let plain_copy = std::fs::read(&rotated).unwrap();
+    std::fs::remove_file(&rotated).unwrap();
+    let (code, out) = events(&w, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("8 chained records (seq 1 to 8) in 2 files"), "{out}");
+    std::fs::remove_file(&gz).unwrap();
+    std::fs::write(&rotated, plain_copy).unwrap();
+
     let original = std::fs::read_to_string(&rotated).unwrap();
     let lines: Vec<&str> = original.lines().collect();
     let put = |ls: &[&str]| std::fs::write(&rotated, ls.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();

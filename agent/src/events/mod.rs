@@ -104,11 +104,18 @@ pub enum EventsError {
     Journal(String),
 }
 
+/// Largest (decompressed) log file read.
+const MAX_LOG: u64 = 4 << 30;
+
 fn read(path: &std::path::Path) -> Result<Vec<u8>, EventsError> {
     let mut bytes = Vec::new();
-    ha::fsio::open_nofollow(path)
-        .and_then(|mut f| f.read_to_end(&mut bytes))
-        .map_err(|source| EventsError::Read { path: path.to_path_buf(), source })?;
+    let err = |source| EventsError::Read { path: path.to_path_buf(), source };
+    let f = ha::fsio::open_nofollow(path).map_err(err)?;
+    if path.extension().is_some_and(|e| e == "gz") {
+        flate2::read::MultiGzDecoder::new(f).take(MAX_LOG).read_to_end(&mut bytes).map_err(err)?;
+    } else {
+        f.take(MAX_LOG).read_to_end(&mut bytes).map_err(err)?;
+    }
     Ok(bytes)
 }
 
@@ -117,7 +124,10 @@ fn files(cli: &Cli) -> Result<Vec<LogFile>, EventsError> {
         let (plain, compressed) = records::log_files(&cli.log_dir)
             .map_err(|source| EventsError::Read { path: cli.log_dir.clone(), source })?;
         for c in compressed {
-            eprintln!("gfs2-fence-events: skipping compressed {} (decompress it and pass it with --file)", c.display());
+            eprintln!(
+                "gfs2-fence-events: skipping {} (only gzip is read: decompress it and pass it with --file)",
+                c.display()
+            );
         }
         plain
     } else {

@@ -58,9 +58,9 @@ impl Record {
     }
 }
 
-/// The detailed log and its rotated copies in `dir`, oldest first by name order of rotation
-/// (`.N` higher is older; other suffixes such as dates sort by name). Compressed copies are listed
-/// in the second value: they are not read.
+/// The detailed log and its rotated copies in `dir` (gzip-compressed ones included), oldest first
+/// by rotation order (`.N` and `.N.gz`: higher is older; other suffixes such as dates sort by name).
+/// Copies compressed otherwise (xz, bzip2, zstd) are listed in the second value: they are not read.
 pub fn log_files(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut plain: Vec<(i64, String, PathBuf)> = Vec::new();
     let mut compressed = Vec::new();
@@ -71,12 +71,13 @@ pub fn log_files(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
         if suffix == ".lock" || !entry.file_type()?.is_file() {
             continue;
         }
-        if [".gz", ".xz", ".bz2", ".zst"].iter().any(|z| suffix.ends_with(z)) {
+        if [".xz", ".bz2", ".zst"].iter().any(|z| suffix.ends_with(z)) {
             compressed.push(entry.path());
             continue;
         }
         // "" (current) is newest; ".1" newer than ".2"; dated copies by name.
-        let rank = match suffix.strip_prefix('.').and_then(|n| n.parse::<i64>().ok()) {
+        let number = suffix.strip_suffix(".gz").unwrap_or(suffix);
+        let rank = match number.strip_prefix('.').and_then(|n| n.parse::<i64>().ok()) {
             Some(n) => -n,
             None if suffix.is_empty() => i64::MAX,
             None => 0,
@@ -163,6 +164,7 @@ mod tests {
             "fence-events-detailed.jsonl.1",
             "fence-events-detailed.jsonl.2",
             "fence-events-detailed.jsonl.3.gz",
+            "fence-events-detailed.jsonl.4.xz",
             "fence-events-detailed.jsonl.lock",
             "other.log",
         ] {
@@ -170,7 +172,15 @@ mod tests {
         }
         let (plain, compressed) = log_files(d.path()).unwrap();
         let names: Vec<String> = plain.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
-        assert_eq!(names, ["fence-events-detailed.jsonl.2", "fence-events-detailed.jsonl.1", DETAILED]);
+        assert_eq!(
+            names,
+            [
+                "fence-events-detailed.jsonl.3.gz",
+                "fence-events-detailed.jsonl.2",
+                "fence-events-detailed.jsonl.1",
+                DETAILED
+            ]
+        );
         assert_eq!(compressed.len(), 1);
     }
 }
