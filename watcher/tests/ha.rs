@@ -166,7 +166,11 @@ fn retries_stop_at_the_deadline() {
     let starts: Vec<u64> = w.ledger().iter().filter(|l| l.event == "start").map(|l| l.boottime_ns).collect();
     assert!(starts.len() >= 2 && starts.len() < 50, "{} attempts", starts.len());
     assert!(starts.iter().all(|s| *s < deadline), "no attempt starts after the deadline");
-    assert_eq!(w.response(&req_id).unwrap().attempts, Some(starts.len() as u32));
+    // The watcher records every execution it starts in attempts/ at spawn; the executor writes its
+    // ledger line only once running, so one killed at the deadline may be missing from the ledger.
+    let recorded = std::fs::read_to_string(w.sub("attempts").join(format!("{req_id}.jsonl"))).unwrap().lines().count();
+    assert_eq!(w.response(&req_id).unwrap().attempts, Some(recorded as u32));
+    assert!(starts.len() == recorded || starts.len() + 1 == recorded, "{} started, {recorded} recorded", starts.len());
 }
 
 #[test]
