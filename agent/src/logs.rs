@@ -146,7 +146,7 @@ pub fn readable_line(stamp: &str, e: &Event<'_>) -> String {
 
 /// The JSONL line, unsealed.
 pub fn json_line(utc: String, recorder_node: &str, e: &Event<'_>) -> String {
-    format!("{}\n", ha::pyjson::dumps(&event_record(utc, recorder_node, e)))
+    event_record(utc, recorder_node, e).line()
 }
 
 /// The JSONL record of an event (without chain fields).
@@ -235,9 +235,7 @@ impl EventLog {
             }
         }
         if let Some(log) = &self.jsonl {
-            let record = event_record(ha::clock::rfc3339_now(), &self.recorder_node, e);
-            let unsealed = || format!("{}\n", ha::pyjson::dumps(&record));
-            match log.append(|end| record.clone().sealed_line(end), unsealed) {
+            match event_record(ha::clock::rfc3339_now(), &self.recorder_node, e).append_to(log) {
                 Ok(Appended::Chained(_)) => {}
                 Ok(Appended::Unchained(why)) => {
                     tracing::warn!("fence event recorded outside the audit chain in {}: {why}", log.path().display())

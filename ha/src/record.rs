@@ -72,7 +72,18 @@ impl EventRecord {
         let hash = crate::audit::hash_of(&serde_json::to_value(&self).expect("a record serialises"));
         self.hash = Some(hash.clone());
         let link = crate::audit::Link { seq: end.seq + 1, hash };
-        (format!("{}\n", crate::pyjson::dumps(&self)), link)
+        (self.line(), link)
+    }
+
+    /// The record as a JSONL line as it stands (outside the chain unless sealed).
+    pub fn line(&self) -> String {
+        format!("{}\n", crate::pyjson::dumps(self))
+    }
+
+    /// Appends the record to the detailed log: sealed after the chain's end, or as it stands when
+    /// the log's lock is not had in time (see `audit::log`).
+    pub fn append_to(&self, log: &crate::audit::log::ChainedLog) -> std::io::Result<crate::audit::log::Appended> {
+        log.append(|end| self.clone().sealed_line(end), || self.line())
     }
 }
 

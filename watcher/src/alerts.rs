@@ -116,8 +116,7 @@ fn record(shared: &Shared, alert: &Alert) -> Result<(), String> {
         hash: None,
     };
     let log = ChainedLog::open(&s.log_dir.join("fence-events-detailed.jsonl")).map_err(|e| e.to_string())?;
-    let unsealed = || format!("{}\n", ha::pyjson::dumps(&rec));
-    match log.append(|end| rec.clone().sealed_line(end), unsealed).map_err(|e| e.to_string())? {
+    match rec.append_to(&log).map_err(|e| e.to_string())? {
         Appended::Chained(_) => {}
         Appended::Unchained(why) => tracing::warn!("fencing alert recorded outside the audit chain: {why}"),
     }

@@ -70,7 +70,11 @@ impl Sweeper {
         if leader {
             if let Some(dir) = &s.alerts_dir {
                 match crate::alerts::ingest(shared, dir) {
-                    Ok(_) => self.alerts_problem = None,
+                    Ok(_) => {
+                        // An alert agent killed mid-write leaves its temporary file (never an alert).
+                        remove_dead_writers_temps(dir);
+                        self.alerts_problem = None;
+                    }
                     Err(why) if self.alerts_problem.as_ref() != Some(&why) => {
                         tracing::error!("not recording Pacemaker's fencing alerts: {why}");
                         self.alerts_problem = Some(why);
@@ -146,6 +150,12 @@ fn writer_pid(name: &str) -> Option<u32> {
 /// Removes temporary files whose writer is dead (it will never place them) or that are older than
 /// `age` (a writer whose pid was reused).
 fn clear_tmp(dir: &std::path::Path, age: Duration) {
+    remove_dead_writers_temps(dir);
+    remove_older_than(dir, age);
+}
+
+/// Removes the temporary files (`.<name>.<pid>.<uuid>.tmp`) in `dir` whose writer is dead.
+fn remove_dead_writers_temps(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
@@ -157,7 +167,6 @@ fn clear_tmp(dir: &std::path::Path, age: Duration) {
             }
         }
     }
-    remove_older_than(dir, age);
 }
 
 /// Removes the files in `dir` last modified more than `age` ago.

@@ -52,10 +52,17 @@ fn fencing_alerts_from_any_device_join_the_audit_chain() {
     assert_exit(&alert(&alerts, "node", "compute-07"), 0);
     assert_eq!(json_files(&alerts).len(), 1, "only the fencing alert is dropped");
     std::fs::write(alerts.join("garbage.json"), "{\"version\": 1, \"node\": ").unwrap();
+    // What an alert agent killed mid-write leaves (its pid is gone): removed, never ingested.
+    let dead = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let _ = dead.wait_with_output();
+    let orphan = alerts.join(format!(".0f5c8a52.json.{dead_pid}.0123456789abcdef0123456789abcdef.tmp"));
+    std::fs::write(&orphan, "{").unwrap();
 
     let _w1 = w.watcher("w1", &[]);
     let ingested = wait_until(Duration::from_secs(20), || json_files(&alerts).is_empty());
     assert!(ingested, "left: {:?}", json_files(&alerts));
+    assert!(wait_until(Duration::from_secs(20), || !orphan.exists()), "a dead writer's temporary file stays");
     assert!(w.files("quarantine").contains(&"garbage.json".to_string()), "{:?}", w.files("quarantine"));
     let reason = std::fs::read_to_string(w.sub("quarantine").join("garbage.json.reason")).unwrap();
     assert!(reason.contains("invalid alert JSON"), "{reason}");
