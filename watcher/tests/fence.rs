@@ -99,7 +99,10 @@ fn a_hanging_executor_is_killed_at_the_deadline_and_the_agent_answers_before_its
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     w.behave("n1", "hang");
-    let out = w.agent("action=off\nport=n1\nfence_timeout=3\n");
+    // fence_timeout 10: the watcher kills the command at the request's deadline and has the 1 s
+    // margin (a tenth of the timeout) to answer; 3 s left only 0.5 s, which a loaded CI machine
+    // running the other tests in parallel once exceeded.
+    let out = w.agent("action=off\nport=n1\nfence_timeout=10\n");
     assert_exit(&out, 1);
     assert!(text(&out.stderr).contains("timed out after"), "{}", text(&out.stderr));
     let start = w.ledger().into_iter().find(|l| l.event == "start").unwrap();
