@@ -18,7 +18,6 @@
 //! events too; never errors: the agent's final `Failed: …` line says those once.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -28,18 +27,6 @@ use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::Layer;
-
-/// Appends `line` with one `write(2)`; a short write (disk full) is an error.
-fn append(file: &File, line: &[u8]) -> std::io::Result<()> {
-    let n = (&*file).write(line)?;
-    if n != line.len() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::WriteZero,
-            format!("short write ({n} of {} bytes): is the disk full?", line.len()),
-        ));
-    }
-    Ok(())
-}
 
 /// A fence event's status in the logs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,7 +217,7 @@ impl EventLog {
     pub fn record(&self, e: &Event<'_>) {
         let stamp = ha::clock::local_log_stamp();
         if let Some(f) = &self.readable {
-            if let Err(err) = append(f, readable_line(&stamp, e).as_bytes()) {
+            if let Err(err) = ha::fsio::append_record(f, readable_line(&stamp, e).as_bytes()) {
                 tracing::warn!("cannot append to fence-events-readable.log: {err}");
             }
         }
@@ -326,7 +313,7 @@ impl<S: Subscriber> Layer<S> for OpsLayer {
         let line = format!("[{}] [{}] {}\n", ha::clock::local_log_stamp(), level_name(level), msg.0);
         if *level <= self.file_max {
             if let Some(f) = &self.ops {
-                if let Err(e) = append(f, line.as_bytes()) {
+                if let Err(e) = ha::fsio::append_record(f, line.as_bytes()) {
                     if !self.reported_failure.swap(true, Ordering::Relaxed) {
                         eprintln!("WARNING: cannot append to the operational log: {e}");
                     }
@@ -334,7 +321,7 @@ impl<S: Subscriber> Layer<S> for OpsLayer {
             }
         }
         if let Some(f) = &self.debug {
-            let _ = append(f, line.as_bytes());
+            let _ = ha::fsio::append_record(f, line.as_bytes());
         }
         if *level != Level::ERROR && self.stderr_max.is_some_and(|max| *level <= max) {
             eprintln!("{}: {}", level_name(level), msg.0);

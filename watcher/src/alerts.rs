@@ -129,8 +129,9 @@ fn record(shared: &Shared, alert: &Alert) -> Result<(), String> {
         &format!("Pacemaker alert: {}", alert.desc),
     );
     let readable = s.log_dir.join("fence-events-readable.log");
-    let mut f = ha::fsio::open_append(&readable).map_err(|e| format!("{}: {e}", readable.display()))?;
-    std::io::Write::write_all(&mut f, line.as_bytes()).map_err(|e| format!("{}: {e}", readable.display()))?;
+    ha::fsio::open_append(&readable)
+        .and_then(|f| ha::fsio::append_record(&f, line.as_bytes()))
+        .map_err(|e| format!("{}: {e}", readable.display()))?;
     tracing::info!(node = %alert.node, task = %alert.task, rc = alert.rc, "recorded a fencing alert from Pacemaker");
     Ok(())
 }

@@ -12,7 +12,6 @@
 //! anchors a local root cannot rewrite along with the file.
 
 use std::fs::File;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -137,14 +136,7 @@ impl ChainedLog {
     }
 
     fn write_line(&self, line: &str) -> std::io::Result<()> {
-        let n = (&self.file).write(line.as_bytes())?;
-        if n != line.len() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::WriteZero,
-                format!("short write ({n} of {} bytes): is the disk full?", line.len()),
-            ));
-        }
-        Ok(())
+        crate::fsio::append_record(&self.file, line.as_bytes())
     }
 }
 

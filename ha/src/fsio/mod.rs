@@ -190,6 +190,19 @@ pub fn open_append(path: &Path) -> std::io::Result<File> {
         .open(path)
 }
 
+/// Appends `record` to a file opened with [`open_append`] in one `write(2)`, so concurrent appenders'
+/// records never interleave; a short write (a full disk) is an error.
+pub fn append_record(file: &File, record: &[u8]) -> std::io::Result<()> {
+    let n = (&*file).write(record)?;
+    if n != record.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::WriteZero,
+            format!("short write ({n} of {} bytes): is the disk full?", record.len()),
+        ));
+    }
+    Ok(())
+}
+
 /// Opens an existing regular file for reading without following a symlink.
 pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
