@@ -130,18 +130,24 @@ mod tests {
     use crate::claim::{try_claim, Claim};
     use crate::spool::WATCHER_DIRS;
 
-    #[test]
-    fn a_stuck_holders_claim_is_redispatched_without_target_exclusion() {
+    /// A spool with request `id` queued and claimed by `watcher`.
+    fn claimed(id: &str, watcher: &str) -> (tempfile::TempDir, Spool, Box<crate::claim::Claimed>) {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::new(d.path().join("s"));
         s.prepare(&WATCHER_DIRS).unwrap();
-        let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
         std::fs::write(
             s.request_path(id),
             format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1"}}"#),
         )
         .unwrap();
-        let Claim::Claimed(stuck) = try_claim(&s, &format!("{id}.json"), "stuck").unwrap() else { panic!() };
+        let Claim::Claimed(c) = try_claim(&s, &format!("{id}.json"), watcher).unwrap() else { panic!("not claimed") };
+        (d, s, c)
+    }
+
+    #[test]
+    fn a_stuck_holders_claim_is_redispatched_without_target_exclusion() {
+        let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        let (_d, s, stuck) = claimed(id, "stuck");
         assert_eq!(recover(&s).unwrap(), vec![], "a held lease is left alone");
         assert_eq!(redispatch(&s, "stuck").unwrap(), vec![id.to_string()]);
         let again = crate::request::Request::parse(&std::fs::read(s.request_path(id)).unwrap()).unwrap();
@@ -152,16 +158,8 @@ mod tests {
 
     #[test]
     fn a_dead_incarnations_answered_claim_is_left_to_recovery() {
-        let d = tempfile::tempdir().unwrap();
-        let s = Spool::new(d.path().join("s"));
-        s.prepare(&WATCHER_DIRS).unwrap();
         let id = "1b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
-        std::fs::write(
-            s.request_path(id),
-            format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1"}}"#),
-        )
-        .unwrap();
-        let Claim::Claimed(dead) = try_claim(&s, &format!("{id}.json"), "w0").unwrap() else { panic!() };
+        let (_d, s, dead) = claimed(id, "w0");
         std::fs::write(s.response_path(id), "{}").unwrap();
         drop(dead);
         assert_eq!(redispatch(&s, "w0").unwrap(), Vec::<String>::new(), "its lease is free: not stuck");
