@@ -77,7 +77,7 @@ echo "== 1. no daemon"
 # Pacemaker re-emits the metadata with its own additions (action timeouts), so check what it parsed.
 check "stonith_admin --metadata parses our metadata" \
     bash -c "stonith_admin --metadata --agent fence_gfs2_recorder > $W/meta.xml && grep -q '<parameter name=\"fence_timeout\"' $W/meta.xml && xmllint --noout $W/meta.xml"
-check "stonith_admin --list-installed lists the agent" bash -c "stonith_admin --list-installed | grep -qx 'fence_gfs2_recorder'"
+check "stonith_admin --list-installed lists the agent" bash -c "stonith_admin --list-installed | grep -x 'fence_gfs2_recorder' >/dev/null"
 check "validate succeeds with good options" \
     stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL --option fence_timeout=10
 check "validate fails on a bad timeout, naming it" \
@@ -167,11 +167,11 @@ COROSYNC_PID=$!
 wait_for 20 corosync-quorumtool -s || { echo "corosync did not become quorate"; exit 1; }
 PCMK_logfile=$W/pacemaker.log pacemakerd >"$W/pacemakerd.out" 2>&1 &
 PACEMAKERD_PID=$!
-started() { crm_mon -1 --output-as=xml 2>/dev/null | grep -q "resource id=\"$1\"[^>]*role=\"Started\""; }
+started() { crm_mon -1 --output-as=xml 2>/dev/null | grep "resource id=\"$1\"[^>]*role=\"Started\"" >/dev/null; }
 check "the device reaches Started (its monitor passes with live watchers)" wait_for 60 started gfs2-fence
 
 echo "== 4. the cluster decides by itself: node2 never joined, so it is fenced"
-auto_fenced() { stonith_admin --history node2 2>/dev/null | grep -q "of node2 successful"; }
+auto_fenced() { stonith_admin --history node2 2>/dev/null | grep "of node2 successful" >/dev/null; }
 check "the controller fenced node2 through our agent with no human command" wait_for 60 auto_fenced
 check "that fence went through the watchers and the executor" bash -c "grep -q '\"target\":\"node2\"' $LEDGER"
 
@@ -180,10 +180,10 @@ agree() { # action: response, three logs and history agree on the last fence of 
     local id
     id=$(grep '"target_node": "node2"' "$LOGS/fence-events-detailed.jsonl" | tail -n 1 | sed -n 's/.*"request_id": "\([^"]*\)".*/\1/p')
     [ -n "$id" ] && grep -q '"success":true' "$SPOOL/responses/$id.json" \
-        && tail -n 1 "$LOGS/fence-events-readable.log" | grep -q "ACTION=$1 TARGET=node2 .*STATUS=completed" \
+        && tail -n 1 "$LOGS/fence-events-readable.log" | grep "ACTION=$1 TARGET=node2 .*STATUS=completed" >/dev/null \
         && grep -q "\"status\": \"completed\"" <(tail -n 1 "$LOGS/fence-events-detailed.jsonl") \
         && grep -q "Fence action requested: $1 for target: node2" "$LOGS/fence-events.log" \
-        && stonith_admin --history node2 --verbose | tee -a "$W/history.log" | grep -Eq "(^|turning |\s)$1 of node2 successful"
+        && stonith_admin --history node2 --verbose | tee -a "$W/history.log" | grep -E "(^|turning |\s)$1 of node2 successful" >/dev/null
 }
 check "stonith_admin --reboot node2 succeeds" stonith_admin --reboot node2 --timeout 60
 check "response, logs and history agree (reboot)" agree reboot
@@ -202,23 +202,23 @@ rc=0
 stonith_admin --reboot node2 --timeout 60 >"$W/hang.out" 2>&1 || rc=$?
 check "a hanging executor: the agent answers failure before Pacemaker's timeout (exit $rc, ${SECONDS}s)" \
     test "$rc" != 0 -a "$rc" != 124 -a "$SECONDS" -lt 40
-check "and its failed record is in the logs" bash -c "tail -n 3 $LOGS/fence-events-readable.log | grep -q 'TARGET=node2 .*STATUS=failed'"
+check "and its failed record is in the logs" bash -c "tail -n 3 $LOGS/fence-events-readable.log | grep 'TARGET=node2 .*STATUS=failed' >/dev/null"
 echo '{}' > "$BEHAVIOR"
 stop_watchers
 check "with every watcher dead, monitor fails" \
-    wait_for 30 bash -c "crm_mon -1 --output-as=xml | grep -q 'op_key=\"gfs2-fence_monitor_3000\"'"
+    wait_for 30 bash -c "crm_mon -1 --output-as=xml | grep 'op_key=\"gfs2-fence_monitor_3000\"' >/dev/null"
 check "and a fence fails cleanly" bash -c "! stonith_admin --reboot node2 --timeout 60"
 check "leaving nothing claimed" test -z "$(ls -A $SPOOL/claimed)"
 start_watchers
 crm_resource --cleanup --resource gfs2-fence >/dev/null 2>&1
-recovered() { started gfs2-fence && ! crm_mon -1 --output-as=xml | grep -q 'op_key="gfs2-fence_monitor'; }
+recovered() { started gfs2-fence && ! crm_mon -1 --output-as=xml | grep 'op_key="gfs2-fence_monitor' >/dev/null; }
 check "watchers back: the device recovers" wait_for 60 recovered
 
 echo "== 6. a watcher killed mid-fence"
 echo '{"node2": "sleep:3000"}' > "$BEHAVIOR"
 before=$(grep -c '"event":"start"' "$LEDGER")
 stonith_admin --reboot node2 --timeout 60 >"$W/kill.out" 2>&1 & ADMIN=$!
-holder() { ls "$SPOOL/claimed" | sed -n 's/^[0-9a-f-]\{36\}\.\(.*\)\.[0-9]*\.json$/\1/p' | head -n 1; }
+holder() { ls "$SPOOL/claimed" | sed -n 's/^[0-9a-f-]\{36\}\.\(.*\)\.[0-9]*\.json$/\1/p' | sed -n 1p; }
 claimed_by_someone() { [ -n "$(holder)" ]; }
 wait_for 20 claimed_by_someone
 victim=$(holder)
@@ -228,7 +228,7 @@ kill -KILL "$vpid"
 rc=0
 wait "$ADMIN" || rc=$?
 check "the fence still succeeds after SIGKILL of its watcher $victim" test "$rc" = 0
-id=$(ls -t "$SPOOL/responses" | head -n 1 | sed 's/\.json$//')
+id=$(ls -t "$SPOOL/responses" | sed -n 1p | sed 's/\.json$//')
 starts=$(grep -c "\"event\":\"start\",\"request_id\":\"$id\"" "$LEDGER")
 check "executed again by another watcher ($starts executions), answered once" \
     test "$starts" -ge 2 -a -z "$(ls "$SPOOL/done" | grep "^$id.superseded")"

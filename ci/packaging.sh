@@ -8,7 +8,7 @@ packaging/build-el8.sh
 el8=target/x86_64-unknown-linux-gnu/release
 make rpm RELEASE=$el8
 rpm=$(ls target/rpm/RPMS/x86_64/gfs2-fencing-*.rpm)
-rpm -qlp "$rpm" | grep -qx /usr/sbin/fence_gfs2_recorder
+rpm -qlp "$rpm" | grep -x /usr/sbin/fence_gfs2_recorder >/dev/null
 echo "built $rpm"
 
 root=target/rpm/root
