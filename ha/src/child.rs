@@ -5,21 +5,28 @@
 //! setting it: if the owner died between `fork` and `prctl`, the child exits instead of running
 //! unowned. The death signal fires when the *thread* that forked exits, so callers spawn from a
 //! thread that outlives the child (the watcher's single runtime thread, the agent's discovery
-//! thread that reaps its child before returning). The watcher starts its commands through itself as
-//! a launcher (`posix_spawn`, no fork of a large process; see [`launcher_command`]).
+//! thread that reaps its child before returning). The watcher starts its fence commands with
+//! [`spawn`], which does not fork the (possibly large) watcher and runs no intermediate program.
 
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::Command;
+use std::ffi::{CStr, CString, OsStr};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicI32, Ordering};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::fcntl::OFlag;
+use nix::libc;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
 /// Makes `cmd`'s child a process-group leader that is SIGKILLed when its parent thread dies.
 ///
 /// This forks the caller (a `pre_exec` closure rules out `posix_spawn`), copying its page tables:
 /// fine for a small process such as the agent. A large one (a watcher indexing many requests) uses
-/// [`launcher_command`] instead.
+/// [`spawn`] instead.
 pub fn harden(cmd: &mut Command) -> &mut Command {
     let parent = nix::unistd::getpid();
     // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls
@@ -36,29 +43,213 @@ pub fn harden(cmd: &mut Command) -> &mut Command {
     }
 }
 
-/// A command that runs `program` hardened like [`harden`] without forking the caller: `launcher`
-/// (an executable that calls [`exec_hardened`] with these arguments) is started with
-/// `posix_spawn` in a new process group, sets its death signal, checks its parent, and execs
-/// `program` in its own place (same pid, same group, same descriptors).
-pub fn launcher_command(launcher: &Path, launcher_args: &[&str], program: &Path) -> Command {
-    let mut cmd = Command::new(launcher);
-    cmd.args(launcher_args).arg(nix::unistd::getpid().as_raw().to_string()).arg(program).process_group(0);
-    cmd
+/// A command for [`spawn`]: the executable, its arguments and what it adds to the environment.
+#[derive(Debug, Clone)]
+pub struct Spawn<'a> {
+    /// The executable: a path, or a bare name looked up in `PATH` (as `execvp` would).
+    pub program: &'a Path,
+    /// Its arguments after `argv[0]` (which is `program`).
+    pub args: &'a [&'a OsStr],
+    /// Variables set (or replaced) in the caller's environment for the child.
+    pub env: &'a [(&'a str, &'a str)],
+    /// A descriptor the child alone inherits (the caller's copy keeps `FD_CLOEXEC`).
+    pub inherit: Option<RawFd>,
 }
 
-/// The launcher's side of [`launcher_command`]: death signal, parent check, then exec. Returns only
-/// on failure.
-pub fn exec_hardened(parent: i32, program: &Path) -> std::io::Error {
-    if let Err(e) = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL) {
-        return e.into();
-    }
-    if nix::unistd::getppid().as_raw() != parent {
-        std::process::exit(127);
-    }
-    Command::new(program).exec()
+/// A child started by [`spawn`], with the caller's ends of its standard streams.
+#[derive(Debug)]
+pub struct Spawned {
+    /// The child; dropping it kills its group and reaps it.
+    pub child: HardenedChild,
+    /// Write end of its stdin.
+    pub stdin: OwnedFd,
+    /// Read end of its stdout.
+    pub stdout: OwnedFd,
+    /// Read end of its stderr.
+    pub stderr: OwnedFd,
 }
 
-/// SIGKILLs the process group led by `pid` (a child started with [`harden`]). A group that is already
+/// A process-group leader started by [`spawn`]. It is reaped by [`HardenedChild::try_wait`]; if
+/// dropped before that, its group is SIGKILLed and it is reaped (by a short-lived thread if it does
+/// not die at once), so no child of the caller is left running or unreaped.
+#[derive(Debug)]
+pub struct HardenedChild {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl HardenedChild {
+    /// Its pid (also its process group).
+    pub fn id(&self) -> u32 {
+        self.pid.as_raw() as u32
+    }
+
+    /// Reaps it if it has ended (`waitpid(WNOHANG)`): its exit status, or `None` while it runs.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        if self.reaped {
+            return Err(std::io::Error::other("child already reaped"));
+        }
+        let mut status = 0;
+        // SAFETY: plain system call on our own child's pid.
+        match unsafe { libc::waitpid(self.pid.as_raw(), &mut status, libc::WNOHANG) } {
+            0 => Ok(None),
+            -1 => Err(std::io::Error::last_os_error()),
+            _ => {
+                self.reaped = true;
+                Ok(Some(ExitStatus::from_raw(status)))
+            }
+        }
+    }
+}
+
+impl Drop for HardenedChild {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        kill_group(self.id());
+        if let Ok(Some(_)) = self.try_wait() {
+            return;
+        }
+        let pid = self.pid;
+        // A SIGKILLed process can take a moment (or, in uninterruptible sleep, long) to die.
+        std::thread::spawn(move || {
+            let _ = nix::sys::wait::waitpid(pid, None);
+        });
+    }
+}
+
+/// Stack of the child between `clone` and `execve`: it only makes system calls.
+const SPAWN_STACK: usize = 64 * 1024;
+
+/// Starts `cmd` hardened like [`harden`] — its own process group, `PR_SET_PDEATHSIG(SIGKILL)`, the
+/// parent checked after setting it — without forking the caller and without an intermediate
+/// program: `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does, with the death signal set in
+/// the child before `execve`. The caller's thread is suspended until the child has executed the
+/// program (or failed to, which is returned as the `execve` error); the caller's other threads run
+/// on, and the child touches no memory they use: everything it needs is prepared beforehand, all
+/// signals are blocked across the `clone`, and the child resets every handled signal (and
+/// `SIGPIPE`, which Rust ignores) to its default before unblocking them. Stdin, stdout and stderr are
+/// pipes; every other descriptor of the caller is closed on exec except `cmd.inherit`.
+pub fn spawn(cmd: &Spawn<'_>) -> std::io::Result<Spawned> {
+    let program = resolve(cmd.program)?;
+    let c = |s: &OsStr| CString::new(s.as_bytes()).map_err(|_| std::io::Error::other("NUL byte in argument"));
+    let path = c(program.as_os_str())?;
+    let argv_c = std::iter::once(Ok(c(cmd.program.as_os_str())?))
+        .chain(cmd.args.iter().map(|a| c(a)))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
+        std::env::vars_os().filter(|(k, _)| !cmd.env.iter().any(|(n, _)| k == n)).collect();
+    env.extend(cmd.env.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+    let envp_c = env
+        .iter()
+        .map(|(k, v)| {
+            let mut kv = k.clone();
+            kv.push("=");
+            kv.push(v);
+            c(&kv)
+        })
+        .collect::<std::io::Result<Vec<_>>>()?;
+    let argv: Vec<*const libc::c_char> =
+        argv_c.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let envp: Vec<*const libc::c_char> =
+        envp_c.iter().map(|a| a.as_ptr()).chain(std::iter::once(std::ptr::null())).collect();
+    let (stdin_r, stdin_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (stdout_r, stdout_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let (stderr_r, stderr_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+    let wiring = [(stdin_r.as_raw_fd(), 0), (stdout_w.as_raw_fd(), 1), (stderr_w.as_raw_fd(), 2)];
+    let inherit = cmd.inherit.unwrap_or(-1);
+    let parent = nix::unistd::getpid().as_raw();
+    let exec_errno = AtomicI32::new(0);
+    let mut stack = vec![0u8; SPAWN_STACK];
+    let child_main = Box::new(|| -> isize {
+        // SAFETY: only system calls on values prepared above; no allocation, no lock, no unwinding.
+        unsafe { exec_child(&path, &argv, &envp, &wiring, inherit, parent, &exec_errno) }
+    });
+    let mut blocked = SigSet::empty();
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut blocked))?;
+    // SAFETY: CLONE_VM | CLONE_VFORK suspends this thread until the child has exec'd or exited, so
+    // the child's stack and the data it reads outlive its use; the child runs `exec_child` only.
+    let cloned = unsafe {
+        nix::sched::clone(child_main, &mut stack, CloneFlags::CLONE_VM | CloneFlags::CLONE_VFORK, Some(libc::SIGCHLD))
+    };
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&blocked), None)?;
+    let pid = cloned?;
+    let child = HardenedChild { pid, reaped: false };
+    match exec_errno.load(Ordering::SeqCst) {
+        0 => Ok(Spawned { child, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r }),
+        errno => Err(std::io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// `program` as `execvp` would find it: as is when it names a path, else the first executable
+/// `PATH` entry (`/bin:/usr/bin` without `PATH`).
+fn resolve(program: &Path) -> std::io::Result<PathBuf> {
+    if program.as_os_str().as_bytes().contains(&b'/') {
+        return Ok(program.to_path_buf());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_else(|| "/bin:/usr/bin".into());
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok() && p.is_file())
+        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))
+}
+
+/// The child's side of [`spawn`], between `clone` and `execve`. Returns only by exiting.
+///
+/// # Safety
+/// Runs in a `CLONE_VM` child while the parent thread is suspended: it must only make system
+/// calls on the prepared values, never allocate or take a lock.
+unsafe fn exec_child(
+    path: &CStr,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    wiring: &[(RawFd, RawFd); 3],
+    inherit: RawFd,
+    parent: libc::pid_t,
+    exec_errno: &AtomicI32,
+) -> isize {
+    let fail = |errno: i32| -> ! {
+        exec_errno.store(errno.max(1), Ordering::SeqCst);
+        libc::_exit(127)
+    };
+    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(libc::EINVAL);
+    // A handler of the parent's must never run in this child, which shares its memory; ignored
+    // signals stay ignored across exec, except SIGPIPE (Rust ignores it; programs expect the default).
+    for sig in 1..libc::SIGRTMAX() + 1 {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+            continue;
+        }
+        if old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE {
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, std::ptr::null_mut());
+        }
+    }
+    if libc::setpgid(0, 0) != 0 || libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+        fail(errno());
+    }
+    if libc::getppid() != parent {
+        libc::_exit(127);
+    }
+    for &(from, to) in wiring {
+        let wired = if from == to { libc::fcntl(from, libc::F_SETFD, 0) } else { libc::dup2(from, to) };
+        if wired < 0 {
+            fail(errno());
+        }
+    }
+    if inherit >= 0 && libc::fcntl(inherit, libc::F_SETFD, 0) != 0 {
+        fail(errno());
+    }
+    let mut none: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut none);
+    libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr());
+    fail(errno())
+}
+
+/// SIGKILLs the process group led by `pid` (a child started with [`harden`] or [`spawn`]). A group that is already
 /// gone is not an error; pid 0 (a child that never started) is ignored, as `killpg(0)` would hit the
 /// caller's own group.
 pub fn kill_group(pid: u32) {

@@ -30,14 +30,6 @@ enum Command {
     Run(RunArgs),
     /// Show the watcher cluster of a spool; exits non-zero when no watcher is alive.
     Status(StatusArgs),
-    /// (internal) Launch a fence command: set the death signal, check the parent, exec.
-    #[command(name = "exec-hardened", hide = true)]
-    ExecHardened {
-        /// The watcher's pid.
-        parent: i32,
-        /// The fence command.
-        program: PathBuf,
-    },
 }
 
 #[derive(Debug, Args)]
@@ -230,13 +222,6 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     })
 }
 
-/// The launcher: returns only if the fence command could not be executed.
-fn exec_hardened(parent: i32, program: &std::path::Path) -> ExitCode {
-    let e = ha::child::exec_hardened(parent, program);
-    eprintln!("Failed: cannot run {}: {e}", program.display());
-    ExitCode::from(127)
-}
-
 /// Logs to journald with structured fields (`WATCHER_ID`, `REQUEST_ID`, `TARGET`, ... as the
 /// events carry them) when systemd connected stderr to the journal (`JOURNAL_STREAM`), so a site's
 /// log pipeline gets every rabbit's events as data; otherwise plain lines on stderr.
@@ -254,23 +239,12 @@ fn init_tracing() {
 
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT.
 pub fn run() -> Result<ExitCode, WatchError> {
-    // The launcher runs once per fence, on the fence's critical path: skip building the whole
-    // command line parser (measured: about 1 ms of the launcher's cost) when that is what is asked.
-    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if let [_, sub, parent, program] = argv.as_slice() {
-        if sub == "exec-hardened" {
-            if let Some(parent) = parent.to_str().and_then(|p| p.parse().ok()) {
-                return Ok(exec_hardened(parent, std::path::Path::new(program)));
-            }
-        }
-    }
     let args = match Cli::parse().command {
         Command::Run(args) => args,
         Command::Status(a) => {
             let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
             return crate::status::run(&ha::spool::Spool::new(base), a.json, a.watch, a.frames);
         }
-        Command::ExecHardened { parent, program } => return Ok(exec_hardened(parent, &program)),
     };
     init_tracing();
     let settings = settings(args)?;

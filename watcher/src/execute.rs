@@ -9,10 +9,13 @@
 
 use std::os::fd::RawFd;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use ha::child::{HardenedChild, Spawn};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::unix::pipe;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use ha::request::Request;
@@ -50,17 +53,6 @@ pub struct Execution {
     pub duration: Duration,
 }
 
-/// The hidden subcommand of `gfs2-fence-watcher` that launches a fence command (see `ha::child`).
-pub const LAUNCHER_ARG: &str = "exec-hardened";
-
-/// Sets or clears `FD_CLOEXEC`; returns whether it succeeded.
-fn set_cloexec(fd: RawFd, on: bool) -> bool {
-    // SAFETY: `fd` is the target lock's descriptor, owned by the caller's `Lock` for this whole call.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    let flags = if on { nix::fcntl::FdFlag::FD_CLOEXEC } else { nix::fcntl::FdFlag::empty() };
-    nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(flags)).is_ok()
-}
-
 /// One run of a command: what to run, what to tell it.
 #[derive(Debug, Clone)]
 pub struct Invocation<'a> {
@@ -94,7 +86,9 @@ pub fn stdin_text(cmd: &FenceCommand, req: &Request) -> String {
     ha::fence_args::render(pairs).expect("configuration and names were validated")
 }
 
-async fn read_capped<R: AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
+/// Up to [`MAX_OUTPUT`] bytes of what `r` gives until its end (nothing if it cannot be read).
+async fn read_capped<R: AsyncRead + Unpin>(r: std::io::Result<R>) -> Vec<u8> {
+    let Ok(mut r) = r else { return Vec::new() };
     let mut kept = Vec::new();
     let mut chunk = [0u8; 4096];
     while let Ok(n) = r.read(&mut chunk).await {
@@ -105,6 +99,17 @@ async fn read_capped<R: AsyncRead + Unpin>(mut r: R) -> Vec<u8> {
         kept.extend_from_slice(&chunk[..n.min(room)]);
     }
     kept
+}
+
+/// Waits for `child` to end: reaps it at each SIGCHLD (`sigchld` must exist before the child does,
+/// so that no signal is missed).
+async fn exited(child: &mut HardenedChild, sigchld: &mut Signal) -> std::io::Result<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(status);
+        }
+        sigchld.recv().await;
+    }
 }
 
 /// Runs `inv` for at most `budget`; `abort` set to true kills it. `inherit` is a descriptor the child
@@ -118,44 +123,37 @@ pub async fn execute(
 ) -> Execution {
     let started = Instant::now();
     let program = inv.program;
-    // Through this very executable as launcher: posix_spawn, so the watcher (large when many
-    // requests are pending) is never forked; the launcher sets the death signal and execs.
-    let launcher = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-    let mut std_cmd = ha::child::launcher_command(&launcher, &[LAUNCHER_ARG], program);
-    std_cmd
-        .env("GFS2_FENCE_REQUEST_ID", inv.request_id)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // Only this child inherits the target lock: the descriptor is inheritable just for the spawn,
-    // which nothing else in this single-threaded runtime can interleave with.
-    let inherited = inherit.map(|fd| set_cloexec(fd, false));
-    let spawned = tokio::process::Command::from(std_cmd).kill_on_drop(true).spawn();
-    if let (Some(fd), Some(true)) = (inherit, inherited) {
-        set_cloexec(fd, true);
-    }
-    let mut child = match spawned {
-        Ok(c) => c,
-        Err(e) => {
-            return Execution {
-                ending: Ending::SpawnFailed(format!("cannot run {}: {e}", program.display())),
-                pid: 0,
-                output: String::new(),
-                duration: started.elapsed(),
-            }
-        }
+    let failed = |e: std::io::Error| Execution {
+        ending: Ending::SpawnFailed(format!("cannot run {}: {e}", program.display())),
+        pid: 0,
+        output: String::new(),
+        duration: started.elapsed(),
     };
-    let pid = child.id().unwrap_or(0);
+    let mut sigchld = match signal(SignalKind::child()) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    // Started without forking the watcher (large when many requests are pending) and without an
+    // intermediate program; the death signal is set before the exec (`ha::child::spawn`).
+    let spawn = Spawn { program, args: &[], env: &[("GFS2_FENCE_REQUEST_ID", inv.request_id)], inherit };
+    let spawned = match ha::child::spawn(&spawn) {
+        Ok(s) => s,
+        Err(e) => return failed(e),
+    };
+    let mut child = spawned.child;
+    let pid = child.id();
     on_start(pid);
     let input = inv.stdin;
-    let mut stdin = child.stdin.take().expect("piped");
+    let stdin = pipe::Sender::from_owned_fd(spawned.stdin);
     let writer = tokio::spawn(async move {
-        let _ = stdin.write_all(input.as_bytes()).await;
+        if let Ok(mut stdin) = stdin {
+            let _ = stdin.write_all(input.as_bytes()).await;
+        }
     });
-    let out = tokio::spawn(read_capped(child.stdout.take().expect("piped")));
-    let err = tokio::spawn(read_capped(child.stderr.take().expect("piped")));
+    let out = tokio::spawn(read_capped(pipe::Receiver::from_owned_fd(spawned.stdout)));
+    let err = tokio::spawn(read_capped(pipe::Receiver::from_owned_fd(spawned.stderr)));
     let ending = tokio::select! {
-        status = child.wait() => match status {
+        status = exited(&mut child, &mut sigchld) => match status {
             Ok(s) => match (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)) {
                 (Some(c), _) => Ending::Exited(c),
                 (None, Some(sig)) => Ending::Signalled(sig),
@@ -168,7 +166,9 @@ pub async fn execute(
     };
     // Whatever happened, nothing of this execution may outlive it: kill the group, reap the leader.
     ha::child::kill_group(pid);
-    let _ = child.wait().await;
+    if matches!(ending, Ending::TimedOut(_) | Ending::Aborted) {
+        let _ = exited(&mut child, &mut sigchld).await;
+    }
     writer.abort();
     let out = out.await.unwrap_or_default();
     let err = err.await.unwrap_or_default();
