@@ -77,7 +77,7 @@ fn pcmk_host_map_alias_reaches_the_fence_command_as_plug() {
 #[test]
 fn an_executor_failure_is_retried_then_a_fence_failure() {
     let w = World::new();
-    let _watcher = w.watcher("w1", &[]);
+    let watcher = w.watcher("w1", &[]);
     w.behave("n1", "fail");
     let out = w.agent("action=off\nport=n1\n");
     assert_exit(&out, 1);
@@ -92,12 +92,13 @@ fn an_executor_failure_is_retried_then_a_fence_failure() {
     assert!(err.contains("outcome failed, watcher w1"), "{err}");
     assert!(out.stdout.is_empty());
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
+    assert_no_children(watcher.pid(), "both executions reaped, nothing left running");
 }
 
 #[test]
 fn a_hanging_executor_is_killed_at_the_deadline_and_the_agent_answers_before_its_timeout() {
     let w = World::new();
-    let _watcher = w.watcher("w1", &[]);
+    let watcher = w.watcher("w1", &[]);
     w.behave("n1", "hang");
     // fence_timeout 10: the watcher kills the command at the request's deadline and has the 1 s
     // margin (a tenth of the timeout) to answer; 3 s left only 0.5 s, which a loaded CI machine
@@ -111,6 +112,7 @@ fn a_hanging_executor_is_killed_at_the_deadline_and_the_agent_answers_before_its
     let resp = w.response(start.request_id.as_deref().unwrap()).unwrap();
     assert_eq!(resp.outcome, Some(ha::response::Outcome::Failed));
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
+    assert_no_children(watcher.pid(), "the killed command was reaped, not left a zombie");
 }
 
 #[test]

@@ -125,6 +125,27 @@ pub fn alive(pid: i32) -> bool {
     }
 }
 
+/// The processes whose parent is `pid`, with their state letter (`Z`: a zombie nobody reaped).
+pub fn children(pid: i32) -> Vec<(i32, char)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+            let mut rest = stat.rsplit(')').next()?.split_whitespace();
+            let state = rest.next()?.chars().next()?;
+            (rest.next()?.parse::<i32>().ok()? == pid).then_some((p, state))
+        })
+        .collect()
+}
+
+/// Asserts that `pid` is left with no child process, live or zombie (a leader's health check may be
+/// running one for a moment: it is waited for, a leaked one is not).
+pub fn assert_no_children(pid: i32, what: &str) {
+    wait_until(Duration::from_secs(5), || children(pid).is_empty());
+    assert_eq!(children(pid), vec![], "{what}");
+}
+
 /// One test's world: a temporary spool, log directory, ledger and behavior file.
 pub struct World {
     pub dir: tempfile::TempDir,
