@@ -1,19 +1,19 @@
 //! Children that cannot outlive their owner: fence commands (watcher) and discovery tools (agent, leader).
 //!
-//! Every child is started in its own process group (so a timeout kills it and everything it
-//! started with one `killpg`) with `PR_SET_PDEATHSIG(SIGKILL)`, and checks `getppid()` right after
-//! setting it: if the owner died between `fork` and `prctl`, the child exits instead of running
-//! unowned. The death signal fires when the *thread* that forked exits, so callers spawn from a
-//! thread that outlives the child (the watcher's single runtime thread, the agent's discovery
-//! thread that reaps its child before returning). The watcher starts its fence commands with
-//! [`spawn`], which does not fork the (possibly large) watcher and runs no intermediate program.
+//! Every child is started by [`spawn`] in its own process group (so a timeout kills it and
+//! everything it started with one `killpg`) with `PR_SET_PDEATHSIG(SIGKILL)`, and checks
+//! `getppid()` right after setting it: if the owner died between `clone` and `prctl`, the child
+//! exits instead of running unowned. The death signal fires when the *thread* that spawned exits,
+//! so callers spawn from a thread that outlives the child (the watcher's single runtime thread, a
+//! discovery thread that reaps its tools before returning). The caller is never forked (a watcher
+//! may be large) and no intermediate program runs.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use nix::fcntl::OFlag;
@@ -21,27 +21,6 @@ use nix::libc;
 use nix::sched::CloneFlags;
 use nix::sys::signal::{killpg, pthread_sigmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
-
-/// Makes `cmd`'s child a process-group leader that is SIGKILLed when its parent thread dies.
-///
-/// This forks the caller (a `pre_exec` closure rules out `posix_spawn`), copying its page tables:
-/// fine for a small process such as the agent. A large one (a watcher indexing many requests) uses
-/// [`spawn`] instead.
-pub fn harden(cmd: &mut Command) -> &mut Command {
-    let parent = nix::unistd::getpid();
-    // SAFETY: the closure runs between fork and exec and only makes async-signal-safe system calls
-    // (setpgid, prctl, getppid, _exit); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0))?;
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-            if nix::unistd::getppid() != parent {
-                nix::libc::_exit(127);
-            }
-            Ok(())
-        })
-    }
-}
 
 /// A command for [`spawn`]: the executable, its arguments and what it adds to the environment.
 #[derive(Debug, Clone)]
@@ -122,9 +101,8 @@ impl Drop for HardenedChild {
 /// Stack of the child between `clone` and `execve`: it only makes system calls.
 const SPAWN_STACK: usize = 64 * 1024;
 
-/// Starts `cmd` hardened like [`harden`] — its own process group, `PR_SET_PDEATHSIG(SIGKILL)`, the
-/// parent checked after setting it — without forking the caller and without an intermediate
-/// program: `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does, with the death signal set in
+/// Starts `cmd` hardened — its own process group, `PR_SET_PDEATHSIG(SIGKILL)`, the parent checked
+/// after setting it — without forking the caller and without an intermediate program: `clone(CLONE_VM | CLONE_VFORK)`, as `posix_spawn` does, with the death signal set in
 /// the child before `execve`. The caller's thread is suspended until the child has executed the
 /// program (or failed to, which is returned as the `execve` error); the caller's other threads run
 /// on, and the child touches no memory they use: everything it needs is prepared beforehand, all
@@ -249,7 +227,7 @@ unsafe fn exec_child(
     fail(errno())
 }
 
-/// SIGKILLs the process group led by `pid` (a child started with [`harden`] or [`spawn`]). A group that is already
+/// SIGKILLs the process group led by `pid` (a child started with [`spawn`]). A group that is already
 /// gone is not an error; pid 0 (a child that never started) is ignored, as `killpg(0)` would hit the
 /// caller's own group.
 pub fn kill_group(pid: u32) {

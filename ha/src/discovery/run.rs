@@ -1,5 +1,5 @@
 //! Running the discovery tools: every source in its own thread, every tool in its own process
-//! group with a death signal ([`crate::child::harden`]), killed with its group at the deadline, its
+//! group with a death signal ([`crate::child::spawn`]), killed with its group at the deadline, its
 //! output capped, never through a shell.
 //!
 //! Tools are found on `PATH` (`dlm_tool`, `crm_node`, `corosync-cmapctl`, `cibadmin`), except
@@ -7,9 +7,11 @@
 //! whole with a message naming the tool and what went wrong; the other sources are unaffected.
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io::Read as _;
 use std::os::fd::AsFd;
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{cib, dlm, nnf, Found, Source};
@@ -172,20 +174,19 @@ pub fn run_tool(program: &[String], args: &[&str], deadline: Instant) -> Result<
     let (name, leading) = program.split_first().ok_or_else(|| ToolError::NotFound("(empty command)".into()))?;
     let shown = std::iter::once(name.as_str()).chain(leading.iter().map(String::as_str)).chain(args.iter().copied());
     let shown: String = shown.collect::<Vec<_>>().join(" ");
-    let mut cmd = Command::new(name);
-    cmd.args(leading).args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::child::harden(&mut cmd);
-    let mut child = cmd.spawn().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => ToolError::NotFound(name.clone()),
-        _ => ToolError::Spawn { program: shown.clone(), source: e },
-    })?;
+    let argv: Vec<&OsStr> = leading.iter().map(OsStr::new).chain(args.iter().map(OsStr::new)).collect();
+    let tool = crate::child::Spawn { program: Path::new(name), args: &argv, env: &[], inherit: None };
+    // Its stdin is a pipe closed at once: a tool that reads it sees the end. Dropping the child
+    // (every early return) kills its group and reaps it.
+    let crate::child::Spawned { mut child, stdout, stderr, .. } =
+        crate::child::spawn(&tool).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ToolError::NotFound(name.clone()),
+            _ => ToolError::Spawn { program: shown.clone(), source: e },
+        })?;
     let started = Instant::now();
-    let (out, err) = match read_both(child.stdout.take().expect("piped"), child.stderr.take().expect("piped"), deadline)
-    {
+    let (out, err) = match read_both(File::from(stdout), File::from(stderr), deadline) {
         Reading::Done(out, err) => (out, err),
         stopped => {
-            crate::child::kill_group(child.id());
-            let _ = child.wait();
             return Err(match stopped {
                 Reading::Overflow => ToolError::TooLarge { program: shown, limit: MAX_OUTPUT },
                 _ => ToolError::TimedOut {
@@ -201,8 +202,6 @@ pub fn run_tool(program: &[String], args: &[&str], deadline: Instant) -> Result<
             Ok(Some(s)) => break s,
             Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
             _ => {
-                crate::child::kill_group(child.id());
-                let _ = child.wait();
                 return Err(ToolError::TimedOut {
                     program: shown,
                     after_ms: deadline.saturating_duration_since(started).as_millis(),
@@ -232,7 +231,7 @@ enum Reading {
 }
 
 /// Reads stdout and stderr to their ends, or until the cap or the deadline.
-fn read_both(mut out: std::process::ChildStdout, mut err: std::process::ChildStderr, deadline: Instant) -> Reading {
+fn read_both(mut out: File, mut err: File, deadline: Instant) -> Reading {
     use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
     let (mut obuf, mut ebuf) = (Vec::new(), Vec::new());
     let (mut out_open, mut err_open) = (true, true);
