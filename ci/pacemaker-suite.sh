@@ -91,6 +91,10 @@ rm -rf "$SPOOL"
 
 echo "== 2. a single-node cluster on 127.0.0.1, node2 listed but never started"
 start_watchers
+# Pacemaker passes a device's option= after its own action=: fencing.py ignores it, and so do we.
+check "validate with option=off on stdin takes no power action" \
+    bash -c "stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL --option log_dir=$LOGS \
+        --option plug=node1 --option option=off >$W/v4 2>&1 && ! grep -s '\"action\":\"off\"' $LEDGER >/dev/null"
 backup /etc/corosync/corosync.conf
 backup /etc/corosync/authkey
 cat > /etc/corosync/corosync.conf <<CONF

@@ -1,17 +1,17 @@
 //! The power actions (`off`, `on`, `reboot`, `status`): publish a request, wait for its response.
 //!
 //! Order of operations, each step for a reason:
-//! 1. With watchers of ours on the spool (`members/` exists) and none alive, fail at once: Pacemaker
-//!    can then move to the next fencing level instead of waiting out a timeout.
+//! 1. With `responder=gfs2-fence-watcher` (the default) and no live watcher of ours, fail at once:
+//!    Pacemaker can then move to the next fencing level instead of waiting out a timeout.
 //! 2. Take an exclusive flock on `waiting/<id>.lock`, held until exit: watchers tell a live agent from
 //!    a killed one (whose request is answered `abandoned`, never executed).
-//! 3. Put the wake-up in place *before* publishing, so no answer can be missed: on a managed spool
+//! 3. Put the wake-up in place *before* publishing, so no answer can be missed: with our watchers
 //!    the FIFO `waiting/<id>.fifo` that the answering watcher writes a byte to (no inotify instance:
 //!    tearing one down costs a synchronize_srcu, 8-14 ms, at exit); for an external responder, an
 //!    inotify watch on `responses/`.
 //! 4. Publish the request atomically (tmp, fsync, no-replace rename).
-//! 5. Wait for `responses/<id>.json` on the wake-up, with a safety re-check (1 s on a managed spool,
-//!    5 s otherwise); accept only a response whose id, target and action match. Responses are never
+//! 5. Wait for `responses/<id>.json` on the wake-up, with a safety re-check (1 s with our watchers,
+//!    5 s with an external responder); accept only a response whose id, target and action match. Responses are never
 //!    deleted: they are the record.
 //!
 //! The agent gives up at `start + delay + fence_timeout`; the request's deadline is that minus a margin,
@@ -32,6 +32,7 @@ use ha::spool::{Dir, Spool, AGENT_DIRS};
 use crate::discovery::Discovery;
 use crate::logs::{Event, EventLog, Status};
 use crate::options::Options;
+use crate::responder::Responder;
 use crate::Failure;
 
 /// How often the wait re-reads the response path without a wake-up: FIFO (our watchers), inotify
@@ -47,8 +48,8 @@ enum Wake {
 }
 
 impl Wake {
-    fn new(spool: &Spool, id: &str) -> Result<Wake, Failure> {
-        if spool.is_managed() {
+    fn new(spool: &Spool, id: &str, responder: Responder) -> Result<Wake, Failure> {
+        if responder == Responder::Watchers {
             return Ok(Wake::Fifo(fsio::wake::Fifo::create(&spool.waiting_fifo(id))?));
         }
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
@@ -143,8 +144,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     tracing::info!("Fence action requested: {action} for target: {target}");
     std::thread::sleep(opts.delay);
 
-    let give_up = start.instant + opts.delay + opts.fence_timeout;
-    let deadline = start.boot.after(opts.delay + opts.fence_timeout - ha::decide::answer_margin(opts.fence_timeout));
+    let (give_up, deadline) = opts.timing(start);
     let record = |status, found: &crate::discovery::Result, details: &str, id: Option<&str>, r: Option<&Response>| {
         log.record(&Event {
             action: action.as_str(),
@@ -161,29 +161,21 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         })
     };
 
-    if spool.is_managed() {
-        let live = ha::members::live_members(&spool)?;
-        if live.is_empty() {
-            let msg = format!(
-                "no live gfs2-fence-watcher on spool {} (no member lock held in {}): failing at once so that \
-                 Pacemaker can use the next fencing level; start the watchers (systemctl start gfs2-fence-watcher@1)",
-                spool.base().display(),
-                spool.dir(Dir::Members).display()
-            );
+    match opts.responder.check(&spool) {
+        Ok(live) if opts.responder == Responder::Watchers => tracing::debug!("live watchers: {}", live.join(", ")),
+        Ok(_) => tracing::debug!("responder=external: another program answers; waiting up to the timeout"),
+        Err(failure) => {
             let found = discovery.now().cloned().unwrap_or_default();
-            record(Status::Failed, &found, &msg, None, None);
-            return Err(Failure::Fence(msg));
+            record(Status::Failed, &found, &failure.to_string(), None, None);
+            return Err(failure);
         }
-        tracing::debug!("live watchers: {}", live.join(", "));
-    } else {
-        tracing::debug!("spool has no members/: an external responder answers; waiting up to the timeout");
     }
 
     let id = uuid::Uuid::new_v4().to_string();
     let wpath = spool.waiting_lock(&id);
     let _waiting = lock::try_exclusive(lock::open_lock_file(&wpath)?, &wpath)?
         .ok_or_else(|| Failure::Fence(format!("{} is locked by another process", wpath.display())))?;
-    let wake = Wake::new(&spool, &id)?;
+    let wake = Wake::new(&spool, &id, opts.responder)?;
 
     let req = Request {
         request_id: id.clone(),

@@ -1,16 +1,19 @@
 //! The actions that do not fence: `monitor`, `validate-all` and `list`.
 //!
-//! `monitor` is a real health check: the spool exists, is local and safely owned, at least one
-//! watcher of ours is alive, and the fence path the leader checked last is not broken. With an external responder (no `members/`) it cannot judge liveness and
-//! says so, passing on the spool checks alone. Log problems are warnings, never a failed monitor.
+//! `monitor` is a real health check of what a fence needs: the spool exists, is local and safely
+//! owned, the agent can create its files there (a read-only or full spool fails every fence), the
+//! configured responder can answer (with our watchers: one is live, and the fence path the leader
+//! checked last is not broken; an external responder's liveness cannot be judged and a warning says
+//! so). Log problems are warnings, never a failed monitor.
 //! `validate-all` (what `pcs` and `stonith_admin --validate` run, possibly on a node that is not a
 //! rabbit) checks the options and, where the spool exists here, that it is safe.
 
 use ha::fsio;
-use ha::spool::{Spool, AGENT_DIRS};
+use ha::spool::{Dir, Spool, AGENT_DIRS};
 use ha::targets::Targets;
 
 use crate::options::Options;
+use crate::responder::Responder;
 use crate::Failure;
 
 fn spool_of(opts: &Options) -> Result<Spool, Failure> {
@@ -27,24 +30,20 @@ fn warn_about_logs(opts: &Options) {
 pub fn monitor(opts: &Options) -> Result<(), Failure> {
     warn_about_logs(opts);
     let spool = spool_of(opts)?;
-    let missing = spool.inspect(&AGENT_DIRS)?;
-    if !missing.is_empty() {
-        tracing::debug!("spool directories to be created at the first fence: {missing:?}");
+    spool.prepare(&AGENT_DIRS)?;
+    for d in [Dir::Tmp, Dir::Waiting] {
+        // What a fence writes first: its waiting lock and FIFO, and its request under tmp/.
+        fsio::probe_writable(&spool.dir(d)).map_err(|e| {
+            Failure::Fence(format!("the agent cannot create its files in the spool, so every fence would fail: {e}"))
+        })?;
     }
-    if !spool.is_managed() {
+    let live = opts.responder.check(&spool)?;
+    if opts.responder == Responder::External {
         tracing::warn!(
-            "spool {} has no members/: it is answered by an external responder whose liveness this agent cannot judge",
+            "responder=external: spool {} is answered by another program whose liveness this agent cannot judge",
             spool.base().display()
         );
         return Ok(());
-    }
-    let live = ha::members::live_members(&spool)?;
-    if live.is_empty() {
-        return Err(Failure::Fence(format!(
-            "no live gfs2-fence-watcher on spool {}: fences would fail; start the watchers \
-             (systemctl start gfs2-fence-watcher@1 @2 @3)",
-            spool.base().display()
-        )));
     }
     tracing::debug!("monitor: live watchers {}", live.join(", "));
     fence_path(&spool, opts.plug.as_deref())

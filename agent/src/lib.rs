@@ -15,6 +15,7 @@ pub mod logs;
 pub mod metadata;
 pub mod options;
 pub mod params;
+pub mod responder;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -53,18 +54,32 @@ pub enum Failure {
     Fence(String),
 }
 
-const MAX_STDIN: u64 = 1024 * 1024;
+/// The most stdin the agent takes (Pacemaker sends well under 4 KiB). More is refused whole: a cut
+/// could land inside `plug=node10` (fencing node1) or drop a later `action=` line.
+pub const MAX_STDIN: u64 = 1024 * 1024;
 
 fn read_options() -> Result<Given, Failure> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     if !args.is_empty() {
         return options::from_argv(&args).map_err(|e| Failure::Usage(e.0));
     }
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     std::io::stdin()
-        .take(MAX_STDIN)
-        .read_to_string(&mut text)
+        .take(MAX_STDIN + 1)
+        .read_to_end(&mut bytes)
         .map_err(|e| Failure::Usage(format!("cannot read options from stdin: {e}")))?;
+    if bytes.len() as u64 > MAX_STDIN {
+        return Err(Failure::Usage(format!(
+            "more than {MAX_STDIN} bytes of options on stdin: refusing to act on a part of them; \
+             check what feeds this agent (Pacemaker sends a few key=value lines)"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::Usage(format!(
+            "options on stdin are not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
     Ok(options::from_stdin(&text))
 }
 
@@ -81,6 +96,7 @@ fn out(text: &str) -> Result<ExitCode, Failure> {
 /// Runs the agent. `Err` is reported by [`report`] and exits 1.
 pub fn run() -> Result<ExitCode, Failure> {
     let start = Start { instant: Instant::now(), boot: ha::clock::BootTime::now() };
+    let tz_warning = ha::tz::bound();
     let given = read_options()?;
     let opts = Options::resolve(&given, |k| std::env::var(k).ok())?;
     if opts.help {
@@ -96,7 +112,7 @@ pub fn run() -> Result<ExitCode, Failure> {
     }
     let (layer, warnings) = logs::OpsLayer::new(&opts.ops_log, opts.debug_file.as_deref(), opts.verbose, opts.quiet);
     let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
-    for w in warnings.iter().chain(&given.warnings) {
+    for w in warnings.iter().chain(&given.warnings).chain(&tz_warning) {
         tracing::warn!("{w}");
     }
     match opts.action.as_str() {

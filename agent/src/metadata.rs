@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::params::{getopt_mixed, ACTIONS, PARAMS};
+use crate::params::{getopt_mixed, Kind, ACTIONS, PARAMS};
 
 const NAME: &str = "fence_gfs2_recorder";
 const SHORTDESC: &str = "Fence agent that records GFS2 fence events and fences through gfs2-fence-watcher";
@@ -37,12 +37,17 @@ pub fn xml() -> String {
         }
         let _ = writeln!(x, "\t<parameter {attrs}>");
         let _ = writeln!(x, "\t\t<getopt mixed=\"{}\" />", esc(&getopt_mixed(p)));
-        match p.default {
-            Some(d) => {
-                let _ = writeln!(x, "\t\t<content type=\"{}\" default=\"{}\"  />", p.kind.as_str(), esc(d));
+        let default = p.default.map(|d| format!(" default=\"{}\"", esc(d))).unwrap_or_default();
+        match p.kind {
+            Kind::Select(values) => {
+                let _ = writeln!(x, "\t\t<content type=\"select\"{default} >");
+                for v in values {
+                    let _ = writeln!(x, "\t\t\t<option value=\"{}\" />", esc(v));
+                }
+                let _ = writeln!(x, "\t\t</content>");
             }
-            None => {
-                let _ = writeln!(x, "\t\t<content type=\"{}\"  />", p.kind.as_str());
+            kind => {
+                let _ = writeln!(x, "\t\t<content type=\"{}\"{default}  />", kind.as_str());
             }
         }
         let _ = writeln!(x, "\t\t<shortdesc lang=\"en\">{}</shortdesc>", esc(p.desc));

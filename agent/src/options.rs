@@ -14,6 +14,7 @@ use clap::{Arg, ArgAction, Command};
 use ha::discovery::Source;
 
 use crate::params::{self, Kind, PARAMS};
+use crate::responder::Responder;
 
 /// Options by canonical name, as given (booleans as `"1"`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -113,6 +114,8 @@ pub struct Options {
     pub nodename: Option<String>,
     /// The spool option as given (resolved with the environment by `ha::spool::resolve_base`).
     pub spool_dir: Option<String>,
+    /// Who answers the requests.
+    pub responder: Responder,
     /// How long to wait for the answer, after the delay.
     pub fence_timeout: Duration,
     /// Where the three logs go.
@@ -158,21 +161,42 @@ pub struct BadValue {
     /// Its value.
     pub value: String,
     /// What was expected.
-    pub why: &'static str,
+    pub why: String,
 }
 
-fn seconds(name: &str, value: &str, allow_zero: bool) -> Result<Duration, BadValue> {
-    let bad = |why| BadValue { name: name.to_string(), value: value.to_string(), why };
+/// The longest number of seconds any option takes (a day).
+const MAX_SECONDS: Duration = Duration::from_secs(86_400);
+
+/// Parses a number of seconds in `min..=86400` (an optional trailing `s`).
+fn seconds(name: &str, value: &str, min: Duration) -> Result<Duration, BadValue> {
+    let bad = |why: String| BadValue { name: name.to_string(), value: value.to_string(), why };
+    let range = || format!("expected {} to {} seconds", min.as_secs_f64(), MAX_SECONDS.as_secs());
     let v = value.trim().trim_end_matches('s');
-    let secs: f64 = v.parse().map_err(|_| bad("expected a number of seconds"))?;
-    if !secs.is_finite() || secs < 0.0 || (secs == 0.0 && !allow_zero) || secs > 86_400.0 {
-        return Err(bad(if allow_zero {
-            "expected 0 to 86400 seconds"
-        } else {
-            "expected more than 0 and at most 86400 seconds"
-        }));
+    let secs: f64 = v.parse().map_err(|_| bad(format!("expected a number of seconds ({})", range())))?;
+    if !secs.is_finite() || secs < min.as_secs_f64() || secs > MAX_SECONDS.as_secs_f64() {
+        return Err(bad(range()));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Parses `fence_timeout`: it must leave the watchers their answer margin and a fence command at
+/// least [`ha::decide::MIN_EXECUTION_BUDGET`]; the message gives the smallest value that does.
+fn fence_timeout(name: &str, value: &str) -> Result<Duration, BadValue> {
+    let t = seconds(name, value, Duration::ZERO)?;
+    if ha::decide::execution_budget(t) < ha::decide::MIN_EXECUTION_BUDGET {
+        return Err(BadValue {
+            name: name.to_string(),
+            value: value.to_string(),
+            why: format!(
+                "a fence cannot work with it: the watchers answer {:.1}s before the agent gives up and a fence \
+                 command needs at least {:.1}s, so the smallest fence_timeout is {} seconds",
+                ha::decide::answer_margin(t).as_secs_f64(),
+                ha::decide::MIN_EXECUTION_BUDGET.as_secs_f64(),
+                ha::decide::MIN_FENCE_TIMEOUT.as_secs_f64()
+            ),
+        });
+    }
+    Ok(t)
 }
 
 impl Options {
@@ -181,8 +205,8 @@ impl Options {
         let opt = |k: &str| given.values.get(k).cloned();
         let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
         let fence_timeout = match (opt("fence_timeout"), env("FENCE_TIMEOUT")) {
-            (Some(v), _) => seconds("fence_timeout", &v, false)?,
-            (None, Some(v)) => seconds("FENCE_TIMEOUT", &v, false)?,
+            (Some(v), _) => fence_timeout("fence_timeout", &v)?,
+            (None, Some(v)) => fence_timeout("FENCE_TIMEOUT", &v)?,
             (None, None) => Duration::from_secs(45),
         };
         let log_dir =
@@ -205,13 +229,13 @@ impl Options {
         let discovery_sources = Source::parse_list(&sources).map_err(|_| BadValue {
             name: sources_name.into(),
             value: sources.clone(),
-            why: "expected a comma-separated list of kubernetes, dlm, cib",
+            why: "expected a comma-separated list of kubernetes, dlm, cib".into(),
         })?;
         let queue_priority = match opt("queue_priority") {
             Some(v) => Some(v.trim().parse::<i32>().map_err(|_| BadValue {
                 name: "queue_priority".into(),
                 value: v.clone(),
-                why: "expected a whole number",
+                why: "expected a whole number".into(),
             })?),
             None => None,
         };
@@ -221,6 +245,7 @@ impl Options {
             nodename: opt("nodename").filter(|s| !s.is_empty()),
             plug,
             spool_dir: opt("spool_dir"),
+            responder: opt("responder").map_or(Ok(Responder::Watchers), |v| Responder::parse(&v))?,
             fence_timeout,
             log_dir,
             ops_log,
@@ -228,18 +253,18 @@ impl Options {
             discovery_timeout: seconds(
                 "discovery_timeout",
                 &opt("discovery_timeout").unwrap_or_else(|| "2".into()),
-                true,
+                Duration::ZERO,
             )?,
             discovery_sources,
             discovery_max_age: seconds(
                 "discovery_max_age",
                 &opt("discovery_max_age").unwrap_or_else(|| "120".into()),
-                true,
+                Duration::ZERO,
             )?,
             kubectl_cmd: opt("kubectl_cmd").or_else(|| env("KUBECTL_CMD")).unwrap_or_else(|| "kubectl".into()),
             kubeconfig: opt("kubeconfig").filter(|s| !s.is_empty()),
             queue_priority,
-            delay: seconds("delay", &opt("delay").unwrap_or_else(|| "0".into()), true)?,
+            delay: seconds("delay", &opt("delay").unwrap_or_else(|| "0".into()), Duration::ZERO)?,
             verbose: opt("verbose").is_some(),
             quiet: opt("quiet").is_some(),
             debug_file: opt("debug_file").map(PathBuf::from),
@@ -247,6 +272,16 @@ impl Options {
             help: opt("help").is_some(),
             version: opt("version").is_some(),
         })
+    }
+
+    /// When the agent gives up (on the monotonic clock) and the request's deadline (on
+    /// CLOCK_BOOTTIME): `start + delay + fence_timeout`, and that less the watchers' answer margin.
+    /// Saturating arithmetic: no option value can make it panic.
+    pub fn timing(&self, start: crate::fence::Start) -> (std::time::Instant, ha::clock::BootTime) {
+        let wait = self.delay.saturating_add(self.fence_timeout);
+        let give_up = start.instant.checked_add(wait).unwrap_or(start.instant);
+        let deadline = start.boot.after(self.delay.saturating_add(ha::decide::execution_budget(self.fence_timeout)));
+        (give_up, deadline)
     }
 
     /// The target to fence: the plug, or Pacemaker's node name when no plug was given.
@@ -312,8 +347,11 @@ mod tests {
         let o = Options::resolve(&from_stdin("fence_timeout=7\n"), env).unwrap();
         assert_eq!(o.fence_timeout, Duration::from_secs(7));
         assert_eq!(Options::resolve(&from_stdin(""), no_env).unwrap().fence_timeout, Duration::from_secs(45));
-        for bad in ["fence_timeout=0", "fence_timeout=abc", "delay=-1", "queue_priority=high"] {
+        for bad in ["fence_timeout=0", "fence_timeout=abc", "delay=-1", "queue_priority=high", "responder=nobody"] {
             assert!(Options::resolve(&from_stdin(bad), no_env).is_err(), "{bad}");
         }
+        assert_eq!(Options::resolve(&from_stdin(""), no_env).unwrap().responder, Responder::Watchers);
+        let o = Options::resolve(&from_stdin("responder=external\n"), no_env).unwrap();
+        assert_eq!(o.responder, Responder::External);
     }
 }

@@ -1,9 +1,11 @@
 //! The agent's parameters: one table drives the metadata XML, the man page, the command-line flags
 //! and the set of stdin keys the agent knows.
 //!
-//! Names follow fence-agents (fencing.py): `plug` obsoletes `port`, `action` obsoletes `option`, and
-//! the generic options every fencing.py agent takes are accepted even where this agent has no use
-//! for them, so that a device configured for another agent validates here too.
+//! Names follow fence-agents (fencing.py): `plug` obsoletes `port`, and the generic options every
+//! fencing.py agent takes are accepted even where this agent has no use for them, so that a device
+//! configured for another agent validates here too. Only `action` names the action: fencing.py has no
+//! `option` alias (it warns and ignores the key), and Pacemaker passes a device's `option=` after its
+//! own `action=`, so an alias would let a device attribute turn a `status` into an `off`.
 
 /// The content type of a parameter in the metadata.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +18,8 @@ pub enum Kind {
     Second,
     /// A whole number.
     Integer,
+    /// One of a fixed set of words.
+    Select(&'static [&'static str]),
 }
 
 impl Kind {
@@ -26,6 +30,7 @@ impl Kind {
             Kind::Boolean => "boolean",
             Kind::Second => "second",
             Kind::Integer => "integer",
+            Kind::Select(_) => "select",
         }
     }
 }
@@ -76,6 +81,9 @@ const fn obsoleting(mut param: Param, old: &'static str) -> Param {
     param
 }
 
+/// The values of `responder`: who answers the spool's requests (see `options::Responder`).
+pub const RESPONDERS: &[&str] = &["gfs2-fence-watcher", "external"];
+
 const ACTION: Param = p("action", Some('o'), "action", Some("action"), Kind::String, Some("reboot"), "Fencing action");
 const PLUG: Param = p(
     "plug",
@@ -89,12 +97,12 @@ const PLUG: Param = p(
 
 /// Every parameter, in metadata order.
 pub const PARAMS: &[Param] = &[
-    obsoleting(ACTION, "option"),
-    deprecated(ACTION, "option"),
+    ACTION,
     obsoleting(PLUG, "port"),
     deprecated(PLUG, "port"),
     p("nodename", None, "nodename", Some("nodename"), Kind::String, None, "Pacemaker's name of the node to fence (recorded with the request)"),
     p("spool_dir", None, "spool-dir", Some("dir"), Kind::String, Some("/run/gfs2-fencing"), "Spool directory shared with the gfs2-fence-watcher processes (env GFS2_FENCING_DIR; the original REQUEST_DIR/RESPONSE_DIR are honoured)"),
+    p("responder", None, "responder", Some("name"), Kind::Select(RESPONDERS), Some("gfs2-fence-watcher"), "Who answers the spool's requests: gfs2-fence-watcher (this project's watchers: without a live one, monitor fails and a fence fails at once) or external (another program answers, whose liveness the agent cannot judge: a fence waits up to fence_timeout)"),
     p("fence_timeout", None, "fence-timeout", Some("seconds"), Kind::Second, Some("45"), "Seconds, counted from the agent's start after any delay, to wait for the watchers' answer (env FENCE_TIMEOUT). pcmk_off_timeout/pcmk_reboot_timeout must exceed delay plus this"),
     p("log_dir", None, "log-dir", Some("dir"), Kind::String, Some("/var/log/gfs2-fencing"), "Directory of the three fence event logs (env LOG_DIR)"),
     p("no_gfs2_discovery", None, "no-gfs2-discovery", None, Kind::Boolean, None, "Do not discover the GFS2 file systems involved (env GFS2_DISCOVERY_ENABLED=false)"),
@@ -122,7 +130,7 @@ pub const PARAMS: &[Param] = &[
 ];
 
 /// Stdin aliases: the old name and the name it means.
-pub const ALIASES: &[(&str, &str)] = &[("port", "plug"), ("option", "action")];
+pub const ALIASES: &[(&str, &str)] = &[("port", "plug")];
 
 /// The parameter named `name` (after alias resolution).
 pub fn find(name: &str) -> Option<&'static Param> {
@@ -177,6 +185,7 @@ mod tests {
         assert_eq!(canonical("port"), "plug");
         assert_eq!(getopt_mixed(find("plug").unwrap()), "-n, --plug=[id]");
         assert!(find("priority").is_none(), "Pacemaker owns `priority`");
+        assert!(find("option").is_none() && canonical("option") == "option", "fencing.py has no `option` alias");
     }
 
     #[test]

@@ -54,7 +54,8 @@ fn metadata_validates_against_the_fence_agents_schema() {
         .expect("xmllint is missing: install Debian's libxml2-utils package (apt-get install libxml2-utils)");
     assert!(check.status.success(), "{}", text(&check.stderr));
     assert_eq!(with_args(&["-o", "metadata"]).stdout, out.stdout, "argv and stdin agree");
-    for name in ["plug", "port", "nodename", "fence_timeout", "spool_dir", "queue_priority", "power_wait"] {
+    for name in ["plug", "port", "nodename", "fence_timeout", "spool_dir", "queue_priority", "power_wait", "responder"]
+    {
         assert!(text(&out.stdout).contains(&format!("<parameter name=\"{name}\"")), "{name}");
     }
 }

@@ -65,6 +65,19 @@ pub fn answer_margin(fence_timeout: Duration) -> Duration {
     (fence_timeout / 10).clamp(Duration::from_millis(500), Duration::from_secs(3))
 }
 
+/// The least time a fence command must have: a `fence_timeout` that leaves less after the answer
+/// margin is refused by the agent (the request would expire before anything ran).
+pub const MIN_EXECUTION_BUDGET: Duration = Duration::from_secs(1);
+
+/// The smallest `fence_timeout` whose [`execution_budget`] is at least [`MIN_EXECUTION_BUDGET`].
+pub const MIN_FENCE_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// What is left of `fence_timeout` for the watchers once the answer margin is taken off: the
+/// request's deadline, counted from the end of the delay. Never underflows.
+pub fn execution_budget(fence_timeout: Duration) -> Duration {
+    fence_timeout.saturating_sub(answer_margin(fence_timeout))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +125,20 @@ mod tests {
         assert_eq!(answer_margin(Duration::from_secs(1)), Duration::from_millis(500));
         assert_eq!(answer_margin(Duration::from_secs(20)), Duration::from_secs(2));
         assert_eq!(answer_margin(Duration::from_secs(600)), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn the_smallest_fence_timeout_leaves_the_minimum_budget() {
+        assert!(execution_budget(MIN_FENCE_TIMEOUT) >= MIN_EXECUTION_BUDGET);
+        assert!(execution_budget(MIN_FENCE_TIMEOUT - Duration::from_millis(1)) < MIN_EXECUTION_BUDGET);
+        assert_eq!(execution_budget(Duration::from_millis(300)), Duration::ZERO, "never underflows");
+        // The budget grows with the timeout, so no larger value falls below the minimum.
+        let mut last = Duration::ZERO;
+        for ms in (0..20_000).step_by(7) {
+            let b = execution_budget(Duration::from_millis(ms));
+            assert!(b >= last, "{ms} ms");
+            last = b;
+        }
     }
 }
 

@@ -38,5 +38,6 @@ pub mod request;
 pub mod response;
 pub mod spool;
 pub mod targets;
+pub mod tz;
 
 pub use error::{HaError, Result};

@@ -2,13 +2,17 @@
 //!
 //! Each watcher holds an exclusive flock on `members/<id>.lock` for its whole life and rewrites
 //! `members/<id>.json` (a [`Heartbeat`]) periodically. A watcher is live exactly when its member lock
-//! is held; the heartbeat tells how recently it made progress (a frozen watcher keeps its lock but
-//! its counter stops). Liveness is probed with a non-blocking shared lock (see `fsio::lock`).
+//! is held *and* its heartbeat, of this boot, is younger than the TTL the heartbeat itself carries: a
+//! frozen watcher keeps its lock but its heartbeat ages, and a watcher that cannot write its heartbeat
+//! (full or read-only spool) cannot write answers either. The lock is probed with a non-blocking
+//! shared lock (see `fsio::lock`); the judgement itself is the pure [`is_live`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::BootTime;
 use crate::error::{HaError, Result};
 use crate::fsio::lock::probe_held;
 use crate::spool::{Dir, Spool};
@@ -34,6 +38,49 @@ pub struct Heartbeat {
     /// Process ids (= process-group ids) of the fence commands running now.
     #[serde(default)]
     pub children: Vec<u32>,
+    /// The watcher's `--ttl` in milliseconds: a heartbeat older than this means the watcher is frozen
+    /// or cannot write (absent in heartbeats of older versions: [`DEFAULT_TTL`] is assumed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
+}
+
+/// The watcher's default `--ttl`, assumed for a heartbeat that does not carry its own.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(10);
+
+impl Heartbeat {
+    /// The TTL this heartbeat declares.
+    pub fn ttl(&self) -> Duration {
+        self.ttl_ms.map_or(DEFAULT_TTL, Duration::from_millis)
+    }
+
+    /// How old the heartbeat is at `now` on this boot (`None`: written in another boot).
+    pub fn age(&self, now: BootTime, boot_id: &str) -> Option<Duration> {
+        (self.boot_id == boot_id).then(|| BootTime(self.boottime_ns).until(now))
+    }
+}
+
+/// Whether a member is live: its lock held, and its heartbeat of this boot younger than its TTL.
+pub fn is_live(lock_held: bool, heartbeat: Option<&Heartbeat>, now: BootTime, boot_id: &str) -> bool {
+    lock_held && heartbeat.and_then(|h| h.age(now, boot_id).map(|age| age < h.ttl())).unwrap_or(false)
+}
+
+/// One entry of `members/`, as read now.
+#[derive(Debug, Clone)]
+pub struct MemberState {
+    /// The watcher's id.
+    pub id: String,
+    /// Whether its member lock is held.
+    pub lock_held: bool,
+    /// Its heartbeat, when readable.
+    pub heartbeat: Option<Heartbeat>,
+    /// [`is_live`] of the two.
+    pub live: bool,
+}
+
+/// Reads a heartbeat file (capped; `None` when missing or unreadable).
+pub fn read_heartbeat(spool: &Spool, id: &str) -> Option<Heartbeat> {
+    let bytes = crate::fsio::read_capped(&heartbeat_path(spool, id), crate::fsio::MAX_SPOOL_FILE).ok()?;
+    serde_json::from_slice(&bytes).ok()
 }
 
 /// `members/<id>.lock`.
@@ -59,22 +106,29 @@ pub fn announce(spool: &Spool, id: &str) -> Result<()> {
     std::fs::remove_file(&path).map_err(HaError::at("remove", &path))
 }
 
-/// The ids of the watchers whose member lock is held now, sorted.
-pub fn live_members(spool: &Spool) -> Result<Vec<String>> {
+/// Every member of `members/` (one per `<id>.lock`), sorted by id, judged at `now`.
+pub fn member_states(spool: &Spool, now: BootTime, boot_id: &str) -> Result<Vec<MemberState>> {
     let dir = spool.dir(Dir::Members);
-    let mut live = Vec::new();
+    let mut states = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(HaError::at("list", &dir))? {
         let entry = entry.map_err(HaError::at("list", &dir))?;
         let name = entry.file_name();
         let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
             continue;
         };
-        if probe_held(&entry.path())? == Some(true) {
-            live.push(id.to_string());
-        }
+        let lock_held = probe_held(&entry.path())? == Some(true);
+        let heartbeat = read_heartbeat(spool, id);
+        let live = is_live(lock_held, heartbeat.as_ref(), now, boot_id);
+        states.push(MemberState { id: id.to_string(), lock_held, heartbeat, live });
     }
-    live.sort();
-    Ok(live)
+    states.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(states)
+}
+
+/// The ids of the live watchers now (see [`is_live`]), sorted.
+pub fn live_members(spool: &Spool) -> Result<Vec<String>> {
+    let states = member_states(spool, BootTime::now(), &crate::clock::boot_id()?)?;
+    Ok(states.into_iter().filter(|m| m.live).map(|m| m.id).collect())
 }
 
 #[cfg(test)]
@@ -82,17 +136,59 @@ mod tests {
     use super::*;
     use crate::fsio::lock::{open_lock_file, try_exclusive};
 
+    fn beat_at(now: BootTime, age: Duration, ttl_ms: Option<u64>) -> Heartbeat {
+        Heartbeat {
+            watcher_id: "w1".into(),
+            pid: std::process::id(),
+            host: "h".into(),
+            counter: 1,
+            boottime_ns: now.0.saturating_sub(age.as_nanos() as u64),
+            boot_id: crate::clock::boot_id().unwrap(),
+            start_time: 0,
+            children: vec![],
+            ttl_ms,
+        }
+    }
+
+    fn beat(age: Duration, ttl_ms: Option<u64>) -> Heartbeat {
+        beat_at(BootTime::now(), age, ttl_ms)
+    }
+
     #[test]
-    fn a_member_is_live_while_its_lock_is_held() {
+    fn a_member_is_live_while_its_lock_is_held_and_its_heartbeat_is_fresh() {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::new(d.path());
         s.prepare(&[Dir::Members]).unwrap();
         assert!(live_members(&s).unwrap().is_empty());
         let p = lock_path(&s, "w1");
         let held = try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().unwrap();
-        std::fs::write(heartbeat_path(&s, "w1"), "{}").unwrap();
+        assert!(live_members(&s).unwrap().is_empty(), "a held lock without a heartbeat is not live");
+        std::fs::write(heartbeat_path(&s, "w1"), serde_json::to_vec(&beat(Duration::ZERO, Some(3000))).unwrap())
+            .unwrap();
         assert_eq!(live_members(&s).unwrap(), ["w1"]);
+        std::fs::write(
+            heartbeat_path(&s, "w1"),
+            serde_json::to_vec(&beat(Duration::from_secs(4), Some(3000))).unwrap(),
+        )
+        .unwrap();
+        assert!(live_members(&s).unwrap().is_empty(), "a frozen watcher (heartbeat older than its TTL) is not live");
+        std::fs::write(heartbeat_path(&s, "w1"), serde_json::to_vec(&beat(Duration::ZERO, Some(3000))).unwrap())
+            .unwrap();
         drop(held);
-        assert!(live_members(&s).unwrap().is_empty());
+        assert!(live_members(&s).unwrap().is_empty(), "a dead watcher's fresh heartbeat does not make it live");
+    }
+
+    #[test]
+    fn liveness_follows_the_ttl_the_heartbeat_carries() {
+        let now = BootTime::now();
+        let boot = crate::clock::boot_id().unwrap();
+        let live =
+            |age: u64, ttl: Option<u64>| is_live(true, Some(&beat_at(now, Duration::from_secs(age), ttl)), now, &boot);
+        assert!(live(2, Some(3000)) && !live(3, Some(3000)));
+        assert!(live(9, None) && !live(11, None), "older heartbeats: the default TTL");
+        let mut other_boot = beat(Duration::ZERO, None);
+        other_boot.boot_id = "another boot".into();
+        assert!(!is_live(true, Some(&other_boot), now, &boot));
+        assert!(!is_live(false, Some(&beat(Duration::ZERO, None)), now, &boot));
     }
 }

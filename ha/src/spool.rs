@@ -76,7 +76,7 @@ pub const WATCHER_DIRS: [Dir; 10] = [
     Dir::Locks,
 ];
 
-/// What an agent creates and uses (never `members/`: only watchers make a spool "managed").
+/// What an agent creates and uses (never `members/`, which belongs to the watchers).
 pub const AGENT_DIRS: [Dir; 4] = [Dir::Tmp, Dir::Requests, Dir::Responses, Dir::Waiting];
 
 /// A spool at a base directory.
@@ -119,12 +119,6 @@ impl Spool {
     /// `waiting/<id>.fifo`, the agent's wake-up FIFO (see `fsio::wake`).
     pub fn waiting_fifo(&self, id: &str) -> PathBuf {
         self.dir(Dir::Waiting).join(format!("{id}.fifo"))
-    }
-
-    /// Whether watchers of this project manage the spool (they create `members/`). Otherwise an
-    /// external responder (the original Python watchers, NNF's responder) answers it.
-    pub fn is_managed(&self) -> bool {
-        self.dir(Dir::Members).is_dir()
     }
 
     /// Creates what is missing of the base and `dirs` (0700), then checks all of them and the file
@@ -310,7 +304,6 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::new(d.path().join("spool"));
         s.prepare(&WATCHER_DIRS).unwrap();
-        assert!(s.is_managed());
         let mode = s.dir(Dir::Requests).symlink_metadata().unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
         std::fs::set_permissions(s.dir(Dir::Requests), std::fs::Permissions::from_mode(0o777)).unwrap();

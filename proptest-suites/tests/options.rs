@@ -1,18 +1,20 @@
-//! The fence-agents option parser: any permutation of the keys, aliases (`port`/`plug`,
-//! `option`/`action`), `-`/`_` spellings, comments, blank lines, quotes, earlier repeated keys and
+//! The fence-agents option parser: any permutation of the keys, the `port` alias of `plug`, `-`/`_`
+//! spellings, comments, blank lines, quotes, earlier repeated keys and
 //! unknown keys gives the same options as the canonical form. Protects the agent against whatever
 //! Pacemaker version, pcs or operator feeds it.
 
 use proptest::prelude::*;
 
+use agent::fence::Start;
 use agent::options::{from_stdin, Options};
+use agent::params::{Kind, PARAMS};
 
 fn canonical() -> impl Strategy<Value = Vec<(&'static str, String)>> {
     (
         prop::sample::select(vec!["off", "on", "reboot", "status"]),
         "[a-z][a-z0-9-]{0,12}",
         prop::option::of("[a-z][a-z0-9]{0,8}"),
-        prop::option::of(1u32..600),
+        prop::option::of(2u32..600),
         prop::option::of(0u32..10),
         prop::option::of(-1000i32..1000),
         prop::option::of("/[a-z]{1,8}(/[a-z]{1,8}){0,2}"),
@@ -64,7 +66,6 @@ fn spelling() -> impl Strategy<Value = Spelling> {
 fn spell(key: &str, value: &str, s: &Spelling) -> (String, String) {
     let key = match (key, s.alias) {
         ("plug", true) => "port".to_string(),
-        ("action", true) => "option".to_string(),
         (k, _) => k.to_string(),
     };
     let key = if s.dashes { key.replace('_', "-") } else { key };
@@ -112,5 +113,85 @@ proptest! {
         let a = Options::resolve(&got, |_| None).unwrap();
         let b = Options::resolve(&want, |_| None).unwrap();
         prop_assert_eq!(a, b);
+    }
+}
+
+/// Values a hostile or careless configuration may give a numeric option.
+fn numeric_text() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<f64>().prop_map(|f| f.to_string()),
+        any::<f64>().prop_map(|f| format!("{f:e}")),
+        (0u64..100_000_000).prop_map(|n| format!("{}", n as f64 / 1_000_000.0)),
+        any::<i64>().prop_map(|n| n.to_string()),
+        prop::sample::select(vec![
+            "0",
+            "0.3",
+            "0.5",
+            "1e-9",
+            "1.4999",
+            "1.5",
+            "-0",
+            "-1",
+            "1e300",
+            "inf",
+            "-inf",
+            "NaN",
+            "",
+            " ",
+            "1s",
+            "86400",
+            "86400.0001",
+            "4294967296",
+            "9223372036854775808",
+            "0x10",
+            "1_000",
+        ])
+        .prop_map(str::to_string),
+        "[0-9.eE+-]{0,12}",
+        ".{0,12}",
+    ]
+}
+
+proptest! {
+    /// No value of any numeric option (and of `FENCE_TIMEOUT`) makes the parser or the time
+    /// arithmetic that follows it panic; an accepted `fence_timeout` always leaves the watchers a
+    /// working execution budget.
+    #[test]
+    fn no_numeric_value_panics_and_accepted_timeouts_work(
+        values in prop::collection::vec(numeric_text(), 16),
+        env_timeout in prop::option::of(numeric_text()),
+    ) {
+        let numeric: Vec<&str> = PARAMS
+            .iter()
+            .filter(|p| !p.deprecated && matches!(p.kind, Kind::Second | Kind::Integer))
+            .map(|p| p.name)
+            .collect();
+        prop_assert!(numeric.len() >= 10 && numeric.len() <= values.len());
+        let text: String = numeric.iter().zip(&values).map(|(k, v)| format!("{k}={v}\n")).collect();
+        let given = from_stdin(&format!("action=off\nplug=n1\n{text}"));
+        let env = |k: &str| (k == "FENCE_TIMEOUT").then(|| env_timeout.clone()).flatten();
+        // Each option alone too, so that one bad value does not hide another's panic.
+        for (k, v) in numeric.iter().zip(&values) {
+            let _ = Options::resolve(&from_stdin(&format!("{k}={v}\n")), env);
+        }
+        if let Ok(o) = Options::resolve(&given, env) {
+            let start = Start { instant: std::time::Instant::now(), boot: ha::clock::BootTime::now() };
+            let (give_up, deadline) = o.timing(start);
+            prop_assert!(give_up >= start.instant + o.delay + std::time::Duration::from_millis(1500));
+            prop_assert!(deadline.0 >= start.boot.after(o.delay + ha::decide::MIN_EXECUTION_BUDGET).0);
+            prop_assert!(ha::decide::execution_budget(o.fence_timeout) >= ha::decide::MIN_EXECUTION_BUDGET);
+        }
+    }
+
+    /// Only `action` decides the action: an `option=` line anywhere, with any value, changes nothing.
+    #[test]
+    fn an_option_line_never_changes_the_action(
+        action in prop::sample::select(vec!["off", "on", "reboot", "status", "monitor", "list", "validate-all"]),
+        option in prop::sample::select(vec!["off", "reboot", "on", "OFF"]),
+        before in any::<bool>(),
+    ) {
+        let text = if before { format!("option={option}\naction={action}\n") } else { format!("action={action}\noption={option}\n") };
+        let o = Options::resolve(&from_stdin(&text), |_| None).unwrap();
+        prop_assert_eq!(o.action, action);
     }
 }

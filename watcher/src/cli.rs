@@ -239,6 +239,7 @@ fn init_tracing() {
 
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT.
 pub fn run() -> Result<ExitCode, WatchError> {
+    let tz_warning = ha::tz::bound();
     let args = match Cli::parse().command {
         Command::Run(args) => args,
         Command::Status(a) => {
@@ -247,6 +248,9 @@ pub fn run() -> Result<ExitCode, WatchError> {
         }
     };
     init_tracing();
+    if let Some(w) = tz_warning {
+        tracing::warn!("{w}");
+    }
     let settings = settings(args)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(WatchError::Runtime)?;
     rt.block_on(async {

@@ -86,7 +86,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let mut index = Index::default();
     index.reconcile(&spool, &boot_id)?;
     // Last: from here on agents count this watcher as live, so all it serves with is ready.
-    let member = Member::join(&spool, &settings.id, &boot_id)?;
+    let member = Member::join(&spool, &settings.id, &boot_id, settings.ttl)?;
     notify::notify("READY=1");
     tracing::info!(watcher_id = %settings.id, spool = %spool.base().display(), "watcher started");
 

@@ -28,8 +28,9 @@ pub struct Member {
 }
 
 impl Member {
-    /// Takes the member lock for `id` and writes the first heartbeat.
-    pub fn join(spool: &Spool, id: &str, boot_id: &str) -> Result<Member, WatchError> {
+    /// Takes the member lock for `id` and writes the first heartbeat, which declares `ttl`: agents
+    /// count this watcher live only while its latest heartbeat is younger than that.
+    pub fn join(spool: &Spool, id: &str, boot_id: &str, ttl: Duration) -> Result<Member, WatchError> {
         let path = lock_path(spool, id);
         let mut tries = 0;
         let lock = loop {
@@ -55,6 +56,7 @@ impl Member {
                 boot_id: boot_id.to_string(),
                 start_time: ha::procfs::stat(pid).map_or(0, |s| s.start_time),
                 children: Vec::new(),
+                ttl_ms: Some(ttl.as_millis().min(u64::MAX as u128) as u64),
             },
         };
         member.beat()?;

@@ -10,7 +10,6 @@ use serde::Serialize;
 
 use ha::clock::BootTime;
 use ha::fsio::{self, lock};
-use ha::members::Heartbeat;
 use ha::names::ClaimName;
 use ha::request::Request;
 use ha::response::Response;
@@ -23,12 +22,17 @@ use crate::WatchError;
 pub struct MemberStatus {
     /// Watcher id.
     pub id: String,
-    /// Whether its member lock is held.
+    /// Whether it is live: its member lock held and its heartbeat younger than its TTL (the rule the
+    /// agent's fast failure and `monitor` apply).
     pub live: bool,
+    /// Whether its member lock is held (held but not live: frozen, or unable to write).
+    pub lock_held: bool,
     /// Its pid, from the heartbeat.
     pub pid: Option<u32>,
     /// Milliseconds since its last heartbeat.
     pub heartbeat_age_ms: Option<u64>,
+    /// The TTL its heartbeat declares, in milliseconds.
+    pub ttl_ms: Option<u64>,
     /// Fence commands running.
     pub children: Vec<u32>,
 }
@@ -99,28 +103,18 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
     let boot = ha::clock::boot_id()?;
     let leader_held = lock::probe_held(&ha::leader::lock_path(spool))? == Some(true);
     let leader = if leader_held { ha::leader::read(spool)? } else { None };
-    let mut members = Vec::new();
-    for e in files(&spool.dir(Dir::Members)) {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(id) = name.strip_suffix(".lock") else {
-            continue;
-        };
-        let live = lock::probe_held(&e.path())? == Some(true);
-        let hb: Option<Heartbeat> = fsio::read_capped(&ha::members::heartbeat_path(spool, id), fsio::MAX_SPOOL_FILE)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        members.push(MemberStatus {
-            id: id.to_string(),
-            live,
-            pid: hb.as_ref().map(|h| h.pid),
-            heartbeat_age_ms: hb
-                .as_ref()
-                .filter(|h| h.boot_id == boot)
-                .map(|h| BootTime(h.boottime_ns).until(now).as_millis() as u64),
-            children: hb.map(|h| h.children).unwrap_or_default(),
-        });
-    }
-    members.sort_by(|a, b| a.id.cmp(&b.id));
+    let members = ha::members::member_states(spool, now, &boot)?
+        .into_iter()
+        .map(|m| MemberStatus {
+            live: m.live,
+            lock_held: m.lock_held,
+            pid: m.heartbeat.as_ref().map(|h| h.pid),
+            heartbeat_age_ms: m.heartbeat.as_ref().and_then(|h| h.age(now, &boot)).map(|a| a.as_millis() as u64),
+            ttl_ms: m.heartbeat.as_ref().map(|h| h.ttl().as_millis() as u64),
+            children: m.heartbeat.map(|h| h.children).unwrap_or_default(),
+            id: m.id,
+        })
+        .collect();
     let mut queue_by_priority = BTreeMap::new();
     for e in files(&spool.dir(Dir::Requests)) {
         if let Ok(r) = fsio::read_capped(&e.path(), fsio::MAX_SPOOL_FILE).map(|b| Request::parse(&b)) {
@@ -181,7 +175,11 @@ fn text(r: &Report) -> String {
     s += "members:\n";
     for m in &r.members {
         let age = m.heartbeat_age_ms.map_or("-".into(), |a| format!("{a} ms"));
-        let state = if m.live { "live" } else { "dead" };
+        let state = match (m.live, m.lock_held) {
+            (true, _) => "live",
+            (false, true) => "STALE",
+            (false, false) => "dead",
+        };
         s += &format!(
             "  {:<24} {:<5} pid {:<8} heartbeat {:>10}  running {:?}\n",
             m.id,

@@ -34,12 +34,6 @@ pub struct Sweeper {
     alerts_problem: Option<String>,
 }
 
-fn heartbeat(shared: &Shared, id: &str) -> Option<Heartbeat> {
-    let path = ha::members::heartbeat_path(&shared.settings.spool, id);
-    let bytes = ha::fsio::read_capped(&path, ha::fsio::MAX_SPOOL_FILE).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 /// Whether the process `pid` started at `start_time` still exists (a zombie does not count).
 fn still_there(pid: u32, start_time: u64) -> bool {
     ha::procfs::stat(pid).is_some_and(|s| s.state != 'Z' && (start_time == 0 || s.start_time == start_time))
@@ -104,8 +98,8 @@ impl Sweeper {
                 continue;
             };
             let held = ha::fsio::lock::probe_held(&entry.path()).ok().flatten() == Some(true);
-            let hb = heartbeat(shared, id);
-            let age = hb.as_ref().filter(|h| h.boot_id == shared.boot_id).map(|h| BootTime(h.boottime_ns).until(now));
+            let hb = ha::members::read_heartbeat(&s.spool, id);
+            let age = hb.as_ref().and_then(|h| h.age(now, &shared.boot_id));
             // A kill counts only while the very process that was killed is still there: a watcher
             // restarted under the same id between two sweeps is a new process, not a stuck one.
             if let Some(&(pid, start, _)) = self.killed.get(id) {

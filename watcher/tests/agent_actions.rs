@@ -28,15 +28,19 @@ fn monitor_needs_a_live_watcher_on_a_managed_spool() {
 }
 
 #[test]
-fn monitor_on_an_external_responders_spool_passes_with_a_warning() {
+fn monitor_with_an_external_responder_passes_with_a_warning_and_only_when_configured() {
     let w = World::new();
     for d in ["", "requests", "responses"] {
         std::fs::create_dir_all(w.sub(d)).unwrap();
         std::fs::set_permissions(w.sub(d), std::fs::Permissions::from_mode(0o700)).unwrap();
     }
-    let out = w.agent("action=monitor\n");
+    let out = w.agent("action=monitor\nresponder=external\n");
     assert_exit(&out, 0);
     assert!(text(&out.stderr).contains("cannot judge"), "{}", text(&out.stderr));
+    // The same spool without the parameter: our watchers are expected, and none ever ran.
+    let out = w.agent("action=monitor\n");
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("responder=external"), "{}", text(&out.stderr));
 }
 
 #[test]

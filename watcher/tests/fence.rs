@@ -139,7 +139,7 @@ fn an_agent_that_times_out_is_answered_abandoned_and_never_executed() {
     let w = World::new();
     let watcher = w.watcher("w1", &[]);
     watcher.signal(Signal::SIGSTOP);
-    let out = w.agent("action=reboot\nport=n1\nfence_timeout=1\n");
+    let out = w.agent("action=reboot\nport=n1\nfence_timeout=2\n");
     assert_exit(&out, 1);
     assert!(text(&out.stderr).contains("no response to request"), "{}", text(&out.stderr));
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
@@ -182,13 +182,9 @@ fn with_no_live_watcher_the_fence_fails_at_once_and_publishes_nothing() {
 #[test]
 fn malformed_foreign_and_stale_responses_are_ignored_until_the_right_one_comes() {
     let w = World::new();
-    // An external responder's spool that looks managed: the test itself holds a member lock.
-    w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
-    let lock_path = w.sub("members").join("responder.lock");
-    let _member = ha::fsio::lock::try_exclusive(ha::fsio::lock::open_lock_file(&lock_path).unwrap(), &lock_path)
-        .unwrap()
-        .unwrap();
-    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=30\n");
+    // The test itself is the external responder.
+    w.spool().prepare(&ha::spool::AGENT_DIRS).unwrap();
+    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=30\nresponder=external\n");
     let req = w.published_request();
     let path = w.sub("responses").join(format!("{}.json", req.request_id));
     let put = |body: String| {

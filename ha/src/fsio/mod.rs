@@ -99,6 +99,17 @@ fn sync_parent(path: &Path) -> Result<()> {
     }
 }
 
+/// Checks that files can be created and written in `dir` now: writes a hidden, pid-named file of
+/// [`PROBE_BYTES`] (about a request's size), fsyncs and removes it. A read-only or full file system,
+/// or a directory without write permission, fails with the operation and the cause.
+pub fn probe_writable(dir: &Path) -> Result<()> {
+    drop(TempFile::write(dir, "probe", &[b' '; PROBE_BYTES])?);
+    Ok(())
+}
+
+/// The size of [`probe_writable`]'s file.
+pub const PROBE_BYTES: usize = 1024;
+
 /// A file fully written and fsynced under `tmp/`, not yet visible anywhere else.
 /// Dropping it unplaced removes it.
 #[derive(Debug)]

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ha::fsio::lock;
 use ha::response::Response;
 use watcher::test_executor::LedgerLine;
 
@@ -211,8 +210,11 @@ impl World {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap());
         let proc = Proc { child: cmd.spawn().unwrap(), stderr };
-        let lock = self.sub("members").join(format!("{id}.lock"));
-        let started = wait_until(Duration::from_secs(20), || lock::probe_held(&lock).ok().flatten() == Some(true));
+        // Live as the agent judges it: member lock held and a fresh heartbeat written.
+        let spool = self.spool();
+        let started = wait_until(Duration::from_secs(20), || {
+            self.sub("members").is_dir() && ha::members::live_members(&spool).is_ok_and(|l| l.iter().any(|m| m == id))
+        });
         assert!(started, "watcher {id} did not start: {}", proc.stderr_text());
         proc
     }

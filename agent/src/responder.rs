@@ -1,0 +1,97 @@
+//! Who answers the spool's requests, and whether it can answer now.
+//!
+//! The `responder` parameter is configuration, never guessed from the spool's contents: a spool
+//! where no watcher ever started looks exactly like one an external program serves, and guessing
+//! "external" there made `monitor` pass and every fence wait out its timeout. With our watchers
+//! ([`Responder::Watchers`]) a fence fails at once and `monitor` fails unless a watcher is live (its
+//! member lock held and its heartbeat younger than the TTL it declares: `ha::members::is_live`), so
+//! Pacemaker moves to the next fencing level instead of waiting. With [`Responder::External`] the
+//! agent cannot judge liveness and waits for the answer up to `fence_timeout`.
+
+use ha::clock::BootTime;
+use ha::members::MemberState;
+use ha::spool::{Dir, Spool};
+
+use crate::options::BadValue;
+use crate::params::RESPONDERS;
+use crate::Failure;
+
+/// Who answers the spool's requests: decides fast failure, the wake-up and what `monitor` checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Responder {
+    /// This project's `gfs2-fence-watcher` processes: their liveness is judged from `members/`, and
+    /// the answering watcher wakes the agent through its FIFO.
+    Watchers,
+    /// Another program (the seed's Python watchers, a site's own): no liveness judgement, the agent
+    /// watches `responses/` with inotify and waits up to `fence_timeout`.
+    External,
+}
+
+impl Responder {
+    /// The `responder` value naming it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Responder::Watchers => RESPONDERS[0],
+            Responder::External => RESPONDERS[1],
+        }
+    }
+
+    /// Parses a `responder` value.
+    pub fn parse(value: &str) -> Result<Responder, BadValue> {
+        [Responder::Watchers, Responder::External].into_iter().find(|r| r.as_str() == value.trim()).ok_or_else(|| {
+            BadValue {
+                name: "responder".into(),
+                value: value.to_string(),
+                why: format!("expected one of {}", RESPONDERS.join(", ")),
+            }
+        })
+    }
+
+    /// Whether this responder can answer `spool` now. `Ok` carries the live watchers' ids (empty for
+    /// an external responder); `Err` says what is wrong and what to do.
+    pub fn check(self, spool: &Spool) -> Result<Vec<String>, Failure> {
+        if self == Responder::External {
+            return Ok(Vec::new());
+        }
+        let members = spool.dir(Dir::Members);
+        if members.symlink_metadata().is_err() {
+            return Err(Failure::Fence(format!(
+                "no gfs2-fence-watcher has run on spool {} ({} does not exist): fences would wait for an answer \
+                 nobody gives; start the watchers (systemctl start gfs2-fence-watcher@1), or set responder=external \
+                 on the device if another program answers this spool",
+                spool.base().display(),
+                members.display()
+            )));
+        }
+        spool.inspect(&[Dir::Members])?;
+        let (now, boot) = (BootTime::now(), ha::clock::boot_id()?);
+        let states = ha::members::member_states(spool, now, &boot)?;
+        let live: Vec<String> = states.iter().filter(|m| m.live).map(|m| m.id.clone()).collect();
+        if live.is_empty() {
+            let seen: Vec<String> = states.iter().map(|m| describe(m, now, &boot)).collect();
+            return Err(Failure::Fence(format!(
+                "no live gfs2-fence-watcher on spool {} ({}): failing at once so that Pacemaker can use the next \
+                 fencing level; start or unfreeze the watchers (systemctl start gfs2-fence-watcher@1), or set \
+                 responder=external on the device if another program answers this spool",
+                spool.base().display(),
+                if seen.is_empty() { "no member in members/".to_string() } else { seen.join("; ") }
+            )));
+        }
+        Ok(live)
+    }
+}
+
+/// One member, for the failure message: why it does not count as live.
+fn describe(m: &MemberState, now: BootTime, boot: &str) -> String {
+    let age = m.heartbeat.as_ref().and_then(|h| Some((h.age(now, boot)?, h.ttl())));
+    match (m.lock_held, age) {
+        (false, _) => format!("{}: not running (member lock free)", m.id),
+        (true, None) => format!("{}: running, no heartbeat of this boot", m.id),
+        (true, Some((age, ttl))) => format!(
+            "{}: running, but its heartbeat is {:.1}s old, past its TTL of {:.1}s (frozen, or it cannot write the spool)",
+            m.id,
+            age.as_secs_f64(),
+            ttl.as_secs_f64()
+        ),
+    }
+}
