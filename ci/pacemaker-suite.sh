@@ -17,10 +17,12 @@ BIN=${BIN:-target/debug}
 W=$(mktemp -d /tmp/gfs2-pacemaker-suite.XXXXXX)
 SPOOL=/run/gfs2-fencing-ci
 LOGS=/var/log/gfs2-fencing-ci
+NNF=/run/gfs2-fencing-ci-nnf
+NNF_FENCES=$W/nnf-fences.jsonl
 LEDGER=$W/ledger.jsonl
 BEHAVIOR=$W/behavior.json
 PASS=0 FAIL=0
-WATCHER_PIDS=() COROSYNC_PID= PACEMAKERD_PID=
+WATCHER_PIDS=() COROSYNC_PID= PACEMAKERD_PID= NNF_PID=
 
 pass() { PASS=$((PASS + 1)); echo "  ok    $*"; }
 fail() { FAIL=$((FAIL + 1)); echo "  FAIL  $*"; }
@@ -52,13 +54,14 @@ cleanup() {
     [ -n "$PACEMAKERD_PID" ] && { stonith_admin --confirm node2 >/dev/null 2>&1; kill -TERM "$PACEMAKERD_PID"; wait "$PACEMAKERD_PID"; }
     [ -n "$COROSYNC_PID" ] && { kill -TERM "$COROSYNC_PID"; wait "$COROSYNC_PID"; }
     stop_watchers
+    [ -n "$NNF_PID" ] && { kill -TERM "$NNF_PID"; wait "$NNF_PID"; }
     rm -rf /var/lib/pacemaker/cib/*
     [ -d "$W/cib-backup" ] && cp -a "$W/cib-backup/." /var/lib/pacemaker/cib/
     restore /etc/corosync/corosync.conf
     restore /etc/corosync/authkey
     restore /usr/sbin/fence_gfs2_recorder
-    rm -f /usr/local/bin/gfs2-fence-watcher /usr/local/bin/gfs2-fence-test-executor
-    rm -rf "$SPOOL" "$LOGS"
+    rm -f /usr/local/bin/gfs2-fence-watcher /usr/local/bin/gfs2-fence-test-executor /usr/local/bin/nnf-sos-standin
+    rm -rf "$SPOOL" "$LOGS" "$NNF"
     echo "pacemaker suite: $PASS passed, $FAIL failed (work files in $W)"
 }
 trap cleanup EXIT
@@ -66,7 +69,7 @@ trap cleanup EXIT
 echo "== installing as a user would"
 backup /usr/sbin/fence_gfs2_recorder
 install -m 0755 "$BIN/fence_gfs2_recorder" /usr/sbin/fence_gfs2_recorder
-install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-test-executor" /usr/local/bin/
+install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-test-executor" "$BIN/nnf-sos-standin" /usr/local/bin/
 echo '{}' > "$BEHAVIOR"
 cat > "$W/watcher.json" <<JSON
 {"default": {"command": "/usr/local/bin/gfs2-fence-test-executor",
@@ -158,6 +161,15 @@ cat > /var/lib/pacemaker/cib/cib.xml <<XML
     <resources>
 $(device gfs2-fence pcmk_host_list node2)
 $(device gfs2-fence-map pcmk_host_map node3:plug-n3)
+      <primitive id="nnf-fence" class="stonith" type="fence_gfs2_recorder">
+        <instance_attributes id="nnf-fence-ia">
+          $(nv nnf-fence responder nnf-sos) $(nv nnf-fence pcmk_host_list node4)
+          $(nv nnf-fence request_dir "$NNF/requests") $(nv nnf-fence response_dir "$NNF/responses")
+          $(nv nnf-fence log_dir "$LOGS") $(nv nnf-fence fence_timeout 10) $(nv nnf-fence no_gfs2_discovery 1)
+          $(nv nnf-fence pcmk_reboot_timeout 40) $(nv nnf-fence pcmk_off_timeout 40)
+        </instance_attributes>
+        <operations><op id="nnf-fence-monitor" name="monitor" interval="3s"/></operations>
+      </primitive>
     </resources>
     <constraints/>
   </configuration>
@@ -166,6 +178,11 @@ $(device gfs2-fence-map pcmk_host_map node3:plug-n3)
 XML
 chown -R hacluster:haclient /var/lib/pacemaker/cib && chmod 0600 /var/lib/pacemaker/cib/cib.xml
 touch "$W/pacemaker.log" && chown hacluster:haclient "$W/pacemaker.log"
+# nnf-sos, as NNF sites run it in front of our agent: the stand-in (proptest-suites), node4 has storage.
+echo '{"node4": ["sg-node4-a", "sg-node4-b"]}' > "$W/nnf-storage.json"
+NNF_FENCE_REQUEST_DIR=$NNF/requests NNF_FENCE_RESPONSE_DIR=$NNF/responses /usr/local/bin/nnf-sos-standin \
+    --storage "$W/nnf-storage.json" --ledger "$NNF_FENCES" 2>"$W/nnf-sos.log" &
+NNF_PID=$!
 corosync -f >"$W/corosync.out" 2>&1 &
 COROSYNC_PID=$!
 wait_for 20 corosync-quorumtool -s || { echo "corosync did not become quorate"; exit 1; }
@@ -218,7 +235,24 @@ crm_resource --cleanup --resource gfs2-fence >/dev/null 2>&1
 recovered() { started gfs2-fence && ! crm_mon -1 --output-as=xml | grep 'op_key="gfs2-fence_monitor' >/dev/null; }
 check "watchers back: the device recovers" wait_for 60 recovered
 
-echo "== 6. a watcher killed mid-fence"
+echo "== 6. nnf-sos as the responder (no watchers of ours for it)"
+check "the nnf-sos device reaches Started (both directories usable)" wait_for 60 started nnf-fence
+nnf_fences() { grep -c '"target":"node4"' "$NNF_FENCES" 2>/dev/null || true; }
+check "stonith_admin --reboot node4 succeeds on nnf-sos's off" stonith_admin --reboot node4 --timeout 60
+check "nnf-sos fenced node4 once, and the history says reboot" \
+    bash -c "[ \"\$(grep -c '\"target\":\"node4\"' $NNF_FENCES)\" = 1 ] && stonith_admin --history node4 | grep 'reboot of node4 successful' >/dev/null"
+check "stonith_admin --fence node4 (off) succeeds" stonith_admin --fence node4 --timeout 60
+check "nnf-sos's answers are kept, its requests consumed" \
+    bash -c "[ \"\$(ls $NNF/responses | grep -c '^node4-.*\.json\$')\" = 2 ] && [ -z \"\$(ls $NNF/requests)\" ]"
+before_status=$(nnf_fences)
+status_rc=0
+printf 'action=status\nport=node4\nresponder=nnf-sos\nrequest_dir=%s\nresponse_dir=%s\nlog_dir=%s\n' \
+    "$NNF/requests" "$NNF/responses" "$LOGS" | fence_gfs2_recorder >"$W/nnf-status.out" 2>&1 || status_rc=$?
+check "status reports OFF (exit 2) from nnf-sos's record and writes no request (exit $status_rc)" \
+    bash -c "[ $status_rc = 2 ] && grep -x 'Status: OFF' $W/nnf-status.out >/dev/null"
+check "and neither status nor the device's monitors fenced" test "$(nnf_fences)" = "$before_status"
+
+echo "== 7. a watcher killed mid-fence"
 echo '{"node2": "sleep:3000"}' > "$BEHAVIOR"
 before=$(grep -c '"event":"start"' "$LEDGER")
 stonith_admin --reboot node2 --timeout 60 >"$W/kill.out" 2>&1 & ADMIN=$!

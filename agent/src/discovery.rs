@@ -44,12 +44,13 @@ impl Discovery {
     }
 
     /// The snapshot's answer for `names` when it is fresh; otherwise a live discovery, started now.
-    pub fn start(opts: &Options, spool: &Spool, names: Vec<String>) -> Discovery {
+    /// `spool` is `None` for a responder without our spool (nnf-sos): no snapshot, live discovery.
+    pub fn start(opts: &Options, spool: Option<&Spool>, names: Vec<String>) -> Discovery {
         if !opts.discovery || opts.discovery_sources.is_empty() {
             return Discovery::disabled();
         }
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        match snapshot::read_for(spool, &refs) {
+        match spool.map_or(Ok(None), |s| snapshot::read_for(s, &refs)) {
             Ok(Some(snap)) => match ha::clock::boot_id().ok().and_then(|boot| snap.age(BootTime::now(), &boot)) {
                 Some(age) if age <= opts.discovery_max_age => return Discovery::ready(snap.for_node(&refs, age)),
                 Some(age) => tracing::info!(

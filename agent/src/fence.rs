@@ -1,35 +1,47 @@
 //! The power actions (`off`, `on`, `reboot`, `status`): publish a request, wait for its response.
 //!
 //! Order of operations, each step for a reason:
+//! 0. Block SIGTERM/SIGINT/SIGHUP before any thread starts and read them from a signalfd while
+//!    waiting: an interrupted agent ends like a timed-out one, cleanly.
 //! 1. With `responder=gfs2-fence-watcher` (the default) and no live watcher of ours, fail at once:
-//!    Pacemaker can then move to the next fencing level instead of waiting out a timeout.
-//! 2. Take an exclusive flock on `waiting/<id>.lock`, held until exit: watchers tell a live agent from
-//!    a killed one (whose request is answered `abandoned`, never executed).
+//!    Pacemaker can then move to the next fencing level instead of waiting out a timeout. With
+//!    `responder=nnf-sos`, `status` and `on` write no request (nnf-sos takes every request for a
+//!    fence): see `crate::nnf`.
+//! 2. With our watchers, take an exclusive flock on `waiting/<id>.lock`, held until exit: watchers
+//!    tell a live agent from a killed one (whose request is answered `abandoned`, never executed).
 //! 3. Put the wake-up in place *before* publishing, so no answer can be missed: with our watchers
 //!    the FIFO `waiting/<id>.fifo` that the answering watcher writes a byte to (no inotify instance:
-//!    tearing one down costs a synchronize_srcu, 8-14 ms, at exit); for an external responder, an
-//!    inotify watch on `responses/`.
-//! 4. Publish the request atomically (tmp, fsync, no-replace rename).
-//! 5. Wait for `responses/<id>.json` on the wake-up, with a safety re-check (1 s with our watchers,
-//!    5 s with an external responder); accept only a response whose id, target and action match. Responses are never
-//!    deleted: they are the record.
+//!    tearing one down costs a synchronize_srcu, 8-14 ms, at exit); for other responders, an inotify
+//!    watch on the response directory (creates too: an answer written in place is read from its
+//!    create on, again every 20 ms until it parses).
+//! 4. Publish the request atomically (temporary file, fsync, no-replace rename), under the name the
+//!    responder's generation uses (`crate::exchange`).
+//! 5. Wait for the answer under the same name on the wake-up, with a safety re-check (1 s with our
+//!    watchers, 5 s otherwise); accept only a response whose id and target match and, for a success,
+//!    whose performed action carries out the request (`off` carries out a `reboot`). An answer written
+//!    in place is read again until whole. Responses are never deleted or moved: they are the record.
+//! 6. Giving up (timeout or signal) with a responder other than our watchers, take back the request
+//!    if it is still there unanswered: nobody else would know that Pacemaker stopped asking.
 //!
 //! The agent gives up at `start + delay + fence_timeout`; the request's deadline is that minus a margin,
 //! so the watchers answer (even if only "failed") before the agent stops listening.
 
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use ha::clock::BootTime;
 use ha::fsio::{self, lock, ReadError};
 use ha::request::{Action, Request, SPOOL_VERSION};
 use ha::response::{Outcome, PowerState, Response};
-use ha::spool::{Dir, Spool, AGENT_DIRS};
 
 use crate::discovery::Discovery;
+use crate::exchange::Exchange;
 use crate::logs::{Event, EventLog, Status};
 use crate::options::Options;
 use crate::responder::Responder;
@@ -48,16 +60,18 @@ enum Wake {
 }
 
 impl Wake {
-    fn new(spool: &Spool, id: &str, responder: Responder) -> Result<Wake, Failure> {
-        if responder == Responder::Watchers {
+    fn new(exchange: &Exchange, id: &str) -> Result<Wake, Failure> {
+        if let (Some(spool), Responder::Watchers) = (&exchange.spool, exchange.responder) {
             return Ok(Wake::Fifo(fsio::wake::Fifo::create(&spool.waiting_fifo(id))?));
         }
         let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-            .map_err(|e| ha::HaError::errno("inotify_init", spool.base(), e))?;
-        let responses = spool.dir(Dir::Responses);
+            .map_err(|e| ha::HaError::errno("inotify_init", &exchange.responses, e))?;
         inotify
-            .add_watch(&responses, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO)
-            .map_err(|e| ha::HaError::errno("inotify_add_watch", &responses, e))?;
+            .add_watch(
+                &exchange.responses,
+                AddWatchFlags::IN_CREATE | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+            )
+            .map_err(|e| ha::HaError::errno("inotify_add_watch", &exchange.responses, e))?;
         Ok(Wake::Inotify(inotify))
     }
 
@@ -136,10 +150,13 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     if !ha::names::is_safe_name(&target) {
         return Err(Failure::UnsafeTarget(target));
     }
-    let spool = Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k| std::env::var(k).ok())?);
-    spool.prepare(&AGENT_DIRS)?;
+    // Before any thread starts: a SIGTERM (an operator, a stopping cluster) is read from a signalfd
+    // while waiting, so that the agent can take back its unanswered request instead of dying.
+    let signals = Signals::block()?;
+    let exchange = Exchange::resolve(opts, |k| std::env::var(k).ok())?;
+    exchange.prepare()?;
     let names = opts.nodename.iter().chain([&target]).cloned().collect();
-    let mut discovery = Discovery::start(opts, &spool, names);
+    let mut discovery = Discovery::start(opts, exchange.spool.as_ref(), names);
     let log = EventLog::open(&opts.log_dir);
     tracing::info!("Fence action requested: {action} for target: {target}");
     std::thread::sleep(opts.delay);
@@ -161,21 +178,43 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         })
     };
 
-    match opts.responder.check(&spool) {
-        Ok(live) if opts.responder == Responder::Watchers => tracing::debug!("live watchers: {}", live.join(", ")),
-        Ok(_) => tracing::debug!("responder=external: another program answers; waiting up to the timeout"),
-        Err(failure) => {
-            let found = discovery.now().cloned().unwrap_or_default();
-            record(Status::Failed, &found, &failure.to_string(), None, None);
-            return Err(failure);
+    // Answered without a request (nnf-sos's status and on), or refused before one (no live watcher).
+    let early = match (exchange.responder, &exchange.spool) {
+        (Responder::NnfSos, _) if matches!(action, Action::Status | Action::On) => {
+            Some(crate::nnf::without_request(&exchange, &target, action))
         }
+        (Responder::Watchers, Some(spool)) => exchange.responder.check(spool).err().map(Err),
+        _ => None,
+    };
+    if let Some(result) = early {
+        let found = discovery.now().cloned().unwrap_or_default();
+        return match result {
+            Ok(answer) => {
+                record(Status::Completed, &found, &answer.stdout, None, None);
+                Ok(answer)
+            }
+            Err(failure) => {
+                record(Status::Failed, &found, &failure.to_string(), None, None);
+                Err(failure)
+            }
+        };
     }
 
     let id = uuid::Uuid::new_v4().to_string();
-    let wpath = spool.waiting_lock(&id);
-    let _waiting = lock::try_exclusive(lock::open_lock_file(&wpath)?, &wpath)?
-        .ok_or_else(|| Failure::Fence(format!("{} is locked by another process", wpath.display())))?;
-    let wake = Wake::new(&spool, &id, opts.responder)?;
+    let name = exchange.file_name(&target, &id);
+    // Our watchers tell a live agent from a killed one by its waiting lock (a killed agent's request
+    // is answered `abandoned`, never executed), and wake it through its FIFO.
+    let _waiting = match (&exchange.spool, exchange.responder) {
+        (Some(spool), Responder::Watchers) => {
+            let wpath = spool.waiting_lock(&id);
+            Some(
+                lock::try_exclusive(lock::open_lock_file(&wpath)?, &wpath)?
+                    .ok_or_else(|| Failure::Fence(format!("{} is locked by another process", wpath.display())))?,
+            )
+        }
+        _ => None,
+    };
+    let wake = Wake::new(&exchange, &id)?;
 
     let req = Request {
         request_id: id.clone(),
@@ -193,8 +232,8 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         target_lock_waived: false,
         gfs2_discovery: discovery.now().map(|r| r.1.clone()),
     };
-    let path = spool.request_path(&id);
-    if !fsio::write_new(&spool.dir(Dir::Tmp), &path, &req.to_json())? {
+    let path = exchange.requests.join(&name);
+    if !fsio::write_new(&exchange.tmp_dir(), &path, &req.to_json())? {
         return Err(Failure::Fence(format!("{} already exists", path.display())));
     }
     tracing::info!("Wrote fence request: {}", path.display());
@@ -203,29 +242,47 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     tracing::info!("GFS2 filesystems for {target}: {} ({})", ha::pyjson::dumps(&gfs2.0), describe(&gfs2.1));
     record(Status::Requested, &gfs2, &format!("Fence action {action} requested by Pacemaker"), Some(&id), None);
 
-    match wait_response(&wake, &spool, &req, give_up) {
-        Some(resp) => match verdict(action, &resp) {
-            Ok(answer) => {
-                record(Status::Completed, &gfs2, &resp.message, Some(&id), Some(&resp));
-                Ok(answer)
-            }
-            Err(why) => {
-                let msg = format!("fence {action} of {target} failed: {why}");
-                record(Status::Failed, &gfs2, &msg, Some(&id), Some(&resp));
-                Err(Failure::Fence(msg))
-            }
-        },
-        None => {
-            let msg = format!(
-                "no response to request {id} within {:.1}s (fence_timeout); the request stays in {} and, if still \
-                 queued, will be answered abandoned",
-                opts.fence_timeout.as_secs_f64(),
-                spool.base().display()
-            );
-            record(Status::Failed, &gfs2, &msg, Some(&id), None);
-            Err(Failure::Fence(msg))
+    let response = exchange.responses.join(&name);
+    let ended = match wait_response(&wake, &signals, &response, &req, give_up) {
+        Waited::Answered(resp) => {
+            return match verdict(action, &resp) {
+                Ok(answer) => {
+                    let details = match resp.action_performed.as_str() {
+                        p if p == action.as_str() => resp.message.clone(),
+                        p => format!("{} (action performed: {p})", resp.message),
+                    };
+                    record(Status::Completed, &gfs2, &details, Some(&id), Some(&resp));
+                    Ok(answer)
+                }
+                Err(why) => {
+                    let msg = format!("fence {action} of {target} failed: {why}");
+                    record(Status::Failed, &gfs2, &msg, Some(&id), Some(&resp));
+                    Err(Failure::Fence(msg))
+                }
+            };
         }
-    }
+        Waited::TimedOut => {
+            format!("no response to request {id} within {:.1}s (fence_timeout)", opts.fence_timeout.as_secs_f64())
+        }
+        Waited::Signalled(sig) => format!("interrupted by {sig} while waiting for the response to request {id}"),
+    };
+    let fate = match exchange.responder {
+        // The watchers answer it `abandoned` (never executed) once they see the waiting lock free.
+        Responder::Watchers => format!(
+            "the request stays in {} and, if still queued, will be answered abandoned",
+            exchange.requests.display()
+        ),
+        // Nobody else knows the agent stopped listening: take the request back, so that no fence
+        // happens long after Pacemaker stopped asking for it.
+        _ => match fsio::remove_unanswered(&path, &response) {
+            Ok(true) => format!("the unanswered request {} was removed", path.display()),
+            Ok(false) => format!("the request {} had been taken or answered; it was left as it is", path.display()),
+            Err(e) => format!("the unanswered request could not be removed: {e}; remove {} by hand", path.display()),
+        },
+    };
+    let msg = format!("{ended}; {fate}");
+    record(Status::Failed, &gfs2, &msg, Some(&id), None);
+    Err(Failure::Fence(msg))
 }
 
 /// One line for the operational log: how the file systems were found.
@@ -241,37 +298,102 @@ fn describe(p: &ha::discovery::snapshot::Provenance) -> String {
     s
 }
 
-/// Waits until `give_up` for a response that answers `req`.
-fn wait_response(wake: &Wake, spool: &Spool, req: &Request, give_up: Instant) -> Option<Response> {
-    let path = spool.response_path(&req.request_id);
-    let name = format!("{}.json", req.request_id);
+/// How the wait ended.
+enum Waited {
+    /// A response that answers the request.
+    Answered(Response),
+    /// `give_up` passed.
+    TimedOut,
+    /// SIGTERM, SIGINT or SIGHUP arrived.
+    Signalled(Signal),
+}
+
+/// How soon a response that does not parse yet is read again: a responder that writes in place
+/// (nnf-sos when the node has no storage; the seed's tools) may be seen between its create and its
+/// write. It is reported only once it has stayed the same for [`SETTLED`].
+const INCOMPLETE_RECHECK: Duration = Duration::from_millis(20);
+const SETTLED: Duration = Duration::from_secs(1);
+
+/// Waits until `give_up` for a response at `path` that answers `req`.
+fn wait_response(wake: &Wake, signals: &Signals, path: &Path, req: &Request, give_up: Instant) -> Waited {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     let mut last_seen: Option<Vec<u8>> = None;
+    let mut incomplete: Option<(Vec<u8>, Instant)> = None;
     let mut check = true;
     loop {
         if check {
-            match fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) {
-                Ok(bytes) if last_seen.as_ref() != Some(&bytes) => {
-                    match Response::parse(&bytes).and_then(|r| r.answers(req).map(|()| r)) {
-                        Ok(r) => return Some(r),
-                        Err(m) => tracing::warn!("ignoring {}: {m}; still waiting", path.display()),
+            match fsio::read_capped(path, fsio::MAX_SPOOL_FILE) {
+                Ok(bytes) if last_seen.as_ref() != Some(&bytes) => match Response::parse(&bytes) {
+                    Err(m) => match &incomplete {
+                        Some((seen, since)) if *seen == bytes && since.elapsed() >= SETTLED => {
+                            tracing::warn!("ignoring {}: {m}; still waiting", path.display());
+                            last_seen = Some(bytes);
+                            incomplete = None;
+                        }
+                        Some((seen, _)) if *seen == bytes => {}
+                        _ => incomplete = Some((bytes, Instant::now())),
+                    },
+                    Ok(r) => {
+                        incomplete = None;
+                        match r.answers(req) {
+                            Ok(()) => return Waited::Answered(r),
+                            Err(m) => tracing::warn!("ignoring {}: {m}; still waiting", path.display()),
+                        }
+                        last_seen = Some(bytes);
                     }
-                    last_seen = Some(bytes);
-                }
+                },
                 Ok(_) | Err(ReadError::Gone) => {}
                 Err(e) => tracing::warn!("cannot read {}: {e}; still waiting", path.display()),
             }
         }
         let left = give_up.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return None;
+            return Waited::TimedOut;
         }
-        let wait = left.min(wake.recheck());
-        let mut fds = [PollFd::new(wake.fd(), PollFlags::POLLIN)];
+        let recheck = if incomplete.is_some() { INCOMPLETE_RECHECK } else { wake.recheck() };
+        let wait = left.min(recheck);
+        let mut fds = [PollFd::new(wake.fd(), PollFlags::POLLIN), PollFd::new(signals.fd(), PollFlags::POLLIN)];
         let timeout = PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
         check = match poll(&mut fds, timeout) {
             Ok(0) | Err(_) => true,
-            Ok(_) => wake.woken_for(&name),
+            Ok(_) => {
+                if let Some(sig) = signals.pending() {
+                    return Waited::Signalled(sig);
+                }
+                incomplete.is_some() || wake.woken_for(&name)
+            }
         };
+    }
+}
+
+/// The termination signals, blocked and read from a signalfd while the agent fences.
+struct Signals {
+    fd: SignalFd,
+}
+
+impl Signals {
+    const SET: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP];
+
+    /// Blocks the signals in this thread (and so in every thread started after) and opens the fd.
+    fn block() -> Result<Signals, Failure> {
+        let mut set = SigSet::empty();
+        for s in Self::SET {
+            set.add(s);
+        }
+        set.thread_block().map_err(|e| ha::HaError::errno("pthread_sigmask", Path::new("(signals)"), e))?;
+        let fd = SignalFd::with_flags(&set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| ha::HaError::errno("signalfd", Path::new("(signals)"), e))?;
+        Ok(Signals { fd })
+    }
+
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// The signal that arrived, if any.
+    fn pending(&self) -> Option<Signal> {
+        let info = self.fd.read_signal().ok()??;
+        Signal::try_from(info.ssi_signo as i32).ok()
     }
 }
 

@@ -9,16 +9,13 @@
 //! rabbit) checks the options and, where the spool exists here, that it is safe.
 
 use ha::fsio;
-use ha::spool::{Dir, Spool, AGENT_DIRS};
+use ha::spool::{Spool, AGENT_DIRS};
 use ha::targets::Targets;
 
+use crate::exchange::Exchange;
 use crate::options::Options;
 use crate::responder::Responder;
 use crate::Failure;
-
-fn spool_of(opts: &Options) -> Result<Spool, Failure> {
-    Ok(Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k| std::env::var(k).ok())?))
-}
 
 fn warn_about_logs(opts: &Options) {
     if let Err(e) = ha::spool::ensure_private_dir(&opts.log_dir, false) {
@@ -29,24 +26,29 @@ fn warn_about_logs(opts: &Options) {
 /// `monitor`.
 pub fn monitor(opts: &Options) -> Result<(), Failure> {
     warn_about_logs(opts);
-    let spool = spool_of(opts)?;
-    spool.prepare(&AGENT_DIRS)?;
-    for d in [Dir::Tmp, Dir::Waiting] {
-        // What a fence writes first: its waiting lock and FIFO, and its request under tmp/.
-        fsio::probe_writable(&spool.dir(d)).map_err(|e| {
-            Failure::Fence(format!("the agent cannot create its files in the spool, so every fence would fail: {e}"))
+    let exchange = Exchange::resolve(opts, |k| std::env::var(k).ok())?;
+    exchange.prepare()?;
+    for d in exchange.written_dirs() {
+        // What a fence writes first: its request's temporary file (and with our watchers its waiting
+        // lock and FIFO).
+        fsio::probe_writable(&d).map_err(|e| {
+            Failure::Fence(format!(
+                "the agent cannot create its files in {}, so every fence would fail: {e}",
+                d.display()
+            ))
         })?;
     }
-    let live = opts.responder.check(&spool)?;
-    if opts.responder == Responder::External {
+    let Some(spool) = exchange.spool.as_ref().filter(|_| opts.responder == Responder::Watchers) else {
         tracing::warn!(
-            "responder=external: spool {} is answered by another program whose liveness this agent cannot judge",
-            spool.base().display()
+            "responder={}: {} is answered by another program whose liveness this agent cannot judge",
+            opts.responder.as_str(),
+            exchange.requests.display()
         );
         return Ok(());
-    }
+    };
+    let live = opts.responder.check(spool)?;
     tracing::debug!("monitor: live watchers {}", live.join(", "));
-    fence_path(&spool, opts.plug.as_deref())
+    fence_path(spool, opts.plug.as_deref())
 }
 
 /// Judges the fence path from the leader's last `health.json`, when it is fresh.
@@ -76,7 +78,7 @@ fn fence_path(spool: &Spool, plug: Option<&str>) -> Result<(), Failure> {
 
 /// `validate-all`.
 pub fn validate(opts: &Options) -> Result<(), Failure> {
-    let spool = spool_of(opts)?;
+    let exchange = Exchange::resolve(opts, |k| std::env::var(k).ok())?;
     if !opts.log_dir.is_absolute() {
         return Err(Failure::Usage(format!(
             "log_dir {:?} is not an absolute path",
@@ -88,13 +90,15 @@ pub fn validate(opts: &Options) -> Result<(), Failure> {
             return Err(Failure::UnsafeTarget(t.to_string()));
         }
     }
-    match spool.base().symlink_metadata() {
-        Ok(_) => {
+    let base: &std::path::Path = exchange.spool.as_ref().map_or(&exchange.requests, |s| s.base());
+    match exchange.spool.as_ref() {
+        Some(spool) if spool.base().symlink_metadata().is_ok() => {
             spool.inspect(&AGENT_DIRS)?;
         }
-        Err(_) => tracing::warn!(
-            "spool {} does not exist on this host (fine where no fence is run; the watchers create it)",
-            spool.base().display()
+        None if exchange.requests.symlink_metadata().is_ok() => exchange.prepare()?,
+        _ => tracing::warn!(
+            "{} does not exist on this host (fine where no fence is run; its responder creates it)",
+            base.display()
         ),
     }
     Ok(())
@@ -102,9 +106,16 @@ pub fn validate(opts: &Options) -> Result<(), Failure> {
 
 /// `list`: the targets the watchers' configuration knows, one `plug<separator>alias` per line.
 pub fn list(opts: &Options) -> Result<String, Failure> {
-    let spool = spool_of(opts)?;
+    let exchange = Exchange::resolve(opts, |k| std::env::var(k).ok())?;
+    let Some(spool) = exchange.spool.as_ref().filter(|_| opts.responder == Responder::Watchers) else {
+        return Err(Failure::Fence(format!(
+            "responder={} cannot list the nodes it fences (only the watchers publish their targets): set \
+             pcmk_host_list or pcmk_host_map on the device, so that Pacemaker knows which nodes it can fence",
+            opts.responder.as_str()
+        )));
+    };
     spool.inspect(&[])?;
-    let path = ha::targets::path(&spool);
+    let path = ha::targets::path(spool);
     let bytes = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE).map_err(|e| {
         Failure::Fence(format!(
             "cannot read {}: {e}; the watchers publish it at start (or set pcmk_host_list on the device)",

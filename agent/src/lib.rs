@@ -9,10 +9,12 @@
 
 pub mod discovery;
 pub mod events;
+pub mod exchange;
 pub mod fence;
 pub mod health;
 pub mod logs;
 pub mod metadata;
+pub mod nnf;
 pub mod options;
 pub mod params;
 pub mod responder;

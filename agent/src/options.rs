@@ -116,6 +116,10 @@ pub struct Options {
     pub spool_dir: Option<String>,
     /// Who answers the requests.
     pub responder: Responder,
+    /// `request_dir` as given (responder nnf-sos or external; see `crate::exchange`).
+    pub request_dir: Option<String>,
+    /// `response_dir` as given.
+    pub response_dir: Option<String>,
     /// How long to wait for the answer, after the delay.
     pub fence_timeout: Duration,
     /// Where the three logs go.
@@ -245,7 +249,12 @@ impl Options {
             nodename: opt("nodename").filter(|s| !s.is_empty()),
             plug,
             spool_dir: opt("spool_dir"),
-            responder: opt("responder").map_or(Ok(Responder::Watchers), |v| Responder::parse(&v))?,
+            responder: Responder::parse(
+                opt("responder").as_deref().unwrap_or(params::RESPONDERS[0]),
+                opt("protocol").as_deref(),
+            )?,
+            request_dir: opt("request_dir").filter(|s| !s.is_empty()),
+            response_dir: opt("response_dir").filter(|s| !s.is_empty()),
             fence_timeout,
             log_dir,
             ops_log,
@@ -352,6 +361,13 @@ mod tests {
         }
         assert_eq!(Options::resolve(&from_stdin(""), no_env).unwrap().responder, Responder::Watchers);
         let o = Options::resolve(&from_stdin("responder=external\n"), no_env).unwrap();
-        assert_eq!(o.responder, Responder::External);
+        assert_eq!(o.responder, Responder::External(ha::names::Naming::V1));
+        let o = Options::resolve(&from_stdin("responder=external\nprotocol=2\n"), no_env).unwrap();
+        assert_eq!(o.responder, Responder::External(ha::names::Naming::V2));
+        let o = Options::resolve(&from_stdin("responder=nnf-sos\n"), no_env).unwrap();
+        assert_eq!(o.responder.naming(), ha::names::Naming::V2);
+        for bad in ["responder=nnf-sos\nprotocol=1\n", "protocol=2\n", "responder=external\nprotocol=3\n"] {
+            assert!(Options::resolve(&from_stdin(bad), no_env).is_err(), "{bad}");
+        }
     }
 }

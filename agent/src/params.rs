@@ -82,7 +82,10 @@ const fn obsoleting(mut param: Param, old: &'static str) -> Param {
 }
 
 /// The values of `responder`: who answers the spool's requests (see `options::Responder`).
-pub const RESPONDERS: &[&str] = &["gfs2-fence-watcher", "external"];
+pub const RESPONDERS: &[&str] = &["gfs2-fence-watcher", "nnf-sos", "external"];
+
+/// The values of `protocol`: the file-name generation spoken with an external responder.
+pub const PROTOCOLS: &[&str] = &["1", "2"];
 
 const ACTION: Param = p("action", Some('o'), "action", Some("action"), Kind::String, Some("reboot"), "Fencing action");
 const PLUG: Param = p(
@@ -102,7 +105,10 @@ pub const PARAMS: &[Param] = &[
     deprecated(PLUG, "port"),
     p("nodename", None, "nodename", Some("nodename"), Kind::String, None, "Pacemaker's name of the node to fence (recorded with the request)"),
     p("spool_dir", None, "spool-dir", Some("dir"), Kind::String, Some("/run/gfs2-fencing"), "Spool directory shared with the gfs2-fence-watcher processes (env GFS2_FENCING_DIR; the original REQUEST_DIR/RESPONSE_DIR are honoured)"),
-    p("responder", None, "responder", Some("name"), Kind::Select(RESPONDERS), Some("gfs2-fence-watcher"), "Who answers the spool's requests: gfs2-fence-watcher (this project's watchers: without a live one, monitor fails and a fence fails at once) or external (another program answers, whose liveness the agent cannot judge: a fence waits up to fence_timeout)"),
+    p("responder", None, "responder", Some("name"), Kind::Select(RESPONDERS), Some("gfs2-fence-watcher"), "Who answers the requests: gfs2-fence-watcher (this project's watchers: without a live one, monitor fails and a fence fails at once), nnf-sos (NNF's node manager fences by removing the node's GFS2 storage; its request and response directories), or external (another program speaking the file protocol, whose liveness the agent cannot judge: a fence waits up to fence_timeout)"),
+    p("protocol", None, "protocol", Some("generation"), Kind::Select(PROTOCOLS), Some("1"), "With responder=external: the file names it speaks: 1 (<uuid>.json, the original Python watchers) or 2 (<target>-<uuid>.json, upstream fence_recorder's responders)"),
+    p("request_dir", None, "request-dir", Some("dir"), Kind::String, None, "With responder=nnf-sos or external: the directory requests are written to (nnf-sos: env NNF_FENCE_REQUEST_DIR, default /localdisk/fence-recorder/requests; external: <spool_dir>/requests)"),
+    p("response_dir", None, "response-dir", Some("dir"), Kind::String, None, "With responder=nnf-sos or external: the directory answers appear in (nnf-sos: env NNF_FENCE_RESPONSE_DIR, default /localdisk/fence-recorder/responses; external: <spool_dir>/responses)"),
     p("fence_timeout", None, "fence-timeout", Some("seconds"), Kind::Second, Some("45"), "Seconds, counted from the agent's start after any delay, to wait for the watchers' answer (env FENCE_TIMEOUT). pcmk_off_timeout/pcmk_reboot_timeout must exceed delay plus this"),
     p("log_dir", None, "log-dir", Some("dir"), Kind::String, Some("/var/log/gfs2-fencing"), "Directory of the three fence event logs (env LOG_DIR)"),
     p("no_gfs2_discovery", None, "no-gfs2-discovery", None, Kind::Boolean, None, "Do not discover the GFS2 file systems involved (env GFS2_DISCOVERY_ENABLED=false)"),

@@ -1,19 +1,21 @@
-//! Who answers the spool's requests, and whether it can answer now.
+//! Who answers the requests, and whether it can answer now.
 //!
 //! The `responder` parameter is configuration, never guessed from the spool's contents: a spool
 //! where no watcher ever started looks exactly like one an external program serves, and guessing
 //! "external" there made `monitor` pass and every fence wait out its timeout. With our watchers
 //! ([`Responder::Watchers`]) a fence fails at once and `monitor` fails unless a watcher is live (its
 //! member lock held and its heartbeat younger than the TTL it declares: `ha::members::is_live`), so
-//! Pacemaker moves to the next fencing level instead of waiting. With [`Responder::External`] the
-//! agent cannot judge liveness and waits for the answer up to `fence_timeout`.
+//! Pacemaker moves to the next fencing level instead of waiting. With [`Responder::NnfSos`] (NNF's
+//! node manager) and [`Responder::External`] the agent cannot judge liveness and waits for the
+//! answer up to `fence_timeout`; `crate::exchange` says where their files go.
 
 use ha::clock::BootTime;
 use ha::members::MemberState;
+use ha::names::Naming;
 use ha::spool::{Dir, Spool};
 
 use crate::options::BadValue;
-use crate::params::RESPONDERS;
+use crate::params::{PROTOCOLS, RESPONDERS};
 use crate::Failure;
 
 /// Who answers the spool's requests: decides fast failure, the wake-up and what `monitor` checks.
@@ -22,9 +24,14 @@ pub enum Responder {
     /// This project's `gfs2-fence-watcher` processes: their liveness is judged from `members/`, and
     /// the answering watcher wakes the agent through its FIFO.
     Watchers,
-    /// Another program (the seed's Python watchers, a site's own): no liveness judgement, the agent
-    /// watches `responses/` with inotify and waits up to `fence_timeout`.
-    External,
+    /// nnf-sos: every request is a fence (it removes the node's GFS2 storage groups), answered under
+    /// the request's own name with `action_performed: "off"`; its success responses are its record of
+    /// fenced nodes. `status` and `on` write no request (see `crate::nnf`).
+    NnfSos,
+    /// Another program speaking the file protocol in the given naming generation (the seed's Python
+    /// watchers: v1; upstream fence_recorder's responders: v2): no liveness judgement, the agent
+    /// watches the response directory with inotify and waits up to `fence_timeout`.
+    External(Naming),
 }
 
 impl Responder {
@@ -32,25 +39,49 @@ impl Responder {
     pub fn as_str(self) -> &'static str {
         match self {
             Responder::Watchers => RESPONDERS[0],
-            Responder::External => RESPONDERS[1],
+            Responder::NnfSos => RESPONDERS[1],
+            Responder::External(_) => RESPONDERS[2],
         }
     }
 
-    /// Parses a `responder` value.
-    pub fn parse(value: &str) -> Result<Responder, BadValue> {
-        [Responder::Watchers, Responder::External].into_iter().find(|r| r.as_str() == value.trim()).ok_or_else(|| {
-            BadValue {
-                name: "responder".into(),
-                value: value.to_string(),
-                why: format!("expected one of {}", RESPONDERS.join(", ")),
-            }
-        })
+    /// Parses the `responder` value and, for `external`, the `protocol` value (`1` unless given; it
+    /// is refused with any other responder, whose naming is fixed).
+    pub fn parse(value: &str, protocol: Option<&str>) -> Result<Responder, BadValue> {
+        let bad = |name: &str, value: &str, why: String| BadValue { name: name.into(), value: value.into(), why };
+        let naming = match protocol.map(str::trim) {
+            None | Some("1") => Naming::V1,
+            Some("2") => Naming::V2,
+            Some(other) => return Err(bad("protocol", other, format!("expected one of {}", PROTOCOLS.join(", ")))),
+        };
+        let responder = match value.trim() {
+            v if v == RESPONDERS[0] => Responder::Watchers,
+            v if v == RESPONDERS[1] => Responder::NnfSos,
+            v if v == RESPONDERS[2] => return Ok(Responder::External(naming)),
+            _ => return Err(bad("responder", value, format!("expected one of {}", RESPONDERS.join(", ")))),
+        };
+        match protocol {
+            Some(p) => Err(bad(
+                "protocol",
+                p,
+                format!("protocol applies to responder=external only; {} has its own file names", responder.as_str()),
+            )),
+            None => Ok(responder),
+        }
+    }
+
+    /// The file names requests and answers carry.
+    pub fn naming(self) -> Naming {
+        match self {
+            Responder::Watchers => Naming::V1,
+            Responder::NnfSos => Naming::V2,
+            Responder::External(n) => n,
+        }
     }
 
     /// Whether this responder can answer `spool` now. `Ok` carries the live watchers' ids (empty for
     /// an external responder); `Err` says what is wrong and what to do.
     pub fn check(self, spool: &Spool) -> Result<Vec<String>, Failure> {
-        if self == Responder::External {
+        if self != Responder::Watchers {
             return Ok(Vec::new());
         }
         let members = spool.dir(Dir::Members);

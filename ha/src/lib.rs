@@ -29,6 +29,7 @@ pub mod health;
 pub mod leader;
 pub mod members;
 pub mod names;
+pub mod nnf;
 pub mod procfs;
 pub mod pyjson;
 pub mod queue;

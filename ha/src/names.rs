@@ -29,6 +29,33 @@ pub fn request_id_of_file(file_name: &str) -> Option<&str> {
     parse_request_id(id).map(|_| id)
 }
 
+/// The naming generation of a request file and of its answer, which carries the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Naming {
+    /// `<uuid>.json`: the seed's Python tools and this project's agent and watchers.
+    V1,
+    /// `<target>-<uuid>.json`: upstream's `fence_recorder` and `fence_dummy --type=recorder`; nnf-sos
+    /// answers under the request's name, whatever it is. Written as the hidden `.<name>.tmp` beside
+    /// it, then renamed.
+    V2,
+}
+
+impl Naming {
+    /// The request's (and its response's) file name.
+    pub fn file_name(self, target: &str, id: &str) -> String {
+        match self {
+            Naming::V1 => format!("{id}.json"),
+            Naming::V2 => format!("{target}-{id}.json"),
+        }
+    }
+
+    /// The hidden temporary name a writer of this generation uses beside `file_name`: every reader
+    /// of the protocol skips names starting with `.`.
+    pub fn temp_name(file_name: &str) -> String {
+        format!(".{file_name}.tmp")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,6 +78,9 @@ mod tests {
         assert_eq!(request_id_of_file(&format!("{}.json", id.to_uppercase())), None);
         assert_eq!(request_id_of_file("../x.json"), None);
         assert_eq!(request_id_of_file(&format!(".{id}.json")), None);
+        assert_eq!(Naming::V1.file_name("n1", id), format!("{id}.json"));
+        assert_eq!(Naming::V2.file_name("n1", id), format!("n1-{id}.json"));
+        assert_eq!(Naming::temp_name("n1-x.json"), ".n1-x.json.tmp");
     }
 }
 

@@ -73,12 +73,12 @@ pub struct Request {
     pub action: Action,
     /// The plug Pacemaker asked for: the key for per-target locking and the fence command's `plug=`.
     pub target_node: String,
-    /// GFS2 file systems known at publication time (may be empty while discovery runs).
-    #[serde(default)]
-    pub gfs2_filesystems: Vec<String>,
     /// The host the agent ran on.
     #[serde(default)]
     pub recorder_node: String,
+    /// GFS2 file systems known at publication time (may be empty while discovery runs).
+    #[serde(default)]
+    pub gfs2_filesystems: Vec<String>,
     /// Spool format version; absent in the original format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<u32>,

@@ -3,7 +3,9 @@
 //! The original six fields come first; the added ones are optional so that a response from the
 //! original Python watcher or an external responder (NNF's) is accepted. The first response for a
 //! request wins: responses are placed with a no-replace move, and a later one is kept in `done/` as
-//! superseded. An agent accepts only a response whose id, target and action match its request.
+//! superseded. An agent accepts only a response whose id and target match its request and, for a
+//! success, whose performed action carries out the requested one ([`performs`]); a failure ends the
+//! wait whatever action it names (nnf-sos's failure answer names none).
 
 use serde::{Deserialize, Serialize};
 
@@ -122,7 +124,8 @@ impl Response {
         serde_json::from_slice(bytes).map_err(|e| Mismatch::Malformed(e.to_string()))
     }
 
-    /// Checks that this response answers `req`.
+    /// Checks that this response answers `req`: same id and target, and a success performs the action
+    /// ([`performs`]).
     pub fn answers(&self, req: &Request) -> Result<(), Mismatch> {
         if self.request_id != req.request_id {
             return Err(Mismatch::OtherRequest(self.request_id.clone()));
@@ -130,7 +133,7 @@ impl Response {
         if self.target_node != req.target_node {
             return Err(Mismatch::OtherTarget(self.target_node.clone()));
         }
-        if Action::parse(&self.action_performed) != Some(req.action) {
+        if self.success && !performs(req.action, &self.action_performed) {
             return Err(Mismatch::OtherAction(self.action_performed.clone()));
         }
         Ok(())
@@ -139,6 +142,16 @@ impl Response {
     /// Serialises for the spool.
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a response always serialises")
+    }
+}
+
+/// Whether a success that reports `performed` carries out `requested`. Exact matches, and `off` for
+/// a `reboot`: as in fence-agents, a reboot whose power-on does not happen has still fenced the node
+/// once it is off (nnf-sos, which fences by removing storage, always reports `off`).
+pub fn performs(requested: Action, performed: &str) -> bool {
+    match Action::parse(performed) {
+        Some(p) => p == requested || (requested == Action::Reboot && p == Action::Off),
+        None => false,
     }
 }
 
@@ -179,5 +192,28 @@ mod tests {
             assert!(bad.answers(&request()).unwrap_err().to_string().contains(want));
         }
         assert!(matches!(Response::parse(b"{\"success\":"), Err(Mismatch::Malformed(_))));
+    }
+
+    #[test]
+    fn off_answers_a_reboot_and_a_failure_needs_no_action() {
+        let reboot = Request::parse(
+            format!(r#"{{"request_id":"{ID}","timestamp":"t","action":"reboot","target_node":"n1"}}"#).as_bytes(),
+        )
+        .unwrap();
+        let resp = |success: bool, performed: &str| {
+            Response::parse(
+                format!(
+                    r#"{{"request_id":"{ID}","success":{success},"action_performed":"{performed}","target_node":"n1","message":"m","timestamp":"t"}}"#
+                )
+                .as_bytes(),
+            )
+            .unwrap()
+        };
+        assert_eq!(resp(true, "off").answers(&reboot), Ok(()), "fence-agents: a reboot that ends off succeeded");
+        assert_eq!(resp(true, "reboot").answers(&reboot), Ok(()));
+        assert!(resp(true, "on").answers(&reboot).is_err());
+        assert!(resp(true, "reboot").answers(&request()).is_err(), "a reboot does not answer an off");
+        assert_eq!(resp(false, "").answers(&reboot), Ok(()), "nnf-sos's failure answer ends the wait");
+        assert_eq!(resp(false, "").answers(&request()), Ok(()));
     }
 }

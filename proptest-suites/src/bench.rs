@@ -50,6 +50,7 @@ struct Bins {
     agent: PathBuf,
     watcher: PathBuf,
     executor: PathBuf,
+    nnf_standin: PathBuf,
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -176,6 +177,56 @@ impl Rig {
     }
 }
 
+/// Times `cfg.fences` fences (`off`) through the agent with `responder=nnf-sos` and the nnf-sos
+/// stand-in, sorted. With `storage`, every target has storage groups (nnf-sos's rename path).
+fn nnf_fences(cfg: &Config, bins: &Bins, storage: bool) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+    let dir = tempfile::Builder::new().prefix("fence-bench-nnf.").tempdir_in(&cfg.tmpfs)?;
+    let (requests, responses) = (dir.path().join("requests"), dir.path().join("responses"));
+    let groups: serde_json::Map<String, serde_json::Value> = (0..cfg.fences + 20)
+        .filter(|_| storage)
+        .map(|i| (format!("c{i}"), serde_json::json!([format!("sg-c{i}")])))
+        .collect();
+    std::fs::write(dir.path().join("storage.json"), serde_json::Value::Object(groups).to_string())?;
+    let mut standin = Command::new(&bins.nnf_standin)
+        .arg("--requests")
+        .arg(&requests)
+        .arg("--responses")
+        .arg(&responses)
+        .arg("--storage")
+        .arg(dir.path().join("storage.json"))
+        .arg("--ledger")
+        .arg(dir.path().join("fences.jsonl"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    wait("the nnf-sos stand-in", Duration::from_secs(20), || responses.is_dir())?;
+    let fence = |i: usize| -> Result<Duration, Box<dyn std::error::Error>> {
+        let stdin = format!(
+            "action=off\nport=c{i}\nresponder=nnf-sos\nrequest_dir={}\nresponse_dir={}\nlog_dir={}\nno_gfs2_discovery=1\n",
+            requests.display(),
+            responses.display(),
+            dir.path().join("logs").display()
+        );
+        let started = Instant::now();
+        let mut child =
+            Command::new(&bins.agent).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        child.stdin.take().expect("piped").write_all(stdin.as_bytes())?;
+        let status = child.wait()?;
+        let took = started.elapsed();
+        if !status.success() {
+            return Err(format!("a fence through the nnf-sos stand-in failed ({status})").into());
+        }
+        Ok(took)
+    };
+    let result = (0..20).map(&fence).chain((20..cfg.fences + 20).map(&fence)).collect::<Result<Vec<_>, _>>();
+    let _ = standin.kill();
+    let _ = standin.wait();
+    let mut times = result?.split_off(20);
+    times.sort();
+    Ok(times)
+}
+
 /// Reaps `pid` with wait4(2): its wait status and the peak RSS of that process alone (KiB).
 fn wait_with_peak(pid: u32) -> std::io::Result<(i32, i64)> {
     let mut status = 0;
@@ -267,6 +318,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         agent: dir.join("fence_gfs2_recorder"),
         watcher: dir.join("gfs2-fence-watcher"),
         executor: dir.join("gfs2-fence-test-executor"),
+        nnf_standin: dir.join("nnf-sos-standin"),
     };
     let mut t = format!("machine: {}\nbinaries: {}\n\n| measure | result |\n|---|---|\n", machine(), dir.display());
     let mut row = |name: &str, value: String| {
@@ -323,6 +375,19 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
             pp50 / p50
         ),
     );
+
+    // 1b. The agent in front of nnf-sos (its stand-in): a node with storage (answer renamed into
+    // place) and one without (answered in place).
+    for (storage, label) in [
+        (true, "node with storage: answer renamed into place"),
+        (false, "node without storage: answer written in place"),
+    ] {
+        let times = nnf_fences(cfg, &bins, storage)?;
+        row(
+            &format!("fence overhead, responder=nnf-sos stand-in ({} fences, {label})", cfg.fences),
+            format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0)),
+        );
+    }
 
     // 2. Throughput: queued requests drained by 1, 2, 4 watchers (distinct targets: no coalescing).
     let mut loaded_rss = 0;

@@ -1,6 +1,8 @@
 //! Property tests (in `tests/`) and the `kill-watcher` chaos harness (in `chaos`) that prove the
 //! gfs2-fencing spool loses nothing and answers each request once, whatever is killed when; and the
-//! `fence-bench` benchmark (in `bench`).
+//! `fence-bench` benchmark (in `bench`); and `nnf-sos-standin` (in `nnf_standin`), nnf-sos's fence
+//! responder as its documented behaviour describes it, for the tests and the Pacemaker suite.
 
 pub mod bench;
 pub mod chaos;
+pub mod nnf_standin;

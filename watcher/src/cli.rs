@@ -127,8 +127,14 @@ struct RunArgs {
     #[arg(long, env = "GFS2_FENCE_HEALTH_INTERVAL", value_name = "SECONDS", default_value = "60", value_parser = seconds_or_off)]
     health_interval: Duration,
     /// Age after which the leader removes finished records (done/, responses/, attempts/); 0: keep.
+    /// Success answers to off and reboot (the record that a node was fenced) are kept: see
+    /// --fenced-record-retention.
     #[arg(long, env = "GFS2_FENCE_RETENTION", value_name = "SECONDS", default_value = "0", value_parser = seconds_or_off)]
     retention: Duration,
+    /// Age after which the leader also removes success answers to off and reboot, the record that a
+    /// node was fenced (to nnf-sos such a record means "keep the node's storage detached"); 0: keep.
+    #[arg(long, env = "GFS2_FENCE_FENCED_RECORD_RETENTION", value_name = "SECONDS", default_value = "0", value_parser = seconds_or_off)]
+    fenced_record_retention: Duration,
     /// Period of the leader's GFS2 discovery rounds (discovery.json, read by agents); 0: off
     /// (GFS2_DISCOVERY_ENABLED=false also switches it off).
     #[arg(long, env = "GFS2_FENCE_DISCOVERY_INTERVAL", value_name = "SECONDS", default_value = "30", value_parser = seconds_or_off)]
@@ -193,8 +199,12 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
                 },
             }
         });
+    let spool = ha::spool::Spool::new(base);
+    let env = |k: &str| std::env::var(k).ok();
+    let dirs = [ha::spool::Dir::Requests, ha::spool::Dir::Responses].map(|d| spool.dir(d));
+    ha::nnf::refuse_shared(&dirs[0], &dirs[1], "gfs2-fence-watcher", &env)?;
     Ok(Settings {
-        spool: ha::spool::Spool::new(base),
+        spool,
         id,
         fence,
         exec_timeout: a.exec_timeout,
@@ -214,6 +224,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         jitter_seed: rand::random(),
         health_interval: off_if_zero(a.health_interval),
         retention: off_if_zero(a.retention),
+        fenced_record_retention: off_if_zero(a.fenced_record_retention),
         tmp_max_age: Duration::from_secs(3600),
         log_dir: a.log_dir,
         metrics_addr: a.metrics_addr,

@@ -44,6 +44,8 @@ pub struct Settings {
     pub health_interval: Option<Duration>,
     /// Age past which the leader removes files from `done/`, `responses/`, `attempts/` (`None`: keep).
     pub retention: Option<Duration>,
+    /// Age after which success answers to off/reboot (fenced records) are removed too; `None`: kept.
+    pub fenced_record_retention: Option<Duration>,
     /// Age past which the leader removes leftovers in `tmp/`.
     pub tmp_max_age: Duration,
     /// Where the leader appends fencing alerts (the agent's `log_dir`).

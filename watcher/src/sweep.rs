@@ -78,9 +78,13 @@ impl Sweeper {
             }
             clear_tmp(&s.spool.dir(Dir::Tmp), s.tmp_max_age);
             if let Some(keep) = s.retention {
-                for d in [Dir::Done, Dir::Responses, Dir::Attempts] {
-                    remove_older_than(&s.spool.dir(d), keep);
+                for d in [Dir::Done, Dir::Attempts] {
+                    remove_older_than(&s.spool.dir(d), keep, |_| true);
                 }
+                remove_older_than(&s.spool.dir(Dir::Responses), keep, |path| !is_fenced_record(path));
+            }
+            if let Some(keep) = s.fenced_record_retention {
+                remove_older_than(&s.spool.dir(Dir::Responses), keep, is_fenced_record);
             }
         }
     }
@@ -145,7 +149,7 @@ fn writer_pid(name: &str) -> Option<u32> {
 /// `age` (a writer whose pid was reused).
 fn clear_tmp(dir: &std::path::Path, age: Duration) {
     remove_dead_writers_temps(dir);
-    remove_older_than(dir, age);
+    remove_older_than(dir, age, |_| true);
 }
 
 /// Removes the temporary files (`.<name>.<pid>.<uuid>.tmp`) in `dir` whose writer is dead.
@@ -163,15 +167,26 @@ fn remove_dead_writers_temps(dir: &std::path::Path) {
     }
 }
 
-/// Removes the files in `dir` last modified more than `age` ago.
-fn remove_older_than(dir: &std::path::Path, age: Duration) {
+/// Whether the response at `path` is a record that a node was fenced: a success answer to `off` or
+/// `reboot`. Such records are what nnf-sos (and an operator) read to know a node is fenced, so plain
+/// retention keeps them; an unreadable file counts as one (kept rather than lost).
+fn is_fenced_record(path: &std::path::Path) -> bool {
+    match ha::fsio::read_capped(path, ha::fsio::MAX_SPOOL_FILE).map(|b| ha::response::Response::parse(&b)) {
+        Ok(Ok(r)) => r.success && matches!(r.action_performed.as_str(), "off" | "reboot"),
+        Ok(Err(_)) => false,
+        Err(_) => true,
+    }
+}
+
+/// Removes the files in `dir` last modified more than `age` ago that `select` picks.
+fn remove_older_than(dir: &std::path::Path, age: Duration, select: impl Fn(&std::path::Path) -> bool) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     let cutoff = SystemTime::now() - age;
     for e in entries.flatten() {
         let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < cutoff);
-        if old {
+        if old && select(&e.path()) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::debug!(file = %e.path().display(), "removed by retention"),
                 Err(err) => tracing::warn!(file = %e.path().display(), "retention: {err}"),

@@ -267,3 +267,47 @@ fn concurrent_agents_never_tear_a_log_line() {
     assert_eq!(code, 0, "{verified}");
     assert!(verified.contains("OK: 32 chained records"), "concurrent agents share one chain: {verified}");
 }
+
+#[test]
+fn an_external_responder_of_either_generation_is_answered_under_its_names() {
+    for (protocol, v2) in [("1", false), ("2", true)] {
+        let w = World::new();
+        w.spool().prepare(&ha::spool::AGENT_DIRS).unwrap();
+        let agent = w.spawn_agent(&format!("action=reboot\nport=n1\nresponder=external\nprotocol={protocol}\n"));
+        let mut name = None;
+        let seen = wait_until(Duration::from_secs(20), || {
+            name = w.files("requests").into_iter().find(|n| !n.starts_with('.'));
+            name.is_some()
+        });
+        assert!(seen, "no request was published");
+        let name = name.unwrap();
+        let bytes = std::fs::read(w.sub("requests").join(&name)).unwrap();
+        let req = ha::request::Request::parse(&bytes).unwrap();
+        let want = if v2 { format!("n1-{}.json", req.request_id) } else { format!("{}.json", req.request_id) };
+        assert_eq!(name, want, "protocol={protocol}");
+        // The responder answers under the request's name, as upstream's and the seed's do.
+        let tmp = w.sub("tmp").join("answer");
+        std::fs::write(
+            &tmp,
+            format!(
+                r#"{{"request_id":"{}","success":true,"action_performed":"off","target_node":"n1","message":"powered off","timestamp":"t"}}"#,
+                req.request_id
+            ),
+        )
+        .unwrap();
+        std::fs::rename(&tmp, w.sub("responses").join(&name)).unwrap();
+        let out = agent.wait_with_output().unwrap();
+        assert_exit(&out, 0);
+        assert_eq!(text(&out.stdout).trim(), "Success: Rebooted");
+    }
+}
+
+#[test]
+fn an_external_responders_request_given_up_is_taken_back() {
+    let w = World::new();
+    w.spool().prepare(&ha::spool::AGENT_DIRS).unwrap();
+    let out = w.agent("action=off\nport=n1\nresponder=external\nprotocol=2\nfence_timeout=2\n");
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("was removed"), "{}", text(&out.stderr));
+    assert!(w.files("requests").is_empty(), "{:?}", w.files("requests"));
+}

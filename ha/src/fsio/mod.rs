@@ -107,6 +107,22 @@ pub fn probe_writable(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Removes the request at `request` unless its answer at `response` exists: an agent that gives up
+/// takes back what nobody answered. `Ok(false)`: answered, or already taken by the responder.
+pub fn remove_unanswered(request: &Path, response: &Path) -> Result<bool> {
+    if response.symlink_metadata().is_ok() {
+        return Ok(false);
+    }
+    match std::fs::remove_file(request) {
+        Ok(()) => {
+            sync_parent(request)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(HaError::io("remove", request, e)),
+    }
+}
+
 /// The size of [`probe_writable`]'s file.
 pub const PROBE_BYTES: usize = 1024;
 
