@@ -229,7 +229,6 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         deadline: Some(ha::clock::rfc3339_in(BootTime::now().until(deadline))),
         deadline_boottime_ns: Some(deadline.0),
         boot_id: Some(ha::clock::boot_id()?),
-        target_lock_waived: false,
         gfs2_discovery: discovery.now().map(|r| r.1.clone()),
     };
     let path = exchange.requests.join(&name);

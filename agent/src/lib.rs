@@ -49,7 +49,7 @@ pub enum Failure {
     #[error("You have to enter plug number or machine identification")]
     NoTarget,
     /// A target name that cannot be used safely.
-    #[error("unsafe plug name {0:?} (allowed: letters, digits, '_', '.', '-')")]
+    #[error("unsafe plug name {0:?} (allowed: letters, digits, '_', '.', '-'; at most {max} bytes)", max = ha::names::MAX_NAME)]
     UnsafeTarget(String),
     /// The fence did not succeed; the text says why and what to do.
     #[error("{0}")]

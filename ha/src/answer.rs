@@ -5,8 +5,9 @@
 //!   `<id>.superseded.<watcher>.<n>.json` and reported, never lost.
 //! - [`finish`]: moves the claimed file to `done/`, removes the agent's waiting lock file, then drops
 //!   the lease. The lease is released only after its file has left `claimed/`.
-//! - [`requeue`]: puts a request back in `requests/` as a fresh, unlocked file with the same bytes,
-//!   then removes the claimed file and drops the lease (shutdown, recovery of a dead claim).
+//! - [`requeue`]: puts a request back in `requests/` as a fresh, unlocked file with the same bytes
+//!   and the same modification time (its place in submission order), then removes the claimed file
+//!   and drops the lease (shutdown, recovery of a dead claim).
 
 use std::path::PathBuf;
 
@@ -26,17 +27,69 @@ pub enum Placed {
     Superseded(PathBuf),
 }
 
-/// Places `resp` as `responses/<id>.json`, unless a response is already there.
+/// Why the file at a response's path is not a real answer to request `id`, if it is not: anything
+/// but a regular file of this user, within the size limit, that parses as a response to `id`. Such a
+/// file (planted garbage, a symlink, a FIFO, a directory, a huge sparse file, a hard link to another
+/// file) never displaces the real answer. (The link count is not judged here: a peer placing its
+/// answer with `link` + `unlink`, where renameat2 is missing, has two links for a moment.)
+pub fn not_an_answer(path: &std::path::Path, id: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(_) => return None,
+    };
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "a special file"
+        };
+        return Some(format!("{what}, not a response"));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Some(format!("owned by uid {}, not by the spool's owner {euid}", meta.uid()));
+    }
+    let bytes = match fsio::read_capped(path, fsio::MAX_SPOOL_FILE) {
+        Ok(b) => b,
+        Err(fsio::ReadError::Gone) => return None,
+        Err(e) => return Some(e.to_string()),
+    };
+    match Response::parse(&bytes) {
+        Ok(r) if r.request_id == id => None,
+        Ok(r) => Some(format!("a response to another request ({})", r.request_id)),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Places `resp` as `responses/<id>.json`, unless a real response is already there. Whatever else is
+/// at that path is moved to `quarantine/` with a `.reason` file first, and the real answer takes its
+/// place.
 pub fn respond(spool: &Spool, resp: &Response) -> Result<Placed> {
     let id = &resp.request_id;
-    let tmp = TempFile::write(&spool.dir(Dir::Tmp), &format!("{id}.response"), &resp.to_json())?;
-    let Err(tmp) = tmp.place(&spool.response_path(id))? else {
-        fsio::wake::wake(&spool.waiting_fifo(id));
-        return Ok(Placed::First);
-    };
+    let dest = spool.response_path(id);
+    let mut tmp = TempFile::write(&spool.dir(Dir::Tmp), &format!("{id}.response"), &resp.to_json())?;
+    loop {
+        match tmp.place(&dest)? {
+            Ok(()) => {
+                fsio::wake::wake(&spool.waiting_fifo(id));
+                return Ok(Placed::First);
+            }
+            Err(back) => tmp = back,
+        }
+        match not_an_answer(&dest, id) {
+            Some(why) => {
+                crate::claim::quarantine(spool, &dest, &format!("found where the answer to {id} belongs: {why}"))?;
+            }
+            None if dest.symlink_metadata().is_ok() => break,
+            None => {}
+        }
+    }
     let watcher = resp.watcher_id.as_deref().unwrap_or("unknown");
     let mut n = 1;
-    let mut tmp = tmp;
     loop {
         let dest = spool.dir(Dir::Done).join(format!("{id}.superseded.{watcher}.{n}.json"));
         match tmp.place(&dest)? {
@@ -60,6 +113,7 @@ fn retire(spool: &Spool, from: &std::path::Path, name: &str) -> Result<bool> {
 fn remove_waiting(spool: &Spool, id: &str) {
     let _ = std::fs::remove_file(spool.waiting_lock(id));
     let _ = std::fs::remove_file(spool.waiting_fifo(id));
+    let _ = std::fs::remove_file(spool.waiver(id));
 }
 
 /// Retires an answered claim: `claimed/` → `done/`, waiting lock file removed, lease dropped.
@@ -84,7 +138,10 @@ pub fn finish_orphan(spool: &Spool, lease: Lock, id: &str, file_name: &str) -> R
 
 /// Puts the request back in `requests/` as a fresh file, removes the claimed file, drops the lease.
 pub fn requeue(spool: &Spool, lease: Lock, id: &str, bytes: &[u8]) -> Result<()> {
-    let placed = fsio::write_new(&spool.dir(Dir::Tmp), &spool.request_path(id), bytes)?;
+    // The claimed file kept the request's modification time through its rename: the requeued copy
+    // keeps it too, so the request keeps its place in its target's submission order.
+    let submitted = lease.file().metadata().and_then(|m| m.modified()).ok();
+    let placed = fsio::write_new_dated(&spool.dir(Dir::Tmp), &spool.request_path(id), bytes, submitted)?;
     if !placed {
         tracing::warn!(request_id = %id, "a request with this id was already queued; keeping that one");
     }

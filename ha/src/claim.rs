@@ -4,7 +4,8 @@
 //! 1. Open `requests/<id>.json` without following symlinks and take `flock(LOCK_EX|LOCK_NB)` on it.
 //!    Held by another: someone else is claiming it.
 //! 2. Check the name still refers to the locked file (it may have been claimed and replaced).
-//! 3. Read and parse it under the lock. A file that does not parse yet and is younger than
+//! 3. Refuse a file not owned by the spool's owner, writable by group or others, or with more than
+//!    one link (quarantined, answered `rejected`). Read and parse it under the lock. A file that does not parse yet and is younger than
 //!    [`IN_PLACE_GRACE`] may still be being written in place by the original agent: leave it. Any
 //!    other bad file is moved to `quarantine/` with a `.reason` file: never dropped.
 //! 4. Move it with `RENAME_NOREPLACE` to `claimed/<id>.<watcher>.<attempt>.json`. The flock moves
@@ -142,6 +143,14 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
     if !same_file(lease.file(), &path) {
         return Ok(Claim::Busy);
     }
+    // Only what this user wrote and nobody else can change is executed: the directory checks do not
+    // cover a file planted (or hard-linked) by another user with write access to requests/.
+    match untrusted(lease.file(), &path)? {
+        // A writer without renameat2 places with link + unlink: two links for a moment.
+        Some(Untrust::Links(_)) if young(&meta) => return Ok(Claim::NotReady),
+        Some(why) => return reject(Rejection::Untrusted(why.to_string()), b""),
+        None => {}
+    }
     let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE) {
         Ok(b) => b,
         Err(ReadError::TooLarge { limit }) => return reject(Rejection::TooLarge(limit), b""),
@@ -172,12 +181,47 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
     }
 }
 
+/// Why a request file cannot be trusted.
+enum Untrust {
+    /// Owned by `(uid, euid)`.
+    Owner(u32, u32),
+    /// Writable by group or others: its mode.
+    Mode(u32),
+    /// More than one link.
+    Links(u64),
+}
+
+impl std::fmt::Display for Untrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Untrust::Owner(uid, euid) => write!(f, "owned by uid {uid}, not by the spool's owner {euid}"),
+            Untrust::Mode(mode) => write!(f, "writable by group or others (mode {mode:04o})"),
+            Untrust::Links(n) => write!(f, "{n} links to it (a hard link from elsewhere)"),
+        }
+    }
+}
+
+/// Why an open request file cannot be trusted, if it cannot.
+fn untrusted(f: &std::fs::File, path: &Path) -> Result<Option<Untrust>> {
+    let meta = f.metadata().map_err(HaError::at("fstat", path))?;
+    let euid = nix::unistd::geteuid().as_raw();
+    Ok(if meta.uid() != euid {
+        Some(Untrust::Owner(meta.uid(), euid))
+    } else if meta.mode() & 0o022 != 0 {
+        Some(Untrust::Mode(meta.mode() & 0o7777))
+    } else if meta.nlink() != 1 {
+        Some(Untrust::Links(meta.nlink()))
+    } else {
+        None
+    })
+}
+
 fn young(meta: &std::fs::Metadata) -> bool {
     meta.modified().ok().and_then(|m| SystemTime::now().duration_since(m).ok()).is_none_or(|age| age < IN_PLACE_GRACE)
 }
 
-/// Moves `from` (a file in `requests/` or `claimed/`) to `quarantine/` under a unique name and writes
-/// `<name>.reason` beside it. `Ok(None)`: the file was already gone.
+/// Moves `from` (a file in `requests/`, `claimed/` or `responses/`) to `quarantine/` under a unique
+/// name and writes `<name>.reason` beside it. `Ok(None)`: the file was already gone.
 pub fn quarantine(spool: &Spool, from: &Path, reason: &str) -> Result<Option<PathBuf>> {
     let file_name = from.file_name().map_or_else(|| "unnamed".into(), |n| n.to_string_lossy().into_owned());
     let file_name = file_name.as_str();
@@ -187,7 +231,7 @@ pub fn quarantine(spool: &Spool, from: &Path, reason: &str) -> Result<Option<Pat
     let mut reason_path = dest.clone().into_os_string();
     reason_path.push(".reason");
     fsio::write_new(&spool.dir(Dir::Tmp), Path::new(&reason_path), format!("{reason}\n").as_bytes())?;
-    tracing::warn!(file = %from.display(), to = %dest.display(), "quarantined request: {reason}");
+    tracing::warn!(file = %from.display(), to = %dest.display(), "quarantined: {reason}");
     Ok(Some(dest))
 }
 

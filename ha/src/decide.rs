@@ -96,7 +96,6 @@ mod tests {
             deadline: None,
             deadline_boottime_ns: ns,
             boot_id: boot.map(str::to_string),
-            target_lock_waived: false,
             gfs2_discovery: None,
         }
     }

@@ -1,20 +1,38 @@
 //! Which names the spool accepts: targets, watcher ids and request file names.
 //!
-//! Names become parts of file names and stdin lines of fence commands, so they are restricted to what
-//! Pacemaker itself allows for node names: `[A-Za-z0-9_.-]`, never `.` or `..`, at most 253 bytes.
+//! Names become parts of file names and stdin lines of fence commands, so they are restricted to
+//! `[A-Za-z0-9_.-]`, never `.` or `..`, and short enough that every file name derived from them fits
+//! in 255 bytes (`NAME_MAX`) in every form the spool uses: a target or node name at most
+//! [`MAX_NAME`] (128) bytes, a watcher id at most [`MAX_WATCHER_ID`] (64). The longest forms, checked
+//! by a test against the functions that make them: our temporary file of a v2 response
+//! (`.<target>-<uuid>.json.<pid>.<uuid32>.tmp`), a quarantined v2 request's `.reason` after a name
+//! collision, and a stuck claim kept in `done/` (`<uuid>.<watcher>.<attempt>.json.stuck`). Per-target
+//! lock files are named by a hash, whatever the name's length.
 
 use uuid::Uuid;
 
-/// Longest accepted target or watcher name (a DNS name's limit).
-pub const MAX_NAME: usize = 253;
+/// Longest accepted target (plug) or node name.
+pub const MAX_NAME: usize = 128;
 
-/// Whether `name` is a safe target (plug), node or watcher name.
-pub fn is_safe_name(name: &str) -> bool {
+/// Longest accepted watcher id.
+pub const MAX_WATCHER_ID: usize = 64;
+
+fn fits(name: &str, max: usize) -> bool {
     !name.is_empty()
-        && name.len() <= MAX_NAME
+        && name.len() <= max
         && name != "."
         && name != ".."
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Whether `name` is a safe target (plug) or node name: `[A-Za-z0-9_.-]`, at most [`MAX_NAME`] bytes.
+pub fn is_safe_name(name: &str) -> bool {
+    fits(name, MAX_NAME)
+}
+
+/// Whether `id` is a safe watcher id: `[A-Za-z0-9_.-]`, at most [`MAX_WATCHER_ID`] bytes.
+pub fn is_safe_watcher_id(id: &str) -> bool {
+    fits(id, MAX_WATCHER_ID)
 }
 
 /// Parses a canonical request id (lower-case hyphenated UUID).
@@ -65,8 +83,40 @@ mod tests {
         for ok in ["node2", "compute-node-3", "plug_7", "a.b", "x"] {
             assert!(is_safe_name(ok), "{ok}");
         }
-        for bad in ["", ".", "..", "../etc", "a/b", "a b", "a\nb", "nöde", &"x".repeat(254)] {
+        for bad in ["", ".", "..", "../etc", "a/b", "a b", "a\nb", "nöde", &"x".repeat(MAX_NAME + 1)] {
             assert!(!is_safe_name(bad), "{bad:?}");
+        }
+        assert!(is_safe_name(&"x".repeat(MAX_NAME)));
+        assert!(
+            is_safe_watcher_id(&"w".repeat(MAX_WATCHER_ID)) && !is_safe_watcher_id(&"w".repeat(MAX_WATCHER_ID + 1))
+        );
+    }
+
+    #[test]
+    fn every_derived_file_name_fits_in_name_max() {
+        const NAME_MAX: usize = 255;
+        let (target, watcher) = ("t".repeat(MAX_NAME), "w".repeat(MAX_WATCHER_ID));
+        let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        let uuid32 = "0".repeat(32);
+        let pid_max = "4194304";
+        let mut forms = Vec::new();
+        for naming in [Naming::V1, Naming::V2] {
+            let file = naming.file_name(&target, id);
+            forms.push(Naming::temp_name(&file));
+            forms.push(crate::fsio::temp_name(&file, pid_max.parse().unwrap(), &uuid32));
+            forms.push(crate::fsio::temp_name(&format!("{file}.reason"), pid_max.parse().unwrap(), &uuid32));
+            // Quarantine and done/ keep colliding names with a `.<uuid32>` suffix (fsio::move_into).
+            forms.push(format!("{file}.{uuid32}.reason"));
+            forms.push(format!("{id}.superseded.{watcher}.{}.json", u32::MAX));
+            forms.push(file);
+        }
+        let claim = ClaimName { id: id.into(), watcher: watcher.clone(), attempt: u32::MAX }.to_string();
+        forms.push(format!("{claim}.stuck"));
+        forms.push(format!("{claim}.{uuid32}"));
+        forms.push(format!("{watcher}.lock"));
+        forms.push(format!("{}{watcher}", crate::members::JOIN_PREFIX));
+        for f in &forms {
+            assert!(f.len() <= NAME_MAX, "{} bytes: {f}", f.len());
         }
     }
 

@@ -6,6 +6,9 @@
 //!   then the earlier deadline, then the older submission.
 //! - A target whose first request is `on`/`status` while a later `off`/`reboot` is queued for it has
 //!   that first request superseded (the caller answers it `superseded`).
+//! - One execution of a target's first request also serves ([`Queue::run_of`]) the requests of the
+//!   same action that directly follow it, never one queued behind another action: requests take
+//!   effect in submission order, and an acknowledged result is never undone by an earlier request.
 //!
 //! Every operation is O(log n) in the number of pending requests: no rescan and re-sort per claim.
 
@@ -138,6 +141,13 @@ impl Queue {
             }
             _ => false,
         }
+    }
+
+    /// The pending requests of `target` that one execution of `action` serves with the request just
+    /// taken from the front: the run of `action` at the front of the target's queue, up to the first
+    /// request of another action.
+    pub fn run_of<'a>(&'a self, target: &str, action: Action) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.of_target(target).take_while(move |e| e.action == action)
     }
 
     /// Names of every indexed request (for reconciliation with the directory).

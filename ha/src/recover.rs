@@ -13,6 +13,7 @@ use crate::answer;
 use crate::claim;
 use crate::decide::{recovery, RecoveryAction};
 use crate::error::{HaError, Result};
+use crate::fsio::lock::Lock;
 use crate::fsio::{self, lock, ReadError};
 use crate::names::ClaimName;
 use crate::spool::{Dir, Spool};
@@ -30,6 +31,22 @@ pub enum Recovered {
 
 /// Recovers every claim in `claimed/` whose owner is dead.
 pub fn recover(spool: &Spool) -> Result<Vec<Recovered>> {
+    recover_with(spool, |_| Ok(Some(None)))
+}
+
+/// What a requeue needs before it may put a dead claim's request back: `Some(lock)` to go ahead
+/// (holding `lock`, the request's target lock, if any, through the requeue), `None` to leave the
+/// claim for later (another process holds its target's lock and will recover it under that lock).
+pub type KeyLock = Option<Option<Lock>>;
+
+/// [`recover`], requeueing a dead claim only under what `key_lock` gives for its request. The
+/// watchers pass their per-target lock: a dead claim is requeued only by a holder of its target's
+/// lock, which observes it into its queue at once, so that no later request of that target is
+/// taken in between (submission order survives a holder's death).
+pub fn recover_with(
+    spool: &Spool,
+    mut key_lock: impl FnMut(&crate::request::Request) -> Result<KeyLock>,
+) -> Result<Vec<Recovered>> {
     let dir = spool.dir(Dir::Claimed);
     let mut done = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(HaError::at("list", &dir))? {
@@ -75,7 +92,17 @@ pub fn recover(spool: &Spool) -> Result<Vec<Recovered>> {
                         continue;
                     }
                 };
+                let Ok(req) = crate::request::Request::parse(&bytes) else {
+                    drop(lease);
+                    claim::quarantine(spool, &path, "unparsable claim")?;
+                    done.push(Recovered::Quarantined(file_name));
+                    continue;
+                };
+                let Some(held) = key_lock(&req)? else {
+                    continue;
+                };
                 answer::requeue(spool, lease, &name.id, &bytes)?;
+                drop(held);
                 tracing::warn!(request_id = %name.id, dead_watcher = %name.watcher, attempt = name.attempt,
                     "recovered a dead watcher's claim: requeued");
                 done.push(Recovered::Requeued(name));
@@ -85,8 +112,30 @@ pub fn recover(spool: &Spool) -> Result<Vec<Recovered>> {
     Ok(done)
 }
 
+/// How many claims in `claimed/` are of requests `belongs` picks, whatever their lease's state (live,
+/// dead, or being recovered by a peer). A watcher about to take a target's next request calls it under
+/// the target's lock: a claim of that target there is an earlier request (a holder that just died, a
+/// peer requeueing it now) and must be served first. Unreadable files count: better wait than skip one.
+pub fn claims_where(spool: &Spool, belongs: impl Fn(&crate::request::Request) -> bool) -> Result<usize> {
+    let dir = spool.dir(Dir::Claimed);
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).map_err(HaError::at("list", &dir))? {
+        let entry = entry.map_err(HaError::at("list", &dir))?;
+        match fsio::read_capped(&entry.path(), fsio::MAX_SPOOL_FILE) {
+            Ok(bytes) => {
+                if crate::request::Request::parse(&bytes).map_or(true, |r| belongs(&r)) {
+                    n += 1;
+                }
+            }
+            Err(ReadError::Gone) => {}
+            Err(_) => n += 1,
+        }
+    }
+    Ok(n)
+}
+
 /// Re-dispatches the claims of `watcher` whose lease is still held, the watcher being stuck in
-/// uninterruptible sleep after SIGKILL: each request is queued again as a fresh file marked `target_lock_waived` (the
+/// uninterruptible sleep after SIGKILL: each request is queued again as a fresh file, with its submission time, and marked in `waivers/` (the
 /// stuck process may hold the target's lock forever), and the stuck claim moves to `done/` with a
 /// `.stuck` suffix so that the holder, if it ever wakes, finds its claim gone and does not answer.
 /// Returns the request ids re-dispatched.
@@ -108,11 +157,15 @@ pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
         let Ok(bytes) = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) else {
             continue;
         };
-        let Ok(mut req) = crate::request::Request::parse(&bytes) else {
+        if crate::request::Request::parse(&bytes).is_err() {
             continue;
-        };
-        req.target_lock_waived = true;
-        if !fsio::write_new(&spool.dir(Dir::Tmp), &spool.request_path(&name.id), &req.to_json())? {
+        }
+        // The waiver is the watchers' own mark, written before the request is queued again: nothing
+        // in a request file can waive its target's lock.
+        let why = format!("re-dispatched from watcher {watcher}, stuck in uninterruptible sleep\n");
+        fsio::write_new(&spool.dir(Dir::Tmp), &spool.waiver(&name.id), why.as_bytes())?;
+        let submitted = entry.metadata().and_then(|m| m.modified()).ok();
+        if !fsio::write_new_dated(&spool.dir(Dir::Tmp), &spool.request_path(&name.id), &bytes, submitted)? {
             continue;
         }
         let stuck = spool.dir(Dir::Done).join(format!("{file_name}.stuck"));
@@ -150,8 +203,11 @@ mod tests {
         let (_d, s, stuck) = claimed(id, "stuck");
         assert_eq!(recover(&s).unwrap(), vec![], "a held lease is left alone");
         assert_eq!(redispatch(&s, "stuck").unwrap(), vec![id.to_string()]);
-        let again = crate::request::Request::parse(&std::fs::read(s.request_path(id)).unwrap()).unwrap();
-        assert!(again.target_lock_waived);
+        let claimed_at =
+            std::fs::metadata(s.dir(Dir::Done).join(format!("{id}.stuck.1.json.stuck"))).unwrap().modified().unwrap();
+        assert!(s.waiver(id).exists(), "the waiver is the watchers' own mark");
+        let queued = std::fs::metadata(s.request_path(id)).unwrap();
+        assert_eq!(queued.modified().unwrap(), claimed_at, "the request keeps its submission time");
         assert!(!stuck.still_ours(&s), "the stuck holder will find its claim gone");
         assert_eq!(redispatch(&s, "stuck").unwrap(), Vec::<String>::new(), "idempotent");
     }

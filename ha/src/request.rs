@@ -97,10 +97,6 @@ pub struct Request {
     /// The kernel boot id `deadline_boottime_ns` belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
-    /// Set on a request re-dispatched from a watcher stuck in uninterruptible sleep: that watcher may
-    /// still hold the target's lock, so this request runs without it (exclusion is not guaranteed).
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub target_lock_waived: bool,
     /// How `gfs2_filesystems` was found (snapshot and its age, or live, per-source results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gfs2_discovery: Option<crate::discovery::snapshot::Provenance>,
@@ -138,8 +134,11 @@ pub enum Rejection {
     /// An action other than off/on/reboot/status.
     #[error("unknown action {0:?} (expected off, on, reboot or status)")]
     UnknownAction(String),
+    /// A file the spool cannot trust (foreign owner, writable by others, hard-linked).
+    #[error("untrusted request file: {0}")]
+    Untrusted(String),
     /// A target or node name outside `[A-Za-z0-9_.-]`.
-    #[error("unsafe {field} {value:?} (allowed: letters, digits, '_', '.', '-')")]
+    #[error("unsafe {field} {value:?} (allowed: letters, digits, '_', '.', '-'; at most {max} bytes)", max = crate::names::MAX_NAME)]
     UnsafeName {
         /// Which field.
         field: &'static str,

@@ -4,7 +4,8 @@
 //! `tmp/` files being written · `requests/` pending · `claimed/` being executed · `responses/` answers ·
 //! `done/` finished requests and superseded responses · `quarantine/` bad input with `.reason` files ·
 //! `waiting/` one lock per waiting agent · `members/` one lock and heartbeat per live watcher ·
-//! `attempts/` one line per execution · `locks/` one lock per target being fenced.
+//! `attempts/` one line per execution · `locks/` one lock per target being fenced · `waivers/` the
+//! watchers' own marks of requests re-dispatched from a stuck watcher.
 //!
 //! Trust: every directory is created 0700 and must be a real directory (not a symlink) owned by the
 //! effective user and writable by nobody else, on a local file system where flock is a node-local lock.
@@ -42,6 +43,9 @@ pub enum Dir {
     Attempts,
     /// Per-target locks, held through each execution against the target.
     Locks,
+    /// Watcher-owned markers `<request_id>`: a request re-dispatched from a watcher stuck in
+    /// uninterruptible sleep runs without its target's lock. Never read from request files.
+    Waivers,
 }
 
 impl Dir {
@@ -58,12 +62,13 @@ impl Dir {
             Dir::Members => "members",
             Dir::Attempts => "attempts",
             Dir::Locks => "locks",
+            Dir::Waivers => "waivers",
         }
     }
 }
 
 /// What a watcher creates and uses.
-pub const WATCHER_DIRS: [Dir; 10] = [
+pub const WATCHER_DIRS: [Dir; 11] = [
     Dir::Tmp,
     Dir::Requests,
     Dir::Claimed,
@@ -74,6 +79,7 @@ pub const WATCHER_DIRS: [Dir; 10] = [
     Dir::Members,
     Dir::Attempts,
     Dir::Locks,
+    Dir::Waivers,
 ];
 
 /// What an agent creates and uses (never `members/`, which belongs to the watchers).
@@ -119,6 +125,19 @@ impl Spool {
     /// `waiting/<id>.fifo`, the agent's wake-up FIFO (see `fsio::wake`).
     pub fn waiting_fifo(&self, id: &str) -> PathBuf {
         self.dir(Dir::Waiting).join(format!("{id}.fifo"))
+    }
+
+    /// `locks/<hash>.lock`: the lock of one exclusion key (the device and plug a fence acts upon).
+    /// Named by the key's SHA-256, so that its length never depends on the names inside.
+    pub fn target_lock(&self, key: &str) -> PathBuf {
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        self.dir(Dir::Locks).join(format!("{hex}.lock"))
+    }
+
+    /// `waivers/<id>`: a watcher's mark that request `id` runs without its target's lock.
+    pub fn waiver(&self, id: &str) -> PathBuf {
+        self.dir(Dir::Waivers).join(id)
     }
 
     /// Creates what is missing of the base and `dirs` (0700), then checks all of them and the file

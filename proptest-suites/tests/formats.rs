@@ -22,13 +22,12 @@ prop_compose! {
         gfs2 in prop::collection::vec(".*", 0..4), recorder in ".*", versioned in any::<bool>(),
         nodename in prop::option::of(safe_name()), priority in prop::option::of(any::<i32>()),
         deadline in prop::option::of(".*"), ns in prop::option::of(any::<u64>()), boot in prop::option::of(".*"),
-        waived in any::<bool>(),
     ) -> Request {
         Request {
             request_id: uuid::Uuid::from_u128(id).hyphenated().to_string(),
             timestamp, action, target_node: target, gfs2_filesystems: gfs2, recorder_node: recorder,
             version: versioned.then_some(1), nodename, queue_priority: priority, deadline,
-            deadline_boottime_ns: ns, boot_id: boot, target_lock_waived: waived, gfs2_discovery: None,
+            deadline_boottime_ns: ns, boot_id: boot, gfs2_discovery: None,
         }
     }
 }

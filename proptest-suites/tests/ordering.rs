@@ -75,3 +75,72 @@ proptest! {
         }
     }
 }
+
+/// What happened to one request in the model of a target's execution loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Executed as the primary of execution `n`.
+    Executed(usize),
+    /// Answered from execution `n`.
+    Coalesced(usize),
+    /// Answered `superseded`, not executed (not an acknowledgement).
+    Superseded,
+}
+
+proptest! {
+    /// Per target, whatever the sequence of actions: executions take requests in submission order,
+    /// a request joins an execution only across requests of the same action, and the last
+    /// acknowledged power action is the last one executed. This is the watcher's loop (dispatch:
+    /// supersede the head or execute it with `run_of`), over the real queue.
+    #[test]
+    fn requests_for_one_target_take_effect_in_submission_order(
+        actions in prop::collection::vec(prop::sample::select(Action::ALL.to_vec()), 1..24),
+    ) {
+        let mut q = Queue::new();
+        for (i, action) in actions.iter().enumerate() {
+            q.insert(Entry { name: format!("r{i:02}"), target: "t".into(), action: *action, priority: 0,
+                deadline_ns: 0, submitted_ns: i as u128, waived: false });
+        }
+        let index = |name: &str| name[1..].parse::<usize>().unwrap();
+        let mut fate = vec![None; actions.len()];
+        let mut executions: Vec<Action> = Vec::new();
+        loop {
+            let Some(first) = q.of_target("t").next().cloned() else { break };
+            let superseded = q.head_is_superseded("t");
+            q.remove(&first.name);
+            if superseded {
+                fate[index(&first.name)] = Some(Fate::Superseded);
+                continue;
+            }
+            let n = executions.len();
+            executions.push(first.action);
+            fate[index(&first.name)] = Some(Fate::Executed(n));
+            let run: Vec<String> = q.run_of("t", first.action).map(|e| e.name.clone()).collect();
+            for name in run {
+                q.remove(&name);
+                fate[index(&name)] = Some(Fate::Coalesced(n));
+            }
+        }
+        let fate: Vec<Fate> = fate.into_iter().map(|f| f.expect("every request answered")).collect();
+        // A request joins an execution only across requests of its own action.
+        for (i, f) in fate.iter().enumerate() {
+            if let Fate::Coalesced(n) = f {
+                let primary = fate.iter().position(|g| *g == Fate::Executed(*n)).unwrap();
+                prop_assert!(primary < i);
+                prop_assert!(actions[primary..=i].iter().all(|a| *a == actions[i]), "{actions:?} {fate:?}");
+            }
+        }
+        // Executions follow submission order.
+        let primaries: Vec<usize> = (0..executions.len())
+            .map(|n| fate.iter().position(|g| *g == Fate::Executed(n)).unwrap())
+            .collect();
+        prop_assert!(primaries.windows(2).all(|w| w[0] < w[1]));
+        // The last acknowledged power action is the last one executed.
+        let power = |a: &Action| *a != Action::Status;
+        let last_acked = (0..actions.len())
+            .filter(|i| power(&actions[*i]) && fate[*i] != Fate::Superseded)
+            .max();
+        let last_executed = executions.iter().rev().find(|a| power(a));
+        prop_assert_eq!(last_acked.map(|i| actions[i]), last_executed.copied(), "{:?} {:?}", actions, fate);
+    }
+}

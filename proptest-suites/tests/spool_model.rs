@@ -117,7 +117,6 @@ impl World {
             deadline: None,
             deadline_boottime_ns: Some(deadline.0),
             boot_id: Some(self.boot.clone()),
-            target_lock_waived: false,
             gfs2_discovery: None,
         };
         assert!(fsio::write_new(&self.spool.dir(Dir::Tmp), &self.spool.request_path(&id), &req.to_json()).unwrap());

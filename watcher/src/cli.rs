@@ -182,8 +182,11 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
             format!("{host}-{}", std::process::id())
         }
     };
-    if !ha::names::is_safe_name(&id) {
-        return Err(WatchError::Usage(format!("watcher id {id:?} is not [A-Za-z0-9_.-]")));
+    if !ha::names::is_safe_watcher_id(&id) {
+        return Err(WatchError::Usage(format!(
+            "watcher id {id:?} is not [A-Za-z0-9_.-] of at most {} bytes",
+            ha::names::MAX_WATCHER_ID
+        )));
     }
     let enabled = std::env::var("GFS2_DISCOVERY_ENABLED").map_or(true, |v| !v.trim().eq_ignore_ascii_case("false"));
     let discovery =

@@ -74,6 +74,22 @@ pub struct FenceCommand {
     pub plug: Option<String>,
 }
 
+/// Options that tune how a fence-agents command runs, not which device it acts upon.
+pub const NOT_IDENTITY: &[&str] = &[
+    "power_timeout",
+    "power_wait",
+    "login_timeout",
+    "shell_timeout",
+    "retry_on",
+    "delay",
+    "verbose",
+    "verbose_level",
+    "debug_file",
+    "quiet",
+    "stonith_status_sleep",
+    "disable_timeout",
+];
+
 /// Whether an option's name says it holds a secret.
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -134,8 +150,13 @@ impl FenceConfig {
         };
         let mut targets = BTreeMap::new();
         for (name, entry) in file.targets {
-            if !ha::names::is_safe_name(&name) {
-                return Err(invalid(format!("target name {name:?} is not [A-Za-z0-9_.-]")));
+            for (what, n) in [("target name", Some(&name)), ("plug", entry.plug.as_ref())] {
+                if let Some(n) = n.filter(|n| !ha::names::is_safe_name(n)) {
+                    return Err(invalid(format!(
+                        "{what} {n:?} is not [A-Za-z0-9_.-] of at most {} bytes",
+                        ha::names::MAX_NAME
+                    )));
+                }
             }
             let cmd = match (&entry.command, &default) {
                 (Some(program), _) => {
@@ -164,6 +185,24 @@ impl FenceConfig {
     /// The command for `target`, if any entry covers it.
     pub fn command_for(&self, target: &str) -> Option<&FenceCommand> {
         self.targets.get(target).map(|(c, _)| c).or(self.default.as_ref())
+    }
+
+    /// What exclusion, ordering, coalescing and supersession are keyed on for `target`: the device
+    /// the fence command acts upon and the plug on it, not the name Pacemaker asked for. Two names
+    /// that reach the same plug of the same device (a `plug` mapping and the plug itself) share a key;
+    /// one plug name on two devices (plug 1 of two PDUs) does not. The device is the command and its
+    /// options, less secrets and the fencing.py timing and logging options that do not change which
+    /// device is acted upon ([`NOT_IDENTITY`]). A target no entry covers is keyed on its name.
+    pub fn exclusion_key(&self, target: &str) -> String {
+        let Some(cmd) = self.command_for(target) else {
+            return format!("unconfigured\0{target}");
+        };
+        let mut key = format!("{}\0", cmd.program.display());
+        for (k, v) in cmd.options.iter().filter(|(k, _)| !is_secret(k) && !NOT_IDENTITY.contains(&k.as_str())) {
+            key.push_str(&format!("{k}={v}\0"));
+        }
+        key.push_str(cmd.plug.as_deref().unwrap_or(target));
+        key
     }
 
     /// Every configured command (default first).

@@ -60,14 +60,35 @@ pub struct Shared {
 
 /// Recovers dead watchers' claims, counting them.
 pub fn recover(shared: &Shared) {
-    match ha::recover::recover(&shared.settings.spool) {
-        Ok(done) => shared.metrics.recovered(done.len()),
-        Err(e) => tracing::error!("recovering dead claims: {e}"),
+    recover_except(shared, None);
+}
+
+/// Recovers dead claims, requeueing each only under its target's lock (`ha::recover::recover_with`),
+/// except for the key `held`, whose lock the caller holds already. Returns what was recovered.
+pub fn recover_except(shared: &Shared, held: Option<&str>) -> Vec<ha::recover::Recovered> {
+    let spool = &shared.settings.spool;
+    let key_lock = |req: &ha::request::Request| -> Result<ha::recover::KeyLock, ha::HaError> {
+        let key = shared.settings.fence.exclusion_key(&req.target_node);
+        if held == Some(key.as_str()) {
+            return Ok(Some(None));
+        }
+        let path = spool.target_lock(&key);
+        Ok(ha::fsio::lock::try_exclusive(ha::fsio::lock::open_lock_file(&path)?, &path)?.map(Some))
+    };
+    match ha::recover::recover_with(spool, key_lock) {
+        Ok(done) => {
+            shared.metrics.recovered(done.len());
+            done
+        }
+        Err(e) => {
+            tracing::error!("recovering dead claims: {e}");
+            Vec::new()
+        }
     }
 }
 
 /// The inotify instance watching `requests/` and `members/` (the latter's watch descriptor kept).
-struct InotifyFd(Inotify, WatchDescriptor);
+pub struct InotifyFd(Inotify, WatchDescriptor);
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
@@ -83,7 +104,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let targets = serde_json::to_vec(&settings.fence.published_targets()).expect("targets serialise");
     ha::fsio::write_replace(&spool.dir(Dir::Tmp), &ha::targets::path(&spool), &targets)?;
     let inotify = if settings.inotify { Some(watch_spool(&spool)?) } else { None };
-    let mut index = Index::default();
+    let mut index = Index::new(settings.fence.clone());
     index.reconcile(&spool, &boot_id)?;
     // Last: from here on agents count this watcher as live, so all it serves with is ready.
     let member = Member::join(&spool, &settings.id, &boot_id, settings.ttl)?;
@@ -117,7 +138,9 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     loop {
         if dirty {
             dirty = false;
-            busy = dispatch::fill(&shared, &mut index, &mut running, &done_tx);
+            busy = dispatch::fill(&shared, &mut index, &mut running, &done_tx, &mut |index: &mut Index| {
+                catch_up(inotify.as_ref(), index, &shared)
+            });
             shared.metrics.set_in_flight(running.len());
         }
         tokio::select! {
@@ -220,10 +243,18 @@ fn drain_events(
     index: &mut Index,
     shared: &Shared,
 ) -> bool {
+    let joined = read_pending(guard.get_inner(), index, shared);
+    guard.clear_ready();
+    joined
+}
+
+/// Reads every inotify event queued now (the descriptor is non-blocking) into the index; returns
+/// whether a peer joined (or events were lost).
+fn read_pending(fd: &InotifyFd, index: &mut Index, shared: &Shared) -> bool {
     let spool = &shared.settings.spool;
     let mut joined = false;
     loop {
-        match guard.get_inner().0.read_events() {
+        match fd.0.read_events() {
             Ok(events) => {
                 for ev in events {
                     if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
@@ -231,7 +262,7 @@ fn drain_events(
                         if let Err(e) = index.reconcile(spool, &shared.boot_id) {
                             tracing::error!("rescanning requests: {e}");
                         }
-                    } else if ev.wd == guard.get_inner().1 {
+                    } else if ev.wd == fd.1 {
                         joined |= ev.name.is_some_and(|n| n.to_string_lossy().starts_with(ha::members::JOIN_PREFIX));
                     } else if let Some(name) = ev.name {
                         index.observe(spool, &shared.boot_id, &name.to_string_lossy());
@@ -245,8 +276,16 @@ fn drain_events(
             }
         }
     }
-    guard.clear_ready();
     joined
+}
+
+/// Brings the index up to date with every request placed before now: under a target's lock, a
+/// request another watcher requeued before releasing that lock has its event queued already. A peer
+/// join read here is not lost: peers are armed again at every heartbeat.
+pub fn catch_up(inotify: Option<&AsyncFd<InotifyFd>>, index: &mut Index, shared: &Shared) {
+    if let Some(fd) = inotify {
+        read_pending(fd.get_ref(), index, shared);
+    }
 }
 
 /// One inotify instance: `requests/` for new requests (`IN_MOVED_TO` from agents, `IN_CLOSE_WRITE`

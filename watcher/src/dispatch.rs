@@ -1,13 +1,15 @@
 //! Choosing what to run next, and claiming it.
 //!
-//! Targets compete through their first pending request (priority, deadline, age: see
-//! `ha::queue`). Before claiming a target's request, the watcher takes the target's lock
-//! (`locks/<target>.lock`, non-blocking): whoever holds it runs that target's requests one at a time
-//! in submission order, so two executions against one target never overlap, across all watchers.
-//! Under the lock, a first request superseded by a later `off`/`reboot` is answered `superseded`,
-//! and the identical requests queued at launch are claimed with the executed one (`coalesced`).
+//! A "target" here is an exclusion key (`FenceConfig::exclusion_key`): the device and plug a fence
+//! acts upon, whatever name Pacemaker used. Targets compete through their first pending request
+//! (priority, deadline, age: see `ha::queue`). Before claiming a target's request, the watcher takes
+//! the key's lock (`locks/<hash>.lock`, non-blocking): whoever holds it runs that key's requests one
+//! at a time in submission order, so two executions against one plug never overlap, across all
+//! watchers. Under the lock, a first request superseded by a later `off`/`reboot` is answered
+//! `superseded`, and the requests of the same action that directly follow it in submission order are
+//! claimed with the executed one (`coalesced`) — never one queued behind another action.
 //!
-//! Locks taken: `locks/<target>.lock` (handed to the serving task), each request's flock (the lease).
+//! Locks taken: `locks/<hash>.lock` (handed to the serving task), each request's flock (the lease).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +21,6 @@ use ha::claim::{self, Claim};
 use ha::fsio::lock;
 use ha::request::Action;
 use ha::response::Outcome;
-use ha::spool::Dir;
 
 use crate::daemon::Shared;
 use crate::index::Index;
@@ -51,11 +52,13 @@ enum Take {
 
 /// Claims work up to `max_parallel` jobs and starts a task for each. Returns true when a target was
 /// skipped because another process held its lock: the caller tries again shortly.
+/// `catch_up` brings the index up to date with every request placed so far (see `daemon::catch_up`).
 pub fn fill(
     shared: &Arc<Shared>,
     index: &mut Index,
     running: &mut HashMap<String, Running>,
     done: &mpsc::UnboundedSender<String>,
+    catch_up: &mut dyn FnMut(&mut Index),
 ) -> bool {
     let s = &shared.settings;
     for name in index.take_bad() {
@@ -83,7 +86,7 @@ pub fn fill(
         if running.values().any(|r| r.target == target) {
             continue;
         }
-        let job = match take_target(shared, index, &target) {
+        let job = match take_target(shared, index, &target, catch_up) {
             Take::Job(job) => job,
             Take::Busy => {
                 busy = true;
@@ -106,13 +109,13 @@ pub fn fill(
 }
 
 /// Under the target's lock, claims the target's next runnable request and the identical ones queued.
-fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Take {
+fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut dyn FnMut(&mut Index)) -> Take {
     let s = &shared.settings;
     let Some(first) = index.queue.of_target(target).next().cloned() else { return Take::Nothing };
     let target_lock = if first.waived {
         None
     } else {
-        let path = s.spool.dir(Dir::Locks).join(format!("{target}.lock"));
+        let path = s.spool.target_lock(target);
         match lock::open_lock_file(&path).and_then(|f| lock::try_exclusive(f, &path)) {
             Ok(Some(l)) => Some(l),
             Ok(None) => return Take::Busy,
@@ -122,6 +125,27 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Take {
             }
         }
     };
+    // Under the key's lock, a claim of this key still in `claimed/` is an earlier request whose holder
+    // just died: recover it now (only a holder of the key's lock requeues it, and observes it at
+    // once; it keeps its submission time) and serve it first. One still there after that has a live
+    // holder without the lock (re-dispatched from a stuck watcher): wait for it. A dead claim a peer
+    // requeued under this lock before we took it is caught up from inotify.
+    for r in crate::daemon::recover_except(shared, Some(target)) {
+        if let ha::recover::Recovered::Requeued(name) = r {
+            index.observe(&s.spool, &shared.boot_id, &format!("{}.json", name.id));
+        }
+    }
+    // A request a peer requeued (recovering a dead claim under this lock) before we took the lock is
+    // in requests/ already, its event queued: read it before choosing.
+    catch_up(index);
+    match ha::recover::claims_where(&s.spool, |r| index.key_of(&r.target_node) == target) {
+        Ok(0) => {}
+        Ok(_) => return Take::Busy,
+        Err(e) => {
+            tracing::error!(target = %target, "looking for earlier claims: {e}");
+            return Take::Busy;
+        }
+    }
     loop {
         let Some(first) = index.queue.of_target(target).next().cloned() else { return Take::Nothing };
         let superseded_by = index
@@ -156,9 +180,10 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str) -> Take {
             }
             continue;
         }
+        // Only the run of the same action that follows it in submission order joins the execution:
+        // a request behind another action must take effect after that action, not before it.
         let mut claims = vec![claimed];
-        let same: Vec<String> =
-            index.queue.of_target(target).filter(|e| e.action == first.action).map(|e| e.name.clone()).collect();
+        let same: Vec<String> = index.queue.run_of(target, first.action).map(|e| e.name.clone()).collect();
         for name in same {
             index.forget(&name);
             match claim::try_claim(&s.spool, &name, &s.id) {

@@ -11,11 +11,15 @@ use ha::queue::{Entry, Queue};
 use ha::request::Request;
 use ha::spool::{Dir, Spool};
 
+use crate::config::FenceConfig;
+
 /// Pending requests by state.
 #[derive(Debug, Default)]
 pub struct Index {
-    /// Parsed requests, in claim order.
+    /// Parsed requests, in claim order, grouped by exclusion key (`FenceConfig::exclusion_key`).
     pub queue: Queue,
+    /// The configuration the keys come from.
+    keys: FenceConfig,
     /// Files that do not parse yet and may still be being written in place.
     young: BTreeSet<String>,
     /// Files to quarantine (the claim step does it, under the file's lock).
@@ -27,6 +31,16 @@ fn submitted_ns(meta: &std::fs::Metadata) -> u128 {
 }
 
 impl Index {
+    /// An empty index whose requests are keyed by `keys`.
+    pub fn new(keys: FenceConfig) -> Index {
+        Index { keys, ..Index::default() }
+    }
+
+    /// The exclusion key of `target` (see `FenceConfig::exclusion_key`).
+    pub fn key_of(&self, target: &str) -> String {
+        self.keys.exclusion_key(target)
+    }
+
     /// Forgets `name` wherever it is.
     pub fn forget(&mut self, name: &str) {
         self.queue.remove(name);
@@ -67,12 +81,12 @@ impl Index {
                 };
                 self.queue.insert(Entry {
                     name: name.to_string(),
-                    target: r.target_node.clone(),
+                    target: self.keys.exclusion_key(&r.target_node),
                     action: r.action,
                     priority: r.priority(),
                     deadline_ns,
                     submitted_ns: submitted_ns(&meta),
-                    waived: r.target_lock_waived,
+                    waived: spool.waiver(&r.request_id).exists(),
                 });
             }
             Err(ha::request::Rejection::BadJson(_)) if young => {

@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use nix::errno::Errno;
 use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
@@ -126,6 +127,12 @@ pub fn remove_unanswered(request: &Path, response: &Path) -> Result<bool> {
 /// The size of [`probe_writable`]'s file.
 pub const PROBE_BYTES: usize = 1024;
 
+/// The name of a temporary file: hidden, with its writer's pid (so the leader can remove the files of
+/// dead writers) and a unique part: `.<stem>.<pid>.<unique>.tmp`.
+pub fn temp_name(stem: &str, pid: u32, unique: &str) -> String {
+    format!(".{stem}.{pid}.{unique}.tmp")
+}
+
 /// A file fully written and fsynced under `tmp/`, not yet visible anywhere else.
 /// Dropping it unplaced removes it.
 #[derive(Debug)]
@@ -136,12 +143,21 @@ pub struct TempFile {
 impl TempFile {
     /// Writes `bytes` to a new file in `tmp_dir` (name derived from `stem`, unique) and fsyncs it.
     pub fn write(tmp_dir: &Path, stem: &str, bytes: &[u8]) -> Result<TempFile> {
-        let name = format!(".{stem}.{}.{}.tmp", std::process::id(), uuid::Uuid::new_v4().simple());
+        TempFile::write_dated(tmp_dir, stem, bytes, None)
+    }
+
+    /// Like [`TempFile::write`], with the file's modification time set to `modified` when given (a
+    /// requeued request keeps its submission time: the queue orders a target's requests by it).
+    pub fn write_dated(tmp_dir: &Path, stem: &str, bytes: &[u8], modified: Option<SystemTime>) -> Result<TempFile> {
+        let name = temp_name(stem, std::process::id(), &uuid::Uuid::new_v4().simple().to_string());
         let path = tmp_dir.join(name);
         let mut f = create_new(&path)?;
         let guard = TempFile { path: Some(path) };
         let p = guard.path();
         f.write_all(bytes).map_err(HaError::at("write", p))?;
+        if let Some(t) = modified {
+            f.set_modified(t).map_err(HaError::at("set the modification time of", p))?;
+        }
         f.sync_all().map_err(HaError::at("fsync", p))?;
         Ok(guard)
     }
@@ -180,8 +196,13 @@ impl Drop for TempFile {
 /// Writes `bytes` atomically at `dest` (through `tmp_dir`), refusing to replace an existing file.
 /// Returns `false` when `dest` already existed (the temporary file is then removed).
 pub fn write_new(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<bool> {
+    write_new_dated(tmp_dir, dest, bytes, None)
+}
+
+/// Like [`write_new`], the new file's modification time set to `modified` when given.
+pub fn write_new_dated(tmp_dir: &Path, dest: &Path, bytes: &[u8], modified: Option<SystemTime>) -> Result<bool> {
     let stem = dest.file_name().and_then(OsStr::to_str).unwrap_or("file");
-    Ok(TempFile::write(tmp_dir, stem, bytes)?.place(dest)?.is_ok())
+    Ok(TempFile::write_dated(tmp_dir, stem, bytes, modified)?.place(dest)?.is_ok())
 }
 
 /// Writes `bytes` atomically at `dest`, replacing what is there: only for files this process owns

@@ -53,6 +53,8 @@ pub struct Observations {
     pub leftovers: Vec<String>,
     /// Longest time with nobody holding `leader.lock`.
     pub longest_leader_gap: Duration,
+    /// Each request's submission time (its file's mtime, ns), target and action.
+    pub submitted: HashMap<String, (u128, String, String)>,
 }
 
 /// The verdict.
@@ -82,6 +84,10 @@ pub struct Summary {
     pub wrong_answer: Vec<String>,
     /// Agents that gave up (exit 1) although their request later succeeded.
     pub late_success: usize,
+    /// Requests executed after a request of another action for the same target, written at least
+    /// 100 ms after them, was acknowledged (agent exit 0): an earlier request undid an acknowledged
+    /// result.
+    pub order_violations: Vec<String>,
     /// Files left in `claimed/` or `tmp/`.
     pub leftovers: Vec<String>,
     /// Longest leader gap, ms.
@@ -101,6 +107,7 @@ impl Summary {
             && self.duplicated_unexplained.is_empty()
             && self.unexpected.is_empty()
             && self.wrong_answer.is_empty()
+            && self.order_violations.is_empty()
             && self.leftovers.is_empty()
     }
 }
@@ -112,6 +119,12 @@ fn percentile(sorted: &[Duration], p: f64) -> u64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_millis() as u64
 }
+
+/// How much earlier a request's file must have been written than another's to count as submitted
+/// before it: an agent writes its request (the mtime), fsyncs it, then renames it into `requests/`, so
+/// two agents racing for one target can publish in the other order within this slack — the watchers
+/// can only order what has been published.
+const PUBLICATION_SLACK_NS: u128 = 100_000_000;
 
 /// The request whose execution answered `id` (itself, or the one a coalesced answer names).
 fn executed_for(id: &str, r: &Response) -> String {
@@ -193,6 +206,28 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
             late_success += 1;
         }
     }
+    // Per target, no request submitted before an acknowledged one, of another action, may start
+    // after the acknowledged one's execution started.
+    let mut order_violations = Vec::new();
+    for a in o.agents.iter().filter(|a| a.exit == Some(0)) {
+        let Some(l) = o.id_of_nodename.get(&a.nodename) else { continue };
+        let (Some((l_at, target, action)), Some(r)) = (o.submitted.get(l), o.responses.get(l)) else { continue };
+        let primary = executed_for(l, r);
+        let Some(l_start) =
+            starts.iter().filter(|s| s.request_id.as_deref() == Some(&primary)).map(|s| s.boottime_ns).max()
+        else {
+            continue;
+        };
+        for s in starts.iter().filter(|s| s.target == *target && s.boottime_ns > l_start) {
+            let Some(rid) = s.request_id.as_deref() else { continue };
+            if let Some((r_at, _, r_action)) = o.submitted.get(rid) {
+                if r_at.saturating_add(PUBLICATION_SLACK_NS) < *l_at && r_action != action {
+                    order_violations
+                        .push(format!("{rid} ({r_action}) ran after the acknowledged later {l} ({action})"));
+                }
+            }
+        }
+    }
     let mut latencies: Vec<Duration> = o.agents.iter().map(|a| a.elapsed).collect();
     latencies.sort();
     let mut chaos = BTreeMap::new();
@@ -212,6 +247,7 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
         unexpected,
         wrong_answer,
         late_success,
+        order_violations,
         leftovers: o.leftovers.clone(),
         leader_gap_ms: o.longest_leader_gap.as_millis() as u64,
         latency_p50_ms: percentile(&latencies, 0.50),
@@ -239,6 +275,7 @@ pub fn table(s: &Summary) -> String {
     t += &row("unexpected", s.unexpected.len().to_string(), s.unexpected.is_empty());
     t += &row("wrong answer", s.wrong_answer.len().to_string(), s.wrong_answer.is_empty());
     t += &row("late success", s.late_success.to_string(), true);
+    t += &row("order violations", s.order_violations.len().to_string(), s.order_violations.is_empty());
     t += &row("leftovers", s.leftovers.len().to_string(), s.leftovers.is_empty());
     t += &row("longest leader gap", format!("{} ms", s.leader_gap_ms), true);
     t +=
@@ -311,5 +348,34 @@ mod tests {
         assert_eq!(s.wrong_answer, ["req-b"], "b never succeeded in the ledger");
         assert!(!s.passed());
         assert!(table(&s).contains("| lost "));
+    }
+
+    #[test]
+    fn an_earlier_request_run_after_an_acknowledged_later_one_is_an_order_violation() {
+        let mut o = Observations {
+            published: ["early", "late"].iter().map(|s| s.to_string()).collect(),
+            ..Observations::default()
+        };
+        o.submitted.insert("early".into(), (1, "t".into(), "reboot".into()));
+        o.submitted.insert("late".into(), (1 + 2 * PUBLICATION_SLACK_NS, "t".into(), "off".into()));
+        o.responses.insert("early".into(), response("early", true));
+        o.responses.insert("late".into(), response("late", true));
+        o.id_of_nodename.insert("req-late".into(), "late".into());
+        o.agents.push(AgentRun { nodename: "req-late".into(), exit: Some(0), elapsed: Duration::from_millis(5) });
+        o.ledger = vec![
+            line("start", "late", 1, 100, None),
+            line("end", "late", 1, 200, Some(0)),
+            line("start", "early", 2, 300, None),
+            line("end", "early", 2, 400, Some(0)),
+        ];
+        let s = analyse(&o, 1);
+        assert_eq!(s.order_violations.len(), 1, "{:?}", s.order_violations);
+        assert!(!s.passed());
+        o.ledger.swap(0, 2);
+        o.ledger.swap(1, 3);
+        for (l, at) in o.ledger.iter_mut().zip([100, 200, 300, 400]) {
+            l.boottime_ns = at;
+        }
+        assert!(analyse(&o, 1).order_violations.is_empty(), "in submission order: no violation");
     }
 }

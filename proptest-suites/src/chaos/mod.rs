@@ -320,7 +320,15 @@ fn observe(spool: &Spool, root: &Path, agents: Vec<AgentRun>, chaos: Vec<ChaosEv
             if name.contains(".superseded.") {
                 continue;
             }
-            if let Ok(Ok(r)) = std::fs::read(spool.dir(dir).join(&name)).map(|b| ha::request::Request::parse(&b)) {
+            let path = spool.dir(dir).join(&name);
+            if let Ok(Ok(r)) = std::fs::read(&path).map(|b| ha::request::Request::parse(&b)) {
+                // A claimed or retired file keeps the request's mtime through its renames.
+                let at = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_nanos());
+                o.submitted.entry(r.request_id.clone()).or_insert((at, r.target_node.clone(), r.action.to_string()));
                 if let Some(node) = r.nodename.clone() {
                     o.id_of_nodename.insert(node, r.request_id.clone());
                 }
