@@ -99,6 +99,8 @@ fn out(text: &str) -> Result<ExitCode, Failure> {
 pub fn run() -> Result<ExitCode, Failure> {
     let start = Start { instant: Instant::now(), boot: ha::clock::BootTime::now() };
     let tz_warning = ha::tz::bound();
+    // What Pacemaker's fencer left open never reaches a discovery tool.
+    ha::child::cloexec_inherited();
     let given = read_options()?;
     let opts = Options::resolve(&given, |k| std::env::var(k).ok())?;
     if opts.help {

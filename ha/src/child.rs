@@ -29,10 +29,48 @@ pub struct Spawn<'a> {
     pub program: &'a Path,
     /// Its arguments after `argv[0]` (which is `program`).
     pub args: &'a [&'a OsStr],
-    /// Variables set (or replaced) in the caller's environment for the child.
+    /// Variables set (or replaced) for the child.
     pub env: &'a [(&'a str, &'a str)],
+    /// What the child gets of the caller's environment besides `env`.
+    pub base_env: BaseEnv,
     /// A descriptor the child alone inherits (the caller's copy keeps `FD_CLOEXEC`).
     pub inherit: Option<RawFd>,
+}
+
+/// What a child gets of its caller's environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BaseEnv {
+    /// All of it (the discovery tools: kubectl needs `KUBECONFIG`, `HOME`, proxies).
+    Inherit,
+    /// Only [`MINIMAL_ENV`] (fence commands): nothing else of the watcher's environment leaks.
+    Minimal,
+}
+
+/// The variables a fence command keeps from the watcher's environment: `PATH` (default
+/// `/usr/sbin:/usr/bin:/sbin:/bin` when unset), the locale and the time zone.
+pub const MINIMAL_ENV: &[&str] = &["PATH", "LANG", "LC_ALL", "TZ"];
+
+/// The `PATH` a fence command gets when the watcher has none.
+pub const DEFAULT_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Marks every descriptor this process inherited (3 and above) close-on-exec, so that no child
+/// ever receives what the process's own parent left open (`7 -> /etc/hostname`, a pipe): only
+/// stdio and a deliberately inherited descriptor reach a child. Run once at start, before any
+/// thread; descriptors this process opens itself are close-on-exec already (Rust opens them so).
+pub fn cloexec_inherited() {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+    let fds: Vec<RawFd> =
+        dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).filter(|fd| *fd > 2).collect();
+    for fd in fds {
+        // SAFETY: F_GETFD/F_SETFD on a descriptor number change only its close-on-exec flag (the
+        // directory listing's own descriptor may be gone already: EBADF is ignored).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
 }
 
 /// A child started by [`spawn`], with the caller's ends of its standard streams.
@@ -116,8 +154,12 @@ pub fn spawn(cmd: &Spawn<'_>) -> std::io::Result<Spawned> {
     let argv_c = std::iter::once(Ok(c(cmd.program.as_os_str())?))
         .chain(cmd.args.iter().map(|a| c(a)))
         .collect::<std::io::Result<Vec<_>>>()?;
+    let kept = |k: &OsStr| cmd.base_env == BaseEnv::Inherit || MINIMAL_ENV.iter().any(|m| k == *m);
     let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> =
-        std::env::vars_os().filter(|(k, _)| !cmd.env.iter().any(|(n, _)| k == n)).collect();
+        std::env::vars_os().filter(|(k, _)| kept(k) && !cmd.env.iter().any(|(n, _)| k == n)).collect();
+    if cmd.base_env == BaseEnv::Minimal && !env.iter().any(|(k, _)| k == "PATH") {
+        env.push(("PATH".into(), DEFAULT_PATH.into()));
+    }
     env.extend(cmd.env.iter().map(|(k, v)| ((*k).into(), (*v).into())));
     let envp_c = env
         .iter()

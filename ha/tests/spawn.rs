@@ -10,10 +10,10 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use ha::child::{spawn, HardenedChild, Spawn, Spawned};
+use ha::child::{spawn, BaseEnv, HardenedChild, Spawn, Spawned};
 
 fn sh<'a>(script: &'a [&'a OsStr]) -> Spawn<'a> {
-    Spawn { program: Path::new("sh"), args: script, env: &[], inherit: None }
+    Spawn { program: Path::new("sh"), args: script, env: &[], base_env: BaseEnv::Inherit, inherit: None }
 }
 
 fn read_all(fd: OwnedFd) -> String {
@@ -63,11 +63,23 @@ fn the_child_leads_its_own_process_group() {
 
 #[test]
 fn a_missing_program_is_an_error_not_a_child() {
-    let err =
-        spawn(&Spawn { program: Path::new("/nonexistent/fence_x"), args: &[], env: &[], inherit: None }).unwrap_err();
+    let err = spawn(&Spawn {
+        program: Path::new("/nonexistent/fence_x"),
+        args: &[],
+        env: &[],
+        base_env: BaseEnv::Inherit,
+        inherit: None,
+    })
+    .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
-    let err =
-        spawn(&Spawn { program: Path::new("no-such-fence-agent"), args: &[], env: &[], inherit: None }).unwrap_err();
+    let err = spawn(&Spawn {
+        program: Path::new("no-such-fence-agent"),
+        args: &[],
+        env: &[],
+        base_env: BaseEnv::Inherit,
+        inherit: None,
+    })
+    .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
 }
 
@@ -94,8 +106,14 @@ fn only_the_named_descriptor_is_inherited() {
 fn sigpipe_is_back_to_its_default_in_the_child() {
     // This test process ignores SIGPIPE, as every Rust program does.
     let args = [OsStr::new("/proc/self/status")];
-    let Spawned { mut child, stdout, .. } =
-        spawn(&Spawn { program: Path::new("/bin/cat"), args: &args, env: &[], inherit: None }).unwrap();
+    let Spawned { mut child, stdout, .. } = spawn(&Spawn {
+        program: Path::new("/bin/cat"),
+        args: &args,
+        env: &[],
+        base_env: BaseEnv::Inherit,
+        inherit: None,
+    })
+    .unwrap();
     let status = read_all(stdout);
     assert!(wait(&mut child).success());
     let ignored = status.lines().find_map(|l| l.strip_prefix("SigIgn:")).unwrap().trim();
@@ -107,7 +125,8 @@ fn sigpipe_is_back_to_its_default_in_the_child() {
 fn the_child_dies_with_the_thread_that_spawned_it() {
     let args = [OsStr::new("30")];
     let spawned = std::thread::spawn(move || {
-        spawn(&Spawn { program: Path::new("sleep"), args: &args, env: &[], inherit: None }).unwrap()
+        spawn(&Spawn { program: Path::new("sleep"), args: &args, env: &[], base_env: BaseEnv::Inherit, inherit: None })
+            .unwrap()
     })
     .join()
     .unwrap();
@@ -136,4 +155,38 @@ fn dropping_the_child_kills_its_whole_group() {
         assert!(Instant::now() < deadline, "the grandchild {grandchild} survived");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+#[test]
+fn a_minimal_environment_keeps_only_path_locale_and_time_zone() {
+    std::env::set_var("GFS2_SPAWN_TEST_SECRET", "hunter2");
+    let args = [OsStr::new("-c"), OsStr::new("env")];
+    let cmd = Spawn { base_env: BaseEnv::Minimal, env: &[("GFS2_FENCE_REQUEST_ID", "r1")], ..sh(&args) };
+    let Spawned { mut child, stdout, .. } = spawn(&cmd).unwrap();
+    let out = read_all(stdout);
+    wait(&mut child);
+    let names: Vec<&str> =
+        out.lines().filter_map(|l| l.split('=').next()).filter(|n| *n != "PWD" && *n != "SHLVL" && *n != "_").collect();
+    assert!(names.iter().all(|n| ["PATH", "LANG", "LC_ALL", "TZ", "GFS2_FENCE_REQUEST_ID"].contains(n)), "{out}");
+    assert!(out.contains("GFS2_FENCE_REQUEST_ID=r1") && out.contains("PATH="), "{out}");
+    assert!(!out.contains("hunter2"));
+}
+
+#[test]
+fn descriptors_inherited_from_the_parent_never_reach_a_child() {
+    // A descriptor without close-on-exec, as a careless parent of the watcher leaves one.
+    let f = std::fs::File::open("/proc/self/stat").unwrap();
+    let fd = 213;
+    // SAFETY: dup2 onto a high descriptor number this test owns, without close-on-exec.
+    assert_eq!(unsafe { nix::libc::dup2(f.as_raw_fd(), fd) }, fd);
+    ha::child::cloexec_inherited();
+    let args = [OsStr::new("-c"), OsStr::new("ls /proc/self/fd")];
+    let Spawned { mut child, stdout, .. } = spawn(&sh(&args)).unwrap();
+    let out = read_all(stdout);
+    wait(&mut child);
+    let fds: Vec<i32> = out.split_whitespace().filter_map(|s| s.parse().ok()).collect();
+    assert!(!fds.contains(&fd), "fd {fd} leaked into the child: {fds:?}");
+    // SAFETY: closes the descriptor made above.
+    unsafe { nix::libc::close(fd) };
+    drop(f);
 }

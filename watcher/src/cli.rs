@@ -253,6 +253,8 @@ fn init_tracing() {
 
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT.
 pub fn run() -> Result<ExitCode, WatchError> {
+    // Before any thread: what the watcher's parent left open never reaches a fence command.
+    ha::child::cloexec_inherited();
     let tz_warning = ha::tz::bound();
     let args = match Cli::parse().command {
         Command::Run(args) => args,

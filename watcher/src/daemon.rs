@@ -124,6 +124,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let mut rescan = tokio::time::interval(s.rescan_interval);
     let mut heartbeat = tokio::time::interval(s.heartbeat_interval);
     let mut candidacy = election::stand(&spool);
+    // The candidate thread has answered (its receiver must not be polled again): what it gave is in
+    // `elected` (the lock, office not taken yet) or it failed and a new candidacy starts at a rescan.
+    let mut stood = false;
+    let mut elected: Option<ha::fsio::lock::Lock> = None;
+    let mut office_due = true;
     let mut office = None;
     let mut sweeper = Sweeper::default();
     let (death_tx, mut death_rx) = mpsc::unbounded_channel::<String>();
@@ -136,6 +141,33 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let mut last_full = std::time::Instant::now();
 
     loop {
+        // Holding the leader lock, take office: a failure (a bad leader.json, a full disk) is retried
+        // at every pass while claiming and fencing go on; it never ends the watcher.
+        if let Some(lock) = elected.take_if(|_| office_due) {
+            office_due = false;
+            match election::take_office(&spool, &s.id, &lock) {
+                Ok(record) => {
+                    office = Some(lock);
+                    shared.metrics.took_office();
+                    if let Some(d) = s.discovery.clone() {
+                        tokio::spawn(crate::discovery::rounds(shared.clone(), d, record.epoch));
+                    }
+                    if let Some(period) = s.health_interval {
+                        let shared = shared.clone();
+                        tokio::spawn(async move {
+                            loop {
+                                fencepath::check(&shared).await;
+                                tokio::time::sleep(period).await;
+                            }
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("taking office: {e}; retrying at the next rescan");
+                    elected = Some(lock);
+                }
+            }
+        }
         if dirty {
             dirty = false;
             busy = dispatch::fill(&shared, &mut index, &mut running, &done_tx, &mut |index: &mut Index| {
@@ -167,6 +199,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                 // O(pending): at the rescan period, not at every event.
                 shared.metrics.set_queue(index.depth_by_priority());
                 sweeper.sweep(&shared, office.is_some());
+                if stood && office.is_none() && elected.is_none() {
+                    candidacy = election::stand(&spool);
+                    stood = false;
+                }
+                office_due = true;
                 dirty = true;
             }
             Some(peer) = death_rx.recv() => {
@@ -186,29 +223,18 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                     dirty = true;
                 }
             }
-            granted = &mut candidacy, if office.is_none() => match granted {
-                Ok(Ok(lock)) => match election::take_office(&spool, &s.id) {
-                    Ok(record) => {
-                        office = Some(lock);
-                        shared.metrics.took_office();
-                        if let Some(d) = s.discovery.clone() {
-                            tokio::spawn(crate::discovery::rounds(shared.clone(), d, record.epoch));
-                        }
-                        if let Some(period) = s.health_interval {
-                            let shared = shared.clone();
-                            tokio::spawn(async move {
-                                loop {
-                                    fencepath::check(&shared).await;
-                                    tokio::time::sleep(period).await;
-                                }
-                            });
-                        }
+            granted = &mut candidacy, if !stood => {
+                stood = true;
+                match granted {
+                    Ok(Ok(lock)) => {
+                        elected = Some(lock);
+                        office_due = true;
                     }
-                    Err(e) => tracing::error!("taking office: {e}"),
-                },
-                Ok(Err(e)) => tracing::error!("standing for leader: {e}"),
-                Err(_) => tracing::error!("the leader candidate thread ended"),
-            },
+                    Ok(Err(e)) => tracing::error!("standing for leader: {e}; standing again at the next rescan"),
+                    Err(_) => tracing::error!("the leader candidate thread ended; standing again at the next rescan"),
+                }
+                dirty = true;
+            }
             Some(id) = done_rx.recv() => {
                 running.remove(&id);
                 dirty = true;

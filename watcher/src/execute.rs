@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use ha::child::{HardenedChild, Spawn};
+use ha::child::{BaseEnv, HardenedChild, Spawn};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::signal::unix::{signal, Signal, SignalKind};
@@ -135,7 +135,13 @@ pub async fn execute(
     };
     // Started without forking the watcher (large when many requests are pending) and without an
     // intermediate program; the death signal is set before the exec (`ha::child::spawn`).
-    let spawn = Spawn { program, args: &[], env: &[("GFS2_FENCE_REQUEST_ID", inv.request_id)], inherit };
+    let spawn = Spawn {
+        program,
+        args: &[],
+        env: &[("GFS2_FENCE_REQUEST_ID", inv.request_id)],
+        base_env: BaseEnv::Minimal,
+        inherit,
+    };
     let spawned = match ha::child::spawn(&spawn) {
         Ok(s) => s,
         Err(e) => return failed(e),

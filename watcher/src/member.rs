@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use ha::clock::BootTime;
 use ha::fsio::lock::{self, Lock};
 use ha::members::{heartbeat_path, lock_path, Heartbeat};
 use ha::spool::{Dir, Spool};
@@ -25,6 +26,20 @@ pub struct Member {
     _lock: Lock,
     spool: Spool,
     beat: Heartbeat,
+    /// Self-judgement before judging peers (see [`Member::may_judge`]).
+    stall: Stall,
+}
+
+/// What this watcher knows of its own progress, on CLOCK_BOOTTIME (which counts through SIGSTOP and
+/// suspend).
+#[derive(Debug)]
+struct Stall {
+    /// The TTL peers judge by.
+    ttl: Duration,
+    /// When this watcher last tried to beat.
+    last_attempt: BootTime,
+    /// Until when it judges no peer: it stalled, or could not write its heartbeat.
+    quiet_until: BootTime,
 }
 
 impl Member {
@@ -44,8 +59,10 @@ impl Member {
             std::thread::sleep(Duration::from_millis(10));
         };
         let pid = std::process::id();
+        let now = BootTime::now();
         let mut member = Member {
             _lock: lock,
+            stall: Stall { ttl, last_attempt: now, quiet_until: now },
             spool: spool.clone(),
             beat: Heartbeat {
                 watcher_id: id.to_string(),
@@ -64,14 +81,30 @@ impl Member {
         Ok(member)
     }
 
-    /// Writes the next heartbeat (atomically: readers never see a partial one).
+    /// Writes the next heartbeat (atomically: readers never see a partial one). A failed write, or a
+    /// gap since the last attempt over half the TTL (this process was stopped or starved), makes the
+    /// watcher judge no peer for one TTL: its own heartbeat is as stale as the others' then.
     pub fn beat(&mut self) -> Result<(), WatchError> {
+        let now = BootTime::now();
+        self.stall.note(now);
         self.beat.counter += 1;
-        self.beat.boottime_ns = ha::clock::BootTime::now().0;
+        self.beat.boottime_ns = now.0;
         let bytes = serde_json::to_vec(&self.beat).expect("a heartbeat always serialises");
         let dest = heartbeat_path(&self.spool, &self.beat.watcher_id);
-        ha::fsio::write_replace(&self.spool.dir(Dir::Tmp), &dest, &bytes)?;
+        if let Err(e) = ha::fsio::write_replace(&self.spool.dir(Dir::Tmp), &dest, &bytes) {
+            self.stall.quiet_until = self.stall.quiet_until.max(now.after(self.stall.ttl));
+            return Err(e.into());
+        }
         Ok(())
+    }
+
+    /// Whether this watcher may judge its peers now (kill a frozen one): not while, or until one TTL
+    /// after, it was stalled itself or could not write its heartbeat. After a whole-host freeze every
+    /// heartbeat is stale at once; the first to wake must not take its healthy peers for frozen.
+    pub fn may_judge(&mut self) -> bool {
+        let now = BootTime::now();
+        self.stall.note(now);
+        now >= self.stall.quiet_until
     }
 
     /// Records a fence command that started (its pid is its process group) and beats at once.
@@ -90,5 +123,19 @@ impl Member {
         if let Err(e) = self.beat() {
             tracing::error!("heartbeat: {e}");
         }
+    }
+}
+
+impl Stall {
+    /// Records a sign of life at `now`; a gap since the last one over half the TTL is a stall.
+    fn note(&mut self, now: BootTime) {
+        if self.last_attempt.until(now) > self.ttl / 2 {
+            tracing::warn!(
+                stalled_ms = self.last_attempt.until(now).as_millis() as u64,
+                "this watcher was stalled (stopped or starved): judging no peer for one TTL"
+            );
+            self.quiet_until = self.quiet_until.max(now.after(self.ttl));
+        }
+        self.last_attempt = now;
     }
 }

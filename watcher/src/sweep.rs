@@ -77,6 +77,7 @@ impl Sweeper {
                 }
             }
             clear_tmp(&s.spool.dir(Dir::Tmp), s.tmp_max_age);
+            clear_waiting(&s.spool);
             if let Some(keep) = s.retention {
                 for d in [Dir::Done, Dir::Attempts] {
                     remove_older_than(&s.spool.dir(d), keep, |_| true);
@@ -91,6 +92,9 @@ impl Sweeper {
 
     fn judge_peers(&mut self, shared: &Shared) {
         let s = &shared.settings;
+        if !shared.member.lock().unwrap().may_judge() {
+            return;
+        }
         let dir = s.spool.dir(Dir::Members);
         let Ok(entries) = std::fs::read_dir(&dir) else {
             return;
@@ -162,6 +166,36 @@ fn remove_dead_writers_temps(dir: &std::path::Path) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::info!(file = %name, "removed a temporary file whose writer died"),
                 Err(err) => tracing::warn!(file = %name, "removing a dead writer's temporary file: {err}"),
+            }
+        }
+    }
+}
+
+/// How old an unlocked waiting lock must be before it is removed: the file exists unlocked for a
+/// moment between the agent's open and its flock.
+const WAITING_GUARD: Duration = Duration::from_secs(60);
+
+/// Removes `waiting/<id>.lock` and `.fifo` of agents that are gone (SIGKILLed before they published,
+/// or after their request was retired): the lock free, older than [`WAITING_GUARD`], and no request
+/// or claim of that id left. (A pending request's waiting lock is how the watchers know its agent is
+/// gone and answer it `abandoned`: that one stays until the request is retired.)
+fn clear_waiting(spool: &ha::spool::Spool) {
+    let dir = spool.dir(Dir::Waiting);
+    let Ok(entries) = std::fs::read_dir(&dir) else { return };
+    let claimed: Vec<String> = std::fs::read_dir(spool.dir(Dir::Claimed))
+        .map(|r| r.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    let cutoff = SystemTime::now() - WAITING_GUARD;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(id) = name.strip_suffix(".lock").or_else(|| name.strip_suffix(".fifo")) else { continue };
+        let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < cutoff);
+        let pending = spool.request_path(id).symlink_metadata().is_ok() || claimed.iter().any(|c| c.starts_with(id));
+        let held = ha::fsio::lock::probe_held(&spool.waiting_lock(id)).ok().flatten() == Some(true);
+        if old && !pending && !held {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %name, "removed a gone agent's waiting file"),
+                Err(err) => tracing::warn!(file = %name, "removing a gone agent's waiting file: {err}"),
             }
         }
     }

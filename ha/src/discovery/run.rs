@@ -175,7 +175,13 @@ pub fn run_tool(program: &[String], args: &[&str], deadline: Instant) -> Result<
     let shown = std::iter::once(name.as_str()).chain(leading.iter().map(String::as_str)).chain(args.iter().copied());
     let shown: String = shown.collect::<Vec<_>>().join(" ");
     let argv: Vec<&OsStr> = leading.iter().map(OsStr::new).chain(args.iter().map(OsStr::new)).collect();
-    let tool = crate::child::Spawn { program: Path::new(name), args: &argv, env: &[], inherit: None };
+    let tool = crate::child::Spawn {
+        program: Path::new(name),
+        args: &argv,
+        env: &[],
+        base_env: crate::child::BaseEnv::Inherit,
+        inherit: None,
+    };
     // Its stdin is a pipe closed at once: a tool that reads it sees the end. Dropping the child
     // (every early return) kills its group and reaps it.
     let crate::child::Spawned { mut child, stdout, stderr, .. } =

@@ -24,11 +24,34 @@ use nix::fcntl::{Flock, FlockArg};
 
 use crate::error::{HaError, Result};
 
-/// A held flock. Dropping it releases the lock (and closes the descriptor).
+/// A held flock. Dropping it closes the descriptor: the kernel releases the lock when the last
+/// descriptor of its open file description closes. It is never unlocked explicitly — nix's `Flock`
+/// would `flock(LOCK_UN)` on drop (and panic if that failed), which also releases the lock for a
+/// fence command that inherited the descriptor and may still be running (or an escaped descendant of
+/// it): exclusion must last as long as any process holding it lives.
 #[derive(Debug)]
 pub struct Lock {
-    flock: Flock<File>,
+    flock: std::mem::ManuallyDrop<Flock<File>>,
     path: PathBuf,
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // SAFETY: `flock` is never used again after this.
+        close_without_unlock(unsafe { std::mem::ManuallyDrop::take(&mut self.flock) });
+    }
+}
+
+/// Closes a locked descriptor without `flock(LOCK_UN)`: the lock goes when the last descriptor of its
+/// open file description closes, and nothing here can panic.
+fn close_without_unlock(flock: Flock<File>) {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let fd = flock.as_raw_fd();
+    // Forgetting the `Flock` skips its unlock-on-drop (and the panic if that fails); the descriptor
+    // it owned is taken back by a `File`, its sole owner now, whose drop closes it.
+    std::mem::forget(flock);
+    // SAFETY: `fd` was owned by the forgotten `Flock` and by nothing else.
+    drop(unsafe { File::from_raw_fd(fd) });
 }
 
 impl Lock {
@@ -82,7 +105,7 @@ pub fn exclusive(file: File, path: &Path) -> Result<Lock> {
     let mut file = file;
     loop {
         match Flock::lock(file, FlockArg::LockExclusive) {
-            Ok(flock) => return Ok(Lock { flock, path: path.to_path_buf() }),
+            Ok(flock) => return Ok(Lock { flock: std::mem::ManuallyDrop::new(flock), path: path.to_path_buf() }),
             Err((f, Errno::EINTR)) => file = f,
             Err((_, e)) => return Err(lock_error(path, e)),
         }
@@ -100,7 +123,7 @@ pub fn wait_released(path: &Path) -> Result<()> {
     loop {
         match Flock::lock(file, FlockArg::LockShared) {
             Ok(granted) => {
-                drop(granted);
+                close_without_unlock(granted);
                 return Ok(());
             }
             Err((f, Errno::EINTR)) => file = f,
@@ -111,7 +134,7 @@ pub fn wait_released(path: &Path) -> Result<()> {
 
 fn try_lock(file: File, path: &Path, arg: FlockArg) -> Result<Option<Lock>> {
     match Flock::lock(file, arg) {
-        Ok(flock) => Ok(Some(Lock { flock, path: path.to_path_buf() })),
+        Ok(flock) => Ok(Some(Lock { flock: std::mem::ManuallyDrop::new(flock), path: path.to_path_buf() })),
         Err((_, Errno::EWOULDBLOCK)) => Ok(None),
         Err((_, e)) => Err(lock_error(path, e)),
     }

@@ -1,0 +1,148 @@
+//! Watchers under faults (the outside review's findings, one test each, named for the finding): a
+//! bad takeover, a full disk, a whole-host freeze. Real watchers, real signals; the full disk is a
+//! small tmpfs in a private user and mount namespace (`unshare -rm`, util-linux), which fails rather
+//! than skips where the kernel refuses it.
+
+mod common;
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use common::*;
+
+fn leader_epoch(w: &World) -> Option<u64> {
+    let bytes = std::fs::read(w.spool.join("leader.json")).ok()?;
+    serde_json::from_slice::<ha::leader::LeaderRecord>(&bytes).ok().map(|r| r.epoch)
+}
+
+#[test]
+fn one_bad_takeover_panics_every_watcher() {
+    let w = World::new();
+    w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
+    std::fs::create_dir(w.spool.join("leader.json")).unwrap();
+    let watchers: Vec<Proc> = (1..=3).map(|i| w.watcher(&format!("w{i}"), &[])).collect();
+    assert!(wait_until(Duration::from_secs(20), || leader_epoch(&w).is_some()), "no leader took office");
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    for p in &watchers {
+        assert!(alive(p.pid()), "a watcher died: {}", p.stderr_text());
+        assert!(!p.stderr_text().contains("panicked"), "{}", p.stderr_text());
+    }
+    let reasons: Vec<String> = w.files("quarantine").into_iter().filter(|n| n.ends_with(".reason")).collect();
+    assert!(reasons.iter().any(|n| n.starts_with("leader.json")), "the bad leader.json was moved aside: {reasons:?}");
+    // Garbage next: the epoch still rises (it is kept in leader.lock too).
+    let before = leader_epoch(&w).unwrap();
+    std::fs::write(w.spool.join("leader.json"), "{\"epoch\": ").unwrap();
+    let leader = watchers.iter().find(|p| p.stderr_text().contains("now the leader")).expect("a leader");
+    leader.signal(Signal::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(20), || leader_epoch(&w).is_some_and(|e| e > before)),
+        "the next leader's epoch is not above {before}: {:?}",
+        leader_epoch(&w)
+    );
+}
+
+#[test]
+fn a_full_disk_panics_the_standby_and_a_stale_heartbeat_judges_peers() {
+    let w = World::new();
+    let d = w.dir.path().display().to_string();
+    let script = format!(
+        r#"
+        mkdir -p {d}/small
+        mount -t tmpfs -o size=256k,mode=0700 tmpfs {d}/small
+        mkdir -m 0700 {d}/small/spool
+        for i in 1 2; do
+            {watcher} run --spool-dir {d}/small/spool --fence-command {exec} --fence-option ledger={d}/ledger \
+                --id w$i --ttl 2 --heartbeat-interval 0.3 --rescan-interval 0.3 --health-interval 0 \
+                --discovery-interval 0 </dev/null >/dev/null 2>{d}/w$i.err &
+            echo $! > {d}/w$i.pid
+        done
+        trap 'kill -9 $(cat {d}/w1.pid) $(cat {d}/w2.pid) 2>/dev/null; wait' EXIT
+        for i in $(seq 400); do [ -e {d}/small/spool/members/w1.json ] && [ -e {d}/small/spool/members/w2.json ] && break; sleep 0.05; done
+        for i in $(seq 400); do grep -q "now the leader" {d}/w1.err {d}/w2.err && break; sleep 0.05; done
+        dd if=/dev/zero of={d}/small/filler bs=4k 2>/dev/null || true
+        # Heartbeats fail now: for three TTLs neither may take the other for frozen.
+        sleep 6
+        kill -0 $(cat {d}/w1.pid) && kill -0 $(cat {d}/w2.pid) && echo "both-alive-after-full-disk"
+        leader=$(grep -l "now the leader" {d}/w1.err {d}/w2.err | head -n 1)
+        kill -9 $(cat ${{leader%.err}}.pid)
+        sleep 3
+        for f in {d}/w1 {d}/w2; do [ "$f.err" = "$leader" ] || {{ kill -0 $(cat $f.pid) && echo "standby-alive-after-takeover-on-full-disk"; }}; done
+        rm -f {d}/small/filler
+        for i in $(seq 200); do [ "$(grep -c 'now the leader' {d}/w1.err {d}/w2.err | awk -F: '{{s+=$2}} END {{print s}}')" -ge 2 ] && break; sleep 0.05; done
+        echo "leaders: $(grep -c 'now the leader' {d}/w1.err {d}/w2.err | awk -F: '{{s+=$2}} END {{print s}}')"
+        cat {d}/w1.err {d}/w2.err | grep -E "panicked|killing it" || true
+        "#,
+        watcher = watcher_bin(),
+        exec = executor_bin(),
+    );
+    let out = std::process::Command::new("unshare")
+        .args(["-rm", "bash", "-euc", &script])
+        .output()
+        .expect("unshare (util-linux) is needed");
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("both-alive-after-full-disk"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("standby-alive-after-takeover-on-full-disk"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("leaders: 2"), "the standby took office once the disk had room: {stdout}");
+    assert!(!stdout.contains("panicked"), "{stdout}");
+    assert!(!stdout.contains("killing it"), "a watcher that could not beat judged its peer: {stdout}");
+}
+
+#[test]
+fn a_whole_host_freeze_makes_peers_kill_healthy_watchers() {
+    let w = World::new();
+    let watchers: Vec<Proc> = (1..=3).map(|i| w.watcher(&format!("w{i}"), &["--ttl", "3"])).collect();
+    for p in &watchers {
+        p.signal(Signal::SIGSTOP);
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    for p in &watchers {
+        p.signal(Signal::SIGCONT);
+    }
+    // Each watcher judges no peer for a TTL after it resumes; by then all have beaten again.
+    let id = w.queue("off", "n1", 100, 60, 0);
+    w.await_response(&id);
+    std::thread::sleep(Duration::from_secs(4));
+    for p in &watchers {
+        assert!(alive(p.pid()), "a healthy watcher was killed after the freeze: {}", p.stderr_text());
+    }
+    assert_eq!(w.starts(&id), 1, "the request ran once");
+}
+
+#[test]
+fn leftovers_of_an_agent_killed_before_it_publishes() {
+    let w = World::new();
+    w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
+    let gone = new_id();
+    let pending = w.queue("off", "n1", 100, 60, 0);
+    let spool = w.spool();
+    let mut leftovers = Vec::new();
+    for id in [&gone, &pending] {
+        std::fs::write(spool.waiting_lock(id), "").unwrap();
+        nix::unistd::mkfifo(&spool.waiting_fifo(id), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        leftovers.extend([spool.waiting_lock(id), spool.waiting_fifo(id)]);
+    }
+    let old = nix::sys::time::TimeSpec::from(std::time::Duration::from_secs(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() - 3600,
+    ));
+    for p in &leftovers {
+        nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, p, &old, &old, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+            .unwrap();
+    }
+    // Hold the pending request back from execution: its agent is "gone" too (lock free), so it is
+    // answered abandoned, and only then may its waiting files go.
+    let _watcher = w.watcher("w1", &[]);
+    assert!(
+        wait_until(Duration::from_secs(20), || !spool.waiting_lock(&gone).exists()
+            && !spool.waiting_fifo(&gone).exists()),
+        "the gone agent's waiting lock and FIFO stay: {:?}",
+        w.files("waiting")
+    );
+    let resp = w.await_response(&pending);
+    assert_eq!(
+        resp.outcome,
+        Some(ha::response::Outcome::Abandoned),
+        "its waiting lock told the watcher the agent is gone"
+    );
+}
