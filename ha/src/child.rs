@@ -113,6 +113,7 @@ impl HardenedChild {
             -1 => Err(std::io::Error::last_os_error()),
             _ => {
                 self.reaped = true;
+                forget_spawned(self.pid.as_raw());
                 Ok(Some(ExitStatus::from_raw(status)))
             }
         }
@@ -128,12 +129,63 @@ impl Drop for HardenedChild {
         if let Ok(Some(_)) = self.try_wait() {
             return;
         }
-        let pid = self.pid;
-        // A SIGKILLed process can take a moment (or, in uninterruptible sleep, long) to die.
-        std::thread::spawn(move || {
-            let _ = nix::sys::wait::waitpid(pid, None);
-        });
+        reap_later(self.pid);
     }
+}
+
+/// The children [`spawn`] started and nobody reaped yet: every other child of this process is an
+/// escaped descendant adopted as its subreaper (see [`kill_escaped`]).
+static SPAWNED: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+fn forget_spawned(pid: i32) {
+    SPAWNED.lock().unwrap_or_else(|p| p.into_inner()).remove(&pid);
+}
+
+/// Reaps `pid` in a short-lived thread: a SIGKILLed process can take a moment (or, in
+/// uninterruptible sleep, long) to die.
+fn reap_later(pid: Pid) {
+    std::thread::spawn(move || {
+        let _ = nix::sys::wait::waitpid(pid, None);
+        forget_spawned(pid.as_raw());
+    });
+}
+
+/// Makes this process the subreaper of its descendants (`PR_SET_CHILD_SUBREAPER`): a descendant of
+/// a fence command that escapes its process group (`setsid sleep 40 &`) and outlives the command is
+/// adopted by this process instead of init, so that [`kill_escaped`] can find it.
+pub fn become_subreaper() -> std::io::Result<()> {
+    nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)
+}
+
+/// SIGKILLs (with its process group, when it leads one) and reaps every child of this process that
+/// [`spawn`] did not start: descendants of ended fence commands, adopted through
+/// [`become_subreaper`]. They may still hold the fence's target lock or its output pipes; nothing of
+/// an execution may outlive it. Returns how many were found.
+pub fn kill_escaped() -> usize {
+    let me = std::process::id() as i32;
+    let spawned = SPAWNED.lock().unwrap_or_else(|p| p.into_inner());
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    let mut n = 0;
+    for pid in dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+        let Some(stat) = crate::procfs::stat(pid as u32) else { continue };
+        if stat.ppid as i32 != me || spawned.contains(&pid) {
+            continue;
+        }
+        if stat.state == 'Z' {
+            // An adopted descendant that died by itself: reap it.
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+            continue;
+        }
+        if stat.pgrp == pid as u32 {
+            let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGKILL);
+        tracing::warn!(pid, "killed a descendant of a fence command that outlived it");
+        reap_later(Pid::from_raw(pid));
+        n += 1;
+    }
+    n
 }
 
 /// Stack of the child between `clone` and `execve`: it only makes system calls.
@@ -186,6 +238,8 @@ pub fn spawn(cmd: &Spawn<'_>) -> std::io::Result<Spawned> {
         // SAFETY: only system calls on values prepared above; no allocation, no lock, no unwinding.
         unsafe { exec_child(&path, &argv, &envp, &wiring, inherit, parent, &exec_errno) }
     });
+    // Held across the clone: `kill_escaped` never sees this child before it is registered.
+    let mut spawned = SPAWNED.lock().unwrap_or_else(|p| p.into_inner());
     let mut blocked = SigSet::empty();
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut blocked))?;
     // SAFETY: CLONE_VM | CLONE_VFORK suspends this thread until the child has exec'd or exited, so
@@ -195,6 +249,8 @@ pub fn spawn(cmd: &Spawn<'_>) -> std::io::Result<Spawned> {
     };
     pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&blocked), None)?;
     let pid = cloned?;
+    spawned.insert(pid.as_raw());
+    drop(spawned);
     let child = HardenedChild { pid, reaped: false };
     match exec_errno.load(Ordering::SeqCst) {
         0 => Ok(Spawned { child, stdin: stdin_w, stdout: stdout_r, stderr: stderr_r }),

@@ -267,6 +267,9 @@ pub fn run() -> Result<ExitCode, WatchError> {
     if let Some(w) = tz_warning {
         tracing::warn!("{w}");
     }
+    if let Err(e) = ha::child::become_subreaper() {
+        tracing::warn!("cannot become the subreaper of fence commands' descendants ({e}); one that escapes its process group may outlive its fence");
+    }
     let settings = settings(args)?;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(WatchError::Runtime)?;
     rt.block_on(async {

@@ -170,16 +170,34 @@ pub async fn execute(
         _ = tokio::time::sleep(budget) => Ending::TimedOut(budget),
         _ = abort.wait_for(|a| *a) => Ending::Aborted,
     };
-    // Whatever happened, nothing of this execution may outlive it: kill the group, reap the leader.
+    // Whatever happened, nothing of this execution may outlive it: kill the group, reap the leader,
+    // and kill what escaped the group (adopted by this watcher, its subreaper).
     ha::child::kill_group(pid);
     if matches!(ending, Ending::TimedOut(_) | Ending::Aborted) {
         let _ = exited(&mut child, &mut sigchld).await;
     }
+    ha::child::kill_escaped();
     writer.abort();
-    let out = out.await.unwrap_or_default();
-    let err = err.await.unwrap_or_default();
+    // The output pipes close when every holder is gone; a descendant that escaped even the
+    // subreaper (a double fork reparented elsewhere) could hold them open: never wait past a moment.
+    let out = collect(out).await;
+    let err = collect(err).await;
     let shown = if err.iter().any(|b| !b.is_ascii_whitespace()) { err } else { out };
     Execution { ending, pid, output: String::from_utf8_lossy(&shown).trim().to_string(), duration: started.elapsed() }
+}
+
+/// How long the output of an ended command is waited for after it ended.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+async fn collect(reader: tokio::task::JoinHandle<Vec<u8>>) -> Vec<u8> {
+    let abort = reader.abort_handle();
+    match tokio::time::timeout(OUTPUT_GRACE, reader).await {
+        Ok(read) => read.unwrap_or_default(),
+        Err(_) => {
+            abort.abort();
+            b"(output not complete: a descendant of the command kept its pipes open)".to_vec()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -146,3 +146,34 @@ fn leftovers_of_an_agent_killed_before_it_publishes() {
         "its waiting lock told the watcher the agent is gone"
     );
 }
+
+#[test]
+fn a_descendant_keeps_the_answer_and_the_lock() {
+    let w = World::new();
+    let marker = format!("40.{}", std::process::id());
+    let script = w.dir.path().join("fence_escaping");
+    std::fs::write(&script, format!("#!/bin/sh\ncat >/dev/null\nsetsid sleep {marker} &\nsleep 0.2\nexit 0\n"))
+        .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let watcher =
+        w.watcher("w1", &["--fence-command", path_str(&script), "--exec-timeout", "5", "--health-interval", "0"]);
+    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=15\n");
+    let pid = agent.id() as i32;
+    // The answer comes with the command's exit, not with the escaped descendant's.
+    let answered = wait_until(Duration::from_secs(12), || !alive(pid));
+    let out = agent.wait_with_output().unwrap();
+    assert!(answered, "no answer while the escaped descendant ran: {}", watcher.stderr_text());
+    assert_exit(&out, 0);
+    assert!(watcher.stderr_text().contains("fence_escaping"), "the escaping command ran: {}", watcher.stderr_text());
+    let escaped = || {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| String::from_utf8_lossy(&c).contains(&marker))
+        })
+    };
+    assert!(wait_until(Duration::from_secs(10), || !escaped()), "the escaped descendant still runs");
+    // Nothing holds the target lock any more, and nothing is left unreaped.
+    for e in std::fs::read_dir(w.sub("locks")).unwrap().flatten() {
+        assert_eq!(ha::fsio::lock::probe_held(&e.path()).unwrap(), Some(false), "{}", e.path().display());
+    }
+    assert_no_children(watcher.pid(), "no zombie of the escaped descendant");
+}
