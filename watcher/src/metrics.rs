@@ -173,13 +173,27 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
 
 /// Serves `/metrics` and `/healthz` until the task is dropped.
 pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
+    // Scrapers are few and quick: a cap on connections in flight keeps a flood of idle ones (any local
+    // user can connect) from taking the descriptors fencing needs; the rest wait in the kernel's
+    // backlog, holding none of ours.
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((mut conn, _)) = listener.accept().await else { continue };
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let mut conn = match listener.accept().await {
+            Ok((conn, _)) => conn,
+            Err(e) => {
+                // EMFILE/ENFILE and the like: back off instead of spinning on the same error.
+                tracing::warn!("metrics: accept failed ({e}); pausing");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let mut buf = vec![0u8; 8192];
             let mut n = 0;
-            let read = tokio::time::timeout(Duration::from_secs(5), async {
+            let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
                 while n < buf.len() {
                     match conn.read(&mut buf[n..]).await {
                         Ok(0) | Err(_) => break,
@@ -206,7 +220,14 @@ pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
                 "HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
-            let _ = conn.write_all(reply.as_bytes()).await;
+            let _ = tokio::time::timeout(REQUEST_TIMEOUT, conn.write_all(reply.as_bytes())).await;
         });
     }
 }
+
+/// Connections served at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 16;
+/// How long one connection may take to send its request, and to take the reply.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pause after a failed accept (out of descriptors, say).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);

@@ -177,3 +177,68 @@ fn a_descendant_keeps_the_answer_and_the_lock() {
     }
     assert_no_children(watcher.pid(), "no zombie of the escaped descendant");
 }
+
+#[test]
+fn the_metrics_port_can_stop_fencing() {
+    let w = World::new();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    // The watcher with few descriptors, as a unit without LimitNOFILE has by default.
+    let stderr = w.dir.path().join("w.stderr");
+    let child = std::process::Command::new("prlimit")
+        .args(["--nofile=256:256", "--"])
+        .arg(watcher_bin())
+        .args(["run", "--spool-dir", path_str(&w.spool), "--fence-command", executor_bin(), "--id", "w1"])
+        .arg(format!("--fence-option=ledger={}", w.ledger.display()))
+        .args([
+            "--metrics-addr",
+            &format!("127.0.0.1:{port}"),
+            "--discovery-interval",
+            "0",
+            "--heartbeat-interval",
+            "0.3",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .expect("prlimit (util-linux) is needed");
+    let watcher = Proc { child, stderr };
+    let spool = w.spool();
+    assert!(
+        wait_until(Duration::from_secs(20), || ha::members::live_members(&spool).is_ok_and(|m| !m.is_empty())),
+        "{}",
+        watcher.stderr_text()
+    );
+    // 400 idle connections (beyond the watcher's 256 descriptors) from an unprivileged user (nobody,
+    // when the test runs as root), each held by a subshell of its own.
+    let flood = format!(
+        "for i in $(seq 400); do (exec 3<>/dev/tcp/127.0.0.1/{port} && exec sleep 8) 2>/dev/null & done; sleep 2; echo flooding; wait"
+    );
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--", "bash", "-c", &flood]);
+        c
+    } else {
+        let mut c = std::process::Command::new("bash");
+        c.args(["-c", &flood]);
+        c
+    };
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut flooder = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(flooder.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "flooding");
+    let out = w.agent("action=off\nport=n1\nfence_timeout=10\n");
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(flooder.id() as i32), Signal::SIGKILL);
+    let _ = flooder.wait();
+    assert_exit(&out, 0);
+    assert!(alive(watcher.pid()));
+    assert!(
+        !watcher.stderr_text().contains("Too many open files") || watcher.stderr_text().contains("pausing"),
+        "{}",
+        watcher.stderr_text()
+    );
+}
