@@ -248,6 +248,16 @@ fn chaos_thread(
                     behaviors.insert(t.clone(), b.to_string());
                     heal_at.push((now + FAULT, t));
                 }
+                // The whole host freezes (every watcher stopped past its TTL), then resumes: no watcher
+                // may take its healthy peers for frozen when they all wake.
+                9 => {
+                    let frozen: Vec<usize> = thaw_at.iter().map(|(_, i)| *i).collect();
+                    for &i in alive.iter().filter(|i| !frozen.contains(i)) {
+                        c.signal(i, Signal::SIGSTOP);
+                        record("freeze-all", Some(i));
+                        thaw_at.push((now + ttl + ttl / 2, i));
+                    }
+                }
                 _ => {}
             }
             let _ = std::fs::write(&behavior, serde_json::to_vec(&behaviors).unwrap_or_default());
