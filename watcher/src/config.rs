@@ -14,7 +14,10 @@
 //! winning; with `command` it stands alone. `plug` overrides the plug sent to the command; `alias` is
 //! what the agent's `list` prints beside the target. A target with no entry uses the default; with no
 //! default it is refused. Options whose names look secret (`passwd`, `password`, `secret`, `token`,
-//! `key`, `credential`) are never logged or printed.
+//! `key`, `credential`) are never logged or printed. `environment` (an object of strings) adds
+//! variables to the command's environment, which is otherwise only `PATH`, `LANG`, `LC_ALL`, `TZ` and
+//! `GFS2_FENCE_REQUEST_ID` (for instance `KUBECONFIG` for `fence_nnf`); a target entry's win over the
+//! default's.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,6 +54,8 @@ struct Entry {
     command: Option<PathBuf>,
     #[serde(default)]
     options: BTreeMap<String, String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
     plug: Option<String>,
     alias: Option<String>,
 }
@@ -70,6 +75,8 @@ pub struct FenceCommand {
     pub program: PathBuf,
     /// Options sent on stdin after `action`, `plug`, `port` and `nodename`.
     pub options: BTreeMap<String, String>,
+    /// Environment variables set for the command, beyond the minimal set (`ha::child::MINIMAL_ENV`).
+    pub environment: BTreeMap<String, String>,
     /// The plug to send (the target's name unless overridden).
     pub plug: Option<String>,
 }
@@ -106,6 +113,7 @@ impl std::fmt::Debug for FenceCommand {
         f.debug_struct("FenceCommand")
             .field("program", &self.program)
             .field("options", &shown)
+            .field("environment", &self.environment.keys().collect::<Vec<_>>())
             .field("plug", &self.plug)
             .finish()
     }
@@ -142,7 +150,12 @@ impl FenceConfig {
         }
         default_entry.options.extend(extra.clone());
         let default = match default_entry.command.clone() {
-            Some(program) => Some(FenceCommand { program, options: default_entry.options.clone(), plug: None }),
+            Some(program) => Some(FenceCommand {
+                program,
+                options: default_entry.options.clone(),
+                environment: default_entry.environment.clone(),
+                plug: None,
+            }),
             None if !default_entry.options.is_empty() => {
                 return Err(invalid("the default entry has options but no command".into()))
             }
@@ -159,13 +172,18 @@ impl FenceConfig {
                 }
             }
             let cmd = match (&entry.command, &default) {
-                (Some(program), _) => {
-                    FenceCommand { program: program.clone(), options: entry.options, plug: entry.plug }
-                }
+                (Some(program), _) => FenceCommand {
+                    program: program.clone(),
+                    options: entry.options,
+                    environment: entry.environment,
+                    plug: entry.plug,
+                },
                 (None, Some(d)) => {
                     let mut options = d.options.clone();
                     options.extend(entry.options);
-                    FenceCommand { program: d.program.clone(), options, plug: entry.plug }
+                    let mut environment = d.environment.clone();
+                    environment.extend(entry.environment);
+                    FenceCommand { program: d.program.clone(), options, environment, plug: entry.plug }
                 }
                 (None, None) => return Err(invalid(format!("target {name:?} has no command and there is no default"))),
             };

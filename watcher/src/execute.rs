@@ -62,6 +62,8 @@ pub struct Invocation<'a> {
     pub stdin: String,
     /// `GFS2_FENCE_REQUEST_ID` in its environment.
     pub request_id: &'a str,
+    /// The configuration's variables for it.
+    pub environment: &'a std::collections::BTreeMap<String, String>,
 }
 
 /// The options of `cmd` as stdin lines.
@@ -135,13 +137,13 @@ pub async fn execute(
     };
     // Started without forking the watcher (large when many requests are pending) and without an
     // intermediate program; the death signal is set before the exec (`ha::child::spawn`).
-    let spawn = Spawn {
-        program,
-        args: &[],
-        env: &[("GFS2_FENCE_REQUEST_ID", inv.request_id)],
-        base_env: BaseEnv::Minimal,
-        inherit,
-    };
+    let env: Vec<(&str, &str)> = inv
+        .environment
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain(std::iter::once(("GFS2_FENCE_REQUEST_ID", inv.request_id)))
+        .collect();
+    let spawn = Spawn { program, args: &[], env: &env, base_env: BaseEnv::Minimal, inherit };
     let spawned = match ha::child::spawn(&spawn) {
         Ok(s) => s,
         Err(e) => return failed(e),
@@ -208,6 +210,7 @@ mod tests {
     #[test]
     fn stdin_carries_action_plug_port_nodename_and_options() {
         let cmd = FenceCommand {
+            environment: BTreeMap::new(),
             program: "/bin/true".into(),
             options: BTreeMap::from([("ip".to_string(), "10.0.0.3".to_string())]),
             plug: None,

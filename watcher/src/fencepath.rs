@@ -21,7 +21,12 @@ pub async fn check(shared: &Shared) -> Health {
     let (_keep, mut never) = watch::channel(false);
     let mut paths = Vec::new();
     for (cmd, targets, default) in s.fence.paths() {
-        let inv = Invocation { program: &cmd.program, stdin: execute::monitor_text(&cmd), request_id: "health-check" };
+        let inv = Invocation {
+            program: &cmd.program,
+            stdin: execute::monitor_text(&cmd),
+            request_id: "health-check",
+            environment: &cmd.environment,
+        };
         let exec = execute::execute(inv, MONITOR_TIMEOUT, None, &mut never, |_| {}).await;
         let ok = exec.ending == Ending::Exited(0);
         let message = match (&exec.ending, exec.output.is_empty()) {

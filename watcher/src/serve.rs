@@ -90,7 +90,12 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
         let budget = BootTime::now().until(*deadline).min(s.exec_timeout);
         tracing::info!(request_id = %id, target = %req.target_node, action = %req.action, attempt,
             coalesced = runnable.len() - 1, command = %cmd.program.display(), budget_ms = budget.as_millis() as u64, "executing");
-        let inv = Invocation { program: &cmd.program, stdin: execute::stdin_text(cmd, &req), request_id: id };
+        let inv = Invocation {
+            program: &cmd.program,
+            stdin: execute::stdin_text(cmd, &req),
+            request_id: id,
+            environment: &cmd.environment,
+        };
         let exec = execute::execute(inv, budget, inherit, &mut abort, |pid| {
             shared.member.lock().unwrap().child_started(pid);
             let a = ha::attempts::Attempt {

@@ -242,3 +242,57 @@ fn the_metrics_port_can_stop_fencing() {
         watcher.stderr_text()
     );
 }
+
+#[test]
+fn what_fence_commands_inherit() {
+    let w = World::new();
+    let seen = w.dir.path().join("seen");
+    let script = w.dir.path().join("fence_env");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ncat >/dev/null\n{{ env; echo FDS; ls -l /proc/$$/fd; }} > {}.$$\nexit 0\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let config = w.dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"default":{{"command":"{}","environment":{{"SITE_VAR":"site-value"}}}}}}"#, script.display()),
+    )
+    .unwrap();
+    // The watcher's parent leaves descriptor 7 open for it and a secret in its environment.
+    let stderr = w.dir.path().join("w.stderr");
+    let child = std::process::Command::new("bash")
+        .args(["-c", "exec 7</etc/hostname; exec \"$@\"", "bash", watcher_bin()])
+        .args(["run", "--spool-dir", path_str(&w.spool), "--config", path_str(&config), "--id", "w1"])
+        .args(["--discovery-interval", "0", "--health-interval", "0"])
+        .env("GFS2_TEST_PARENT_SECRET", "hunter2")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let watcher = Proc { child, stderr };
+    let spool = w.spool();
+    assert!(
+        wait_until(Duration::from_secs(20), || ha::members::live_members(&spool).is_ok_and(|m| !m.is_empty())),
+        "{}",
+        watcher.stderr_text()
+    );
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    let file = std::fs::read_dir(w.dir.path())
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("seen."))
+        .expect("the fence command ran");
+    let text = std::fs::read_to_string(file.path()).unwrap();
+    let (env, fds) = text.split_once("FDS").unwrap();
+    assert!(env.contains("SITE_VAR=site-value") && env.contains("GFS2_FENCE_REQUEST_ID="), "{env}");
+    assert!(!env.contains("hunter2"), "the watcher's environment leaked: {env}");
+    assert!(!fds.contains("/etc/hostname"), "descriptor 7 of the watcher's parent reached the command: {fds}");
+    assert_eq!(fds.matches("/locks/").count(), 1, "the target lock, and nothing else of the watcher's: {fds}");
+    let watchers_own = [w.spool.to_str().unwrap(), "socket:", "anon_inode"];
+    for line in fds.lines().filter(|l| l.contains("->") && !l.contains("/locks/")) {
+        assert!(!watchers_own.iter().any(|own| line.contains(own)), "leaked: {line}");
+    }
+}
