@@ -232,6 +232,12 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         gfs2_discovery: discovery.now().map(|r| r.1.clone()),
     };
     let path = exchange.requests.join(&name);
+    // Told to stop during the delay or discovery: publish nothing.
+    if let Some(sig) = signals.pending() {
+        let msg = format!("interrupted by {sig} before the request was published; nothing was asked of the responder");
+        record(Status::Failed, &discovery.now().cloned().unwrap_or_default(), &msg, None, None);
+        return Err(Failure::Fence(msg));
+    }
     if !fsio::write_new(&exchange.tmp_dir(), &path, &req.to_json())? {
         return Err(Failure::Fence(format!("{} already exists", path.display())));
     }

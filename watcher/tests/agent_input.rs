@@ -225,10 +225,7 @@ fn monitor_says_healthy_on_a_read_only_spool() {
         healthy = stdin(&format!("{d}/view/spool"), ""),
         ext = stdin(&format!("{d}/view/ext"), "responder=external\\n"),
     );
-    let out = std::process::Command::new("unshare")
-        .args(["-rm", "bash", "-euc", &script])
-        .output()
-        .expect("unshare (util-linux) is needed");
+    let out = in_namespace(&script);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     for want in ["watchers-rw=0", "external-rw=0", "watchers-ro=1", "external-ro=1"] {

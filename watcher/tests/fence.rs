@@ -311,3 +311,17 @@ fn an_external_responders_request_given_up_is_taken_back() {
     assert!(text(&out.stderr).contains("was removed"), "{}", text(&out.stderr));
     assert!(w.files("requests").is_empty(), "{:?}", w.files("requests"));
 }
+
+#[test]
+fn a_sigterm_during_the_delay_publishes_nothing() {
+    let w = World::new();
+    w.spool().prepare(&ha::spool::AGENT_DIRS).unwrap();
+    let agent = w.spawn_agent("action=off\nport=n1\nresponder=external\ndelay=2\nfence_timeout=30\n");
+    // The agent has started its delay once its operational log says the fence was requested.
+    assert!(wait_until(Duration::from_secs(20), || w.log("fence-events.log").contains("Fence action requested")));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent.id() as i32), Signal::SIGTERM).unwrap();
+    let out = agent.wait_with_output().unwrap();
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("before the request was published"), "{}", text(&out.stderr));
+    assert!(w.files("requests").is_empty(), "{:?}", w.files("requests"));
+}

@@ -6,13 +6,6 @@ mod common;
 
 use common::*;
 
-fn in_namespace(script: &str) -> std::process::Output {
-    std::process::Command::new("unshare")
-        .args(["-rm", "bash", "-euc", script])
-        .output()
-        .expect("unshare (util-linux) is needed")
-}
-
 #[test]
 fn a_full_log_disk_only_warns_and_a_full_spool_disk_fails_clearly() {
     let w = World::new();

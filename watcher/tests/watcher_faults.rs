@@ -76,10 +76,7 @@ fn a_full_disk_panics_the_standby_and_a_stale_heartbeat_judges_peers() {
         watcher = watcher_bin(),
         exec = executor_bin(),
     );
-    let out = std::process::Command::new("unshare")
-        .args(["-rm", "bash", "-euc", &script])
-        .output()
-        .expect("unshare (util-linux) is needed");
+    let out = in_namespace(&script);
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(out.status.success(), "{stdout}\n{stderr}");
     assert!(stdout.contains("both-alive-after-full-disk"), "{stdout}\n{stderr}");
@@ -206,12 +203,7 @@ fn the_metrics_port_can_stop_fencing() {
         .spawn()
         .expect("prlimit (util-linux) is needed");
     let watcher = Proc { child, stderr };
-    let spool = w.spool();
-    assert!(
-        wait_until(Duration::from_secs(20), || ha::members::live_members(&spool).is_ok_and(|m| !m.is_empty())),
-        "{}",
-        watcher.stderr_text()
-    );
+    w.await_live(&watcher);
     // 400 idle connections (beyond the watcher's 256 descriptors) from an unprivileged user (nobody,
     // when the test runs as root), each held by a subshell of its own.
     let flood = format!(
@@ -273,12 +265,7 @@ fn what_fence_commands_inherit() {
         .spawn()
         .unwrap();
     let watcher = Proc { child, stderr };
-    let spool = w.spool();
-    assert!(
-        wait_until(Duration::from_secs(20), || ha::members::live_members(&spool).is_ok_and(|m| !m.is_empty())),
-        "{}",
-        watcher.stderr_text()
-    );
+    w.await_live(&watcher);
     assert_exit(&w.agent("action=off\nport=n1\n"), 0);
     let file = std::fs::read_dir(w.dir.path())
         .unwrap()

@@ -219,6 +219,15 @@ impl World {
         proc
     }
 
+    /// Waits until some watcher of this spool is live (a watcher started by hand, not by
+    /// [`World::watcher`]); `proc` is shown when none becomes live.
+    pub fn await_live(&self, proc: &Proc) {
+        let spool = self.spool();
+        let live =
+            wait_until(Duration::from_secs(20), || ha::members::live_members(&spool).is_ok_and(|m| !m.is_empty()));
+        assert!(live, "no watcher became live: {}", proc.stderr_text());
+    }
+
     /// Runs a watcher that must refuse to start; returns what it said.
     pub fn watcher_refused(&self, args: &[&str]) -> String {
         let mut cmd = Command::new(watcher_bin());
@@ -377,6 +386,12 @@ impl World {
         let bytes = std::fs::read(self.sub("requests").join(found.unwrap())).unwrap();
         ha::request::Request::parse(&bytes).unwrap()
     }
+}
+
+/// Runs `script` with `bash -euc` in a private user and mount namespace (`unshare -rm`), where it
+/// may mount a small or read-only tmpfs without root.
+pub fn in_namespace(script: &str) -> Output {
+    Command::new("unshare").args(["-rm", "bash", "-euc", script]).output().expect("unshare (util-linux) is needed")
 }
 
 pub fn text(b: &[u8]) -> String {
