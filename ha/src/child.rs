@@ -158,6 +158,28 @@ pub fn become_subreaper() -> std::io::Result<()> {
     nix::sys::prctl::set_child_subreaper(true).map_err(std::io::Error::from)
 }
 
+/// This process's children: from `/proc/self/task/<tid>/children` (a few small reads), or, where the
+/// kernel lacks that file, every process in `/proc` (checked by its parent pid by the caller).
+fn children() -> Vec<i32> {
+    let parse = |text: &str| text.split_whitespace().filter_map(|p| p.parse::<i32>().ok()).collect::<Vec<_>>();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        let mut found = Vec::new();
+        let mut readable = false;
+        for t in tasks.flatten() {
+            if let Ok(text) = std::fs::read_to_string(t.path().join("children")) {
+                readable = true;
+                found.extend(parse(&text));
+            }
+        }
+        if readable {
+            return found;
+        }
+    }
+    std::fs::read_dir("/proc")
+        .map(|d| d.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()).collect())
+        .unwrap_or_default()
+}
+
 /// SIGKILLs (with its process group, when it leads one) and reaps every child of this process that
 /// [`spawn`] did not start: descendants of ended fence commands, adopted through
 /// [`become_subreaper`]. They may still hold the fence's target lock or its output pipes; nothing of
@@ -165,9 +187,8 @@ pub fn become_subreaper() -> std::io::Result<()> {
 pub fn kill_escaped() -> usize {
     let me = std::process::id() as i32;
     let spawned = SPAWNED.lock().unwrap_or_else(|p| p.into_inner());
-    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
     let mut n = 0;
-    for pid in dir.flatten().filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok()) {
+    for pid in children() {
         let Some(stat) = crate::procfs::stat(pid as u32) else { continue };
         if stat.ppid as i32 != me || spawned.contains(&pid) {
             continue;

@@ -56,6 +56,9 @@ pub struct Shared {
     pub member: Mutex<Member>,
     /// Counters and gauges, updated by every task, read by `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// Set by the last recovery when it left a dead claim because its key's lock was still held (the
+    /// dead holder's fence command not gone yet): the main loop retries shortly. Main loop only.
+    pub recovery_deferred: std::sync::atomic::AtomicBool,
 }
 
 /// Recovers dead watchers' claims, counting them.
@@ -67,15 +70,21 @@ pub fn recover(shared: &Shared) {
 /// except for the key `held`, whose lock the caller holds already. Returns what was recovered.
 pub fn recover_except(shared: &Shared, held: Option<&str>) -> Vec<ha::recover::Recovered> {
     let spool = &shared.settings.spool;
+    let mut deferred = false;
     let key_lock = |req: &ha::request::Request| -> Result<ha::recover::KeyLock, ha::HaError> {
         let key = shared.settings.fence.exclusion_key(&req.target_node);
         if held == Some(key.as_str()) {
             return Ok(Some(None));
         }
         let path = spool.target_lock(&key);
-        Ok(ha::fsio::lock::try_exclusive(ha::fsio::lock::open_lock_file(&path)?, &path)?.map(Some))
+        let lock = ha::fsio::lock::try_exclusive(ha::fsio::lock::open_lock_file(&path)?, &path)?;
+        // Held: the dead holder's fence command is still dying, or a peer fences that key now.
+        deferred |= lock.is_none();
+        Ok(lock.map(Some))
     };
-    match ha::recover::recover_with(spool, key_lock) {
+    let result = ha::recover::recover_with(spool, key_lock);
+    shared.recovery_deferred.store(deferred, std::sync::atomic::Ordering::Relaxed);
+    match result {
         Ok(done) => {
             shared.metrics.recovered(done.len());
             done
@@ -111,7 +120,13 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     notify::notify("READY=1");
     tracing::info!(watcher_id = %settings.id, spool = %spool.base().display(), "watcher started");
 
-    let shared = Arc::new(Shared { settings, boot_id, member: Mutex::new(member), metrics: Default::default() });
+    let shared = Arc::new(Shared {
+        settings,
+        boot_id,
+        member: Mutex::new(member),
+        metrics: Default::default(),
+        recovery_deferred: Default::default(),
+    });
     if let Some(addr) = shared.settings.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -178,7 +193,13 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
             // A target held by another process: try again soon, not only at the next event.
-            _ = tokio::time::sleep(BUSY_RETRY), if busy => dirty = true,
+            // A dead claim whose key lock was still held (its fence command dying): recover it soon.
+            _ = tokio::time::sleep(BUSY_RETRY), if busy || shared.recovery_deferred.load(std::sync::atomic::Ordering::Relaxed) => {
+                if shared.recovery_deferred.load(std::sync::atomic::Ordering::Relaxed) {
+                    recover(&shared);
+                }
+                dirty = true;
+            }
             ready = readable(inotify.as_ref()) => {
                 if let Some(guard) = ready {
                     if drain_events(guard, &mut index, &shared) && peers.arm(&spool, &s.id) {
