@@ -52,9 +52,9 @@ pub fn request_id_of_file(file_name: &str) -> Option<&str> {
 pub enum Naming {
     /// `<uuid>.json`: the seed's Python tools and this project's agent and watchers.
     V1,
-    /// `<target>-<uuid>.json`: upstream's `fence_recorder` and `fence_dummy --type=recorder`; nnf-sos
-    /// answers under the request's name, whatever it is. Written as the hidden `.<name>.tmp` beside
-    /// it, then renamed.
+    /// `<target>-<uuid>.json`: upstream's `fence_recorder` and `fence_dummy --type=recorder` (which
+    /// write a hidden `.<name>.tmp` beside it, then rename); nnf-sos answers under the request's name,
+    /// whatever it is.
     V2,
 }
 
@@ -65,12 +65,6 @@ impl Naming {
             Naming::V1 => format!("{id}.json"),
             Naming::V2 => format!("{target}-{id}.json"),
         }
-    }
-
-    /// The hidden temporary name a writer of this generation uses beside `file_name`: every reader
-    /// of the protocol skips names starting with `.`.
-    pub fn temp_name(file_name: &str) -> String {
-        format!(".{file_name}.tmp")
     }
 }
 
@@ -102,7 +96,8 @@ mod tests {
         let mut forms = Vec::new();
         for naming in [Naming::V1, Naming::V2] {
             let file = naming.file_name(&target, id);
-            forms.push(Naming::temp_name(&file));
+            // Upstream's v2 clients write `.<name>.tmp` beside the request.
+            forms.push(format!(".{file}.tmp"));
             forms.push(crate::fsio::temp_name(&file, pid_max.parse().unwrap(), &uuid32));
             forms.push(crate::fsio::temp_name(&format!("{file}.reason"), pid_max.parse().unwrap(), &uuid32));
             // Quarantine and done/ keep colliding names with a `.<uuid32>` suffix (fsio::move_into).
@@ -130,7 +125,6 @@ mod tests {
         assert_eq!(request_id_of_file(&format!(".{id}.json")), None);
         assert_eq!(Naming::V1.file_name("n1", id), format!("{id}.json"));
         assert_eq!(Naming::V2.file_name("n1", id), format!("n1-{id}.json"));
-        assert_eq!(Naming::temp_name("n1-x.json"), ".n1-x.json.tmp");
     }
 }
 
