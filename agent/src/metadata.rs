@@ -10,9 +10,10 @@ const SHORTDESC: &str = "Fence agent that records GFS2 fence events and fences t
 const LONGDESC: &str = "fence_gfs2_recorder runs on the rabbit storage nodes of HPE Near Node Flash. \
 For each fence action it records the event, with the GFS2 file systems involved, in three logs \
 (fence-events.log, fence-events-readable.log, fence-events-detailed.jsonl), writes a request file into a \
-local spool directory and waits for the response of the gfs2-fence-watcher processes, which run the real \
-fence command (fence_nnf, fence_ipmilan, ...). With no live watcher the fence fails at once, so that \
-Pacemaker moves to the next fencing level.";
+local spool directory and waits for the response of its responder (the responder parameter): the \
+gfs2-fence-watcher processes, which run the real fence command (fence_nnf, fence_ipmilan, ...), nnf-sos, \
+which fences by removing the node's GFS2 storage, or another program speaking the file protocol. With no \
+live watcher the fence fails at once, so that Pacemaker moves to the next fencing level.";
 const VENDOR_URL: &str = "https://github.com/NearNodeFlash";
 
 fn esc(s: &str) -> String {
