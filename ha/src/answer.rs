@@ -65,12 +65,12 @@ pub fn not_an_answer(path: &std::path::Path, id: &str) -> Option<String> {
     }
 }
 
-/// Places `resp` as `responses/<id>.json`, unless a real response is already there. Whatever else is
-/// at that path is moved to `quarantine/` with a `.reason` file first, and the real answer takes its
-/// place.
-pub fn respond(spool: &Spool, resp: &Response) -> Result<Placed> {
+/// Places `resp` as `responses/<name>` (`name`: the request's own file name, which its client
+/// reads), unless a real response is already there. Whatever else is at that path is moved to
+/// `quarantine/` with a `.reason` file first, and the real answer takes its place.
+pub fn respond(spool: &Spool, resp: &Response, name: &str) -> Result<Placed> {
     let id = &resp.request_id;
-    let dest = spool.response_path(id);
+    let dest = spool.dir(Dir::Responses).join(name);
     let mut tmp = TempFile::write(&spool.dir(Dir::Tmp), &format!("{id}.response"), &resp.to_json())?;
     loop {
         match tmp.place(&dest)? {
@@ -137,11 +137,13 @@ pub fn finish_orphan(spool: &Spool, lease: Lock, id: &str, file_name: &str) -> R
 }
 
 /// Puts the request back in `requests/` as a fresh file, removes the claimed file, drops the lease.
-pub fn requeue(spool: &Spool, lease: Lock, id: &str, bytes: &[u8]) -> Result<()> {
+pub fn requeue(spool: &Spool, lease: Lock, id: &str, name: &str, bytes: &[u8]) -> Result<()> {
     // The claimed file kept the request's modification time through its rename: the requeued copy
-    // keeps it too, so the request keeps its place in its target's submission order.
+    // keeps it too, so the request keeps its place in its target's submission order. It keeps its
+    // own name (`name`), in the generation its client wrote.
     let submitted = lease.file().metadata().and_then(|m| m.modified()).ok();
-    let placed = fsio::write_new_dated(&spool.dir(Dir::Tmp), &spool.request_path(id), bytes, submitted)?;
+    let dest = spool.dir(Dir::Requests).join(name);
+    let placed = fsio::write_new_dated(&spool.dir(Dir::Tmp), &dest, bytes, submitted)?;
     if !placed {
         tracing::warn!(request_id = %id, "a request with this id was already queued; keeping that one");
     }
@@ -157,7 +159,8 @@ pub fn requeue(spool: &Spool, lease: Lock, id: &str, bytes: &[u8]) -> Result<()>
 
 /// Releases a claim that will not be executed by this watcher (shutdown before the fence ran).
 pub fn release(spool: &Spool, claimed: Claimed) -> Result<()> {
-    requeue(spool, claimed.lease, &claimed.name.id, &claimed.bytes)
+    let name = claimed.file_name();
+    requeue(spool, claimed.lease, &claimed.name.id, &name, &claimed.bytes)
 }
 
 #[cfg(test)]
@@ -187,9 +190,9 @@ mod tests {
             outcome: None,
             epoch: None,
         };
-        assert_eq!(respond(&spool, &resp).unwrap(), Placed::First);
+        assert_eq!(respond(&spool, &resp, &format!("{id}.json")).unwrap(), Placed::First);
         assert!(fifo.drain(), "woken");
-        assert!(matches!(respond(&spool, &resp).unwrap(), Placed::Superseded(_)));
+        assert!(matches!(respond(&spool, &resp, &format!("{id}.json")).unwrap(), Placed::Superseded(_)));
         assert!(!fifo.drain(), "a superseded response changes nothing the agent reads");
     }
 }

@@ -8,7 +8,8 @@
 //!    one link (quarantined, answered `rejected`). Read and parse it under the lock. A file that does not parse yet and is younger than
 //!    [`IN_PLACE_GRACE`] may still be being written in place by the original agent: leave it. Any
 //!    other bad file is moved to `quarantine/` with a `.reason` file: never dropped.
-//! 4. Move it with `RENAME_NOREPLACE` to `claimed/<id>.<watcher>.<attempt>.json`. The flock moves
+//! 4. Move it with `RENAME_NOREPLACE` to `claimed/<id>.<watcher>.<attempt>.json` (`….v2.json` for a
+//!    request named `<target>-<id>.json`, whose content must name that target). The flock moves
 //!    with the file and is the lease: held for the whole execution, dropped by the kernel if the
 //!    holder dies. A failed move means another watcher won.
 //!
@@ -21,7 +22,7 @@ use std::time::{Duration, SystemTime};
 use crate::error::{HaError, Result};
 use crate::fsio::lock::{self, Lock};
 use crate::fsio::{self, Moved, ReadError};
-use crate::names::{request_id_of_file, ClaimName};
+use crate::names::{parse_request_file, ClaimName};
 use crate::request::{Rejection, Request};
 use crate::spool::{Dir, Spool};
 
@@ -45,6 +46,12 @@ impl Claimed {
     /// Where the claimed file is.
     pub fn path(&self, spool: &Spool) -> PathBuf {
         spool.dir(Dir::Claimed).join(self.name.to_string())
+    }
+
+    /// The request's own file name, which its answer carries too (`<id>.json`, or v2's
+    /// `<target>-<id>.json`).
+    pub fn file_name(&self) -> String {
+        self.name.naming.file_name(&self.request.target_node, &self.name.id)
     }
 
     /// Whether the claim is still ours: the claimed name still refers to the file we hold locked.
@@ -109,7 +116,8 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Claim::Busy),
         Err(e) => return Err(HaError::io("stat", &path, e)),
     };
-    let id = request_id_of_file(file_name).map(str::to_string);
+    let named = parse_request_file(file_name);
+    let id = named.as_ref().map(|n| n.id.clone());
     let reject = |reason: Rejection, bytes: &[u8]| -> Result<Claim> {
         quarantine(spool, &path, &reason.to_string()).map(|moved| match moved {
             Some(moved_to) => Claim::Quarantined(Quarantined {
@@ -162,6 +170,11 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
         Ok(r) if r.request_id != id_str => {
             return reject(Rejection::NameMismatch { id: r.request_id, file: file_name.to_string() }, &bytes)
         }
+        // A v2 client trusts only the file name: a request whose content names another node than its
+        // name would be answered for the wrong node.
+        Ok(r) if named.as_ref().and_then(|n| n.target.as_deref()).is_some_and(|t| t != r.target_node) => {
+            return reject(Rejection::TargetMismatch { target: r.target_node, file: file_name.to_string() }, &bytes)
+        }
         Ok(r) => r,
         Err(Rejection::BadJson(_)) if young(&meta) => return Ok(Claim::NotReady),
         Err(r) => return reject(r, &bytes),
@@ -170,6 +183,7 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
         id: id_str.clone(),
         watcher: watcher_id.to_string(),
         attempt: crate::attempts::count(spool, &id_str)? + 1,
+        naming: named.as_ref().map_or(crate::names::Naming::V1, |n| n.naming),
     };
     let dest = spool.dir(Dir::Claimed).join(name.to_string());
     match fsio::move_noreplace(&path, &dest)? {

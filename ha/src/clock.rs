@@ -32,6 +32,18 @@ impl BootTime {
     }
 }
 
+/// Where a wall-clock time (a file's mtime) falls on this boot's CLOCK_BOOTTIME: `None` when it is
+/// before this boot. For files written by programs that record no boot-time deadline; the wall clock
+/// is read once, here, against the boot clock.
+pub fn boottime_of(wall: std::time::SystemTime) -> Option<BootTime> {
+    let now = BootTime::now();
+    match std::time::SystemTime::now().duration_since(wall) {
+        Ok(age) => now.0.checked_sub(age.as_nanos().min(u64::MAX as u128) as u64).map(BootTime),
+        // A time in the future (a clock step, or a forged mtime) never extends a deadline.
+        Err(_) => Some(now),
+    }
+}
+
 /// The kernel's boot id (a UUID that changes at every boot).
 pub fn boot_id() -> Result<String> {
     let path = std::path::Path::new("/proc/sys/kernel/random/boot_id");
@@ -78,5 +90,10 @@ mod tests {
         assert_eq!(l.len(), 19, "{l}");
         assert_eq!(l.as_bytes()[10], b' ');
         assert_eq!(boot_id().unwrap().len(), 36);
+        let now = std::time::SystemTime::now();
+        let b = boottime_of(now - Duration::from_secs(1)).unwrap();
+        assert!(BootTime::now().until(b).is_zero() && b.until(BootTime::now()) >= Duration::from_secs(1));
+        assert_eq!(boottime_of(std::time::UNIX_EPOCH), None, "before this boot");
+        assert!(boottime_of(now + Duration::from_secs(3600)).unwrap() <= BootTime::now(), "the future is now");
     }
 }

@@ -37,13 +37,15 @@ pub enum Disposition {
 
 /// The instant a request must be answered by, on this boot's CLOCK_BOOTTIME.
 ///
-/// A request from this design carries its own deadline; one from another boot is already past; one in
-/// the original format gets `default_budget` from the moment a watcher first saw it.
-pub fn deadline_of(req: &Request, this_boot: &str, first_seen: BootTime, default_budget: Duration) -> BootTime {
+/// A request from this design carries its own deadline; one from another boot is already past. One
+/// without (the seed's format, upstream's v2 clients) gets `default_budget` from when its file was
+/// written (`written`, on this boot's clock: `None` when that was before this boot, so it is past):
+/// after a backlog or a restart it is never run after its client gave up.
+pub fn deadline_of(req: &Request, this_boot: &str, written: Option<BootTime>, default_budget: Duration) -> BootTime {
     match (req.deadline_boottime_ns, req.boot_id.as_deref()) {
         (Some(ns), Some(boot)) if boot == this_boot => BootTime(ns),
         (Some(_), Some(_)) => BootTime(0),
-        _ => first_seen.after(default_budget),
+        _ => written.map_or(BootTime(0), |w| w.after(default_budget)),
     }
 }
 
@@ -102,11 +104,12 @@ mod tests {
 
     #[test]
     fn deadlines_come_from_the_request_the_boot_or_the_default() {
-        let seen = BootTime(1_000);
+        let written = Some(BootTime(1_000));
         let d = Duration::from_nanos(50);
-        assert_eq!(deadline_of(&req(Some(77), Some("b")), "b", seen, d), BootTime(77));
-        assert_eq!(deadline_of(&req(Some(77), Some("old")), "b", seen, d), BootTime(0));
-        assert_eq!(deadline_of(&req(None, None), "b", seen, d), BootTime(1_050));
+        assert_eq!(deadline_of(&req(Some(77), Some("b")), "b", written, d), BootTime(77));
+        assert_eq!(deadline_of(&req(Some(77), Some("old")), "b", written, d), BootTime(0));
+        assert_eq!(deadline_of(&req(None, None), "b", written, d), BootTime(1_050));
+        assert_eq!(deadline_of(&req(None, None), "b", None, d), BootTime(0), "written before this boot");
     }
 
     #[test]

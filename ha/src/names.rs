@@ -47,6 +47,33 @@ pub fn request_id_of_file(file_name: &str) -> Option<&str> {
     parse_request_id(id).map(|_| id)
 }
 
+/// What a request file's name in `requests/` says, in either generation (see [`Naming`]). Its answer
+/// carries the same name; the name must agree with the content (id, and for v2 the target).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFile {
+    /// The request id.
+    pub id: String,
+    /// The generation of the name.
+    pub naming: Naming,
+    /// The target the name carries (v2 only).
+    pub target: Option<String>,
+}
+
+/// Parses `<uuid>.json` (v1: the seed's and ours) or `<target>-<uuid>.json` (v2: upstream's clients).
+pub fn parse_request_file(file_name: &str) -> Option<RequestFile> {
+    let stem = file_name.strip_suffix(".json")?;
+    if parse_request_id(stem).is_some() {
+        return Some(RequestFile { id: stem.to_string(), naming: Naming::V1, target: None });
+    }
+    let split = stem.len().checked_sub(37)?;
+    let (target, id) = (stem.get(..split)?, stem.get(split..)?.strip_prefix('-')?);
+    (is_safe_name(target) && parse_request_id(id).is_some()).then(|| RequestFile {
+        id: id.to_string(),
+        naming: Naming::V2,
+        target: Some(target.to_string()),
+    })
+}
+
 /// The naming generation of a request file and of its answer, which carries the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Naming {
@@ -105,7 +132,8 @@ mod tests {
             forms.push(format!("{id}.superseded.{watcher}.{}.json", u32::MAX));
             forms.push(file);
         }
-        let claim = ClaimName { id: id.into(), watcher: watcher.clone(), attempt: u32::MAX }.to_string();
+        let claim =
+            ClaimName { id: id.into(), watcher: watcher.clone(), attempt: u32::MAX, naming: Naming::V2 }.to_string();
         forms.push(format!("{claim}.stuck"));
         forms.push(format!("{claim}.{uuid32}"));
         forms.push(format!("{watcher}.lock"));
@@ -125,6 +153,18 @@ mod tests {
         assert_eq!(request_id_of_file(&format!(".{id}.json")), None);
         assert_eq!(Naming::V1.file_name("n1", id), format!("{id}.json"));
         assert_eq!(Naming::V2.file_name("n1", id), format!("n1-{id}.json"));
+        let v2 = parse_request_file(&format!("compute-1.rack-{id}.json")).unwrap();
+        assert_eq!((v2.id.as_str(), v2.naming, v2.target.as_deref()), (id, Naming::V2, Some("compute-1.rack")));
+        assert_eq!(parse_request_file(&format!("{id}.json")).unwrap().naming, Naming::V1);
+        for bad in [
+            format!("-{id}.json"),
+            format!("a b-{id}.json"),
+            format!("n1_{id}.json"),
+            format!("n1-{id}"),
+            "x.json".into(),
+        ] {
+            assert_eq!(parse_request_file(&bad), None, "{bad}");
+        }
     }
 }
 
@@ -137,25 +177,33 @@ pub struct ClaimName {
     pub watcher: String,
     /// Which execution attempt (1-based).
     pub attempt: u32,
+    /// The generation of the request's own name, kept so that its answer (and a requeued copy) carry
+    /// the name its client reads: `.v2` before `.json` for v2 (unambiguous: an attempt is digits).
+    pub naming: Naming,
 }
 
 impl ClaimName {
     /// Parses a file name in `claimed/`.
     pub fn parse(file_name: &str) -> Option<ClaimName> {
         let stem = file_name.strip_suffix(".json")?;
+        let (stem, naming) = match stem.strip_suffix(".v2") {
+            Some(s) => (s, Naming::V2),
+            None => (stem, Naming::V1),
+        };
         let (id, rest) = (stem.get(..36)?, stem.get(36..)?.strip_prefix('.')?);
         parse_request_id(id)?;
         let (watcher, attempt) = rest.rsplit_once('.')?;
         if !is_safe_name(watcher) {
             return None;
         }
-        Some(ClaimName { id: id.to_string(), watcher: watcher.to_string(), attempt: attempt.parse().ok()? })
+        Some(ClaimName { id: id.to_string(), watcher: watcher.to_string(), attempt: attempt.parse().ok()?, naming })
     }
 }
 
 impl std::fmt::Display for ClaimName {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}.{}.{}.json", self.id, self.watcher, self.attempt)
+        let generation = if self.naming == Naming::V2 { ".v2" } else { "" };
+        write!(f, "{}.{}.{}{generation}.json", self.id, self.watcher, self.attempt)
     }
 }
 
@@ -165,9 +213,13 @@ mod claim_name_tests {
 
     #[test]
     fn claim_names_round_trip_even_with_dots_in_watcher_ids() {
-        let c =
-            ClaimName { id: "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c".into(), watcher: "rabbit.w-1".into(), attempt: 3 };
-        assert_eq!(ClaimName::parse(&c.to_string()), Some(c));
+        let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        for naming in [Naming::V1, Naming::V2] {
+            let c = ClaimName { id: id.into(), watcher: "rabbit.w-1".into(), attempt: 3, naming };
+            assert_eq!(ClaimName::parse(&c.to_string()), Some(c));
+        }
+        let odd = ClaimName { id: id.into(), watcher: "w.v2".into(), attempt: 1, naming: Naming::V1 };
+        assert_eq!(ClaimName::parse(&odd.to_string()), Some(odd), "a watcher id ending in .v2 stays v1");
         assert_eq!(ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.json"), None);
         assert_eq!(ClaimName::parse("0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.w.x.json"), None);
     }

@@ -73,7 +73,25 @@ pub fn recover_with(
         if !still_there {
             continue;
         }
-        let response_exists = spool.response_path(&name.id).symlink_metadata().is_ok();
+        // The claim's content names the target, which a v2 request's answer carries in its name.
+        let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE) {
+            Ok(b) => b,
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(e) => {
+                drop(lease);
+                claim::quarantine(spool, &path, &format!("unreadable claim: {e}"))?;
+                done.push(Recovered::Quarantined(file_name));
+                continue;
+            }
+        };
+        let Ok(req) = crate::request::Request::parse(&bytes) else {
+            drop(lease);
+            claim::quarantine(spool, &path, "unparsable claim")?;
+            done.push(Recovered::Quarantined(file_name));
+            continue;
+        };
+        let request_name = name.naming.file_name(&req.target_node, &name.id);
+        let response_exists = spool.dir(Dir::Responses).join(&request_name).symlink_metadata().is_ok();
         match recovery(true, response_exists) {
             RecoveryAction::Leave => {}
             RecoveryAction::Finish => {
@@ -82,26 +100,10 @@ pub fn recover_with(
                 done.push(Recovered::Finished(name));
             }
             RecoveryAction::Requeue => {
-                let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE) {
-                    Ok(b) => b,
-                    Err(ReadError::Io(e)) => return Err(e),
-                    Err(e) => {
-                        drop(lease);
-                        claim::quarantine(spool, &path, &format!("unreadable claim: {e}"))?;
-                        done.push(Recovered::Quarantined(file_name));
-                        continue;
-                    }
-                };
-                let Ok(req) = crate::request::Request::parse(&bytes) else {
-                    drop(lease);
-                    claim::quarantine(spool, &path, "unparsable claim")?;
-                    done.push(Recovered::Quarantined(file_name));
-                    continue;
-                };
                 let Some(held) = key_lock(&req)? else {
                     continue;
                 };
-                answer::requeue(spool, lease, &name.id, &bytes)?;
+                answer::requeue(spool, lease, &name.id, &request_name, &bytes)?;
                 drop(held);
                 tracing::warn!(request_id = %name.id, dead_watcher = %name.watcher, attempt = name.attempt,
                     "recovered a dead watcher's claim: requeued");
@@ -157,15 +159,17 @@ pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
         let Ok(bytes) = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) else {
             continue;
         };
-        if crate::request::Request::parse(&bytes).is_err() {
+        let Ok(req) = crate::request::Request::parse(&bytes) else {
             continue;
-        }
+        };
+        let request_name = name.naming.file_name(&req.target_node, &name.id);
         // The waiver is the watchers' own mark, written before the request is queued again: nothing
         // in a request file can waive its target's lock.
         let why = format!("re-dispatched from watcher {watcher}, stuck in uninterruptible sleep\n");
         fsio::write_new(&spool.dir(Dir::Tmp), &spool.waiver(&name.id), why.as_bytes())?;
         let submitted = entry.metadata().and_then(|m| m.modified()).ok();
-        if !fsio::write_new_dated(&spool.dir(Dir::Tmp), &spool.request_path(&name.id), &bytes, submitted)? {
+        let dest = spool.dir(Dir::Requests).join(&request_name);
+        if !fsio::write_new_dated(&spool.dir(Dir::Tmp), &dest, &bytes, submitted)? {
             continue;
         }
         let stuck = spool.dir(Dir::Done).join(format!("{file_name}.stuck"));

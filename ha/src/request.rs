@@ -105,8 +105,8 @@ pub struct Request {
 /// Why a request file is refused (the text goes to its `.reason` file in `quarantine/`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {
-    /// The file name is not `<uuid>.json`.
-    #[error("file name {0:?} is not <request-uuid>.json")]
+    /// The file name is neither `<uuid>.json` nor `<target>-<uuid>.json`.
+    #[error("file name {0:?} is not <request-uuid>.json or <target>-<request-uuid>.json")]
     BadFileName(String),
     /// Over the size limit.
     #[error("file is larger than {0} bytes")]
@@ -125,6 +125,14 @@ pub enum Rejection {
     NameMismatch {
         /// The id inside.
         id: String,
+        /// The file name.
+        file: String,
+    },
+    /// A v2 file name (`<target>-<id>.json`) naming another target than the content.
+    #[error("target_node {target:?} does not match the file name {file:?}")]
+    TargetMismatch {
+        /// The target inside.
+        target: String,
         /// The file name.
         file: String,
     },

@@ -198,7 +198,7 @@ impl World {
             outcome: Some(outcome),
             epoch: None,
         };
-        let placed = answer::respond(&self.spool, &resp).unwrap();
+        let placed = answer::respond(&self.spool, &resp, &format!("{}.json", resp.request_id)).unwrap();
         assert_eq!(placed, Placed::First, "a second response for {id}");
         assert!(self.answered.insert(id));
         if die_before_retiring {

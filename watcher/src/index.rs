@@ -58,10 +58,10 @@ impl Index {
         let Ok(meta) = path.symlink_metadata() else {
             return;
         };
-        if ha::names::request_id_of_file(name).is_none() || !meta.file_type().is_file() {
+        let Some(named) = ha::names::parse_request_file(name).filter(|_| meta.file_type().is_file()) else {
             self.bad.insert(name.to_string());
             return;
-        }
+        };
         let bytes = match fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) {
             Ok(b) => b,
             Err(ReadError::Gone) => return,
@@ -73,7 +73,7 @@ impl Index {
         let young =
             SystemTime::now().duration_since(meta.modified().unwrap_or(UNIX_EPOCH)).is_ok_and(|a| a < IN_PLACE_GRACE);
         match Request::parse(&bytes) {
-            Ok(r) if format!("{}.json", r.request_id) == name => {
+            Ok(r) if named.naming.file_name(&r.target_node, &r.request_id) == name => {
                 let deadline_ns = match (r.deadline_boottime_ns, r.boot_id.as_deref()) {
                     (Some(ns), Some(b)) if b == boot_id => ns,
                     (Some(_), Some(_)) => 0,

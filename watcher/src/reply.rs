@@ -41,7 +41,8 @@ pub fn reject(shared: &Shared, q: &Quarantined) {
     let mut r = response(shared, id, q.action.as_deref().unwrap_or("unknown"), q.target.as_deref().unwrap_or(""));
     r.message = format!("request rejected and quarantined at {}: {}", q.moved_to.display(), q.reason);
     r.outcome = Some(Outcome::Rejected);
-    match answer::respond(&shared.settings.spool, &r) {
+    // Under the file's own name: the name its client waits for.
+    match answer::respond(&shared.settings.spool, &r, &q.file) {
         Ok(Placed::First) => shared.metrics.answered(&r.action_performed, "rejected"),
         Ok(Placed::Superseded(_)) => {}
         Err(e) => tracing::error!(request_id = %id, "answering a rejected request: {e}"),
@@ -63,7 +64,7 @@ pub fn answer_and_retire(
     }
     resp.duration_ms = Some(started.elapsed().as_millis() as u64);
     resp.timestamp = ha::clock::rfc3339_now();
-    let placed = answer::respond(spool, &resp)?;
+    let placed = answer::respond(spool, &resp, &claimed.file_name())?;
     if placed == Placed::First {
         let outcome = resp.outcome.map_or(if resp.success { "done" } else { "failed" }, Outcome::as_str);
         shared.metrics.answered(&resp.action_performed, outcome);

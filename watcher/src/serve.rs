@@ -52,7 +52,10 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
     let now = BootTime::now();
     let mut runnable: Vec<(Claimed, BootTime)> = Vec::new();
     for c in job.claims {
-        let deadline = decide::deadline_of(&c.request, &shared.boot_id, now, s.default_deadline);
+        // The claimed file kept the request file's mtime: when its client wrote it.
+        let written =
+            c.lease.file().metadata().and_then(|m| m.modified()).ok().map_or(Some(now), ha::clock::boottime_of);
+        let deadline = decide::deadline_of(&c.request, &shared.boot_id, written, s.default_deadline);
         let mut resp = reply::for_claim(shared, &c);
         resp.attempts = Some(c.name.attempt - 1);
         match decide::dispose(deadline, now, agent_state(&s.spool, &c.request.request_id), s.min_budget) {

@@ -77,6 +77,14 @@ impl Sweeper {
                 }
             }
             clear_tmp(&s.spool.dir(Dir::Tmp), s.tmp_max_age);
+            // Writers' hidden temporaries in requests/ (upstream's v2 clients write `.<name>.tmp`
+            // there, and so does our agent for an external responder): left alone while their writer
+            // may still be writing, removed once it cannot be.
+            let requests = s.spool.dir(Dir::Requests);
+            remove_dead_writers_temps(&requests);
+            remove_older_than(&requests, REQUESTS_TEMP_MAX_AGE, |p| {
+                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            });
             clear_waiting(&s.spool);
             if let Some(keep) = s.retention {
                 for d in [Dir::Done, Dir::Attempts] {
@@ -171,6 +179,10 @@ fn remove_dead_writers_temps(dir: &std::path::Path) {
     }
 }
 
+/// Age after which a hidden file in `requests/` is a dead writer's (upstream clients give up after
+/// their 60 s timeout).
+const REQUESTS_TEMP_MAX_AGE: Duration = Duration::from_secs(600);
+
 /// How old an unlocked waiting lock must be before it is removed: the file exists unlocked for a
 /// moment between the agent's open and its flock.
 const WAITING_GUARD: Duration = Duration::from_secs(60);
@@ -190,6 +202,7 @@ fn clear_waiting(spool: &ha::spool::Spool) {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(id) = name.strip_suffix(".lock").or_else(|| name.strip_suffix(".fifo")) else { continue };
         let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < cutoff);
+        // Our agents' requests are v1-named; a v2 client has no waiting files.
         let pending = spool.request_path(id).symlink_metadata().is_ok() || claimed.iter().any(|c| c.starts_with(id));
         let held = ha::fsio::lock::probe_held(&spool.waiting_lock(id)).ok().flatten() == Some(true);
         if old && !pending && !held {
