@@ -141,11 +141,20 @@ impl Rig {
     /// Times one fence; with `discovery`, the agent looks the target up in `discovery.json`.
     /// Returns the time and the agent's peak RSS in KiB.
     fn fence(&self, bins: &Bins, target: &str, discovery: bool) -> Result<(Duration, i64), Box<dyn std::error::Error>> {
+        self.fence_with(bins, target, if discovery { "discovery_timeout=0.5\n" } else { "no_gfs2_discovery=1\n" })
+    }
+
+    /// Times one fence with `extra` stdin lines (see [`Rig::fence`]).
+    fn fence_with(
+        &self,
+        bins: &Bins,
+        target: &str,
+        extra: &str,
+    ) -> Result<(Duration, i64), Box<dyn std::error::Error>> {
         let stdin = format!(
-            "action=off\nport={target}\nspool_dir={}\nlog_dir={}\n{}",
+            "action=off\nport={target}\nspool_dir={}\nlog_dir={}\n{extra}",
             self.spool.base().display(),
             self.root.join("logs").display(),
-            if discovery { "discovery_timeout=0.5\n" } else { "no_gfs2_discovery=1\n" }
         );
         let started = Instant::now();
         let mut child =
@@ -340,6 +349,15 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     let runs: Vec<(Duration, i64)> =
         (0..cfg.fences).map(|i| rig.fence(&bins, &format!("n{i}"), true)).collect::<Result<_, _>>()?;
     let agent_peak_snapshot = runs.iter().map(|r| r.1).max().unwrap_or(0);
+    // A protocol v2 client (our agent speaking upstream's names to an external responder, which our
+    // watchers are here): hidden temporary, <target>-<uuid>.json, inotify on responses/.
+    let mut v2times: Vec<Duration> = (0..cfg.fences)
+        .map(|i| {
+            rig.fence_with(&bins, &format!("v2n{i}"), "no_gfs2_discovery=1\nresponder=external\nprotocol=2\n")
+                .map(|r| r.0)
+        })
+        .collect::<Result<_, _>>()?;
+    v2times.sort();
     let mut dtimes: Vec<Duration> = runs.into_iter().map(|r| r.0).collect();
     dtimes.sort();
     let idle: Vec<u64> = {
@@ -358,6 +376,15 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     row(
         &format!("fence overhead, discovery from the leader's snapshot ({} nodes, same run)", cfg.fences),
         format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(&dtimes, 0.5), pct(&dtimes, 0.99), pct(&dtimes, 1.0)),
+    );
+    row(
+        &format!("fence overhead, a protocol v2 client through the watchers ({} fences, same run)", cfg.fences),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            pct(&v2times, 0.5),
+            pct(&v2times, 0.99),
+            pct(&v2times, 1.0)
+        ),
     );
     let polled = Rig::new(cfg, &bins, 3, false, false, &["--no-inotify", "--rescan-interval", "0.5"])?;
     let mut ptimes: Vec<Duration> = (0..cfg.polled_fences)

@@ -55,6 +55,8 @@ pub struct Observations {
     pub longest_leader_gap: Duration,
     /// Each request's submission time (its file's mtime, ns), target and action.
     pub submitted: HashMap<String, (u128, String, String)>,
+    /// Requests their agent took back unanswered when it gave up (v2 clients, external responders).
+    pub taken_back: BTreeSet<String>,
 }
 
 /// The verdict.
@@ -192,7 +194,12 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
         }
     }
 
-    let lost: Vec<String> = o.published.iter().filter(|id| !o.responses.contains_key(*id)).cloned().collect();
+    let lost: Vec<String> = o
+        .published
+        .iter()
+        .filter(|id| !o.responses.contains_key(*id) && !o.taken_back.contains(*id))
+        .cloned()
+        .collect();
     let mut wrong_answer = Vec::new();
     let mut late_success = 0;
     for a in &o.agents {

@@ -288,8 +288,11 @@ fn fire(cfg: &Config, seed: u64, agent: &Path, spool: &Path, logs: &Path) -> Vec
                 let target = format!("t{}", rng.random_range(0..cfg.targets));
                 let action = ["off", "reboot"][rng.random_range(0..2)];
                 let nodename = format!("req-{n}");
+                // One agent in four is a protocol v2 client: our agent with an external responder
+                // speaking upstream's names (hidden temporary, <target>-<uuid>.json, no waiting lock).
+                let v2 = if n % 4 == 3 { "responder=external\nprotocol=2\n" } else { "" };
                 let stdin = format!(
-                    "action={action}\nport={target}\nnodename={nodename}\nspool_dir={}\nlog_dir={}\nno_gfs2_discovery=1\nfence_timeout={}\n",
+                    "action={action}\nport={target}\nnodename={nodename}\nspool_dir={}\nlog_dir={}\nno_gfs2_discovery=1\nfence_timeout={}\n{v2}",
                     spool.display(),
                     logs.display(),
                     cfg.fence_timeout
@@ -319,6 +322,11 @@ fn observe(spool: &Spool, root: &Path, agents: Vec<AgentRun>, chaos: Vec<ChaosEv
     let jsonl = std::fs::read_to_string(root.join("logs/fence-events-detailed.jsonl")).unwrap_or_default();
     for line in jsonl.lines() {
         if let Ok(r) = serde_json::from_str::<agent::logs::EventRecord>(line) {
+            // An agent without our watchers' waiting lock takes its unanswered request back when it
+            // gives up: that request is not lost.
+            if r.status == "failed" && r.details.contains("unanswered request") && r.details.contains("was removed") {
+                o.taken_back.extend(r.request_id.clone());
+            }
             if let (Some(id), Some(node)) = (r.request_id, r.nodename) {
                 o.published.insert(id.clone());
                 o.id_of_nodename.insert(node, id);
