@@ -88,7 +88,8 @@ pub fn manpage() -> String {
     let _ = writeln!(m, ".SH DESCRIPTION\n.P\n{}", groff(LONGDESC));
     let _ = writeln!(m, ".SH PARAMETERS");
     for p in PARAMS.iter().filter(|p| !p.deprecated) {
-        let _ = writeln!(m, ".TP\n.B {}\n{}", groff(&getopt_mixed(p)), groff(p.desc));
+        let stop = if p.desc.ends_with('.') { "" } else { "." };
+        let _ = writeln!(m, ".TP\n.B {}\n{}{stop}", groff(&getopt_mixed(p)), groff(p.desc));
         let _ = writeln!(m, "This parameter is always optional. On stdin: \\fB{}\\fP.", groff(p.name));
         if let Some(d) = p.default {
             let _ = writeln!(m, "(Default Value: \\fB{}\\fP)", groff(d));

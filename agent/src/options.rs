@@ -300,12 +300,55 @@ impl Options {
 }
 
 /// The usage text for `-h`, generated from the parameter table.
+/// Width of the usage text, as fence-agents print it for an 80-column terminal.
+const USAGE_WIDTH: usize = 80;
+
+/// The usage text for `-h`, generated from the parameter table, laid out as fence-agents lay it out:
+/// the flag in a 30-column field, the description wrapped at 80 columns with continuation lines
+/// indented 40, the actions listed for `-o`, defaults shown.
 pub fn usage() -> String {
     let mut s = String::from("Usage:\n\tfence_gfs2_recorder [options]\nOptions:\n");
     for p in PARAMS.iter().filter(|p| !p.deprecated) {
-        s.push_str(&format!("   {:<40} {}\n", params::getopt_mixed(p), p.desc));
+        let mut text = if p.name == "action" {
+            let names: Vec<String> = params::ACTIONS
+                .iter()
+                .map(|(a, _)| if Some(*a) == p.default { format!("{a} (default)") } else { a.to_string() })
+                .collect();
+            let (last, rest) = names.split_last().expect("actions");
+            format!("Action: {} or {last}", rest.join(", "))
+        } else {
+            p.desc.to_string()
+        };
+        if let Some(d) = p.default.filter(|_| p.name != "action") {
+            text.push_str(&format!(" (Default: {d})"));
+        }
+        let head = format!("   {:<30} ", params::getopt_mixed(p));
+        s.push_str(&wrap(&head, &text, &" ".repeat(40)));
     }
     s
+}
+
+/// `text` after `head`, wrapped at [`USAGE_WIDTH`] with continuation lines after `indent`.
+fn wrap(head: &str, text: &str, indent: &str) -> String {
+    let mut out = String::new();
+    let mut line = head.to_string();
+    let mut empty = true;
+    for word in text.split_whitespace() {
+        if !empty && line.len() + 1 + word.len() > USAGE_WIDTH {
+            out.push_str(line.trim_end());
+            out.push('\n');
+            line = indent.to_string();
+            empty = true;
+        }
+        if !empty {
+            line.push(' ');
+        }
+        line.push_str(word);
+        empty = false;
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+    out
 }
 
 #[cfg(test)]

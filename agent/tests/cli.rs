@@ -75,11 +75,22 @@ fn unknown_actions_and_flags_fail_like_fence_agents() {
 fn help_version_and_manpage() {
     let out = with_args(&["-h"]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(text(&out.stdout).contains("--fence-timeout=[seconds]"));
+    let help = text(&out.stdout);
+    assert!(help.contains("--fence-timeout=[seconds]"));
+    for line in help.lines() {
+        assert!(line.chars().count() <= 80, "wider than 80 columns: {line:?}");
+    }
+    let action: String = help.lines().skip_while(|l| !l.contains("--action")).take(3).collect();
+    for a in ["on,", "off,", "reboot (default)", "status", "monitor", "validate-all"] {
+        assert!(action.contains(a), "-o lists {a}: {action}");
+    }
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("(Default: 45)"), "defaults are shown");
     let out = with_args(&["-V"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with("fence_gfs2_recorder "));
     let out = with_args(&["-o", "manpage"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(text(&out.stdout).starts_with(".TH fence_gfs2_recorder 8"));
+    assert!(!text(&out.stdout).contains("action This parameter"), "sentences end before the next one");
 }

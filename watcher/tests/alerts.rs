@@ -92,3 +92,17 @@ fn fencing_alerts_from_any_device_join_the_audit_chain() {
     assert_exit(&out, 1);
     assert!(text(&out.stderr).contains("cannot hand the fencing alert for compute-08"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn the_alert_agent_helps_and_refuses_what_pacemaker_never_passes() {
+    let run = |arg: &str| std::process::Command::new(alert_bin()).arg(arg).output().unwrap();
+    let help = run("--help");
+    assert_eq!(help.status.code(), Some(0));
+    assert!(text(&help.stdout).contains("pcs alert create") && text(&help.stdout).contains("CRM_alert_recipient"));
+    let version = run("-V");
+    assert_eq!(version.status.code(), Some(0));
+    assert!(text(&version.stdout).starts_with("gfs2-fence-alert "));
+    let bad = run("--frobnicate");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("unknown argument"));
+}

@@ -6,7 +6,35 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+const USAGE: &str = "Usage: gfs2-fence-alert (run by Pacemaker as an alert agent, options in CRM_alert_* variables)
+
+Hands every fencing alert of the cluster, by any fence device, to the gfs2-fencing audit trail: the
+leader watcher appends it to the tamper-evident chain. Other alerts are ignored.
+
+  pcs alert create path=/usr/libexec/gfs2-fencing/gfs2-fence-alert id=gfs2-fence-audit
+  pcs alert recipient add gfs2-fence-audit value=/run/gfs2-fencing-alerts
+
+Reads: CRM_alert_kind (only \"fencing\" is recorded), CRM_alert_node, CRM_alert_task, CRM_alert_rc,
+CRM_alert_desc, CRM_alert_timestamp, CRM_alert_recipient (the drop directory; default
+/run/gfs2-fencing-alerts). Options: -h, --help; -V, --version.
+";
+
 fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("-h" | "--help") => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some("-V" | "--version") => {
+            println!("gfs2-fence-alert {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("gfs2-fence-alert: unknown argument {other:?}; Pacemaker passes none (see --help)");
+            return ExitCode::FAILURE;
+        }
+    }
     let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
     let alert = match ha::alert::Alert::from_env(std::env::vars(), ha::clock::rfc3339_now(), host) {
         Ok(a) => a,
