@@ -60,12 +60,15 @@ install: man
 	install -D -m 0644 $(MAN)/fence_gfs2_recorder.8 $(DESTDIR)$(MANDIR)/fence_gfs2_recorder.8
 	install -D -m 0644 $(MAN)/gfs2-fence-watcher.8 $(DESTDIR)$(MANDIR)/gfs2-fence-watcher.8
 	install -D -m 0644 $(MAN)/gfs2-fence-events.8 $(DESTDIR)$(MANDIR)/gfs2-fence-events.8
-	install -d $(DESTDIR)$(DOCDIR)
-	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	install -m 0644 packaging/examples/watcher.json packaging/examples/gfs2-fence-watcher.sysconfig $(DESTDIR)$(DOCDIR)/examples/
 	install -D -m 0644 packaging/prometheus/gfs2-fencing.rules.yml $(DESTDIR)$(DOCDIR)/prometheus/gfs2-fencing.rules.yml
 	install -D -m 0644 packaging/grafana/gfs2-fencing.json $(DESTDIR)$(DOCDIR)/grafana/gfs2-fencing.json
 
 rpm:
+	@command -v rpmbuild >/dev/null || { echo "make rpm needs rpmbuild: apt-get install rpm (Debian) or dnf install rpm-build (RHEL)" >&2; exit 1; }
 	rm -rf target/rpm
 	$(MAKE) install DESTDIR=$(CURDIR)/target/rpm/root PREFIX=/usr SYSCONFDIR=/etc RELEASE=$(RELEASE)
 	rpmbuild -bb --define "_topdir $(CURDIR)/target/rpm" --define "stagedir $(CURDIR)/target/rpm/root" \

@@ -25,3 +25,13 @@ echo "systemd-analyze verify: gfs2-fence-watcher@.service OK"
 
 logrotate -d systemd/gfs2-fencing.logrotate >/dev/null 2>&1 || { logrotate -d systemd/gfs2-fencing.logrotate; exit 1; }
 echo "logrotate: configuration parses"
+
+# The installed README's links into docs/ resolve, and the examples are there.
+doc=$root/usr/share/doc/gfs2-fencing
+for link in $(grep -o '](docs/[A-Z]*\.md)' README.md | sed 's/](\(.*\))/\1/' | sort -u); do
+    [ -f "$doc/$link" ] || { echo "installed README links to $link, which is not installed" >&2; exit 1; }
+done
+for example in watcher.json gfs2-fence-watcher.sysconfig; do
+    [ -f "$doc/examples/$example" ] || { echo "example $example is not installed" >&2; exit 1; }
+done
+echo "installed documentation: README links resolve, examples present"

@@ -99,3 +99,21 @@ fn docs_list_every_watcher_option() {
     let checked = documented(&help, &doc_text("docs/CONFIGURATION.md"), &["GFS2_FENCE_"]);
     assert!(checked >= 26, "found only {checked} options in --help:\n{help}");
 }
+
+#[test]
+fn the_installed_examples_are_valid_and_documented() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples");
+    let config = watcher::config::FenceConfig::load(Some(&root.join("watcher.json")), None, &Default::default());
+    assert!(config.is_ok(), "packaging/examples/watcher.json: {config:?}");
+    let doc = doc_text("docs/CONFIGURATION.md");
+    let sysconfig = std::fs::read_to_string(root.join("gfs2-fence-watcher.sysconfig")).unwrap();
+    let mut names = 0;
+    for line in sysconfig.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if let Some((name, _)) = line.split_once('=').filter(|(n, _)| n.starts_with("GFS2_")) {
+            assert!(doc.contains(&format!("`{name}`")), "{name} is not in docs/CONFIGURATION.md");
+            names += 1;
+        }
+    }
+    assert!(names >= 5, "{sysconfig}");
+}
