@@ -60,6 +60,11 @@ fn pct(sorted: &[Duration], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize].as_secs_f64() * 1000.0
 }
 
+/// `p50 …, p99 …, max …` of sorted times, in ms.
+fn spread(sorted: &[Duration]) -> String {
+    format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(sorted, 0.5), pct(sorted, 0.99), pct(sorted, 1.0))
+}
+
 fn files(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|r| r.count()).unwrap_or(0)
 }
@@ -368,23 +373,15 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         c.stop();
         r
     };
-    let (p50, p99, max) = (pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0));
-    row(
-        &format!("fence overhead, inotify ({} fences, 3 idle watchers, /bin/true)", cfg.fences),
-        format!("p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms"),
-    );
+    let p50 = pct(&times, 0.5);
+    row(&format!("fence overhead, inotify ({} fences, 3 idle watchers, /bin/true)", cfg.fences), spread(&times));
     row(
         &format!("fence overhead, discovery from the leader's snapshot ({} nodes, same run)", cfg.fences),
-        format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(&dtimes, 0.5), pct(&dtimes, 0.99), pct(&dtimes, 1.0)),
+        spread(&dtimes),
     );
     row(
         &format!("fence overhead, a protocol v2 client through the watchers ({} fences, same run)", cfg.fences),
-        format!(
-            "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            pct(&v2times, 0.5),
-            pct(&v2times, 0.99),
-            pct(&v2times, 1.0)
-        ),
+        spread(&v2times),
     );
     let polled = Rig::new(cfg, &bins, 3, false, false, &["--no-inotify", "--rescan-interval", "0.5"])?;
     let mut ptimes: Vec<Duration> = (0..cfg.polled_fences)
@@ -410,10 +407,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         (false, "node without storage: answer written in place"),
     ] {
         let times = nnf_fences(cfg, &bins, storage)?;
-        row(
-            &format!("fence overhead, responder=nnf-sos stand-in ({} fences, {label})", cfg.fences),
-            format!("p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(&times, 0.5), pct(&times, 0.99), pct(&times, 1.0)),
-        );
+        row(&format!("fence overhead, responder=nnf-sos stand-in ({} fences, {label})", cfg.fences), spread(&times));
     }
 
     // 2. Throughput: queued requests drained by 1, 2, 4 watchers (distinct targets: no coalescing).
