@@ -24,7 +24,7 @@ echo '{"items":[{"metadata":{"name":"nnf-gfs2-scratch"},"spec":{"fileSystemType"
  {"metadata":{"name":"nnf-xfs-home"},"spec":{"fileSystemType":"xfs"}}]}'
 KUBECTL
 chmod +x "$DEMO/kubectl"
-export KUBECTL_CMD=$DEMO/kubectl
+export GFS2_FENCE_KUBECTL_CMD=$DEMO/kubectl
 echo "== starting 3 watchers on $SPOOL"
 for i in 1 2 3; do
     GFS2_FENCE_LOG=warn $BIN/gfs2-fence-watcher run --spool-dir "$SPOOL" --id "demo-w$i" \

@@ -1,9 +1,10 @@
 //! The agent's options, from stdin `key=value` lines (how Pacemaker runs it) or from command-line
 //! flags (how people run it), then completed from the environment and defaults.
 //!
-//! Precedence everywhere: stdin/argv option > environment > default. The original recorder's
-//! environment names keep working (`FENCE_TIMEOUT`, `LOG_DIR`, `FENCE_LOG`, `GFS2_DISCOVERY_ENABLED`,
-//! `KUBECTL_CMD`, and `REQUEST_DIR`/`RESPONSE_DIR` through the spool's resolver).
+//! Precedence everywhere: stdin/argv option > environment > default. The environment is read
+//! through [`ha::setting`]: one `GFS2_FENCE_*` name per setting, shared with the watcher, and the
+//! original recorder's names (`FENCE_TIMEOUT`, `LOG_DIR`, `FENCE_LOG`, `GFS2_DISCOVERY_ENABLED`,
+//! `KUBECTL_CMD`, `REQUEST_DIR`/`RESPONSE_DIR`) as aliases that must agree with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command};
 use ha::discovery::Source;
+use ha::setting;
 
 use crate::params::{self, Kind, PARAMS};
 use crate::responder::Responder;
@@ -168,6 +170,18 @@ pub struct BadValue {
     pub why: String,
 }
 
+impl From<ha::setting::SettingError> for BadValue {
+    fn from(e: ha::setting::SettingError) -> BadValue {
+        use ha::setting::SettingError as E;
+        match e {
+            E::Invalid { name, value, why } => BadValue { name: name.into(), value, why },
+            E::Conflict { second, ref second_value, .. } => {
+                BadValue { name: second.into(), value: second_value.clone(), why: e.to_string() }
+            }
+        }
+    }
+}
+
 /// The longest number of seconds any option takes (a day).
 const MAX_SECONDS: Duration = Duration::from_secs(86_400);
 
@@ -205,30 +219,29 @@ fn fence_timeout(name: &str, value: &str) -> Result<Duration, BadValue> {
 
 impl Options {
     /// Completes `given` with the environment (`env`) and defaults.
-    pub fn resolve(given: &Given, env: impl Fn(&str) -> Option<String>) -> Result<Options, BadValue> {
+    pub fn resolve(given: &Given, var: impl Fn(&str) -> Option<String>) -> Result<Options, BadValue> {
         let opt = |k: &str| given.values.get(k).cloned();
-        let env = |k: &str| env(k).filter(|v| !v.trim().is_empty());
-        let fence_timeout = match (opt("fence_timeout"), env("FENCE_TIMEOUT")) {
+        let env = |s: &setting::Setting| s.lookup(&var);
+        let fence_timeout = match (opt("fence_timeout"), env(&setting::FENCE_TIMEOUT)?) {
             (Some(v), _) => fence_timeout("fence_timeout", &v)?,
-            (None, Some(v)) => fence_timeout("FENCE_TIMEOUT", &v)?,
+            (None, Some(f)) => fence_timeout(f.name, &f.value)?,
             (None, None) => Duration::from_secs(45),
         };
-        let log_dir =
-            PathBuf::from(opt("log_dir").or_else(|| env("LOG_DIR")).unwrap_or_else(|| "/var/log/gfs2-fencing".into()));
-        let ops_log = match (opt("log_dir"), env("FENCE_LOG")) {
-            (None, Some(f)) => PathBuf::from(f),
+        let log_dir = PathBuf::from(
+            opt("log_dir")
+                .or(env(&setting::LOG_DIR)?.map(|f| f.value))
+                .unwrap_or_else(|| "/var/log/gfs2-fencing".into()),
+        );
+        let ops_log = match (opt("log_dir"), env(&setting::OPS_LOG)?) {
+            (None, Some(f)) => PathBuf::from(f.value),
             _ => log_dir.join("fence-events.log"),
         };
-        let discovery = if opt("no_gfs2_discovery").is_some() {
-            false
-        } else {
-            env("GFS2_DISCOVERY_ENABLED").is_none_or(|v| v.trim().eq_ignore_ascii_case("true"))
-        };
-        let (sources_name, sources) = match opt("discovery_sources") {
-            Some(v) => ("discovery_sources", v),
-            None => {
-                ("GFS2_DISCOVERY_SOURCES", env("GFS2_DISCOVERY_SOURCES").unwrap_or_else(|| "kubernetes,dlm,cib".into()))
-            }
+        let discovery_on = setting::DISCOVERY.flag(&var)?;
+        let discovery = opt("no_gfs2_discovery").is_none() && discovery_on.unwrap_or(true);
+        let (sources_name, sources) = match (opt("discovery_sources"), env(&setting::DISCOVERY_SOURCES)?) {
+            (Some(v), _) => ("discovery_sources", v),
+            (None, Some(f)) => (f.name, f.value),
+            (None, None) => ("discovery_sources", "kubernetes,dlm,cib".into()),
         };
         let discovery_sources = Source::parse_list(&sources).map_err(|_| BadValue {
             name: sources_name.into(),
@@ -270,8 +283,10 @@ impl Options {
                 &opt("discovery_max_age").unwrap_or_else(|| "120".into()),
                 Duration::ZERO,
             )?,
-            kubectl_cmd: opt("kubectl_cmd").or_else(|| env("KUBECTL_CMD")).unwrap_or_else(|| "kubectl".into()),
-            kubeconfig: opt("kubeconfig").filter(|s| !s.is_empty()),
+            kubectl_cmd: opt("kubectl_cmd")
+                .or(env(&setting::KUBECTL_CMD)?.map(|f| f.value))
+                .unwrap_or_else(|| "kubectl".into()),
+            kubeconfig: opt("kubeconfig").filter(|s| !s.is_empty()).or(env(&setting::KUBECONFIG)?.map(|f| f.value)),
             queue_priority,
             delay: seconds("delay", &opt("delay").unwrap_or_else(|| "0".into()), Duration::ZERO)?,
             verbose: opt("verbose").is_some(),

@@ -55,6 +55,9 @@ pub enum HaError {
     /// A configuration value (option, environment variable) is wrong.
     #[error("{0}")]
     Config(String),
+    /// A setting's environment variables disagree or cannot be read.
+    #[error(transparent)]
+    Setting(#[from] crate::setting::SettingError),
 }
 
 impl HaError {

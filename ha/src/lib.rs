@@ -10,6 +10,7 @@
 //! - [`procfs`]: process identity from `/proc`, so no reused pid is ever signalled.
 //! - [`fence_args`]: the fence-agents stdin protocol; [`names`]: which names are safe.
 //! - [`child`]: process groups and death signals for children.
+//! - [`setting`]: the environment variables the programs share, one name and one parser each.
 //! - [`clock`]: CLOCK_BOOTTIME and wall-clock stamps; [`pyjson`]: Python-compatible JSON text.
 
 pub mod alert;
@@ -37,6 +38,7 @@ pub mod record;
 pub mod recover;
 pub mod request;
 pub mod response;
+pub mod setting;
 pub mod spool;
 pub mod targets;
 pub mod tz;

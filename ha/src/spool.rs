@@ -15,6 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{HaError, Result};
+use crate::setting;
 
 /// Where the spool is when nothing says otherwise (the original used `/var/run/gfs2-fencing`, and
 /// `/var/run` is a link to `/run`).
@@ -168,45 +169,20 @@ impl Spool {
     }
 }
 
-/// Finds the spool base. Precedence: the option, then `GFS2_FENCING_DIR`, then the original
-/// `REQUEST_DIR` (its parent), then [`DEFAULT_BASE`]. `RESPONSE_DIR`, when set, must be
-/// `<base>/responses`: this design keeps both in one spool.
+/// Finds the spool base. Precedence: the option, then the environment ([`setting::SPOOL_DIR`]:
+/// `GFS2_FENCE_SPOOL_DIR`, or its aliases `GFS2_FENCING_DIR`, the seed's `REQUEST_DIR` and
+/// `RESPONSE_DIR` naming its subdirectories; all that are set must agree), then [`DEFAULT_BASE`].
 pub fn resolve_base(option: Option<&str>, env: impl Fn(&str) -> Option<String>) -> Result<PathBuf> {
-    let env = |k: &str| env(k).filter(|v| !v.is_empty());
-    let base = if let Some(o) = option.filter(|o| !o.is_empty()) {
-        PathBuf::from(o)
-    } else if let Some(d) = env("GFS2_FENCING_DIR") {
-        PathBuf::from(d)
-    } else if let Some(r) = env("REQUEST_DIR") {
-        let r = PathBuf::from(r);
-        match (r.file_name(), r.parent()) {
-            (Some(n), Some(p)) if n == "requests" => p.to_path_buf(),
-            _ => {
-                return Err(HaError::Config(format!(
-                    "REQUEST_DIR={} must end in /requests: the spool is its parent directory; \
-                     or set GFS2_FENCING_DIR to the spool itself",
-                    r.display()
-                )))
-            }
-        }
-    } else {
-        PathBuf::from(DEFAULT_BASE)
+    let from_env = setting::SPOOL_DIR.lookup(&env)?;
+    let base = match option.filter(|o| !o.is_empty()) {
+        Some(o) => PathBuf::from(o),
+        None => from_env.map_or_else(|| PathBuf::from(DEFAULT_BASE), |f| PathBuf::from(f.value)),
     };
     if !base.is_absolute() {
         return Err(HaError::Config(format!(
             "spool directory {:?} is not an absolute path",
             base.display().to_string()
         )));
-    }
-    if let Some(resp) = env("RESPONSE_DIR") {
-        if Path::new(&resp) != base.join("responses") {
-            return Err(HaError::Config(format!(
-                "RESPONSE_DIR={resp} is not {}/responses: this version keeps requests and responses in one \
-                 spool; unset RESPONSE_DIR or set it to {}/responses",
-                base.display(),
-                base.display()
-            )));
-        }
     }
     Ok(base)
 }
@@ -308,12 +284,14 @@ mod tests {
     fn base_precedence_option_env_original_default() {
         assert_eq!(resolve_base(None, env(&[])).unwrap(), PathBuf::from(DEFAULT_BASE));
         assert_eq!(resolve_base(None, env(&[("REQUEST_DIR", "/x/requests")])).unwrap(), PathBuf::from("/x"));
-        let both = env(&[("REQUEST_DIR", "/x/requests"), ("GFS2_FENCING_DIR", "/y")]);
-        assert_eq!(resolve_base(None, both).unwrap(), PathBuf::from("/y"));
+        let agree = env(&[("REQUEST_DIR", "/y/requests"), ("GFS2_FENCING_DIR", "/y"), ("GFS2_FENCE_SPOOL_DIR", "/y/")]);
+        assert_eq!(resolve_base(None, agree).unwrap(), PathBuf::from("/y"));
+        let apart = resolve_base(None, env(&[("REQUEST_DIR", "/x/requests"), ("GFS2_FENCING_DIR", "/y")])).unwrap_err();
+        assert!(apart.to_string().contains("GFS2_FENCING_DIR=\"/y\" and REQUEST_DIR=\"/x/requests\""), "{apart}");
         assert_eq!(resolve_base(Some("/z"), env(&[("GFS2_FENCING_DIR", "/y")])).unwrap(), PathBuf::from("/z"));
         assert!(resolve_base(Some("/z"), env(&[("RESPONSE_DIR", "/z/responses")])).is_ok());
         let err = resolve_base(Some("/z"), env(&[("RESPONSE_DIR", "/elsewhere")])).unwrap_err();
-        assert!(err.to_string().contains("RESPONSE_DIR=/elsewhere"), "{err}");
+        assert!(err.to_string().contains("RESPONSE_DIR=\"/elsewhere\""), "{err}");
         assert!(resolve_base(Some("relative"), env(&[])).is_err());
         assert!(resolve_base(None, env(&[("REQUEST_DIR", "/x/reqs")])).is_err());
     }

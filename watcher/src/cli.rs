@@ -1,7 +1,7 @@
 //! The command line of `gfs2-fence-watcher`. Every option has an environment form (`GFS2_FENCE_*`),
 //! shown in `--help`; the command line wins over the environment, which wins over the default.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -34,7 +34,8 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// Spool directory (default: GFS2_FENCING_DIR, the parent of REQUEST_DIR, or /run/gfs2-fencing).
+    /// Spool directory [default: /run/gfs2-fencing; aliases of the environment variable:
+    /// GFS2_FENCING_DIR, the seed's REQUEST_DIR and RESPONSE_DIR naming its subdirectories].
     #[arg(long, env = "GFS2_FENCE_SPOOL_DIR", value_name = "DIR")]
     spool_dir: Option<String>,
     /// Print JSON instead of text.
@@ -71,7 +72,8 @@ fn seconds(s: &str) -> Result<Duration, String> {
 #[derive(Debug, Args)]
 #[command(args_override_self = true)]
 struct RunArgs {
-    /// Spool directory (default: GFS2_FENCING_DIR, the parent of REQUEST_DIR, or /run/gfs2-fencing).
+    /// Spool directory [default: /run/gfs2-fencing; aliases of the environment variable:
+    /// GFS2_FENCING_DIR, the seed's REQUEST_DIR and RESPONSE_DIR naming its subdirectories].
     #[arg(long, env = "GFS2_FENCE_SPOOL_DIR", value_name = "DIR")]
     spool_dir: Option<String>,
     /// Default fence command (a fence-agents agent), when the configuration has no default entry.
@@ -136,7 +138,7 @@ struct RunArgs {
     #[arg(long, env = "GFS2_FENCE_FENCED_RECORD_RETENTION", value_name = "SECONDS", default_value = "0", value_parser = seconds_or_off)]
     fenced_record_retention: Duration,
     /// Period of the leader's GFS2 discovery rounds (discovery.json, read by agents); 0: off
-    /// (GFS2_DISCOVERY_ENABLED=false also switches it off).
+    /// (GFS2_FENCE_DISCOVERY=false, or its alias GFS2_DISCOVERY_ENABLED=false, also switches it off).
     #[arg(long, env = "GFS2_FENCE_DISCOVERY_INTERVAL", value_name = "SECONDS", default_value = "30", value_parser = seconds_or_off)]
     discovery_interval: Duration,
     /// Budget of one discovery round (all sources in parallel; a tool still running is killed).
@@ -145,18 +147,21 @@ struct RunArgs {
     /// How long a node that a source stops listing (a failed node leaving the DLM) keeps its last entry.
     #[arg(long, env = "GFS2_FENCE_DISCOVERY_MEMORY", value_name = "SECONDS", default_value = "600", value_parser = seconds)]
     discovery_memory: Duration,
-    /// Discovery sources, comma-separated: kubernetes, dlm, cib.
-    #[arg(long, env = "GFS2_DISCOVERY_SOURCES", value_name = "LIST", default_value = "kubernetes,dlm,cib", value_parser = ha::discovery::Source::parse_list)]
-    discovery_sources: BTreeSet<ha::discovery::Source>,
-    /// kubectl command line for the NNF source (split on white space, never run through a shell).
-    #[arg(long, env = "KUBECTL_CMD", value_name = "COMMAND", default_value = "kubectl")]
-    kubectl_cmd: String,
+    /// Discovery sources, comma-separated: kubernetes, dlm, cib [default: kubernetes,dlm,cib;
+    /// alias of the environment variable: GFS2_DISCOVERY_SOURCES].
+    #[arg(long, env = "GFS2_FENCE_DISCOVERY_SOURCES", value_name = "LIST")]
+    discovery_sources: Option<String>,
+    /// kubectl command line for the NNF source (split on white space, never run through a shell)
+    /// [default: kubectl; alias of the environment variable: KUBECTL_CMD].
+    #[arg(long, env = "GFS2_FENCE_KUBECTL_CMD", value_name = "COMMAND")]
+    kubectl_cmd: Option<String>,
     /// Serve Prometheus /metrics and /healthz on this loopback address (e.g. 127.0.0.1:9851).
     #[arg(long, env = "GFS2_FENCE_METRICS_ADDR", value_name = "ADDR:PORT", value_parser = crate::metrics::parse_addr)]
     metrics_addr: Option<std::net::SocketAddr>,
-    /// Directory of the fence event logs, where the leader records Pacemaker's fencing alerts.
-    #[arg(long, env = "GFS2_FENCE_LOG_DIR", value_name = "DIR", default_value = "/var/log/gfs2-fencing")]
-    log_dir: PathBuf,
+    /// Directory of the fence event logs, where the leader records Pacemaker's fencing alerts
+    /// [default: /var/log/gfs2-fencing; alias of the environment variable: LOG_DIR].
+    #[arg(long, env = "GFS2_FENCE_LOG_DIR", value_name = "DIR")]
+    log_dir: Option<PathBuf>,
     /// Drop directory of gfs2-fence-alert (Pacemaker's alert agent); an empty value: no ingestion.
     #[arg(long, env = "GFS2_FENCE_ALERTS_DIR", value_name = "DIR", default_value = ha::alert::DEFAULT_DIR)]
     alerts_dir: String,
@@ -188,22 +193,31 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
             ha::names::MAX_WATCHER_ID
         )));
     }
-    let enabled = std::env::var("GFS2_DISCOVERY_ENABLED").map_or(true, |v| !v.trim().eq_ignore_ascii_case("false"));
-    let discovery =
-        off_if_zero(a.discovery_interval).filter(|_| enabled && !a.discovery_sources.is_empty()).map(|interval| {
-            DiscoverySettings {
-                interval,
-                timeout: a.discovery_timeout,
-                memory: a.discovery_memory,
-                tools: Tools {
-                    sources: a.discovery_sources.clone(),
-                    kubectl: a.kubectl_cmd.split_whitespace().map(str::to_string).collect(),
-                    kubeconfig: a.kubeconfig.clone(),
-                },
-            }
-        });
-    let spool = ha::spool::Spool::new(base);
     let env = |k: &str| std::env::var(k).ok();
+    // One name per setting (ha::setting): the option or canonical variable, else an alias.
+    let or_alias = |given: Option<String>, s: &ha::setting::Setting| -> Result<Option<String>, WatchError> {
+        let from_env = s.lookup(&env).map_err(ha::HaError::from)?;
+        Ok(given.or(from_env.map(|f| f.value)))
+    };
+    let enabled = ha::setting::DISCOVERY.flag(&env).map_err(ha::HaError::from)?.unwrap_or(true);
+    let sources = or_alias(a.discovery_sources, &ha::setting::DISCOVERY_SOURCES)?;
+    let sources = ha::discovery::Source::parse_list(sources.as_deref().unwrap_or("kubernetes,dlm,cib"))
+        .map_err(|e| WatchError::Usage(format!("--discovery-sources (GFS2_FENCE_DISCOVERY_SOURCES): {e}")))?;
+    let kubectl = or_alias(a.kubectl_cmd, &ha::setting::KUBECTL_CMD)?.unwrap_or_else(|| "kubectl".into());
+    let log_dir = or_alias(a.log_dir.map(|p| p.display().to_string()), &ha::setting::LOG_DIR)?;
+    let discovery = off_if_zero(a.discovery_interval).filter(|_| enabled && !sources.is_empty()).map(|interval| {
+        DiscoverySettings {
+            interval,
+            timeout: a.discovery_timeout,
+            memory: a.discovery_memory,
+            tools: Tools {
+                sources,
+                kubectl: kubectl.split_whitespace().map(str::to_string).collect(),
+                kubeconfig: a.kubeconfig.clone(),
+            },
+        }
+    });
+    let spool = ha::spool::Spool::new(base);
     let dirs = [ha::spool::Dir::Requests, ha::spool::Dir::Responses].map(|d| spool.dir(d));
     ha::nnf::refuse_shared(&dirs[0], &dirs[1], "gfs2-fence-watcher", &env)?;
     Ok(Settings {
@@ -229,7 +243,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         retention: off_if_zero(a.retention),
         fenced_record_retention: off_if_zero(a.fenced_record_retention),
         tmp_max_age: Duration::from_secs(3600),
-        log_dir: a.log_dir,
+        log_dir: PathBuf::from(log_dir.unwrap_or_else(|| "/var/log/gfs2-fencing".into())),
         metrics_addr: a.metrics_addr,
         alerts_dir: (!a.alerts_dir.is_empty()).then(|| PathBuf::from(a.alerts_dir)),
         discovery,

@@ -41,6 +41,24 @@ fn docs_list_every_events_and_status_option() {
     assert!(checked >= 15, "found only {checked} options");
 }
 
+/// The environment table names every shared setting's canonical variable, its aliases and its
+/// readers, as `ha::setting` defines them.
+#[test]
+fn docs_list_every_setting_and_alias() {
+    let doc = doc_text("docs/CONFIGURATION.md");
+    for s in ha::setting::ALL {
+        let row = doc
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", s.name)))
+            .unwrap_or_else(|| panic!("docs/CONFIGURATION.md has no environment row for {}", s.name));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        for a in s.aliases {
+            assert!(cells[2].contains(&format!("`{}`", a.name)), "{}'s row does not name its alias {}", s.name, a.name);
+        }
+        assert_eq!(cells[3], s.read_by, "{}'s row names other readers", s.name);
+    }
+}
+
 /// The shell commands of the docs' code blocks that start with `program`.
 fn doc_commands(program: &str) -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");

@@ -23,9 +23,10 @@ use report::Format;
 #[derive(Debug, Parser)]
 #[command(name = "gfs2-fence-events", version)]
 struct Cli {
-    /// Directory of the logs (current and rotated fence-events-detailed.jsonl).
-    #[arg(long, env = "LOG_DIR", default_value = "/var/log/gfs2-fencing", global = true)]
-    log_dir: PathBuf,
+    /// Directory of the logs (current and rotated fence-events-detailed.jsonl) [default:
+    /// /var/log/gfs2-fencing; alias of the environment variable: LOG_DIR].
+    #[arg(long, env = "GFS2_FENCE_LOG_DIR", global = true)]
+    log_dir: Option<PathBuf>,
     /// Read these files instead of the log directory's (repeatable).
     #[arg(long = "file", value_name = "FILE", global = true)]
     files: Vec<PathBuf>,
@@ -99,6 +100,9 @@ pub enum EventsError {
     /// A bad option value.
     #[error("{0}")]
     Usage(String),
+    /// The log directory's environment variables disagree.
+    #[error(transparent)]
+    Setting(#[from] ha::setting::SettingError),
     /// journalctl.
     #[error("cannot read the journal's anchors: {0}")]
     Journal(String),
@@ -121,8 +125,11 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, EventsError> {
 
 fn files(cli: &Cli) -> Result<Vec<LogFile>, EventsError> {
     let paths = if cli.files.is_empty() {
-        let (plain, compressed) = records::log_files(&cli.log_dir)
-            .map_err(|source| EventsError::Read { path: cli.log_dir.clone(), source })?;
+        let from_env = ha::setting::LOG_DIR.lookup(&|k| std::env::var(k).ok())?;
+        let dir = cli.log_dir.clone().or(from_env.map(|f| PathBuf::from(f.value)));
+        let dir = dir.unwrap_or_else(|| PathBuf::from("/var/log/gfs2-fencing"));
+        let (plain, compressed) =
+            records::log_files(&dir).map_err(|source| EventsError::Read { path: dir.clone(), source })?;
         for c in compressed {
             eprintln!(
                 "gfs2-fence-events: skipping {} (only gzip is read: decompress it and pass it with --file)",

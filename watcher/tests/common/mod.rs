@@ -17,31 +17,29 @@ use watcher::test_executor::LedgerLine;
 
 /// Runs `gfs2-fence-events --log-dir <logs> <args>`: (exit code, stdout).
 pub fn events(w: &World, args: &[&str]) -> (i32, String) {
-    let out =
-        Command::new(events_bin()).arg("--log-dir").arg(&w.logs).args(args).env_remove("LOG_DIR").output().unwrap();
+    let out = scrub(&mut Command::new(events_bin())).arg("--log-dir").arg(&w.logs).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), text(&out.stdout) + &text(&out.stderr))
 }
 
-/// Environment variables that would change the binaries' behaviour if inherited.
+/// Environment variables that would change the binaries' behaviour if inherited: every name of
+/// every shared setting ([`ha::setting::ALL`]) and the watcher's own.
 const SCRUB: &[&str] = &[
-    "GFS2_FENCING_DIR",
-    "REQUEST_DIR",
-    "RESPONSE_DIR",
-    "FENCE_TIMEOUT",
-    "LOG_DIR",
-    "FENCE_LOG",
-    "GFS2_DISCOVERY_ENABLED",
-    "KUBECTL_CMD",
-    "GFS2_DISCOVERY_SOURCES",
     "GFS2_FENCE_DISCOVERY_INTERVAL",
     "KUBECONFIG",
     "GFS2_FENCE_AUDIT_SOCKET",
-    "GFS2_FENCE_SPOOL_DIR",
     "GFS2_FENCE_COMMAND",
     "GFS2_FENCE_OPTIONS",
     "GFS2_FENCE_CONFIG",
     "GFS2_FENCE_ID",
 ];
+
+/// Removes the inherited settings ([`SCRUB`]) from `cmd`'s environment.
+pub fn scrub(cmd: &mut Command) -> &mut Command {
+    for k in SCRUB.iter().copied().chain(ha::setting::ALL.iter().flat_map(|s| s.names())) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
 
 pub fn agent_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -156,6 +154,8 @@ pub struct World {
     pub path_prefix: Option<PathBuf>,
     /// More environment for the agents.
     pub agent_env: Vec<(String, String)>,
+    /// More environment for the watchers.
+    pub watcher_env: Vec<(String, String)>,
 }
 
 impl World {
@@ -166,7 +166,7 @@ impl World {
         let ledger = dir.path().join("ledger.jsonl");
         let behavior = dir.path().join("behavior.json");
         std::fs::write(&behavior, "{}").unwrap();
-        World { dir, spool, logs, ledger, behavior, path_prefix: None, agent_env: Vec::new() }
+        World { dir, spool, logs, ledger, behavior, path_prefix: None, agent_env: Vec::new(), watcher_env: Vec::new() }
     }
 
     pub fn spool(&self) -> ha::spool::Spool {
@@ -189,9 +189,7 @@ impl World {
     pub fn watcher(&self, id: &str, extra: &[&str]) -> Proc {
         let stderr = self.dir.path().join(format!("{id}.stderr"));
         let mut cmd = Command::new(watcher_bin());
-        for k in SCRUB {
-            cmd.env_remove(k);
-        }
+        scrub(&mut cmd);
         cmd.args(["run", "--spool-dir"])
             .arg(&self.spool)
             .args(["--fence-command", executor_bin(), "--id", id])
@@ -206,6 +204,7 @@ impl World {
             .args(extra)
             .env("GFS2_FENCE_LOG", "debug")
             .env("PATH", self.path())
+            .envs(self.watcher_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap());
@@ -231,9 +230,7 @@ impl World {
     /// Runs a watcher that must refuse to start; returns what it said.
     pub fn watcher_refused(&self, args: &[&str]) -> String {
         let mut cmd = Command::new(watcher_bin());
-        for k in SCRUB {
-            cmd.env_remove(k);
-        }
+        scrub(&mut cmd);
         let out = cmd.arg("run").args(args).output().unwrap();
         assert!(!out.status.success(), "the watcher should have refused to start");
         text(&out.stderr)
@@ -252,9 +249,7 @@ impl World {
 
     fn agent_command(&self) -> Command {
         let mut cmd = Command::new(agent_bin());
-        for k in SCRUB {
-            cmd.env_remove(k);
-        }
+        scrub(&mut cmd);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("PATH", self.path());
         cmd.envs(self.agent_env.iter().map(|(k, v)| (k, v)));
         cmd
