@@ -65,6 +65,8 @@ install: man
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
 	install -m 0644 packaging/examples/watcher.json packaging/examples/gfs2-fence-watcher.sysconfig $(DESTDIR)$(DOCDIR)/examples/
 	install -D -m 0644 packaging/prometheus/gfs2-fencing.rules.yml $(DESTDIR)$(DOCDIR)/prometheus/gfs2-fencing.rules.yml
+	install -D -m 0644 packaging/prometheus/gfs2-fencing.rules.test.yml $(DESTDIR)$(DOCDIR)/prometheus/gfs2-fencing.rules.test.yml
+	install -D -m 0644 packaging/prometheus/prometheus.yml $(DESTDIR)$(DOCDIR)/prometheus/prometheus.yml
 	install -D -m 0644 packaging/grafana/gfs2-fencing.json $(DESTDIR)$(DOCDIR)/grafana/gfs2-fencing.json
 
 rpm:

@@ -34,4 +34,12 @@ done
 for example in watcher.json gfs2-fence-watcher.sysconfig; do
     [ -f "$doc/examples/$example" ] || { echo "example $example is not installed" >&2; exit 1; }
 done
-echo "installed documentation: README links resolve, examples present"
+for file in prometheus/gfs2-fencing.rules.yml prometheus/gfs2-fencing.rules.test.yml prometheus/prometheus.yml \
+    grafana/gfs2-fencing.json; do
+    [ -f "$doc/$file" ] || { echo "$file is not installed" >&2; exit 1; }
+done
+# The installed rules pass their installed unit tests (as an operator would run them).
+if command -v promtool >/dev/null; then
+    (cd "$doc/prometheus" && promtool test rules gfs2-fencing.rules.test.yml >/dev/null)
+fi
+echo "installed documentation: README links resolve, examples, rules and dashboard present"

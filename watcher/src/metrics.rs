@@ -13,6 +13,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use ha::request::Action;
+use ha::response::Outcome;
 use ha::spool::Dir;
 
 use crate::daemon::Shared;
@@ -21,9 +23,11 @@ use crate::daemon::Shared;
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// The watcher's metrics.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    /// Responses placed, by action and outcome.
+    /// Responses placed, by action and outcome; every action with every outcome an alert watches
+    /// starts at 0, so that the first failure is an increase Prometheus sees (a series born at 1
+    /// has no increase over any window, and the first failed fence would raise no alert).
     responses: Mutex<BTreeMap<(String, String), u64>>,
     /// Execution times: bucket counts (the last is +Inf), sum of seconds.
     executions: Mutex<([u64; BUCKETS.len() + 1], f64)>,
@@ -34,6 +38,29 @@ pub struct Metrics {
     in_flight: AtomicU64,
     /// Pending requests by priority.
     queue: Mutex<BTreeMap<i32, u64>>,
+}
+
+/// Outcomes whose series exist from the start, for every action.
+const ZEROED_OUTCOMES: [Outcome; 5] =
+    [Outcome::Done, Outcome::Failed, Outcome::Expired, Outcome::Abandoned, Outcome::Rejected];
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let responses = Action::ALL
+            .iter()
+            .flat_map(|a| ZEROED_OUTCOMES.iter().map(|o| ((a.as_str().to_string(), o.as_str().to_string()), 0)))
+            .collect();
+        Metrics {
+            responses: Mutex::new(responses),
+            executions: Mutex::default(),
+            retries: AtomicU64::default(),
+            recovered: AtomicU64::default(),
+            terms: AtomicU64::default(),
+            leader: AtomicBool::default(),
+            in_flight: AtomicU64::default(),
+            queue: Mutex::default(),
+        }
+    }
 }
 
 impl Metrics {

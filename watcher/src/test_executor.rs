@@ -6,7 +6,8 @@
 //! can change it while watchers run), and
 //! `default_behavior` (`succeed` unless set). Behaviors: `succeed`; `fail` (exit 1); `hang` (sleep
 //! until killed); `off` (power actions succeed, `status` reports OFF, exit 2); `sleep:MS` (wait, then
-//! succeed).
+//! succeed); `flaky` (the first execution of each request fails, a retry succeeds: the ledger
+//! holds no earlier start with its `GFS2_FENCE_REQUEST_ID`).
 //!
 //! Ledger lines (JSON, one `O_APPEND` write each): `{"event":"start", "request_id", "pid", "action",
 //! "target", "nodename", "boottime_ns"}` when it starts and `{"event":"end", …, "result", "exit"}`
@@ -58,6 +59,14 @@ fn append(ledger: &Path, line: &LedgerLine) {
     }
 }
 
+/// Whether the ledger already has a start of `request_id`.
+fn started_before(ledger: &Path, request_id: &str) -> bool {
+    let text = std::fs::read_to_string(ledger).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<LedgerLine>(l).ok())
+        .any(|l| l.event == "start" && l.request_id.as_deref() == Some(request_id))
+}
+
 fn behavior(values: &BTreeMap<String, String>, key: &str) -> String {
     let from_file = values.get("behavior_file").and_then(|p| {
         let text = std::fs::read(p).ok()?;
@@ -90,10 +99,12 @@ pub fn run() -> ExitCode {
         result: None,
         exit: None,
     };
+    let first = line.request_id.as_ref().is_none_or(|id| !started_before(ledger, id));
     append(ledger, &line);
     let b = behavior(v, if action == "monitor" { "@monitor" } else { &target });
     let (result, code) = match b.as_str() {
         "fail" => ("failure", 1),
+        "flaky" if first => ("failure", 1),
         "hang" => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },

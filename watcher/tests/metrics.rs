@@ -16,10 +16,8 @@ fn get(addr: &str, path: &str) -> String {
     out
 }
 
-#[test]
-fn metrics_follow_answers_executions_retries_and_leadership() {
-    let w = World::new();
-    let watcher = w.watcher("w1", &["--metrics-addr", "127.0.0.1:0", "--retry-delay", "0.05"]);
+/// The address a watcher started with `--metrics-addr 127.0.0.1:0` serves on, from its log.
+fn served_at(watcher: &Proc) -> String {
     let mut addr = String::new();
     let found = wait_until(Duration::from_secs(20), || {
         let log = watcher.stderr_text();
@@ -32,6 +30,31 @@ fn metrics_follow_answers_executions_retries_and_leadership() {
         }
     });
     assert!(found, "{}", watcher.stderr_text());
+    addr
+}
+
+/// Finding (#18, Prometheus for real): a response counter series was born at its first response,
+/// at 1, and Prometheus sees no increase in a series' first sample, so `GFS2FenceFailed`
+/// (`increase(...{outcome="failed"}[15m]) > 0`) never fired for a watcher's first failed fence.
+/// Every action's alerting outcomes are served at 0 from the start.
+#[test]
+fn a_first_failure_is_an_increase_prometheus_sees() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &["--metrics-addr", "127.0.0.1:0"]);
+    let m = get(&served_at(&watcher), "/metrics");
+    for action in ["off", "reboot", "on", "status"] {
+        for outcome in ["done", "failed", "expired", "abandoned", "rejected"] {
+            let line = format!("gfs2_fence_responses_total{{action=\"{action}\",outcome=\"{outcome}\"}} 0");
+            assert!(m.contains(&line), "missing {line:?} before any fence in:\n{m}");
+        }
+    }
+}
+
+#[test]
+fn metrics_follow_answers_executions_retries_and_leadership() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &["--metrics-addr", "127.0.0.1:0", "--retry-delay", "0.05"]);
+    let addr = served_at(&watcher);
     assert!(get(&addr, "/healthz").starts_with("HTTP/1.0 200 OK") && get(&addr, "/healthz").ends_with("ok w1\n"));
     assert!(get(&addr, "/nope").starts_with("HTTP/1.0 404"));
 
