@@ -47,6 +47,10 @@ struct StatusArgs {
     /// With --watch: stop after this many reports.
     #[arg(long, value_name = "N", requires = "watch")]
     frames: Option<u64>,
+    /// Wait up to SECONDS for a live watcher (as the agent judges it) before reporting: for scripts
+    /// that start watchers and then fence.
+    #[arg(long, value_name = "SECONDS", value_parser = seconds, conflicts_with = "watch")]
+    wait: Option<Duration>,
 }
 
 /// Seconds where 0 means "off".
@@ -274,7 +278,7 @@ pub fn run() -> Result<ExitCode, WatchError> {
         Command::Run(args) => args,
         Command::Status(a) => {
             let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
-            return crate::status::run(&ha::spool::Spool::new(base), a.json, a.watch, a.frames);
+            return crate::status::run(&ha::spool::Spool::new(base), a.json, a.watch, a.frames, a.wait);
         }
     };
     init_tracing();

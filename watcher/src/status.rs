@@ -219,7 +219,16 @@ pub fn run(
     json: bool,
     watch: Option<std::time::Duration>,
     frames: Option<u64>,
+    wait: Option<std::time::Duration>,
 ) -> Result<ExitCode, WatchError> {
+    if let Some(limit) = wait {
+        // Polled: the spool may not exist yet when the watchers were just started.
+        let deadline = std::time::Instant::now() + limit;
+        let live = || ha::members::live_members(spool).is_ok_and(|m| !m.is_empty());
+        while !live() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
     if let Some(every) = watch {
         // A terminal view for hosts without Grafana: redraw until interrupted (or `frames` times).
         let mut n = 0;

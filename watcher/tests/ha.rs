@@ -243,6 +243,24 @@ fn status_exits_non_zero_with_no_live_watcher() {
     assert!(text.contains("leader NONE") && text.contains("w1") && text.contains("dead"), "{text}");
 }
 
+/// `status --wait` (the README's quick look starts a watcher in the background, then fences): it
+/// waits for a watcher that is not there yet, and still fails when none comes.
+#[test]
+fn status_wait_waits_for_a_live_watcher() {
+    let w = World::new();
+    let status = |extra: &[&str]| {
+        let mut c = std::process::Command::new(watcher_bin());
+        c.args(["status", "--spool-dir", path_str(&w.spool)]).args(extra);
+        c
+    };
+    assert_eq!(status(&["--wait", "0.2"]).output().unwrap().status.code(), Some(1), "no watcher, no spool");
+    let waiting = status(&["--wait", "30"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let _w1 = w.watcher("w1", &[]);
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("w1"), "{}", text(&out.stdout));
+}
+
 #[test]
 fn status_watch_redraws_the_report() {
     let w = World::new();
