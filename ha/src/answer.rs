@@ -27,44 +27,6 @@ pub enum Placed {
     Superseded(PathBuf),
 }
 
-/// Why the file at a response's path is not a real answer to request `id`, if it is not: anything
-/// but a regular file of this user, within the size limit, that parses as a response to `id`. Such a
-/// file (planted garbage, a symlink, a FIFO, a directory, a huge sparse file, a hard link to another
-/// file) never displaces the real answer. (The link count is not judged here: a peer placing its
-/// answer with `link` + `unlink`, where renameat2 is missing, has two links for a moment.)
-pub fn not_an_answer(path: &std::path::Path, id: &str) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match path.symlink_metadata() {
-        Ok(m) => m,
-        Err(_) => return None,
-    };
-    let kind = meta.file_type();
-    if !kind.is_file() {
-        let what = if kind.is_symlink() {
-            "a symbolic link"
-        } else if kind.is_dir() {
-            "a directory"
-        } else {
-            "a special file"
-        };
-        return Some(format!("{what}, not a response"));
-    }
-    let euid = nix::unistd::geteuid().as_raw();
-    if meta.uid() != euid {
-        return Some(format!("owned by uid {}, not by the spool's owner {euid}", meta.uid()));
-    }
-    let bytes = match fsio::read_capped(path, fsio::MAX_SPOOL_FILE) {
-        Ok(b) => b,
-        Err(fsio::ReadError::Gone) => return None,
-        Err(e) => return Some(e.to_string()),
-    };
-    match Response::parse(&bytes) {
-        Ok(r) if r.request_id == id => None,
-        Ok(r) => Some(format!("a response to another request ({})", r.request_id)),
-        Err(e) => Some(e.to_string()),
-    }
-}
-
 /// Places `resp` as `responses/<name>` (`name`: the request's own file name, which its client
 /// reads), unless a real response is already there. Whatever else is at that path is moved to
 /// `quarantine/` with a `.reason` file first, and the real answer takes its place.
@@ -80,7 +42,7 @@ pub fn respond(spool: &Spool, resp: &Response, name: &str) -> Result<Placed> {
             }
             Err(back) => tmp = back,
         }
-        match not_an_answer(&dest, id) {
+        match crate::response::not_an_answer(&dest, id) {
             Some(why) => {
                 crate::claim::quarantine(spool, &dest, &format!("found where the answer to {id} belongs: {why}"))?;
             }

@@ -91,6 +91,10 @@ pub enum Claim {
     Skipped,
     /// Bad input, moved to `quarantine/`.
     Quarantined(Quarantined),
+    /// Already answered (`responses/<its name>` holds a real answer to it): retired to `done/`
+    /// without running. A power cut on a disk spool can lose the move that retired a request after
+    /// its answer was made durable; a request placed again after its answer is the same case.
+    Answered(String),
 }
 
 fn same_file(f: &std::fs::File, path: &Path) -> bool {
@@ -179,6 +183,13 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
         Err(Rejection::BadJson(_)) if young(&meta) => return Ok(Claim::NotReady),
         Err(r) => return reject(r, &bytes),
     };
+    // An answered request is never executed again (the answer is the durable record; the move that
+    // retired its request may not have been).
+    let answer = spool.dir(Dir::Responses).join(file_name);
+    if answer.symlink_metadata().is_ok() && crate::response::not_an_answer(&answer, &id_str).is_none() {
+        fsio::move_into(&path, &spool.dir(Dir::Done), &format!("{id_str}.answered.json"))?;
+        return Ok(Claim::Answered(id_str));
+    }
     let name = ClaimName {
         id: id_str.clone(),
         watcher: watcher_id.to_string(),

@@ -33,16 +33,23 @@ impl BootTime {
 }
 
 /// Where a wall-clock time (a file's mtime) falls on this boot's CLOCK_BOOTTIME: `None` when it is
-/// before this boot. For files written by programs that record no boot-time deadline; the wall clock
+/// before this boot, or when it is well in the future (unknown, so counted as before this boot). For files written by programs that record no boot-time deadline; the wall clock
 /// is read once, here, against the boot clock.
 pub fn boottime_of(wall: std::time::SystemTime) -> Option<BootTime> {
     let now = BootTime::now();
     match std::time::SystemTime::now().duration_since(wall) {
         Ok(age) => now.0.checked_sub(age.as_nanos().min(u64::MAX as u128) as u64).map(BootTime),
-        // A time in the future (a clock step, or a forged mtime) never extends a deadline.
-        Err(_) => Some(now),
+        // Barely ahead: a file written an instant ago, seen across a small clock adjustment.
+        Err(e) if e.duration() <= FUTURE_TOLERANCE => Some(now),
+        // Well ahead: the wall clock went back since it was written (after a reboot, before NTP set
+        // it, a clock behind the previous boot's), or the time is forged. When it was written is
+        // unknown, so it counts as before this boot: its deadline is past, it is never run.
+        Err(_) => None,
     }
 }
+
+/// How far ahead of the wall clock a file's time may be and still be taken as "now".
+pub const FUTURE_TOLERANCE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The kernel's boot id (a UUID that changes at every boot).
 pub fn boot_id() -> Result<String> {
@@ -94,6 +101,7 @@ mod tests {
         let b = boottime_of(now - Duration::from_secs(1)).unwrap();
         assert!(BootTime::now().until(b).is_zero() && b.until(BootTime::now()) >= Duration::from_secs(1));
         assert_eq!(boottime_of(std::time::UNIX_EPOCH), None, "before this boot");
-        assert!(boottime_of(now + Duration::from_secs(3600)).unwrap() <= BootTime::now(), "the future is now");
+        assert!(boottime_of(now + Duration::from_millis(500)).unwrap() <= BootTime::now(), "barely ahead is now");
+        assert_eq!(boottime_of(now + Duration::from_secs(3600)), None, "well ahead: the clock went back");
     }
 }

@@ -155,6 +155,44 @@ pub fn performs(requested: Action, performed: &str) -> bool {
     }
 }
 
+/// Why the file at a response's path is not a real answer to request `id`, if it is not: anything
+/// but a regular file of this user, within the size limit, that parses as a response to `id`. Such a
+/// file (planted garbage, a symlink, a FIFO, a directory, a huge sparse file, a hard link to another
+/// file) never displaces the real answer. (The link count is not judged here: a peer placing its
+/// answer with `link` + `unlink`, where renameat2 is missing, has two links for a moment.)
+pub fn not_an_answer(path: &std::path::Path, id: &str) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(_) => return None,
+    };
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_symlink() {
+            "a symbolic link"
+        } else if kind.is_dir() {
+            "a directory"
+        } else {
+            "a special file"
+        };
+        return Some(format!("{what}, not a response"));
+    }
+    let euid = nix::unistd::geteuid().as_raw();
+    if meta.uid() != euid {
+        return Some(format!("owned by uid {}, not by the spool's owner {euid}", meta.uid()));
+    }
+    let bytes = match crate::fsio::read_capped(path, crate::fsio::MAX_SPOOL_FILE) {
+        Ok(b) => b,
+        Err(crate::fsio::ReadError::Gone) => return None,
+        Err(e) => return Some(e.to_string()),
+    };
+    match Response::parse(&bytes) {
+        Ok(r) if r.request_id == id => None,
+        Ok(r) => Some(format!("a response to another request ({})", r.request_id)),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,10 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 index.observe(&s.spool, &shared.boot_id, &first.name);
                 return Take::Nothing;
             }
+            Ok(Claim::Answered(id)) => {
+                tracing::warn!(request_id = %id, file = %first.name, "already answered: retired to done/ without running it again");
+                continue;
+            }
             Ok(Claim::Busy | Claim::Skipped) => continue,
             Err(e) => {
                 tracing::error!(file = %first.name, "claiming: {e}");
