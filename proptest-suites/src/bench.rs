@@ -470,7 +470,14 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     let mut rig = Rig::new(cfg, &bins, 3, false, true, &[])?;
     let mut takeovers = Vec::new();
     for _ in 0..cfg.trials {
-        let before = ha::leader::read(&rig.spool)?.ok_or("no leader")?;
+        // Members are up before one of them is elected: wait for the leader (a slow disk spool
+        // showed the race).
+        let mut leader = None;
+        wait("a leader", Duration::from_secs(30), || {
+            leader = ha::leader::read(&rig.spool).ok().flatten();
+            leader.is_some()
+        })?;
+        let before = leader.ok_or("no leader")?;
         let i = rig.cluster.index_of_pid(before.pid).ok_or("leader not ours")?;
         rig.cluster.signal(i, Signal::SIGKILL);
         let t0 = Instant::now();
