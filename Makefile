@@ -34,7 +34,7 @@ build:
 
 bench:
 	$(STATIC) $(CARGO) build --release --target $(TARGET) --workspace --bins
-	$(RELEASE)/fence-bench $(BENCH_ARGS)
+	scripts/bench.sh $(RELEASE)/fence-bench $(BENCH_ARGS)
 
 # Binaries built elsewhere (RELEASE=…) are installed as they are; the default ones are built first.
 ifeq ($(RELEASE),target/$(TARGET)/release)

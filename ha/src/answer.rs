@@ -33,7 +33,10 @@ pub enum Placed {
 pub fn respond(spool: &Spool, resp: &Response, name: &str) -> Result<Placed> {
     let id = &resp.request_id;
     let dest = spool.dir(Dir::Responses).join(name);
-    let mut tmp = TempFile::write(&spool.dir(Dir::Tmp), &format!("{id}.response"), &resp.to_json())?;
+    // The answer is the one durable publish of a fence: the record that a node was fenced, and what
+    // keeps an answered request from running again after a power cut (PROTOCOL.md).
+    let mut tmp =
+        TempFile::write(&spool.dir(Dir::Tmp), &format!("{id}.response"), &resp.to_json(), fsio::Durability::Durable)?;
     loop {
         match tmp.place(&dest)? {
             Ok(()) => {
@@ -111,7 +114,7 @@ pub fn requeue(spool: &Spool, lease: Lock, id: &str, name: &str, bytes: &[u8]) -
     }
     let claimed = lease.path().to_path_buf();
     match std::fs::remove_file(&claimed) {
-        Ok(()) => fsio::sync_dir(&spool.dir(Dir::Claimed))?,
+        Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(crate::HaError::io("unlink", &claimed, e)),
     }

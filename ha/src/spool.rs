@@ -261,13 +261,14 @@ pub fn classify_fs(f_type: i64) -> std::result::Result<&'static str, &'static st
 
 /// Refuses a spool whose file system is not known to be local.
 pub fn check_local(path: &Path) -> Result<()> {
+    fs_name(path).map(drop)
+}
+
+/// The name of the local file system `path` is on; a non-local or unknown one is an error.
+pub fn fs_name(path: &Path) -> Result<&'static str> {
     let st = nix::sys::statfs::statfs(path).map_err(|e| HaError::errno("statfs", path, e))?;
     let f_type = st.filesystem_type().0 as i64;
-    classify_fs(f_type).map(drop).map_err(|fs_name| HaError::NotLocal {
-        path: path.to_path_buf(),
-        fs_type: f_type,
-        fs_name,
-    })
+    classify_fs(f_type).map_err(|fs_name| HaError::NotLocal { path: path.to_path_buf(), fs_type: f_type, fs_name })
 }
 
 #[cfg(test)]

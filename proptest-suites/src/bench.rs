@@ -43,6 +43,11 @@ pub struct Config {
     /// Where the spools go (tmpfs).
     #[arg(long, default_value = "/dev/shm")]
     pub tmpfs: PathBuf,
+    /// Also measure the fence overhead with the spool on this directory of a disk file system
+    /// (ext4, xfs): the durable answer's fsyncs reach a disk there. `make bench` run as root
+    /// loop-mounts an ext4 image for it; without it the row says it was not measured.
+    #[arg(long, value_name = "DIR")]
+    pub disk: Option<PathBuf>,
 }
 
 /// The binaries.
@@ -51,6 +56,19 @@ struct Bins {
     watcher: PathBuf,
     executor: PathBuf,
     nnf_standin: PathBuf,
+}
+
+/// The median time to start and reap `/bin/true`, in milliseconds: what one fence command costs
+/// this machine at the least.
+fn spawn_p50(n: usize) -> f64 {
+    let mut t: Vec<Duration> = (0..n.max(1))
+        .filter_map(|_| {
+            let t0 = Instant::now();
+            Command::new("/bin/true").status().ok().map(|_| t0.elapsed())
+        })
+        .collect();
+    t.sort();
+    pct(&t, 0.5)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
@@ -97,14 +115,14 @@ struct Rig {
 impl Rig {
     /// `n` watcher slots, all started (and waited for) unless `idle`.
     fn new(
-        cfg: &Config,
+        base: &Path,
         bins: &Bins,
         n: usize,
         idle: bool,
         executor: bool,
         extra: &[&str],
     ) -> Result<Rig, Box<dyn std::error::Error>> {
-        let dir = tempfile::Builder::new().prefix("fence-bench.").tempdir_in(&cfg.tmpfs)?;
+        let dir = tempfile::Builder::new().prefix("fence-bench.").tempdir_in(base)?;
         let root = dir.path().to_path_buf();
         let spool = Spool::new(root.join("spool"));
         spool.prepare(&ha::spool::WATCHER_DIRS)?;
@@ -341,7 +359,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     };
 
     // 1. Fence overhead, inotify and polling.
-    let rig = Rig::new(cfg, &bins, 3, false, false, &[])?;
+    let rig = Rig::new(&cfg.tmpfs, &bins, 3, false, false, &[])?;
     for i in 0..20 {
         rig.fence(&bins, &format!("warm{i}"), false)?;
     }
@@ -374,7 +392,41 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         r
     };
     let p50 = pct(&times, 0.5);
-    row(&format!("fence overhead, inotify ({} fences, 3 idle watchers, /bin/true)", cfg.fences), spread(&times));
+    let spawn = spawn_p50(cfg.fences);
+    row(
+        &format!("one process spawn: /bin/true started and reaped ({} times)", cfg.fences),
+        format!("p50 {spawn:.2} ms"),
+    );
+    row(
+        &format!("fence overhead, inotify ({} fences, 3 idle watchers, /bin/true)", cfg.fences),
+        format!("{}; p50 {:.1}x one spawn", spread(&times), p50 / spawn),
+    );
+    match &cfg.disk {
+        Some(disk) => {
+            let fs = ha::spool::fs_name(disk)?;
+            let rig = Rig::new(disk, &bins, 3, false, false, &[])?;
+            for i in 0..20 {
+                rig.fence(&bins, &format!("warm{i}"), false)?;
+            }
+            let mut dtimes: Vec<Duration> = (0..cfg.fences)
+                .map(|i| rig.fence(&bins, &format!("n{i}"), false).map(|r| r.0))
+                .collect::<Result<_, _>>()?;
+            dtimes.sort();
+            let d50 = pct(&dtimes, 0.5);
+            row(
+                &format!(
+                    "fence overhead, inotify, spool on {fs} at {} ({} fences, same run)",
+                    disk.display(),
+                    cfg.fences
+                ),
+                format!("{}; p50 {:.1}x one spawn, {:.2}x tmpfs", spread(&dtimes), d50 / spawn, d50 / p50),
+            );
+        }
+        None => row(
+            "fence overhead, spool on a disk file system",
+            "not measured: give --disk DIR (as root, `make bench` loop-mounts an ext4 image for it)".into(),
+        ),
+    }
     row(
         &format!("fence overhead, discovery from the leader's snapshot ({} nodes, same run)", cfg.fences),
         spread(&dtimes),
@@ -383,7 +435,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         &format!("fence overhead, a protocol v2 client through the watchers ({} fences, same run)", cfg.fences),
         spread(&v2times),
     );
-    let polled = Rig::new(cfg, &bins, 3, false, false, &["--no-inotify", "--rescan-interval", "0.5"])?;
+    let polled = Rig::new(&cfg.tmpfs, &bins, 3, false, false, &["--no-inotify", "--rescan-interval", "0.5"])?;
     let mut ptimes: Vec<Duration> = (0..cfg.polled_fences)
         .map(|i| polled.fence(&bins, &format!("p{i}"), false).map(|r| r.0))
         .collect::<Result<_, _>>()?;
@@ -414,7 +466,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     let mut loaded_rss = 0;
     for n in [1, 2, 4] {
         for (targets, label) in [(cfg.queued, "distinct targets"), (16, "16 targets, coalescing")] {
-            let mut rig = Rig::new(cfg, &bins, n, true, false, &[])?;
+            let mut rig = Rig::new(&cfg.tmpfs, &bins, n, true, false, &[])?;
             rig.queue(cfg.queued, targets)?;
             let responses = rig.spool.dir(Dir::Responses);
             let started = Instant::now();
@@ -467,7 +519,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     }
 
     // 3. Failover: leader takeover, and re-execution after a holder's death.
-    let mut rig = Rig::new(cfg, &bins, 3, false, true, &[])?;
+    let mut rig = Rig::new(&cfg.tmpfs, &bins, 3, false, true, &[])?;
     let mut takeovers = Vec::new();
     for _ in 0..cfg.trials {
         // Members are up before one of them is elected: wait for the leader (a slow disk spool
@@ -539,7 +591,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
 
     // 5. Scale: claim cost with many pending requests.
     for pending in [100, cfg.scale] {
-        let mut rig = Rig::new(cfg, &bins, 1, true, false, &[])?;
+        let mut rig = Rig::new(&cfg.tmpfs, &bins, 1, true, false, &[])?;
         rig.queue(pending, pending)?;
         let responses = rig.spool.dir(Dir::Responses);
         rig.cluster_start(0)?;

@@ -2,9 +2,15 @@
 //! `wake`, the agent's wake-up FIFO).
 //!
 //! Invariants it provides to the rest of the code:
-//! - A file another process reads is first written under `tmp/` with `O_EXCL`, fsynced, then moved into
-//!   place with [`move_noreplace`], and the destination directory is fsynced: readers never see a
-//!   partial file, and a crash leaves at worst a stray temporary file, never a torn one.
+//! - A file another process reads is first written under `tmp/` with `O_EXCL`, then moved into place
+//!   with [`move_noreplace`]: readers never see a partial file.
+//! - What must outlive a power cut is written [`Durability::Durable`]: the file is fsynced before its
+//!   move and the destination directory after it, so it is there, whole, after any crash once the
+//!   call returns. Only answers are (PROTOCOL.md, "What survives a crash", says which file and why).
+//!   Everything else is [`Durability::Volatile`]: no fsync, so after a power cut on a disk spool it
+//!   may be missing, back under its old name, or empty (a renamed file whose data never reached the
+//!   disk); the readers of each such file handle those states. A process crash loses nothing: the
+//!   page cache survives it.
 //! - No move ever replaces a file: `renameat2(RENAME_NOREPLACE)`, or `link` + `unlink` on file
 //!   systems that answer `EINVAL` to it. The caller learns whether the destination already existed.
 //! - Files are opened with `O_NOFOLLOW | O_CLOEXEC`: a symlink planted in the spool is refused, and no
@@ -40,22 +46,26 @@ pub enum Moved {
     SourceGone,
 }
 
-/// Moves `from` to `to` without ever replacing `to`, then fsyncs both parent directories.
+/// Whether a write must outlive a power cut.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync the file before it is placed and its directory after: after any crash it is there,
+    /// whole. One such publish costs two fsyncs; a fence's critical path has one (its answer).
+    Durable,
+    /// No fsync: readers see it at once; a power cut may lose it, undo its move or leave it empty.
+    Volatile,
+}
+
+/// Moves `from` to `to` without ever replacing `to`. Volatile: it fsyncs nothing (a moved file
+/// that must survive a power cut is placed with [`TempFile::place`] of a durable file).
 pub fn move_noreplace(from: &Path, to: &Path) -> Result<Moved> {
-    let moved = match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
-        Ok(()) => Moved::Done,
-        Err(Errno::EEXIST) => return Ok(Moved::DestinationExists),
-        Err(Errno::ENOENT) => return Ok(Moved::SourceGone),
-        Err(Errno::EINVAL) | Err(Errno::ENOSYS) => link_then_unlink(from, to)?,
-        Err(e) => return Err(HaError::errno("rename (RENAME_NOREPLACE)", to, e)),
-    };
-    if moved == Moved::Done {
-        sync_parent(to)?;
-        if from.parent() != to.parent() {
-            sync_parent(from)?;
-        }
+    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+        Ok(()) => Ok(Moved::Done),
+        Err(Errno::EEXIST) => Ok(Moved::DestinationExists),
+        Err(Errno::ENOENT) => Ok(Moved::SourceGone),
+        Err(Errno::EINVAL) | Err(Errno::ENOSYS) => link_then_unlink(from, to),
+        Err(e) => Err(HaError::errno("rename (RENAME_NOREPLACE)", to, e)),
     }
-    Ok(moved)
 }
 
 /// Moves `from` into `dir` as `name`, or as `name.<uuid>` when `name` is taken there: nothing is ever
@@ -88,7 +98,7 @@ fn link_then_unlink(from: &Path, to: &Path) -> Result<Moved> {
 }
 
 /// fsyncs a directory, making the names created or removed in it durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
+fn sync_dir(dir: &Path) -> Result<()> {
     let f = File::open(dir).map_err(HaError::at("open directory", dir))?;
     f.sync_all().map_err(HaError::at("fsync directory", dir))
 }
@@ -101,10 +111,11 @@ fn sync_parent(path: &Path) -> Result<()> {
 }
 
 /// Checks that files can be created and written in `dir` now: writes a hidden, pid-named file of
-/// [`PROBE_BYTES`] (about a request's size), fsyncs and removes it. A read-only or full file system,
-/// or a directory without write permission, fails with the operation and the cause.
+/// [`PROBE_BYTES`] (about a request's size), fsyncs it (so that a disk that cannot take the data
+/// says so now) and removes it. A read-only or full file system, or a directory without write
+/// permission, fails with the operation and the cause.
 pub fn probe_writable(dir: &Path) -> Result<()> {
-    drop(TempFile::write(dir, "probe", &[b' '; PROBE_BYTES])?);
+    drop(TempFile::write(dir, "probe", &[b' '; PROBE_BYTES], Durability::Durable)?);
     Ok(())
 }
 
@@ -115,10 +126,7 @@ pub fn remove_unanswered(request: &Path, response: &Path) -> Result<bool> {
         return Ok(false);
     }
     match std::fs::remove_file(request) {
-        Ok(()) => {
-            sync_parent(request)?;
-            Ok(true)
-        }
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(e) => Err(HaError::io("remove", request, e)),
     }
@@ -133,32 +141,42 @@ pub fn temp_name(stem: &str, pid: u32, unique: &str) -> String {
     format!(".{stem}.{pid}.{unique}.tmp")
 }
 
-/// A file fully written and fsynced under `tmp/`, not yet visible anywhere else.
+/// A file fully written under `tmp/` (and fsynced, when durable), not yet visible anywhere else.
 /// Dropping it unplaced removes it.
 #[derive(Debug)]
 pub struct TempFile {
     path: Option<PathBuf>,
+    durability: Durability,
 }
 
 impl TempFile {
-    /// Writes `bytes` to a new file in `tmp_dir` (name derived from `stem`, unique) and fsyncs it.
-    pub fn write(tmp_dir: &Path, stem: &str, bytes: &[u8]) -> Result<TempFile> {
-        TempFile::write_dated(tmp_dir, stem, bytes, None)
+    /// Writes `bytes` to a new file in `tmp_dir` (name derived from `stem`, unique); fsyncs it when
+    /// `durability` is [`Durability::Durable`].
+    pub fn write(tmp_dir: &Path, stem: &str, bytes: &[u8], durability: Durability) -> Result<TempFile> {
+        TempFile::write_dated(tmp_dir, stem, bytes, None, durability)
     }
 
     /// Like [`TempFile::write`], with the file's modification time set to `modified` when given (a
     /// requeued request keeps its submission time: the queue orders a target's requests by it).
-    pub fn write_dated(tmp_dir: &Path, stem: &str, bytes: &[u8], modified: Option<SystemTime>) -> Result<TempFile> {
+    pub fn write_dated(
+        tmp_dir: &Path,
+        stem: &str,
+        bytes: &[u8],
+        modified: Option<SystemTime>,
+        durability: Durability,
+    ) -> Result<TempFile> {
         let name = temp_name(stem, std::process::id(), &uuid::Uuid::new_v4().simple().to_string());
         let path = tmp_dir.join(name);
         let mut f = create_new(&path)?;
-        let guard = TempFile { path: Some(path) };
+        let guard = TempFile { path: Some(path), durability };
         let p = guard.path();
         f.write_all(bytes).map_err(HaError::at("write", p))?;
         if let Some(t) = modified {
             f.set_modified(t).map_err(HaError::at("set the modification time of", p))?;
         }
-        f.sync_all().map_err(HaError::at("fsync", p))?;
+        if durability == Durability::Durable {
+            f.sync_all().map_err(HaError::at("fsync", p))?;
+        }
         Ok(guard)
     }
 
@@ -167,12 +185,17 @@ impl TempFile {
         self.path.as_deref().expect("a TempFile has a path until placed")
     }
 
-    /// Moves the file to `dest` unless `dest` exists. On `Err(self)` the file stays in `tmp/` for the
-    /// caller to put elsewhere (nothing is lost).
+    /// Moves the file to `dest` unless `dest` exists; a durable file's new directory entry is then
+    /// fsynced (the rename and the source's removal are one journal transaction: the destination's
+    /// fsync commits both). On `Err(self)` the file stays in `tmp/` for the caller to put elsewhere
+    /// (nothing is lost).
     pub fn place(mut self, dest: &Path) -> Result<std::result::Result<(), TempFile>> {
         match move_noreplace(self.path(), dest)? {
             Moved::Done => {
                 self.path = None;
+                if self.durability == Durability::Durable {
+                    sync_parent(dest)?;
+                }
                 Ok(Ok(()))
             }
             Moved::DestinationExists => Ok(Err(self)),
@@ -194,7 +217,7 @@ impl Drop for TempFile {
 }
 
 /// Writes `bytes` atomically at `dest` (through `tmp_dir`), refusing to replace an existing file.
-/// Returns `false` when `dest` already existed (the temporary file is then removed).
+/// Volatile. Returns `false` when `dest` already existed (the temporary file is then removed).
 pub fn write_new(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<bool> {
     write_new_dated(tmp_dir, dest, bytes, None)
 }
@@ -202,18 +225,18 @@ pub fn write_new(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<bool> {
 /// Like [`write_new`], the new file's modification time set to `modified` when given.
 pub fn write_new_dated(tmp_dir: &Path, dest: &Path, bytes: &[u8], modified: Option<SystemTime>) -> Result<bool> {
     let stem = dest.file_name().and_then(OsStr::to_str).unwrap_or("file");
-    Ok(TempFile::write_dated(tmp_dir, stem, bytes, modified)?.place(dest)?.is_ok())
+    Ok(TempFile::write_dated(tmp_dir, stem, bytes, modified, Durability::Volatile)?.place(dest)?.is_ok())
 }
 
 /// Writes `bytes` atomically at `dest`, replacing what is there: only for files this process owns
-/// alone (its heartbeat, its published status), never for requests or responses.
+/// alone (its heartbeat, its published status), never for requests or responses. Volatile.
 pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     let stem = dest.file_name().and_then(OsStr::to_str).unwrap_or("file");
-    let tmp = TempFile::write(tmp_dir, stem, bytes)?;
+    let tmp = TempFile::write(tmp_dir, stem, bytes, Durability::Volatile)?;
     std::fs::rename(tmp.path(), dest).map_err(HaError::at("rename", dest))?;
     let mut tmp = tmp;
     tmp.path = None;
-    sync_parent(dest)
+    Ok(())
 }
 
 /// Creates a new file (0600), failing if anything exists at `path`, never following a symlink.
