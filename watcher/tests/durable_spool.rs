@@ -69,3 +69,39 @@ fn a_request_from_before_this_boot_is_expired_even_when_the_clock_went_back() {
     assert_eq!(resp.outcome, Some(Outcome::Expired), "{resp:?}");
     assert!(w.ledger().is_empty(), "never executed");
 }
+
+/// #19 item 2: the records are appended without fsync, the answer is durable. A power cut that
+/// loses the chain's tail (the last record cut short) is reported as such, and with `--spool` the
+/// answered fences whose records are gone are named (exit 3), never a broken chain; the next fence
+/// after it chains on.
+#[test]
+fn a_chain_tail_lost_in_a_crash_is_records_missing_not_a_break() {
+    let w = World::new();
+    let _w1 = w.watcher("w1", &[]);
+    for n in ["n1", "n2", "n3"] {
+        assert_exit(&w.agent(&format!("action=off\nport={n}\n")), 0);
+    }
+    let spool = w.spool.display().to_string();
+    let (code, said) = events(&w, &["verify", "--spool", &spool]);
+    assert_eq!(code, 0, "{said}");
+    // The power cut: n3's completed record half written, nothing after it.
+    let log = w.logs.join("fence-events-detailed.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let last = text.trim_end().rsplit('\n').next().unwrap();
+    assert!(last.contains("\"completed\"") && last.contains("n3"), "{last}");
+    let kept = text.len() - last.len() - 1;
+    std::fs::write(&log, format!("{}{}", &text[..kept], &last[..last.len() / 2])).unwrap();
+    let record: serde_json::Value = serde_json::from_str(last).unwrap();
+    let n3 = record["request_id"].as_str().unwrap().to_string();
+    assert!(w.response(&n3).is_some_and(|r| r.success), "its answer is in the spool");
+    let (code, said) = events(&w, &["verify"]);
+    assert_eq!(code, 0, "a crash's cut is not a break: {said}");
+    assert!(said.contains("record cut short by a crash"), "{said}");
+    let (code, said) = events(&w, &["verify", "--spool", &spool]);
+    assert_eq!(code, 3, "{said}");
+    assert!(said.contains("record missing after a crash") && said.contains(&n3), "{said}");
+    // After the reboot the agent appends on a line of its own, chained from the last whole record.
+    assert_exit(&w.agent("action=off\nport=n4\n"), 0);
+    let (code, said) = events(&w, &["verify"]);
+    assert!(code == 0 && said.contains("record cut short by a crash"), "{said}");
+}

@@ -2,8 +2,10 @@
 //! `fence-events-detailed.jsonl`) the questions the original documentation answered with `jq`, and
 //! verifies the audit chain. Reads only; never takes the log's lock.
 //!
-//! - [`records`]: finding and parsing the files, filters; [`report`]: the tables and formats.
+//! - [`records`]: finding and parsing the files, filters; [`report`]: the tables and formats;
+//!   [`answers`]: a spool's durable answers against the records (`verify --spool`).
 
+pub mod answers;
 pub mod records;
 pub mod report;
 
@@ -84,6 +86,10 @@ struct VerifyArgs {
     /// Also check against the anchors in the local journal (runs journalctl).
     #[arg(long)]
     journal: bool,
+    /// Also compare with this spool's answers: fences our agent had answered whose outcome record
+    /// is not in the chain are reported as records missing after a crash (exit 3).
+    #[arg(long, value_name = "DIR")]
+    spool: Option<PathBuf>,
 }
 
 /// What can go wrong.
@@ -220,10 +226,36 @@ fn verify(logs: &[LogFile], v: &VerifyArgs) -> Result<ExitCode, EventsError> {
     for p in &r.unchained {
         println!("unchained record (written without the log's lock): {p}");
     }
+    for (p, seq) in &r.crash_cuts {
+        println!("record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)");
+    }
+    let missing = match &v.spool {
+        Some(spool) => {
+            let records: Vec<Record> = logs
+                .iter()
+                .flat_map(|l| String::from_utf8_lossy(&l.bytes).lines().filter_map(Record::parse).collect::<Vec<_>>())
+                .collect();
+            answers::unrecorded(spool, &records)?
+        }
+        None => Vec::new(),
+    };
+    for m in &missing {
+        println!(
+            "record missing after a crash: request {} ({}, answered {} at {}) has an answer in the spool but no outcome record",
+            m.request_id, m.target, m.outcome, m.answered
+        );
+    }
     if let Some((first, _)) = r.span.filter(|(first, _)| *first > 1) {
         println!("note: the chain starts at seq {first} here (older files not given, or removed by rotation)");
     }
     match r.broken {
+        None if !missing.is_empty() => {
+            println!(
+                "OK, RECORDS MISSING: {summary}; {} answered fences have no record (the chain's tail lost in a power cut, or the agent killed before it recorded)",
+                missing.len()
+            );
+            Ok(ExitCode::from(3))
+        }
         None => {
             println!("OK: {summary}");
             Ok(ExitCode::SUCCESS)

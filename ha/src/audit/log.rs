@@ -2,8 +2,8 @@
 //!
 //! Locks taken: an exclusive flock on `<log>.lock`, waited for at most [`LOCK_WAIT`]: auditing never
 //! blocks fencing. Under the lock: the chain's end is read from the last complete record of the log
-//! (or, in a fresh file after a rotation, from the copy kept in the lock file), the sealed line is
-//! appended with one `write(2)`, and the new end is written into the lock file. Without the lock in
+//! (or, in a fresh file after a rotation, from the copy kept in the lock file), a record cut short
+//! by a crash is ended with a newline, the sealed line is appended with one `write(2)`, and the new end is written into the lock file. Without the lock in
 //! time the record is still appended, without chain fields (reported as unchained by `verify`),
 //! and a warning says so. Neither path fsyncs: the log is as durable as it always was.
 //!
@@ -82,6 +82,7 @@ impl ChainedLog {
                 return Ok(Appended::Unchained(format!("cannot lock {}: {e}", self.lock_path.display())));
             }
         };
+        self.mend_tail()?;
         let end = self.end(held.file());
         let (line, link) = seal(&end);
         self.write_line(&line)?;
@@ -129,6 +130,22 @@ impl ChainedLog {
         let mut head = String::new();
         let _ = std::io::Read::read_to_string(&mut &*lock_file, &mut head);
         super::parse_anchors(&head).pop().map_or_else(Link::genesis, |(seq, hash)| Link { seq, hash })
+    }
+
+    /// Ends a record cut short by a crash (a log that does not end with a newline: a power cut
+    /// during the last append, or NUL bytes of a file extended but never written) with a newline, so
+    /// that the next record starts on a line of its own; `verify` reports the cut one as a crash's.
+    fn mend_tail(&self) -> std::io::Result<()> {
+        let len = self.file.metadata()?.len();
+        if len == 0 {
+            return Ok(());
+        }
+        let mut last = [0u8; 1];
+        self.file_for_read()?.read_exact_at(&mut last, len - 1)?;
+        if last[0] != b'\n' {
+            self.write_line("\n")?;
+        }
+        Ok(())
     }
 
     fn file_for_read(&self) -> std::io::Result<File> {
@@ -198,6 +215,28 @@ mod tests {
             .collect();
         let r = verify(&files, &[]);
         assert_eq!((r.records, r.broken), (3, None));
+    }
+
+    /// #19: after a power cut cut the log's last record short, the next append starts a line of
+    /// its own and chains from the last whole record: the chain verifies, with the cut reported.
+    #[test]
+    fn appending_after_a_crash_cut_keeps_the_chain_whole() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("events.jsonl");
+        let log = ChainedLog::open(&path).unwrap();
+        append(&log, 1);
+        append(&log, 2);
+        let len = std::fs::metadata(&path).unwrap().len();
+        drop(log);
+        for tail in [&b"{\"n\":3,\"seq\":3"[..], b"\0\0\0\0"] {
+            let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            f.set_len(len).unwrap();
+            f.write_all_at(tail, len).unwrap();
+            let log = ChainedLog::open(&path).unwrap();
+            assert!(matches!(append(&log, 3), Appended::Chained(Link { seq: 3, .. })));
+            let r = verify(&[LogFile { name: "f".into(), bytes: std::fs::read(&path).unwrap() }], &[]);
+            assert_eq!((r.records, r.crash_cuts.len(), r.broken), (3, 1, None), "{tail:?}");
+        }
     }
 
     #[test]

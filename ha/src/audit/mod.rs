@@ -199,6 +199,11 @@ pub struct Report {
     pub unchained: Vec<Place>,
     /// Anchors checked.
     pub anchors: u64,
+    /// Records cut short by a crash: a line that is the start of a record (or NUL bytes) where
+    /// the chain then continues from the record before it, or at the very end. A power cut while
+    /// the agent appended leaves one; the agent that appends next starts a new line and chains
+    /// from the last whole record. With the seq the cut record would have had.
+    pub crash_cuts: Vec<(Place, u64)>,
     /// The first broken link, if any.
     pub broken: Option<Break>,
 }
@@ -219,6 +224,8 @@ pub fn verify(files: &[LogFile], anchors: &[(u64, String)]) -> Report {
     let mut report = Report::default();
     let mut prev: Option<Link> = None;
     let mut seen: std::collections::HashMap<u64, (Place, String)> = std::collections::HashMap::new();
+    // A damaged line that may be a crash's cut: its break, where, the seq it would have had.
+    let mut pending: Option<(Break, Place, u64)> = None;
     for (_, f) in ordered {
         let text = String::from_utf8_lossy(&f.bytes).into_owned();
         let lines: Vec<Line<'_>> = text
@@ -231,14 +238,44 @@ pub fn verify(files: &[LogFile], anchors: &[(u64, String)]) -> Report {
             })
             .collect();
         for l in lines {
-            if let Some(b) = check_line(&l, &mut prev, &mut report, &mut seen) {
-                report.broken = Some(b);
-                return report;
+            let before = report.records;
+            match check_line(&l, &mut prev, &mut report, &mut seen) {
+                Some(b)
+                    if pending.is_none()
+                        && looks_cut(l.text)
+                        && matches!(b, Break::Damaged(_) | Break::Truncated(_)) =>
+                {
+                    pending = Some((b, l.place.clone(), prev.as_ref().map_or(1, |p| p.seq + 1)));
+                }
+                Some(b) => {
+                    report.broken = Some(pending.map_or(b, |(first, ..)| first));
+                    return report;
+                }
+                // A chained record continuing from the last whole one: what came between was cut.
+                None if report.records > before => {
+                    if let Some((_, place, seq)) = pending.take() {
+                        report.crash_cuts.push((place, seq));
+                    }
+                }
+                None if pending.is_some() && !l.text.trim().is_empty() => {
+                    report.broken = pending.map(|(first, ..)| first);
+                    return report;
+                }
+                None => {}
             }
         }
     }
+    // Nothing after it: the end of the chain was being written.
+    if let Some((_, place, seq)) = pending {
+        report.crash_cuts.push((place, seq));
+    }
     for (seq, hash) in anchors {
         report.anchors += 1;
+        // The anchor of a record lost in a crash reached the journal, the record did not: the
+        // next record took its seq.
+        if report.crash_cuts.iter().any(|(_, s)| s == seq) {
+            continue;
+        }
         let broken = match seen.get(seq) {
             None if report.span.is_some_and(|(first, _)| *seq >= first) => Some(Break::AnchorMissing { seq: *seq }),
             None => None,
@@ -251,6 +288,13 @@ pub fn verify(files: &[LogFile], anchors: &[(u64, String)]) -> Report {
         }
     }
     report
+}
+
+/// Whether a line that is not a record has the shape a crash leaves: the start of a record (an
+/// unterminated JSON object) or NUL bytes (a file extended but not written).
+fn looks_cut(text: &str) -> bool {
+    let t = text.trim_end_matches('\0');
+    t.is_empty() || (t.starts_with('{') && serde_json::from_str::<Value>(t).is_err())
 }
 
 fn check_line(
@@ -372,11 +416,35 @@ mod tests {
         let forged = serde_json::to_string(&forged).unwrap();
         let b = verify(&[file("f", &[c[0].clone(), forged])], &[]).broken;
         assert!(matches!(b, Some(Break::Unlinked { seq: 2, .. })), "{b:?}");
-        let mut cut = file("f", &c[..2]);
-        cut.bytes.truncate(cut.bytes.len() - 10);
-        assert!(matches!(verify(&[cut], &[]).broken, Some(Break::Truncated(_))));
-        let damaged = file("f", &[c[0].clone(), "{not json".into()]);
+        let damaged = file("f", &[c[0].clone(), "not a record".into(), c[1].clone()]);
         assert!(matches!(verify(&[damaged], &[]).broken, Some(Break::Damaged(_))));
+    }
+
+    /// #19: a power cut while the agent appends leaves the last record cut short (or NUL bytes);
+    /// the next agent starts a new line and chains from the last whole record. That is a crash's
+    /// mark, reported as such, not a broken chain; anything else around a damaged line still is.
+    #[test]
+    fn a_record_cut_short_by_a_crash_is_not_a_break() {
+        let c = chain(4);
+        let lines = |v: &[&str]| LogFile { name: "f".into(), bytes: v.concat().into_bytes() };
+        let nl = |l: &String| format!("{l}\n");
+        let (r0, r1, r2) = (nl(&c[0]), nl(&c[1]), nl(&c[2]));
+        let r = verify(&[lines(&[&r0, &r1, &c[2][..40]])], &[]);
+        assert_eq!((r.broken, r.records, r.crash_cuts.len()), (None, 2, 1), "cut at the end");
+        let r = verify(&[lines(&[&r0, &r1, "\0\0\0\0"])], &[]);
+        assert_eq!((r.broken, r.crash_cuts.len()), (None, 1), "NUL bytes at the end");
+        // The next record took the lost one's seq, chained from the last whole record.
+        let mut next: serde_json::Map<String, Value> = serde_json::from_str(&c[3]).unwrap();
+        seal(&mut next, &link_of(&c[1]).unwrap());
+        let next = nl(&serde_json::to_string(&next).unwrap());
+        let cut = format!("{}\n", &c[2][..40]);
+        let lost_anchor = (3, link_of(&c[2]).unwrap().hash);
+        let r = verify(&[lines(&[&r0, &r1, &cut, &next])], &[lost_anchor]);
+        assert_eq!((r.broken, r.records), (None, 3));
+        assert_eq!(r.crash_cuts, vec![(Place { file: "f".into(), line: 3 }, 3)]);
+        // A cut the chain does not continue past (the record after it links elsewhere): broken.
+        let r = verify(&[lines(&[&r0, &cut, &r2])], &[]);
+        assert!(matches!(r.broken, Some(Break::Damaged(Place { line: 2, .. }))), "{:?}", r.broken);
     }
 
     #[test]
