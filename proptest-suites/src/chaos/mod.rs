@@ -63,6 +63,10 @@ pub struct Config {
     /// Keep the run's directory (spool, logs, ledger) for inspection.
     #[arg(long)]
     pub keep: bool,
+    /// Put the run's directory (spool, logs, ledger) in this directory, e.g. on a disk file system
+    /// (default: the system's temporary directory).
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -79,8 +83,15 @@ pub fn run(cfg: &Config) -> Result<Summary, Box<dyn std::error::Error>> {
         Some(d) => d.clone(),
         None => std::env::current_exe()?.parent().ok_or("no bin dir")?.to_path_buf(),
     };
-    let work = tempfile::Builder::new().prefix("kill-watcher.").tempdir()?;
+    let work = match &cfg.dir {
+        Some(d) => tempfile::Builder::new().prefix("kill-watcher.").tempdir_in(d)?,
+        None => tempfile::Builder::new().prefix("kill-watcher.").tempdir()?,
+    };
     let root = work.path().to_path_buf();
+    match ha::spool::fs_name(&root) {
+        Ok(fs) => eprintln!("kill-watcher: spool on {fs} at {}", root.display()),
+        Err(e) => eprintln!("kill-watcher: {e}"),
+    }
     let spool_dir = root.join("spool");
     let spool = Spool::new(&spool_dir);
     spool.prepare(&ha::spool::WATCHER_DIRS)?;
