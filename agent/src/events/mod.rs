@@ -163,6 +163,13 @@ fn filter(a: &FilterArgs) -> Result<Filter, EventsError> {
     })
 }
 
+/// Every record of the files, in file order.
+fn records_of(logs: &[LogFile]) -> Vec<Record> {
+    logs.iter()
+        .flat_map(|l| String::from_utf8_lossy(&l.bytes).lines().filter_map(Record::parse).collect::<Vec<_>>())
+        .collect()
+}
+
 /// Runs the CLI.
 pub fn run() -> Result<ExitCode, EventsError> {
     let cli = Cli::parse();
@@ -176,11 +183,7 @@ pub fn run() -> Result<ExitCode, EventsError> {
         Command::Latency(a) => (a, report::latency_by_node),
     };
     let f = filter(args)?;
-    let recs: Vec<Record> = logs
-        .iter()
-        .flat_map(|l| String::from_utf8_lossy(&l.bytes).lines().filter_map(Record::parse).collect::<Vec<_>>())
-        .filter(|r| f.keeps(r))
-        .collect();
+    let recs: Vec<Record> = records_of(&logs).into_iter().filter(|r| f.keeps(r)).collect();
     let out = match (&cli.command, cli.format) {
         (Command::List(_), Format::Json) => {
             let raw: Vec<&serde_json::Value> = recs.iter().map(|r| &r.raw).collect();
@@ -230,13 +233,7 @@ fn verify(logs: &[LogFile], v: &VerifyArgs) -> Result<ExitCode, EventsError> {
         println!("record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)");
     }
     let missing = match &v.spool {
-        Some(spool) => {
-            let records: Vec<Record> = logs
-                .iter()
-                .flat_map(|l| String::from_utf8_lossy(&l.bytes).lines().filter_map(Record::parse).collect::<Vec<_>>())
-                .collect();
-            answers::unrecorded(spool, &records)?
-        }
+        Some(spool) => answers::unrecorded(spool, &records_of(logs))?,
         None => Vec::new(),
     };
     for m in &missing {
