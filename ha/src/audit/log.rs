@@ -3,7 +3,8 @@
 //! Locks taken: an exclusive flock on `<log>.lock`, waited for at most [`LOCK_WAIT`]: auditing never
 //! blocks fencing. Under the lock: the chain's end is read from the last complete record of the log
 //! (or, in a fresh file after a rotation, from the copy kept in the lock file), a record cut short
-//! by a crash is ended with a newline, the sealed line is appended with one `write(2)`, and the new end is written into the lock file. Without the lock in
+//! by a crash (seen in the same read) is ended with a newline, the sealed line is appended with one
+//! `write(2)`, and the new end is written into the lock file. Without the lock in
 //! time the record is still appended, without chain fields (reported as unchained by `verify`),
 //! and a warning says so. Neither path fsyncs: the log is as durable as it always was.
 //!
@@ -82,8 +83,12 @@ impl ChainedLog {
                 return Ok(Appended::Unchained(format!("cannot lock {}: {e}", self.lock_path.display())));
             }
         };
-        self.mend_tail()?;
-        let end = self.end(held.file());
+        let (end, cut) = self.end(held.file());
+        // A record cut short by a crash is ended first, so that this one starts a line of its own;
+        // `verify` reports the cut one as a crash's.
+        if cut {
+            self.write_line("\n")?;
+        }
         let (line, link) = seal(&end);
         self.write_line(&line)?;
         let head = format!("seq={} hash={}\n", link.seq, link.hash);
@@ -107,9 +112,12 @@ impl ChainedLog {
     }
 
     /// The chain's end: the log's last complete chained record, else the lock file's copy, else
-    /// the genesis.
-    fn end(&self, lock_file: &File) -> Link {
+    /// the genesis; and whether the log's last record was cut short (it does not end with a
+    /// newline: a power cut during the last append, or NUL bytes of a file extended but never
+    /// written), read from the same tail.
+    fn end(&self, lock_file: &File) -> (Link, bool) {
         let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut cut = false;
         if let Ok(reader) = self.file_for_read() {
             for tail in TAILS {
                 let start = len.saturating_sub(tail);
@@ -117,10 +125,13 @@ impl ChainedLog {
                 if reader.read_exact_at(&mut buf, start).is_err() {
                     break;
                 }
+                if tail == TAILS[0] {
+                    cut = buf.last().is_some_and(|b| *b != b'\n');
+                }
                 let text = String::from_utf8_lossy(&buf);
                 let complete = text.rfind('\n').map_or("", |i| &text[..i]);
                 if let Some(link) = complete.lines().rev().find_map(link_of) {
-                    return link;
+                    return (link, cut);
                 }
                 if start == 0 {
                     break;
@@ -129,23 +140,7 @@ impl ChainedLog {
         }
         let mut head = String::new();
         let _ = std::io::Read::read_to_string(&mut &*lock_file, &mut head);
-        super::parse_anchors(&head).pop().map_or_else(Link::genesis, |(seq, hash)| Link { seq, hash })
-    }
-
-    /// Ends a record cut short by a crash (a log that does not end with a newline: a power cut
-    /// during the last append, or NUL bytes of a file extended but never written) with a newline, so
-    /// that the next record starts on a line of its own; `verify` reports the cut one as a crash's.
-    fn mend_tail(&self) -> std::io::Result<()> {
-        let len = self.file.metadata()?.len();
-        if len == 0 {
-            return Ok(());
-        }
-        let mut last = [0u8; 1];
-        self.file_for_read()?.read_exact_at(&mut last, len - 1)?;
-        if last[0] != b'\n' {
-            self.write_line("\n")?;
-        }
-        Ok(())
+        (super::parse_anchors(&head).pop().map_or_else(Link::genesis, |(seq, hash)| Link { seq, hash }), cut)
     }
 
     fn file_for_read(&self) -> std::io::Result<File> {
