@@ -161,6 +161,14 @@ impl Rig {
         Ok(Rig { _dir: dir, spool, root, cluster })
     }
 
+    /// Twenty untimed fences, then `n` timed ones on targets `n0..`: (time, agent peak RSS) each.
+    fn warmed_fences(&self, bins: &Bins, n: usize) -> Result<Vec<(Duration, i64)>, Box<dyn std::error::Error>> {
+        for i in 0..20 {
+            self.fence(bins, &format!("warm{i}"), false)?;
+        }
+        (0..n).map(|i| self.fence(bins, &format!("n{i}"), false)).collect()
+    }
+
     /// Times one fence; with `discovery`, the agent looks the target up in `discovery.json`.
     /// Returns the time and the agent's peak RSS in KiB.
     fn fence(&self, bins: &Bins, target: &str, discovery: bool) -> Result<(Duration, i64), Box<dyn std::error::Error>> {
@@ -360,11 +368,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
 
     // 1. Fence overhead, inotify and polling.
     let rig = Rig::new(&cfg.tmpfs, &bins, 3, false, false, &[])?;
-    for i in 0..20 {
-        rig.fence(&bins, &format!("warm{i}"), false)?;
-    }
-    let runs: Vec<(Duration, i64)> =
-        (0..cfg.fences).map(|i| rig.fence(&bins, &format!("n{i}"), false)).collect::<Result<_, _>>()?;
+    let runs = rig.warmed_fences(&bins, cfg.fences)?;
     let agent_peak = runs.iter().map(|r| r.1).max().unwrap_or(0);
     let mut times: Vec<Duration> = runs.into_iter().map(|r| r.0).collect();
     times.sort();
@@ -441,12 +445,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         Some(disk) => {
             let fs = ha::spool::fs_name(disk)?;
             let rig = Rig::new(disk, &bins, 3, false, false, &[])?;
-            for i in 0..20 {
-                rig.fence(&bins, &format!("warm{i}"), false)?;
-            }
-            let mut dtimes: Vec<Duration> = (0..cfg.fences)
-                .map(|i| rig.fence(&bins, &format!("n{i}"), false).map(|r| r.0))
-                .collect::<Result<_, _>>()?;
+            let mut dtimes: Vec<Duration> = rig.warmed_fences(&bins, cfg.fences)?.into_iter().map(|r| r.0).collect();
             dtimes.sort();
             let d50 = pct(&dtimes, 0.5);
             row(
