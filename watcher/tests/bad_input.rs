@@ -11,8 +11,7 @@ use common::*;
 use ha::response::Outcome;
 
 fn old(path: &std::path::Path) {
-    let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(60)).unwrap();
+    set_mtime(path, SystemTime::now() - Duration::from_secs(60));
 }
 
 #[test]

@@ -332,8 +332,9 @@ fn no_power_cut_loses_an_acknowledged_answer_or_runs_an_answered_request() {
             for id in &ran {
                 assert!(!answers.contains(id), "{what}: answered request {id} ran again");
             }
+            let answers_after = answered(&after);
             for id in &acked {
-                assert!(answered(&after).contains(id), "{what}: the answer to {id} is gone after recovery");
+                assert!(answers_after.contains(id), "{what}: the answer to {id} is gone after recovery");
             }
         }
     }

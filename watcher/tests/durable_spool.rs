@@ -11,8 +11,7 @@ use ha::response::{Outcome, Response};
 
 fn seed_request(w: &World, file: &str, id: &str, target: &str) -> std::path::PathBuf {
     let path = w.sub("requests").join(file);
-    let body = format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"{target}"}}"#);
-    std::fs::write(&path, body).unwrap();
+    std::fs::write(&path, bare_request(id, "off", target)).unwrap();
     path
 }
 
@@ -61,7 +60,7 @@ fn a_request_from_before_this_boot_is_expired_even_when_the_clock_went_back() {
     let file = format!("n1-{id}.json");
     let path = seed_request(&w, &file, &id, "n1");
     let ahead = SystemTime::now() + Duration::from_secs(3600);
-    std::fs::File::options().write(true).open(&path).unwrap().set_modified(ahead).unwrap();
+    set_mtime(&path, ahead);
     let _w1 = w.watcher("w1", &[]);
     let answer = w.sub("responses").join(&file);
     assert!(wait_until(Duration::from_secs(20), || answer.exists()), "no answer");

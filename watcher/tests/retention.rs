@@ -10,8 +10,7 @@ use std::time::{Duration, SystemTime};
 use common::*;
 
 fn age(w: &World, name: &str) {
-    let f = std::fs::File::options().write(true).open(w.sub("responses").join(name)).unwrap();
-    f.set_modified(SystemTime::now() - Duration::from_secs(3600)).unwrap();
+    set_mtime(&w.sub("responses").join(name), SystemTime::now() - Duration::from_secs(3600));
 }
 
 #[test]

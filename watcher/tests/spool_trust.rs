@@ -133,7 +133,7 @@ fn target_lock_waived_from_a_request_file_bypasses_exclusion() {
         v["target_lock_waived"] = true.into();
         let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
         std::fs::write(&path, v.to_string()).unwrap();
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+        set_mtime(&path, modified);
     }
     let _w1 = w.watcher("w1", &[]);
     let _w2 = w.watcher("w2", &[]);
@@ -187,14 +187,8 @@ fn writable_and_hard_linked_requests_are_executed() {
     // A request that is also a name elsewhere (a hard link), old enough not to be a writer's link.
     let id = new_id();
     let elsewhere = w.dir.path().join("planted.json");
-    std::fs::write(&elsewhere, format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n2"}}"#))
-        .unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&elsewhere)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
-        .unwrap();
+    std::fs::write(&elsewhere, bare_request(&id, "off", "n2")).unwrap();
+    set_mtime(&elsewhere, std::time::SystemTime::now() - Duration::from_secs(60));
     std::fs::hard_link(&elsewhere, w.sub("requests").join(format!("{id}.json"))).unwrap();
     assert_eq!(w.await_response(&id).outcome, Some(Outcome::Rejected));
     assert!(w.ledger().is_empty(), "neither was executed");
@@ -210,8 +204,7 @@ fn foreign_owned_requests_are_executed() {
     let _watcher = w.watcher("w1", &[]);
     let id = new_id();
     let tmp = w.sub("tmp").join("foreign");
-    std::fs::write(&tmp, format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1"}}"#))
-        .unwrap();
+    std::fs::write(&tmp, bare_request(&id, "off", "n1")).unwrap();
     nix::unistd::chown(&tmp, Some(nix::unistd::Uid::from_raw(1001)), None).unwrap();
     std::fs::rename(&tmp, w.sub("requests").join(format!("{id}.json"))).unwrap();
     assert_eq!(w.await_response(&id).outcome, Some(Outcome::Rejected));

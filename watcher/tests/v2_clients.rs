@@ -102,8 +102,7 @@ fn a_v2_name_that_does_not_match_its_content_is_rejected_under_its_own_name() {
     let id = new_id();
     let name = format!("n2-{id}.json");
     let tmp = w.sub("requests").join(format!(".{name}.tmp"));
-    std::fs::write(&tmp, format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1"}}"#))
-        .unwrap();
+    std::fs::write(&tmp, bare_request(&id, "off", "n1")).unwrap();
     std::fs::rename(&tmp, w.sub("requests").join(&name)).unwrap();
     let path = w.sub("responses").join(&name);
     assert!(wait_until(Duration::from_secs(20), || path.exists()), "no answer under {name}");
@@ -121,13 +120,9 @@ fn a_request_without_a_deadline_runs_only_within_its_budget_from_when_it_was_wri
         let id = new_id();
         let file = format!("{name}-{id}.json");
         let path = w.sub("requests").join(&file);
-        std::fs::write(
-            &path,
-            format!(r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"{name}"}}"#),
-        )
-        .unwrap();
+        std::fs::write(&path, bare_request(&id, "off", name)).unwrap();
         let when = std::time::SystemTime::now().checked_sub(age).unwrap_or(std::time::UNIX_EPOCH);
-        std::fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+        set_mtime(&path, when);
         file
     };
     // Written two minutes ago (a backlog, a watcher restart): its client gave up long ago.
@@ -170,12 +165,7 @@ fn writers_temporaries_are_left_alone_then_swept() {
     let stale = w.sub("requests").join(format!(".n2-{}.json.tmp", new_id()));
     std::fs::write(&fresh, "{\"request_id\": ").unwrap();
     std::fs::write(&stale, "{\"request_id\": ").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&stale)
-        .unwrap()
-        .set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
-        .unwrap();
+    set_mtime(&stale, std::time::SystemTime::now() - Duration::from_secs(3600));
     let _watcher = w.watcher("w1", &[]);
     assert!(wait_until(Duration::from_secs(20), || !stale.exists()), "a dead writer's temporary stays");
     assert!(fresh.exists(), "a writer's temporary was removed while it may still be writing");

@@ -33,6 +33,17 @@ const SCRUB: &[&str] = &[
     "GFS2_FENCE_ID",
 ];
 
+/// Sets `path`'s modification time: a file's age in the spool (submission order, staleness, which
+/// boot wrote it).
+pub fn set_mtime(path: &Path, when: std::time::SystemTime) {
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(when).unwrap();
+}
+
+/// A request as the seed's agent and upstream's v2 clients write it: no deadline, no boot.
+pub fn bare_request(id: &str, action: &str, target: &str) -> String {
+    format!(r#"{{"request_id":"{id}","timestamp":"t","action":"{action}","target_node":"{target}"}}"#)
+}
+
 /// Removes the inherited settings ([`SCRUB`]) from `cmd`'s environment.
 pub fn scrub(cmd: &mut Command) -> &mut Command {
     for k in SCRUB.iter().copied().chain(ha::setting::ALL.iter().flat_map(|s| s.names())) {
