@@ -14,10 +14,10 @@ use std::collections::BTreeSet;
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use ha::clock::BootTime;
 use ha::discovery::run::{self, Tools};
 use ha::discovery::snapshot::{self, Provenance};
 use ha::discovery::{Source, DISABLED, NONE_DETECTED};
+use ha::os::clock::BootTime;
 use ha::spool::Spool;
 
 use crate::options::Options;
@@ -51,7 +51,7 @@ impl Discovery {
         }
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         match spool.map_or(Ok(None), |s| snapshot::read_for(s, &refs)) {
-            Ok(Some(snap)) => match ha::clock::boot_id().ok().and_then(|boot| snap.age(BootTime::now(), &boot)) {
+            Ok(Some(snap)) => match ha::os::clock::boot_id().ok().and_then(|boot| snap.age(BootTime::now(), &boot)) {
                 Some(age) if age <= opts.discovery_max_age => return Discovery::ready(snap.for_node(&refs, age)),
                 Some(age) => tracing::info!(
                     "discovery snapshot is {:.0}s old (discovery_max_age {:.0}s): discovering live",

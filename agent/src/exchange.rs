@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|
 //! | `gfs2-fence-watcher` | `<spool>/requests` | `<spool>/responses` | v1 `<uuid>.json` | `<spool>/tmp/` (the leader clears dead writers' files) |
 //! | `external`, `protocol=1` or `2` | `request_dir`, else `<spool>/requests` | `response_dir`, else `<spool>/responses` | v1, or v2 `<target>-<uuid>.json` | hidden, beside the request |
-//! | `nnf-sos` | `request_dir`, else `NNF_FENCE_REQUEST_DIR`, else `/localdisk/fence-recorder/requests` (`ha::nnf`) | likewise `response_dir`, `NNF_FENCE_RESPONSE_DIR`, `…/responses` | v2 | hidden, beside the request |
+//! | `nnf-sos` | `request_dir`, else `NNF_FENCE_REQUEST_DIR`, else `/localdisk/fence-recorder/requests` (`ha::protocol::nnf`) | likewise `response_dir`, `NNF_FENCE_RESPONSE_DIR`, `…/responses` | v2 | hidden, beside the request |
 //!
 //! Every responder's readers skip hidden names, so a request is seen only whole, after its rename.
 //! nnf-sos's directories are nnf-sos's: the agent never creates them (they are missing only while
@@ -12,7 +12,7 @@
 //! still refused when a symlink, foreign-owned or writable by group or others, as every spool
 //! directory is. Because nnf-sos takes *every* request in its directory for a fence and every success
 //! answer there for a fenced node, no other responder may share its directories: the agent refuses
-//! them unless `responder=nnf-sos` (`ha::nnf::refuse_shared`). No locks are taken here.
+//! them unless `responder=nnf-sos` (`ha::protocol::nnf::refuse_shared`). No locks are taken here.
 
 use std::path::PathBuf;
 
@@ -47,7 +47,7 @@ impl Exchange {
     /// The directories `opts` configure, with `env` for the environment.
     pub fn resolve(opts: &Options, env: impl Fn(&str) -> Option<String>) -> Result<Exchange, Failure> {
         let given = |v: &Option<String>| v.as_ref().map(PathBuf::from);
-        let nnf = ha::nnf::dirs(&env);
+        let nnf = ha::protocol::nnf::dirs(&env);
         let exchange = match opts.responder {
             Responder::NnfSos => Exchange {
                 responder: opts.responder,
@@ -77,7 +77,7 @@ impl Exchange {
         };
         if exchange.responder != Responder::NnfSos {
             let who = format!("responder={}", exchange.responder.as_str());
-            ha::nnf::refuse_shared(&exchange.requests, &exchange.responses, &who, &env)?;
+            ha::protocol::nnf::refuse_shared(&exchange.requests, &exchange.responses, &who, &env)?;
         }
         Ok(exchange)
     }

@@ -35,10 +35,10 @@ use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use ha::clock::BootTime;
 use ha::fsio::{self, lock, ReadError};
-use ha::request::{Action, Request, SPOOL_VERSION};
-use ha::response::{Outcome, PowerState, Response};
+use ha::os::clock::BootTime;
+use ha::protocol::request::{Action, Request, SPOOL_VERSION};
+use ha::protocol::response::{Outcome, PowerState, Response};
 
 use crate::discovery::Discovery;
 use crate::exchange::Exchange;
@@ -147,7 +147,7 @@ pub fn verdict(action: Action, r: &Response) -> Result<Answer, String> {
 /// Runs one power action end to end.
 pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failure> {
     let target = opts.target().ok_or(Failure::NoTarget)?.to_string();
-    if !ha::names::is_safe_name(&target) {
+    if !ha::protocol::names::is_safe_name(&target) {
         return Err(Failure::UnsafeTarget(target));
     }
     // Before any thread starts: a SIGTERM (an operator, a stopping cluster) is read from a signalfd
@@ -218,7 +218,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
 
     let req = Request {
         request_id: id.clone(),
-        timestamp: ha::clock::rfc3339_now(),
+        timestamp: ha::os::clock::rfc3339_now(),
         action,
         target_node: target.clone(),
         gfs2_filesystems: discovery.now().map(|r| r.0.clone()).unwrap_or_default(),
@@ -226,9 +226,9 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         version: Some(SPOOL_VERSION),
         nodename: opts.nodename.clone(),
         queue_priority: Some(opts.queue_priority.unwrap_or_else(|| action.default_priority())),
-        deadline: Some(ha::clock::rfc3339_in(BootTime::now().until(deadline))),
+        deadline: Some(ha::os::clock::rfc3339_in(BootTime::now().until(deadline))),
         deadline_boottime_ns: Some(deadline.0),
-        boot_id: Some(ha::clock::boot_id()?),
+        boot_id: Some(ha::os::clock::boot_id()?),
         gfs2_discovery: discovery.now().map(|r| r.1.clone()),
     };
     let path = exchange.requests.join(&name);
@@ -244,7 +244,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     tracing::info!("Wrote fence request: {}", path.display());
 
     let gfs2 = discovery.wait(give_up);
-    tracing::info!("GFS2 filesystems for {target}: {} ({})", ha::pyjson::dumps(&gfs2.0), describe(&gfs2.1));
+    tracing::info!("GFS2 filesystems for {target}: {} ({})", ha::audit::pyjson::dumps(&gfs2.0), describe(&gfs2.1));
     record(Status::Requested, &gfs2, &format!("Fence action {action} requested by Pacemaker"), Some(&id), None);
 
     let response = exchange.responses.join(&name);

@@ -8,9 +8,9 @@
 //! `validate-all` (what `pcs` and `stonith_admin --validate` run, possibly on a node that is not a
 //! rabbit) checks the options and, where the spool exists here, that it is safe.
 
+use ha::cluster::targets::Targets;
 use ha::fsio;
 use ha::spool::{Spool, AGENT_DIRS};
-use ha::targets::Targets;
 
 use crate::exchange::Exchange;
 use crate::options::Options;
@@ -53,11 +53,11 @@ pub fn monitor(opts: &Options) -> Result<(), Failure> {
 
 /// Judges the fence path from the leader's last `health.json`, when it is fresh.
 fn fence_path(spool: &Spool, plug: Option<&str>) -> Result<(), Failure> {
-    let Some(health) = ha::health::read(spool) else {
+    let Some(health) = ha::cluster::health::read(spool) else {
         tracing::debug!("monitor: no fence path health report yet");
         return Ok(());
     };
-    if !health.is_fresh(ha::clock::BootTime::now(), &ha::clock::boot_id()?) {
+    if !health.is_fresh(ha::os::clock::BootTime::now(), &ha::os::clock::boot_id()?) {
         tracing::warn!(
             "monitor: the fence path health report of {} is stale; is the leader's health check running?",
             health.checked
@@ -86,7 +86,7 @@ pub fn validate(opts: &Options) -> Result<(), Failure> {
         )));
     }
     if let Some(t) = opts.plug.as_deref() {
-        if !ha::names::is_safe_name(t) {
+        if !ha::protocol::names::is_safe_name(t) {
             return Err(Failure::UnsafeTarget(t.to_string()));
         }
     }
@@ -115,7 +115,7 @@ pub fn list(opts: &Options) -> Result<String, Failure> {
         )));
     };
     spool.inspect(&[])?;
-    let path = ha::targets::path(spool);
+    let path = ha::cluster::targets::path(spool);
     let bytes = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE).map_err(|e| {
         Failure::Fence(format!(
             "cannot read {}: {e}; the watchers publish it at start (or set pcmk_host_list on the device)",

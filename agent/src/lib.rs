@@ -24,7 +24,7 @@ use std::io::{Read, Write};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use ha::request::Action;
+use ha::protocol::request::Action;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::fence::Start;
@@ -49,7 +49,7 @@ pub enum Failure {
     #[error("You have to enter plug number or machine identification")]
     NoTarget,
     /// A target name that cannot be used safely.
-    #[error("unsafe plug name {0:?} (allowed: letters, digits, '_', '.', '-'; at most {max} bytes)", max = ha::names::MAX_NAME)]
+    #[error("unsafe plug name {0:?} (allowed: letters, digits, '_', '.', '-'; at most {max} bytes)", max = ha::protocol::names::MAX_NAME)]
     UnsafeTarget(String),
     /// The fence did not succeed; the text says why and what to do.
     #[error("{0}")]
@@ -97,10 +97,10 @@ fn out(text: &str) -> Result<ExitCode, Failure> {
 
 /// Runs the agent. `Err` is reported by [`report`] and exits 1.
 pub fn run() -> Result<ExitCode, Failure> {
-    let start = Start { instant: Instant::now(), boot: ha::clock::BootTime::now() };
-    let tz_warning = ha::tz::bound();
+    let start = Start { instant: Instant::now(), boot: ha::os::clock::BootTime::now() };
+    let tz_warning = ha::os::tz::bound();
     // What Pacemaker's fencer left open never reaches a discovery tool.
-    ha::child::cloexec_inherited();
+    ha::os::child::cloexec_inherited();
     let given = read_options()?;
     let opts = Options::resolve(&given, |k| std::env::var(k).ok())?;
     if opts.help {

@@ -77,7 +77,7 @@ pub struct Event<'a> {
     pub elapsed_ms: Option<u64>,
 }
 
-pub use ha::record::EventRecord;
+pub use ha::audit::record::EventRecord;
 
 /// A readable-log line, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +128,7 @@ pub fn parse_readable(line: &str) -> Result<ReadableRecord, LogParseError> {
 
 /// The readable line, byte-compatible with the original recorder.
 pub fn readable_line(stamp: &str, e: &Event<'_>) -> String {
-    ha::record::readable_line(stamp, e.action, e.target_node, e.gfs2, e.status.as_str(), e.details)
+    ha::audit::record::readable_line(stamp, e.action, e.target_node, e.gfs2, e.status.as_str(), e.details)
 }
 
 /// The JSONL line, unsealed.
@@ -215,14 +215,14 @@ impl EventLog {
 
     /// Appends one event to both logs, and an info line to the operational log.
     pub fn record(&self, e: &Event<'_>) {
-        let stamp = ha::clock::local_log_stamp();
+        let stamp = ha::os::clock::local_log_stamp();
         if let Some(f) = &self.readable {
             if let Err(err) = ha::fsio::append_record(f, readable_line(&stamp, e).as_bytes()) {
                 tracing::warn!("cannot append to fence-events-readable.log: {err}");
             }
         }
         if let Some(log) = &self.jsonl {
-            match event_record(ha::clock::rfc3339_now(), &self.recorder_node, e).append_to(log) {
+            match event_record(ha::os::clock::rfc3339_now(), &self.recorder_node, e).append_to(log) {
                 Ok(Appended::Chained(_)) => {}
                 Ok(Appended::Unchained(why)) => {
                     tracing::warn!("fence event recorded outside the audit chain in {}: {why}", log.path().display())
@@ -310,7 +310,7 @@ impl<S: Subscriber> Layer<S> for OpsLayer {
         let level = event.metadata().level();
         let mut msg = Message(String::new());
         event.record(&mut msg);
-        let line = format!("[{}] [{}] {}\n", ha::clock::local_log_stamp(), level_name(level), msg.0);
+        let line = format!("[{}] [{}] {}\n", ha::os::clock::local_log_stamp(), level_name(level), msg.0);
         if *level <= self.file_max {
             if let Some(f) = &self.ops {
                 if let Err(e) = ha::fsio::append_record(f, line.as_bytes()) {

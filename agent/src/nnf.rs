@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 use ha::fsio;
-use ha::request::Action;
+use ha::protocol::request::Action;
 
 use crate::exchange::Exchange;
 use crate::fence::Answer;

@@ -2,7 +2,7 @@
 //! flags (how people run it), then completed from the environment and defaults.
 //!
 //! Precedence everywhere: stdin/argv option > environment > default. The environment is read
-//! through [`ha::setting`]: one `GFS2_FENCE_*` name per setting, shared with the watcher, and the
+//! through [`ha::os::setting`]: one `GFS2_FENCE_*` name per setting, shared with the watcher, and the
 //! original recorder's names (`FENCE_TIMEOUT`, `LOG_DIR`, `FENCE_LOG`, `GFS2_DISCOVERY_ENABLED`,
 //! `KUBECTL_CMD`, `REQUEST_DIR`/`RESPONSE_DIR`) as aliases that must agree with it.
 
@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command};
 use ha::discovery::Source;
-use ha::setting;
+use ha::os::setting;
 
 use crate::params::{self, Kind, PARAMS};
 use crate::responder::Responder;
@@ -39,7 +39,7 @@ fn truthy(v: &str) -> bool {
 /// Reads options from stdin text. Unknown keys are ignored with a warning naming the key (never its
 /// value, which may be a secret meant for another agent).
 pub fn from_stdin(text: &str) -> Given {
-    let parsed = ha::fence_args::parse(text);
+    let parsed = ha::protocol::fence_args::parse(text);
     let mut given = Given::default();
     for (line, _) in &parsed.malformed {
         given.warnings.push(format!("Parse error: Ignoring malformed line {line} (expected key=value)"));
@@ -170,9 +170,9 @@ pub struct BadValue {
     pub why: String,
 }
 
-impl From<ha::setting::SettingError> for BadValue {
-    fn from(e: ha::setting::SettingError) -> BadValue {
-        use ha::setting::SettingError as E;
+impl From<ha::os::setting::SettingError> for BadValue {
+    fn from(e: ha::os::setting::SettingError) -> BadValue {
+        use ha::os::setting::SettingError as E;
         match e {
             E::Invalid { name, value, why } => BadValue { name: name.into(), value, why },
             E::Conflict { second, ref second_value, .. } => {
@@ -198,19 +198,19 @@ fn seconds(name: &str, value: &str, min: Duration) -> Result<Duration, BadValue>
 }
 
 /// Parses `fence_timeout`: it must leave the watchers their answer margin and a fence command at
-/// least [`ha::decide::MIN_EXECUTION_BUDGET`]; the message gives the smallest value that does.
+/// least [`ha::spool::decide::MIN_EXECUTION_BUDGET`]; the message gives the smallest value that does.
 fn fence_timeout(name: &str, value: &str) -> Result<Duration, BadValue> {
     let t = seconds(name, value, Duration::ZERO)?;
-    if ha::decide::execution_budget(t) < ha::decide::MIN_EXECUTION_BUDGET {
+    if ha::spool::decide::execution_budget(t) < ha::spool::decide::MIN_EXECUTION_BUDGET {
         return Err(BadValue {
             name: name.to_string(),
             value: value.to_string(),
             why: format!(
                 "a fence cannot work with it: the watchers answer {:.1}s before the agent gives up and a fence \
                  command needs at least {:.1}s, so the smallest fence_timeout is {} seconds",
-                ha::decide::answer_margin(t).as_secs_f64(),
-                ha::decide::MIN_EXECUTION_BUDGET.as_secs_f64(),
-                ha::decide::MIN_FENCE_TIMEOUT.as_secs_f64()
+                ha::spool::decide::answer_margin(t).as_secs_f64(),
+                ha::spool::decide::MIN_EXECUTION_BUDGET.as_secs_f64(),
+                ha::spool::decide::MIN_FENCE_TIMEOUT.as_secs_f64()
             ),
         });
     }
@@ -301,10 +301,11 @@ impl Options {
     /// When the agent gives up (on the monotonic clock) and the request's deadline (on
     /// CLOCK_BOOTTIME): `start + delay + fence_timeout`, and that less the watchers' answer margin.
     /// Saturating arithmetic: no option value can make it panic.
-    pub fn timing(&self, start: crate::fence::Start) -> (std::time::Instant, ha::clock::BootTime) {
+    pub fn timing(&self, start: crate::fence::Start) -> (std::time::Instant, ha::os::clock::BootTime) {
         let wait = self.delay.saturating_add(self.fence_timeout);
         let give_up = start.instant.checked_add(wait).unwrap_or(start.instant);
-        let deadline = start.boot.after(self.delay.saturating_add(ha::decide::execution_budget(self.fence_timeout)));
+        let deadline =
+            start.boot.after(self.delay.saturating_add(ha::spool::decide::execution_budget(self.fence_timeout)));
         (give_up, deadline)
     }
 
@@ -419,11 +420,11 @@ mod tests {
         }
         assert_eq!(Options::resolve(&from_stdin(""), no_env).unwrap().responder, Responder::Watchers);
         let o = Options::resolve(&from_stdin("responder=external\n"), no_env).unwrap();
-        assert_eq!(o.responder, Responder::External(ha::names::Naming::V1));
+        assert_eq!(o.responder, Responder::External(ha::protocol::names::Naming::V1));
         let o = Options::resolve(&from_stdin("responder=external\nprotocol=2\n"), no_env).unwrap();
-        assert_eq!(o.responder, Responder::External(ha::names::Naming::V2));
+        assert_eq!(o.responder, Responder::External(ha::protocol::names::Naming::V2));
         let o = Options::resolve(&from_stdin("responder=nnf-sos\n"), no_env).unwrap();
-        assert_eq!(o.responder.naming(), ha::names::Naming::V2);
+        assert_eq!(o.responder.naming(), ha::protocol::names::Naming::V2);
         for bad in ["responder=nnf-sos\nprotocol=1\n", "protocol=2\n", "responder=external\nprotocol=3\n"] {
             assert!(Options::resolve(&from_stdin(bad), no_env).is_err(), "{bad}");
         }

@@ -4,14 +4,14 @@
 //! where no watcher ever started looks exactly like one an external program serves, and guessing
 //! "external" there made `monitor` pass and every fence wait out its timeout. With our watchers
 //! ([`Responder::Watchers`]) a fence fails at once and `monitor` fails unless a watcher is live (its
-//! member lock held and its heartbeat younger than the TTL it declares: `ha::members::is_live`), so
+//! member lock held and its heartbeat younger than the TTL it declares: `ha::cluster::members::is_live`), so
 //! Pacemaker moves to the next fencing level instead of waiting. With [`Responder::NnfSos`] (NNF's
 //! node manager) and [`Responder::External`] the agent cannot judge liveness and waits for the
 //! answer up to `fence_timeout`; `crate::exchange` says where their files go.
 
-use ha::clock::BootTime;
-use ha::members::MemberState;
-use ha::names::Naming;
+use ha::cluster::members::MemberState;
+use ha::os::clock::BootTime;
+use ha::protocol::names::Naming;
 use ha::spool::{Dir, Spool};
 
 use crate::options::BadValue;
@@ -95,8 +95,8 @@ impl Responder {
             )));
         }
         spool.inspect(&[Dir::Members])?;
-        let (now, boot) = (BootTime::now(), ha::clock::boot_id()?);
-        let states = ha::members::member_states(spool, now, &boot)?;
+        let (now, boot) = (BootTime::now(), ha::os::clock::boot_id()?);
+        let states = ha::cluster::members::member_states(spool, now, &boot)?;
         let live: Vec<String> = states.iter().filter(|m| m.live).map(|m| m.id.clone()).collect();
         if live.is_empty() {
             let seen: Vec<String> = states.iter().map(|m| describe(m, now, &boot)).collect();

@@ -57,7 +57,7 @@ pub enum HaError {
     Config(String),
     /// A setting's environment variables disagree or cannot be read.
     #[error(transparent)]
-    Setting(#[from] crate::setting::SettingError),
+    Setting(#[from] crate::os::setting::SettingError),
 }
 
 impl HaError {

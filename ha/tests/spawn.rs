@@ -1,4 +1,4 @@
-//! `ha::child::spawn` with real processes: streams, environment, process group, the descriptor the
+//! `ha::os::child::spawn` with real processes: streams, environment, process group, the descriptor the
 //! child alone inherits, signal dispositions, the death signal when the spawning thread ends, and
 //! a dropped child's group killed.
 
@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use ha::child::{spawn, BaseEnv, HardenedChild, Spawn, Spawned};
+use ha::os::child::{spawn, BaseEnv, HardenedChild, Spawn, Spawned};
 
 fn sh<'a>(script: &'a [&'a OsStr]) -> Spawn<'a> {
     Spawn { program: Path::new("sh"), args: script, env: &[], base_env: BaseEnv::Inherit, inherit: None }
@@ -179,7 +179,7 @@ fn descriptors_inherited_from_the_parent_never_reach_a_child() {
     let fd = 213;
     // SAFETY: dup2 onto a high descriptor number this test owns, without close-on-exec.
     assert_eq!(unsafe { nix::libc::dup2(f.as_raw_fd(), fd) }, fd);
-    ha::child::cloexec_inherited();
+    ha::os::child::cloexec_inherited();
     let args = [OsStr::new("-c"), OsStr::new("ls /proc/self/fd")];
     let Spawned { mut child, stdout, .. } = spawn(&sh(&args)).unwrap();
     let out = read_all(stdout);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use ha::clock::BootTime;
+use ha::os::clock::BootTime;
 use ha::spool::{Dir, Spool};
 
 use crate::chaos::cluster::{Cluster, WatcherSpec};
@@ -201,7 +201,7 @@ impl Rig {
 
     /// Queues `n` requests as the agent writes them (over `targets` targets), without agents.
     fn queue(&self, n: usize, targets: usize) -> Result<Vec<String>, Box<dyn std::error::Error>> {
-        let boot = ha::clock::boot_id()?;
+        let boot = ha::os::clock::boot_id()?;
         let deadline = BootTime::now().after(Duration::from_secs(3600)).0;
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
@@ -299,15 +299,15 @@ fn write_snapshot(spool: &Spool, nodes: usize) -> Result<(), Box<dyn std::error:
     };
     let result = |source, prefix| SourceResult {
         source,
-        taken: ha::clock::rfc3339_now(),
+        taken: ha::os::clock::rfc3339_now(),
         taken_boottime_ns: now.0,
         duration: Duration::from_millis(30),
         outcome: Ok(found(prefix)),
     };
     let round = Round {
         taken: now,
-        taken_rfc3339: ha::clock::rfc3339_now(),
-        boot_id: ha::clock::boot_id()?,
+        taken_rfc3339: ha::os::clock::rfc3339_now(),
+        boot_id: ha::os::clock::boot_id()?,
         watcher_id: Some("bench".into()),
         epoch: Some(1),
         interval: Duration::from_secs(30),
@@ -527,7 +527,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         // showed the race).
         let mut leader = None;
         wait("a leader", Duration::from_secs(30), || {
-            leader = ha::leader::read(&rig.spool).ok().flatten();
+            leader = ha::cluster::leader::read(&rig.spool).ok().flatten();
             leader.is_some()
         })?;
         let before = leader.ok_or("no leader")?;
@@ -535,7 +535,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         rig.cluster.signal(i, Signal::SIGKILL);
         let t0 = Instant::now();
         wait("a new leader", Duration::from_secs(30), || {
-            ha::leader::read(&rig.spool).ok().flatten().is_some_and(|l| l.epoch > before.epoch)
+            ha::cluster::leader::read(&rig.spool).ok().flatten().is_some_and(|l| l.epoch > before.epoch)
         })?;
         takeovers.push(t0.elapsed());
         rig.cluster_restart_all()?;
@@ -562,7 +562,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         std::fs::write(&behavior, "{}")?;
         let claim = std::fs::read_dir(rig.spool.dir(Dir::Claimed))?
             .flatten()
-            .find_map(|e| ha::names::ClaimName::parse(&e.file_name().to_string_lossy()))
+            .find_map(|e| ha::protocol::names::ClaimName::parse(&e.file_name().to_string_lossy()))
             .ok_or("no claim")?;
         let i: usize = claim.watcher.trim_start_matches('w').parse::<usize>()? - 1;
         rig.cluster.signal(i, Signal::SIGKILL);

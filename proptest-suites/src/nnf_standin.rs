@@ -103,7 +103,7 @@ pub fn process(cfg: &Config, path: &Path) {
     if groups.is_empty() {
         let body = serde_json::json!({
             "request_id": req.request_id, "status": "success", "success": true,
-            "message": "No block storage resources found to fence", "timestamp": ha::clock::rfc3339_now(),
+            "message": "No block storage resources found to fence", "timestamp": ha::os::clock::rfc3339_now(),
             "target_node": req.target_node, "action": req.action, "recorder_node": req.recorder_node,
             "action_performed": "off",
         });

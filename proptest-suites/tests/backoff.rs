@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use ha::backoff::{RetryPolicy, Schedule};
-use ha::clock::BootTime;
+use ha::os::clock::BootTime;
+use ha::spool::backoff::{RetryPolicy, Schedule};
 
 proptest! {
     #[test]

@@ -5,8 +5,8 @@ use proptest::prelude::*;
 
 use agent::logs::{json_line, parse_readable, readable_line, Event, EventRecord, Status};
 use ha::discovery::{self, snapshot::Provenance, Source};
-use ha::request::{Action, Request};
-use ha::response::{Outcome, PowerState, Response};
+use ha::protocol::request::{Action, Request};
+use ha::protocol::response::{Outcome, PowerState, Response};
 
 fn safe_name() -> impl Strategy<Value = String> {
     "[A-Za-z0-9_.-]{1,30}".prop_filter("not . or ..", |s| s != "." && s != "..")
@@ -121,8 +121,8 @@ proptest! {
         let _ = discovery::dlm::parse_cmapctl(&text);
         let _ = discovery::cib::parse(&text);
         let _ = serde_json::from_slice::<EventRecord>(&bytes);
-        let _ = ha::names::ClaimName::parse(&text);
-        let _ = ha::names::request_id_of_file(&text);
+        let _ = ha::protocol::names::ClaimName::parse(&text);
+        let _ = ha::protocol::names::request_id_of_file(&text);
         let given = agent::options::from_stdin(&text);
         let _ = agent::options::Options::resolve(&given, |_| None);
     }

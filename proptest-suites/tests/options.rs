@@ -175,11 +175,11 @@ proptest! {
             let _ = Options::resolve(&from_stdin(&format!("{k}={v}\n")), env);
         }
         if let Ok(o) = Options::resolve(&given, env) {
-            let start = Start { instant: std::time::Instant::now(), boot: ha::clock::BootTime::now() };
+            let start = Start { instant: std::time::Instant::now(), boot: ha::os::clock::BootTime::now() };
             let (give_up, deadline) = o.timing(start);
             prop_assert!(give_up >= start.instant + o.delay + std::time::Duration::from_millis(1500));
-            prop_assert!(deadline.0 >= start.boot.after(o.delay + ha::decide::MIN_EXECUTION_BUDGET).0);
-            prop_assert!(ha::decide::execution_budget(o.fence_timeout) >= ha::decide::MIN_EXECUTION_BUDGET);
+            prop_assert!(deadline.0 >= start.boot.after(o.delay + ha::spool::decide::MIN_EXECUTION_BUDGET).0);
+            prop_assert!(ha::spool::decide::execution_budget(o.fence_timeout) >= ha::spool::decide::MIN_EXECUTION_BUDGET);
         }
     }
 

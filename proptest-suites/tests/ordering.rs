@@ -7,8 +7,8 @@ use std::cmp::Reverse;
 
 use proptest::prelude::*;
 
-use ha::queue::{Entry, Queue};
-use ha::request::Action;
+use ha::protocol::request::Action;
+use ha::spool::queue::{Entry, Queue};
 
 #[derive(Debug, Clone)]
 enum Op {

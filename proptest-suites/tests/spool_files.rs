@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 
 use proptest::prelude::*;
 
-use ha::claim::{try_claim, Claim};
+use ha::spool::claim::{try_claim, Claim};
 use ha::spool::{Dir, Spool, WATCHER_DIRS};
 
 #[derive(Debug, Clone, Copy)]

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use ha::answer::{self, Placed};
-use ha::claim::{self, Claim, Claimed};
-use ha::clock::BootTime;
 use ha::fsio::{self, lock};
-use ha::request::{Action, Request};
-use ha::response::{Outcome, Response};
+use ha::os::clock::BootTime;
+use ha::protocol::request::{Action, Request};
+use ha::protocol::response::{Outcome, Response};
+use ha::spool::answer::{self, Placed};
+use ha::spool::claim::{self, Claim, Claimed};
 use ha::spool::{Dir, Spool, WATCHER_DIRS};
 
 const WATCHERS: usize = 3;
@@ -88,7 +88,7 @@ impl World {
         World {
             _dir: dir,
             spool,
-            boot: ha::clock::boot_id().unwrap(),
+            boot: ha::os::clock::boot_id().unwrap(),
             watchers: (0..WATCHERS).map(|_| Watcher::default()).collect(),
             submitted: BTreeSet::new(),
             expired: HashSet::new(),
@@ -106,7 +106,7 @@ impl World {
         let deadline = if expired { BootTime(1) } else { BootTime::now().after(Duration::from_secs(3600)) };
         let req = Request {
             request_id: id.clone(),
-            timestamp: ha::clock::rfc3339_now(),
+            timestamp: ha::os::clock::rfc3339_now(),
             action: Action::Off,
             target_node: format!("n{target}"),
             gfs2_filesystems: vec![],
@@ -151,14 +151,14 @@ impl World {
             return;
         }
         let id = held.claimed.request.request_id.clone();
-        let attempt = ha::attempts::Attempt {
-            attempt: ha::attempts::count(&self.spool, &id).unwrap() + 1,
+        let attempt = ha::spool::attempts::Attempt {
+            attempt: ha::spool::attempts::count(&self.spool, &id).unwrap() + 1,
             watcher_id: Self::id(w),
             pid: std::process::id(),
             started_boottime_ns: BootTime::now().0,
             started: String::new(),
         };
-        ha::attempts::record(&self.spool, &id, &attempt).unwrap();
+        ha::spool::attempts::record(&self.spool, &id, &attempt).unwrap();
         held.executed = true;
         self.executed.insert(id);
     }
@@ -213,11 +213,11 @@ impl World {
             return;
         }
         self.watchers[w].stuck = true;
-        ha::recover::redispatch(&self.spool, &Self::id(w)).unwrap();
+        ha::spool::recover::redispatch(&self.spool, &Self::id(w)).unwrap();
     }
 
     fn recover(&mut self) {
-        ha::recover::recover(&self.spool).unwrap();
+        ha::spool::recover::recover(&self.spool).unwrap();
         for name in files(&self.spool.dir(Dir::Claimed)) {
             let held = lock::probe_held(&self.spool.dir(Dir::Claimed).join(&name)).unwrap();
             assert_eq!(held, Some(true), "{name} has no live owner after recovery");

@@ -1,5 +1,5 @@
 //! The leader's ingestion of Pacemaker's fencing alerts (dropped by `gfs2-fence-alert`, see
-//! `ha::alert`) into the audit trail: each valid alert becomes a chained record of the detailed log
+//! `ha::audit::alert`) into the audit trail: each valid alert becomes a chained record of the detailed log
 //! (`source: "pacemaker-alert"`, with the node's GFS2 file systems from the discovery snapshot) and
 //! a readable-log line, then its file is removed; an invalid one is quarantined in the spool with
 //! its reason. A record that cannot be written leaves its file for the next sweep.
@@ -12,11 +12,11 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use ha::alert::Alert;
+use ha::audit::alert::Alert;
 use ha::audit::log::{Appended, ChainedLog};
-use ha::clock::BootTime;
+use ha::audit::record::EventRecord;
 use ha::discovery::snapshot;
-use ha::record::EventRecord;
+use ha::os::clock::BootTime;
 
 use crate::daemon::Shared;
 
@@ -55,7 +55,7 @@ pub fn ingest(shared: &Shared, dir: &Path) -> Result<usize, String> {
             continue;
         }
         let path = entry.path();
-        let parsed = ha::fsio::read_capped(&path, ha::alert::MAX_SIZE)
+        let parsed = ha::fsio::read_capped(&path, ha::audit::alert::MAX_SIZE)
             .map_err(|e| format!("unreadable alert: {e}"))
             .and_then(|b| Alert::parse(&b).map_err(|e| e.to_string()));
         match parsed {
@@ -69,7 +69,7 @@ pub fn ingest(shared: &Shared, dir: &Path) -> Result<usize, String> {
                 }
             },
             Err(reason) => {
-                if let Err(e) = ha::claim::quarantine(&shared.settings.spool, &path, &reason) {
+                if let Err(e) = ha::spool::claim::quarantine(&shared.settings.spool, &path, &reason) {
                     tracing::error!(alert = %path.display(), "cannot quarantine a bad alert ({reason}): {e}; renaming it .bad");
                     let _ = std::fs::rename(&path, path.with_extension("bad"));
                 }
@@ -120,8 +120,8 @@ fn record(shared: &Shared, alert: &Alert) -> Result<(), String> {
         Appended::Chained(_) => {}
         Appended::Unchained(why) => tracing::warn!("fencing alert recorded outside the audit chain: {why}"),
     }
-    let line = ha::record::readable_line(
-        &ha::clock::local_log_stamp(),
+    let line = ha::audit::record::readable_line(
+        &ha::os::clock::local_log_stamp(),
         &alert.task,
         &alert.node,
         &gfs2,

@@ -167,7 +167,7 @@ struct RunArgs {
     #[arg(long, env = "GFS2_FENCE_LOG_DIR", value_name = "DIR")]
     log_dir: Option<PathBuf>,
     /// Drop directory of gfs2-fence-alert (Pacemaker's alert agent); an empty value: no ingestion.
-    #[arg(long, env = "GFS2_FENCE_ALERTS_DIR", value_name = "DIR", default_value = ha::alert::DEFAULT_DIR)]
+    #[arg(long, env = "GFS2_FENCE_ALERTS_DIR", value_name = "DIR", default_value = ha::audit::alert::DEFAULT_DIR)]
     alerts_dir: String,
     /// kubeconfig file for kubectl (default: kubectl's own).
     #[arg(long, env = "GFS2_FENCE_KUBECONFIG", value_name = "FILE")]
@@ -180,7 +180,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     for kv in &a.fence_options {
         let (k, v) =
             kv.split_once('=').ok_or_else(|| WatchError::Usage(format!("--fence-option {kv:?} is not KEY=VALUE")))?;
-        extra.insert(ha::fence_args::normalize_key(k), v.to_string());
+        extra.insert(ha::protocol::fence_args::normalize_key(k), v.to_string());
     }
     let fence = FenceConfig::load(a.config.as_deref(), a.fence_command.as_deref(), &extra)?;
     let id = match a.id {
@@ -191,24 +191,24 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
             format!("{host}-{}", std::process::id())
         }
     };
-    if !ha::names::is_safe_watcher_id(&id) {
+    if !ha::protocol::names::is_safe_watcher_id(&id) {
         return Err(WatchError::Usage(format!(
             "watcher id {id:?} is not [A-Za-z0-9_.-] of at most {} bytes",
-            ha::names::MAX_WATCHER_ID
+            ha::protocol::names::MAX_WATCHER_ID
         )));
     }
     let env = |k: &str| std::env::var(k).ok();
-    // One name per setting (ha::setting): the option or canonical variable, else an alias.
-    let or_alias = |given: Option<String>, s: &ha::setting::Setting| -> Result<Option<String>, WatchError> {
+    // One name per setting (ha::os::setting): the option or canonical variable, else an alias.
+    let or_alias = |given: Option<String>, s: &ha::os::setting::Setting| -> Result<Option<String>, WatchError> {
         let from_env = s.lookup(&env).map_err(ha::HaError::from)?;
         Ok(given.or(from_env.map(|f| f.value)))
     };
-    let enabled = ha::setting::DISCOVERY.flag(&env).map_err(ha::HaError::from)?.unwrap_or(true);
-    let sources = or_alias(a.discovery_sources, &ha::setting::DISCOVERY_SOURCES)?;
+    let enabled = ha::os::setting::DISCOVERY.flag(&env).map_err(ha::HaError::from)?.unwrap_or(true);
+    let sources = or_alias(a.discovery_sources, &ha::os::setting::DISCOVERY_SOURCES)?;
     let sources = ha::discovery::Source::parse_list(sources.as_deref().unwrap_or("kubernetes,dlm,cib"))
         .map_err(|e| WatchError::Usage(format!("--discovery-sources (GFS2_FENCE_DISCOVERY_SOURCES): {e}")))?;
-    let kubectl = or_alias(a.kubectl_cmd, &ha::setting::KUBECTL_CMD)?.unwrap_or_else(|| "kubectl".into());
-    let log_dir = or_alias(a.log_dir.map(|p| p.display().to_string()), &ha::setting::LOG_DIR)?;
+    let kubectl = or_alias(a.kubectl_cmd, &ha::os::setting::KUBECTL_CMD)?.unwrap_or_else(|| "kubectl".into());
+    let log_dir = or_alias(a.log_dir.map(|p| p.display().to_string()), &ha::os::setting::LOG_DIR)?;
     let discovery = off_if_zero(a.discovery_interval).filter(|_| enabled && !sources.is_empty()).map(|interval| {
         DiscoverySettings {
             interval,
@@ -223,7 +223,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     });
     let spool = ha::spool::Spool::new(base);
     let dirs = [ha::spool::Dir::Requests, ha::spool::Dir::Responses].map(|d| spool.dir(d));
-    ha::nnf::refuse_shared(&dirs[0], &dirs[1], "gfs2-fence-watcher", &env)?;
+    ha::protocol::nnf::refuse_shared(&dirs[0], &dirs[1], "gfs2-fence-watcher", &env)?;
     Ok(Settings {
         spool,
         id,
@@ -237,7 +237,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         shutdown_grace: a.shutdown_grace,
         inotify: !a.no_inotify,
         ttl: a.ttl,
-        retry: ha::backoff::RetryPolicy {
+        retry: ha::spool::backoff::RetryPolicy {
             max_attempts: a.max_attempts,
             min_delay: a.retry_delay,
             max_delay: a.retry_max_delay,
@@ -272,8 +272,8 @@ fn init_tracing() {
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT.
 pub fn run() -> Result<ExitCode, WatchError> {
     // Before any thread: what the watcher's parent left open never reaches a fence command.
-    ha::child::cloexec_inherited();
-    let tz_warning = ha::tz::bound();
+    ha::os::child::cloexec_inherited();
+    let tz_warning = ha::os::tz::bound();
     let args = match Cli::parse().command {
         Command::Run(args) => args,
         Command::Status(a) => {
@@ -285,7 +285,7 @@ pub fn run() -> Result<ExitCode, WatchError> {
     if let Some(w) = tz_warning {
         tracing::warn!("{w}");
     }
-    if let Err(e) = ha::child::become_subreaper() {
+    if let Err(e) = ha::os::child::become_subreaper() {
         tracing::warn!("cannot become the subreaper of fence commands' descendants ({e}); one that escapes its process group may outlive its fence");
     }
     let settings = settings(args)?;

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use ha::targets::{Target, Targets};
+use ha::cluster::targets::{Target, Targets};
 
 /// A configuration file that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ pub struct FenceCommand {
     pub program: PathBuf,
     /// Options sent on stdin after `action`, `plug`, `port` and `nodename`.
     pub options: BTreeMap<String, String>,
-    /// Environment variables set for the command, beyond the minimal set (`ha::child::MINIMAL_ENV`).
+    /// Environment variables set for the command, beyond the minimal set (`ha::os::child::MINIMAL_ENV`).
     pub environment: BTreeMap<String, String>,
     /// The plug to send (the target's name unless overridden).
     pub plug: Option<String>,
@@ -164,10 +164,10 @@ impl FenceConfig {
         let mut targets = BTreeMap::new();
         for (name, entry) in file.targets {
             for (what, n) in [("target name", Some(&name)), ("plug", entry.plug.as_ref())] {
-                if let Some(n) = n.filter(|n| !ha::names::is_safe_name(n)) {
+                if let Some(n) = n.filter(|n| !ha::protocol::names::is_safe_name(n)) {
                     return Err(invalid(format!(
                         "{what} {n:?} is not [A-Za-z0-9_.-] of at most {} bytes",
-                        ha::names::MAX_NAME
+                        ha::protocol::names::MAX_NAME
                     )));
                 }
             }
@@ -194,7 +194,7 @@ impl FenceConfig {
             return Err(invalid("no fence command: give --fence-command or a configuration file".into()));
         }
         for cmd in config.commands() {
-            let rendered = ha::fence_args::render(cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            let rendered = ha::protocol::fence_args::render(cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             rendered.map_err(|e| invalid(e.to_string()))?;
         }
         Ok(config)

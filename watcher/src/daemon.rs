@@ -66,12 +66,12 @@ pub fn recover(shared: &Shared) {
     recover_except(shared, None);
 }
 
-/// Recovers dead claims, requeueing each only under its target's lock (`ha::recover::recover_with`),
+/// Recovers dead claims, requeueing each only under its target's lock (`ha::spool::recover::recover_with`),
 /// except for the key `held`, whose lock the caller holds already. Returns what was recovered.
-pub fn recover_except(shared: &Shared, held: Option<&str>) -> Vec<ha::recover::Recovered> {
+pub fn recover_except(shared: &Shared, held: Option<&str>) -> Vec<ha::spool::recover::Recovered> {
     let spool = &shared.settings.spool;
     let mut deferred = false;
-    let key_lock = |req: &ha::request::Request| -> Result<ha::recover::KeyLock, ha::HaError> {
+    let key_lock = |req: &ha::protocol::request::Request| -> Result<ha::spool::recover::KeyLock, ha::HaError> {
         let key = shared.settings.fence.exclusion_key(&req.target_node);
         if held == Some(key.as_str()) {
             return Ok(Some(None));
@@ -82,7 +82,7 @@ pub fn recover_except(shared: &Shared, held: Option<&str>) -> Vec<ha::recover::R
         deferred |= lock.is_none();
         Ok(lock.map(Some))
     };
-    let result = ha::recover::recover_with(spool, key_lock);
+    let result = ha::spool::recover::recover_with(spool, key_lock);
     shared.recovery_deferred.store(deferred, std::sync::atomic::Ordering::Relaxed);
     match result {
         Ok(done) => {
@@ -109,9 +109,9 @@ impl AsRawFd for InotifyFd {
 pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Result<(), WatchError> {
     let spool = settings.spool.clone();
     spool.prepare(&WATCHER_DIRS)?;
-    let boot_id = ha::clock::boot_id()?;
+    let boot_id = ha::os::clock::boot_id()?;
     let targets = serde_json::to_vec(&settings.fence.published_targets()).expect("targets serialise");
-    ha::fsio::write_replace(&spool.dir(Dir::Tmp), &ha::targets::path(&spool), &targets)?;
+    ha::fsio::write_replace(&spool.dir(Dir::Tmp), &ha::cluster::targets::path(&spool), &targets)?;
     let inotify = if settings.inotify { Some(watch_spool(&spool)?) } else { None };
     let mut index = Index::new(settings.fence.clone());
     index.reconcile(&spool, &boot_id)?;
@@ -310,7 +310,8 @@ fn read_pending(fd: &InotifyFd, index: &mut Index, shared: &Shared) -> bool {
                             tracing::error!("rescanning requests: {e}");
                         }
                     } else if ev.wd == fd.1 {
-                        joined |= ev.name.is_some_and(|n| n.to_string_lossy().starts_with(ha::members::JOIN_PREFIX));
+                        joined |=
+                            ev.name.is_some_and(|n| n.to_string_lossy().starts_with(ha::cluster::members::JOIN_PREFIX));
                     } else if let Some(name) = ev.name {
                         index.observe(spool, &shared.boot_id, &name.to_string_lossy());
                     }

@@ -11,9 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ha::clock::BootTime;
 use ha::discovery::run::{self, Tools};
 use ha::discovery::snapshot::{self, Round, Snapshot};
+use ha::os::clock::BootTime;
 use ha::spool::{Dir, Spool};
 
 use crate::daemon::Shared;
@@ -67,7 +67,7 @@ pub fn round(
     });
     let round = Round {
         taken: BootTime::now(),
-        taken_rfc3339: ha::clock::rfc3339_now(),
+        taken_rfc3339: ha::os::clock::rfc3339_now(),
         boot_id,
         watcher_id,
         epoch,

@@ -2,7 +2,7 @@
 //!
 //! A "target" here is an exclusion key (`FenceConfig::exclusion_key`): the device and plug a fence
 //! acts upon, whatever name Pacemaker used. Targets compete through their first pending request
-//! (priority, deadline, age: see `ha::queue`). Before claiming a target's request, the watcher takes
+//! (priority, deadline, age: see `ha::spool::queue`). Before claiming a target's request, the watcher takes
 //! the key's lock (`locks/<hash>.lock`, non-blocking): whoever holds it runs that key's requests one
 //! at a time in submission order, so two executions against one plug never overlap, across all
 //! watchers. Under the lock, a first request superseded by a later `off`/`reboot` is answered
@@ -17,10 +17,10 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use ha::claim::{self, Claim};
 use ha::fsio::lock;
-use ha::request::Action;
-use ha::response::Outcome;
+use ha::protocol::request::Action;
+use ha::protocol::response::Outcome;
+use ha::spool::claim::{self, Claim};
 
 use crate::daemon::Shared;
 use crate::index::Index;
@@ -65,7 +65,7 @@ pub fn fill(
         match claim::try_claim(&s.spool, &name, &s.id) {
             Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
             Ok(Claim::Claimed(c)) => {
-                if let Err(e) = ha::answer::release(&s.spool, *c) {
+                if let Err(e) = ha::spool::answer::release(&s.spool, *c) {
                     tracing::error!(file = %name, "requeueing: {e}");
                 }
             }
@@ -131,14 +131,14 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
     // holder without the lock (re-dispatched from a stuck watcher): wait for it. A dead claim a peer
     // requeued under this lock before we took it is caught up from inotify.
     for r in crate::daemon::recover_except(shared, Some(target)) {
-        if let ha::recover::Recovered::Requeued(name) = r {
+        if let ha::spool::recover::Recovered::Requeued(name) = r {
             index.observe(&s.spool, &shared.boot_id, &format!("{}.json", name.id));
         }
     }
     // A request a peer requeued (recovering a dead claim under this lock) before we took the lock is
     // in requests/ already, its event queued: read it before choosing.
     catch_up(index);
-    match ha::recover::claims_where(&s.spool, |r| index.key_of(&r.target_node) == target) {
+    match ha::spool::recover::claims_where(&s.spool, |r| index.key_of(&r.target_node) == target) {
         Ok(0) => {}
         Ok(_) => return Take::Busy,
         Err(e) => {

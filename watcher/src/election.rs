@@ -3,8 +3,8 @@
 
 use tokio::sync::oneshot;
 
+use ha::cluster::leader::LeaderRecord;
 use ha::fsio::lock::Lock;
-use ha::leader::LeaderRecord;
 use ha::spool::Spool;
 
 /// Starts waiting for office; the receiver yields the leader lock once held.
@@ -14,7 +14,7 @@ pub fn stand(spool: &Spool) -> oneshot::Receiver<Result<Lock, ha::HaError>> {
     std::thread::Builder::new()
         .name("leader-candidate".into())
         .spawn(move || {
-            let _ = tx.send(ha::leader::wait_for_office(&spool));
+            let _ = tx.send(ha::cluster::leader::wait_for_office(&spool));
         })
         .expect("a thread can be started at start-up");
     rx
@@ -22,7 +22,7 @@ pub fn stand(spool: &Spool) -> oneshot::Receiver<Result<Lock, ha::HaError>> {
 
 /// Takes office with the lock held: publishes `leader.json` with the next epoch.
 pub fn take_office(spool: &Spool, id: &str, lock: &Lock) -> Result<LeaderRecord, ha::HaError> {
-    let record = ha::leader::take_office(spool, id, &crate::hostname(), lock)?;
+    let record = ha::cluster::leader::take_office(spool, id, &crate::hostname(), lock)?;
     tracing::info!(epoch = record.epoch, "this watcher is now the leader");
     Ok(record)
 }

@@ -3,7 +3,7 @@
 //! The command runs directly (never through a shell) with `action=`, `plug=`, `port=` (older agents
 //! read it), `nodename=` and the configured options on stdin, and `GFS2_FENCE_REQUEST_ID` in its
 //! environment. It is its own process-group leader with `PR_SET_PDEATHSIG(SIGKILL)` (see
-//! `ha::child`), spawned from the watcher's single runtime thread, which lives as long as the watcher:
+//! `ha::os::child`), spawned from the watcher's single runtime thread, which lives as long as the watcher:
 //! a watcher's death never leaves a fence running unowned. At its timeout, or when the watcher aborts
 //! it, the whole group is SIGKILLed and reaped. A command that exits without reading stdin is normal.
 
@@ -12,13 +12,13 @@ use std::path::Path;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use ha::child::{BaseEnv, HardenedChild, Spawn};
+use ha::os::child::{BaseEnv, HardenedChild, Spawn};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::unix::pipe;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
-use ha::request::Request;
+use ha::protocol::request::Request;
 
 use crate::config::FenceCommand;
 
@@ -74,7 +74,7 @@ fn option_pairs(cmd: &FenceCommand) -> impl Iterator<Item = (&str, &str)> {
 /// What the stdin of the `monitor` action says: the action and the configured options.
 pub fn monitor_text(cmd: &FenceCommand) -> String {
     let pairs = std::iter::once(("action", "monitor")).chain(option_pairs(cmd));
-    ha::fence_args::render(pairs).expect("configuration was validated")
+    ha::protocol::fence_args::render(pairs).expect("configuration was validated")
 }
 
 /// What the stdin of the command says for a request.
@@ -85,7 +85,7 @@ pub fn stdin_text(cmd: &FenceCommand, req: &Request) -> String {
         pairs.push(("nodename", n));
     }
     pairs.extend(option_pairs(cmd));
-    ha::fence_args::render(pairs).expect("configuration and names were validated")
+    ha::protocol::fence_args::render(pairs).expect("configuration and names were validated")
 }
 
 /// Up to [`MAX_OUTPUT`] bytes of what `r` gives until its end (nothing if it cannot be read).
@@ -136,7 +136,7 @@ pub async fn execute(
         Err(e) => return failed(e),
     };
     // Started without forking the watcher (large when many requests are pending) and without an
-    // intermediate program; the death signal is set before the exec (`ha::child::spawn`).
+    // intermediate program; the death signal is set before the exec (`ha::os::child::spawn`).
     let env: Vec<(&str, &str)> = inv
         .environment
         .iter()
@@ -144,7 +144,7 @@ pub async fn execute(
         .chain(std::iter::once(("GFS2_FENCE_REQUEST_ID", inv.request_id)))
         .collect();
     let spawn = Spawn { program, args: &[], env: &env, base_env: BaseEnv::Minimal, inherit };
-    let spawned = match ha::child::spawn(&spawn) {
+    let spawned = match ha::os::child::spawn(&spawn) {
         Ok(s) => s,
         Err(e) => return failed(e),
     };
@@ -174,11 +174,11 @@ pub async fn execute(
     };
     // Whatever happened, nothing of this execution may outlive it: kill the group, reap the leader,
     // and kill what escaped the group (adopted by this watcher, its subreaper).
-    ha::child::kill_group(pid);
+    ha::os::child::kill_group(pid);
     if matches!(ending, Ending::TimedOut(_) | Ending::Aborted) {
         let _ = exited(&mut child, &mut sigchld).await;
     }
-    ha::child::kill_escaped();
+    ha::os::child::kill_escaped();
     writer.abort();
     // The output pipes close when every holder is gone; a descendant that escaped even the
     // subreaper (a double fork reparented elsewhere) could hold them open: never wait past a moment.

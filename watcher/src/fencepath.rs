@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use ha::clock::BootTime;
-use ha::health::{Health, PathHealth};
+use ha::cluster::health::{Health, PathHealth};
+use ha::os::clock::BootTime;
 
 use crate::daemon::Shared;
 use crate::execute::{self, Ending, Invocation};
@@ -40,13 +40,13 @@ pub async fn check(shared: &Shared) -> Health {
         paths.push(PathHealth { command: cmd.program.display().to_string(), targets, default, ok, message });
     }
     let report = Health {
-        checked: ha::clock::rfc3339_now(),
+        checked: ha::os::clock::rfc3339_now(),
         checked_boottime_ns: BootTime::now().0,
         boot_id: shared.boot_id.clone(),
         interval_ms: s.health_interval.map_or(0, |d| d.as_millis() as u64),
         paths,
     };
-    let previous = ha::health::read(&s.spool);
+    let previous = ha::cluster::health::read(&s.spool);
     for p in &report.paths {
         let was_ok = previous
             .as_ref()
@@ -61,7 +61,9 @@ pub async fn check(shared: &Shared) -> Health {
         }
     }
     let bytes = serde_json::to_vec(&report).expect("a health report serialises");
-    if let Err(e) = ha::fsio::write_replace(&s.spool.dir(ha::spool::Dir::Tmp), &ha::health::path(&s.spool), &bytes) {
+    if let Err(e) =
+        ha::fsio::write_replace(&s.spool.dir(ha::spool::Dir::Tmp), &ha::cluster::health::path(&s.spool), &bytes)
+    {
         tracing::error!("publishing health.json: {e}");
     }
     report

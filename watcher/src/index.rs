@@ -5,10 +5,10 @@
 use std::collections::{BTreeSet, HashSet};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ha::claim::IN_PLACE_GRACE;
 use ha::fsio::{self, ReadError};
-use ha::queue::{Entry, Queue};
-use ha::request::Request;
+use ha::protocol::request::Request;
+use ha::spool::claim::IN_PLACE_GRACE;
+use ha::spool::queue::{Entry, Queue};
 use ha::spool::{Dir, Spool};
 
 use crate::config::FenceConfig;
@@ -58,7 +58,7 @@ impl Index {
         let Ok(meta) = path.symlink_metadata() else {
             return;
         };
-        let Some(named) = ha::names::parse_request_file(name).filter(|_| meta.file_type().is_file()) else {
+        let Some(named) = ha::protocol::names::parse_request_file(name).filter(|_| meta.file_type().is_file()) else {
             self.bad.insert(name.to_string());
             return;
         };
@@ -89,7 +89,7 @@ impl Index {
                     waived: spool.waiver(&r.request_id).exists(),
                 });
             }
-            Err(ha::request::Rejection::BadJson(_)) if young => {
+            Err(ha::protocol::request::Rejection::BadJson(_)) if young => {
                 self.young.insert(name.to_string());
             }
             _ => {

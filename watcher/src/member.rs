@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
-use ha::clock::BootTime;
+use ha::cluster::members::{heartbeat_path, lock_path, Heartbeat};
 use ha::fsio::lock::{self, Lock};
-use ha::members::{heartbeat_path, lock_path, Heartbeat};
+use ha::os::clock::BootTime;
 use ha::spool::{Dir, Spool};
 
 use crate::WatchError;
@@ -71,13 +71,13 @@ impl Member {
                 counter: 0,
                 boottime_ns: 0,
                 boot_id: boot_id.to_string(),
-                start_time: ha::procfs::stat(pid).map_or(0, |s| s.start_time),
+                start_time: ha::os::procfs::stat(pid).map_or(0, |s| s.start_time),
                 children: Vec::new(),
                 ttl_ms: Some(ttl.as_millis().min(u64::MAX as u128) as u64),
             },
         };
         member.beat()?;
-        ha::members::announce(spool, id)?;
+        ha::cluster::members::announce(spool, id)?;
         Ok(member)
     }
 

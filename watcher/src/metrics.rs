@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use ha::request::Action;
-use ha::response::Outcome;
+use ha::protocol::request::Action;
+use ha::protocol::response::Outcome;
 use ha::spool::Dir;
 
 use crate::daemon::Shared;
@@ -168,7 +168,7 @@ impl Metrics {
             vec![format!(" {}", self.leader.load(Ordering::Relaxed) as u8)],
         );
         metric("gfs2_fence_leader_terms_total", "counter", "Times this watcher took office.", counter(&self.terms));
-        if let Ok(Some(l)) = ha::leader::read(&s.spool) {
+        if let Ok(Some(l)) = ha::cluster::leader::read(&s.spool) {
             metric(
                 "gfs2_fence_leader_epoch",
                 "gauge",

@@ -2,10 +2,10 @@
 
 use std::time::Instant;
 
-use ha::answer::{self, Placed};
-use ha::claim::{Claimed, Quarantined};
-use ha::request::SPOOL_VERSION;
-use ha::response::{Outcome, Response};
+use ha::protocol::request::SPOOL_VERSION;
+use ha::protocol::response::{Outcome, Response};
+use ha::spool::answer::{self, Placed};
+use ha::spool::claim::{Claimed, Quarantined};
 
 use crate::daemon::Shared;
 use crate::WatchError;
@@ -18,14 +18,14 @@ pub fn response(shared: &Shared, id: &str, action: &str, target: &str) -> Respon
         action_performed: action.to_string(),
         target_node: target.to_string(),
         message: String::new(),
-        timestamp: ha::clock::rfc3339_now(),
+        timestamp: ha::os::clock::rfc3339_now(),
         version: Some(SPOOL_VERSION),
         power_state: None,
         watcher_id: Some(shared.settings.id.clone()),
         attempts: None,
         duration_ms: None,
         outcome: None,
-        epoch: ha::leader::read(&shared.settings.spool).ok().flatten().map(|l| l.epoch),
+        epoch: ha::cluster::leader::read(&shared.settings.spool).ok().flatten().map(|l| l.epoch),
     }
 }
 
@@ -63,7 +63,7 @@ pub fn answer_and_retire(
         return Ok(());
     }
     resp.duration_ms = Some(started.elapsed().as_millis() as u64);
-    resp.timestamp = ha::clock::rfc3339_now();
+    resp.timestamp = ha::os::clock::rfc3339_now();
     let placed = answer::respond(spool, &resp, &claimed.file_name())?;
     if placed == Placed::First {
         let outcome = resp.outcome.map_or(if resp.success { "done" } else { "failed" }, Outcome::as_str);

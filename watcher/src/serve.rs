@@ -9,14 +9,14 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use ha::answer;
-use ha::backoff::Schedule;
-use ha::claim::Claimed;
-use ha::clock::BootTime;
-use ha::decide::{self, AgentState, Disposition};
 use ha::fsio::lock::Lock;
-use ha::request::Action;
-use ha::response::{Outcome, PowerState, Response};
+use ha::os::clock::BootTime;
+use ha::protocol::request::Action;
+use ha::protocol::response::{Outcome, PowerState, Response};
+use ha::spool::answer;
+use ha::spool::backoff::Schedule;
+use ha::spool::claim::Claimed;
+use ha::spool::decide::{self, AgentState, Disposition};
 use ha::spool::Spool;
 
 use crate::daemon::Shared;
@@ -54,7 +54,7 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
     for c in job.claims {
         // The claimed file kept the request file's mtime: when its client wrote it.
         let written =
-            c.lease.file().metadata().and_then(|m| m.modified()).ok().map_or(Some(now), ha::clock::boottime_of);
+            c.lease.file().metadata().and_then(|m| m.modified()).ok().map_or(Some(now), ha::os::clock::boottime_of);
         let deadline = decide::deadline_of(&c.request, &shared.boot_id, written, s.default_deadline);
         let mut resp = reply::for_claim(shared, &c);
         resp.attempts = Some(c.name.attempt - 1);
@@ -101,14 +101,14 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
         };
         let exec = execute::execute(inv, budget, inherit, &mut abort, |pid| {
             shared.member.lock().unwrap().child_started(pid);
-            let a = ha::attempts::Attempt {
+            let a = ha::spool::attempts::Attempt {
                 attempt,
                 watcher_id: s.id.clone(),
                 pid,
                 started_boottime_ns: BootTime::now().0,
-                started: ha::clock::rfc3339_now(),
+                started: ha::os::clock::rfc3339_now(),
             };
-            if let Err(e) = ha::attempts::record(&s.spool, id, &a) {
+            if let Err(e) = ha::spool::attempts::record(&s.spool, id, &a) {
                 tracing::warn!(request_id = %id, "recording the attempt: {e}");
             }
         })

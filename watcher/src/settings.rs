@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use ha::backoff::RetryPolicy;
+use ha::spool::backoff::RetryPolicy;
 use ha::spool::Spool;
 
 use crate::config::FenceConfig;

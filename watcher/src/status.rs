@@ -8,11 +8,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use ha::clock::BootTime;
 use ha::fsio::{self, lock};
-use ha::names::ClaimName;
-use ha::request::Request;
-use ha::response::Response;
+use ha::os::clock::BootTime;
+use ha::protocol::names::ClaimName;
+use ha::protocol::request::Request;
+use ha::protocol::response::Response;
 use ha::spool::{Dir, Spool};
 
 use crate::WatchError;
@@ -75,7 +75,7 @@ pub struct Report {
     /// The spool.
     pub spool: String,
     /// The published leader, if its lock is held.
-    pub leader: Option<ha::leader::LeaderRecord>,
+    pub leader: Option<ha::cluster::leader::LeaderRecord>,
     /// Members.
     pub members: Vec<MemberStatus>,
     /// Pending requests by queue priority.
@@ -83,7 +83,7 @@ pub struct Report {
     /// Claims in flight.
     pub claims: Vec<ClaimStatus>,
     /// Fence path health, if the leader published it.
-    pub health: Option<ha::health::Health>,
+    pub health: Option<ha::cluster::health::Health>,
     /// The last failures (newest first, at most 10).
     pub recent_failures: Vec<Failure>,
 }
@@ -100,10 +100,10 @@ fn files(dir: &std::path::Path) -> Vec<std::fs::DirEntry> {
 pub fn report(spool: &Spool) -> Result<Report, WatchError> {
     spool.inspect(&[])?;
     let now = BootTime::now();
-    let boot = ha::clock::boot_id()?;
-    let leader_held = lock::probe_held(&ha::leader::lock_path(spool))? == Some(true);
-    let leader = if leader_held { ha::leader::read(spool)? } else { None };
-    let members = ha::members::member_states(spool, now, &boot)?
+    let boot = ha::os::clock::boot_id()?;
+    let leader_held = lock::probe_held(&ha::cluster::leader::lock_path(spool))? == Some(true);
+    let leader = if leader_held { ha::cluster::leader::read(spool)? } else { None };
+    let members = ha::cluster::members::member_states(spool, now, &boot)?
         .into_iter()
         .map(|m| MemberStatus {
             live: m.live,
@@ -161,7 +161,7 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
         members,
         queue_by_priority,
         claims,
-        health: ha::health::read(spool),
+        health: ha::cluster::health::read(spool),
         recent_failures,
     })
 }
@@ -224,7 +224,7 @@ pub fn run(
     if let Some(limit) = wait {
         // Polled: the spool may not exist yet when the watchers were just started.
         let deadline = std::time::Instant::now() + limit;
-        let live = || ha::members::live_members(spool).is_ok_and(|m| !m.is_empty());
+        let live = || ha::cluster::members::live_members(spool).is_ok_and(|m| !m.is_empty());
         while !live() && std::time::Instant::now() < deadline {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
@@ -239,7 +239,7 @@ pub fn run(
             };
             print!(
                 "\x1b[H\x1b[2J{} — every {:.1}s (Ctrl-C to stop)\n\n{body}",
-                ha::clock::rfc3339_now(),
+                ha::os::clock::rfc3339_now(),
                 every.as_secs_f64()
             );
             let _ = std::io::Write::flush(&mut std::io::stdout());

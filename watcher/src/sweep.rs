@@ -16,9 +16,9 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use ha::clock::BootTime;
-use ha::decide::{judge_peer, PeerVerdict};
-use ha::members::Heartbeat;
+use ha::cluster::members::Heartbeat;
+use ha::os::clock::BootTime;
+use ha::spool::decide::{judge_peer, PeerVerdict};
 use ha::spool::Dir;
 
 use crate::daemon::Shared;
@@ -36,7 +36,7 @@ pub struct Sweeper {
 
 /// Whether the process `pid` started at `start_time` still exists (a zombie does not count).
 fn still_there(pid: u32, start_time: u64) -> bool {
-    ha::procfs::stat(pid).is_some_and(|s| s.state != 'Z' && (start_time == 0 || s.start_time == start_time))
+    ha::os::procfs::stat(pid).is_some_and(|s| s.state != 'Z' && (start_time == 0 || s.start_time == start_time))
 }
 
 /// SIGKILLs a frozen peer and its fence commands' groups; false when the process is not there any more.
@@ -48,8 +48,8 @@ fn fence_peer(hb: &Heartbeat, age: Duration) -> bool {
         "peer watcher is frozen (lock held, heartbeat stale): killing it and its fence commands");
     let _ = kill(Pid::from_raw(hb.pid as i32), Signal::SIGKILL);
     for &child in &hb.children {
-        if ha::procfs::stat(child).is_some_and(|s| s.pgrp == child) {
-            ha::child::kill_group(child);
+        if ha::os::procfs::stat(child).is_some_and(|s| s.pgrp == child) {
+            ha::os::child::kill_group(child);
         }
     }
     true
@@ -114,7 +114,7 @@ impl Sweeper {
                 continue;
             };
             let held = ha::fsio::lock::probe_held(&entry.path()).ok().flatten() == Some(true);
-            let hb = ha::members::read_heartbeat(&s.spool, id);
+            let hb = ha::cluster::members::read_heartbeat(&s.spool, id);
             let age = hb.as_ref().and_then(|h| h.age(now, &shared.boot_id));
             // A kill counts only while the very process that was killed is still there: a watcher
             // restarted under the same id between two sweeps is a new process, not a stuck one.
@@ -140,7 +140,7 @@ impl Sweeper {
                 }
                 PeerVerdict::Redispatch => {
                     if self.redispatched.insert(id.to_string()) {
-                        if let Err(e) = ha::recover::redispatch(&s.spool, id) {
+                        if let Err(e) = ha::spool::recover::redispatch(&s.spool, id) {
                             tracing::error!(peer = %id, "re-dispatching a stuck watcher's requests: {e}");
                         }
                     }
@@ -169,7 +169,7 @@ fn remove_dead_writers_temps(dir: &std::path::Path) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let orphan = writer_pid(&name).is_some_and(|pid| ha::procfs::stat(pid).is_none_or(|s| s.state == 'Z'));
+        let orphan = writer_pid(&name).is_some_and(|pid| ha::os::procfs::stat(pid).is_none_or(|s| s.state == 'Z'));
         if orphan {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::info!(file = %name, "removed a temporary file whose writer died"),
@@ -218,7 +218,7 @@ fn clear_waiting(spool: &ha::spool::Spool) {
 /// `reboot`. Such records are what nnf-sos (and an operator) read to know a node is fenced, so plain
 /// retention keeps them; an unreadable file counts as one (kept rather than lost).
 fn is_fenced_record(path: &std::path::Path) -> bool {
-    match ha::fsio::read_capped(path, ha::fsio::MAX_SPOOL_FILE).map(|b| ha::response::Response::parse(&b)) {
+    match ha::fsio::read_capped(path, ha::fsio::MAX_SPOOL_FILE).map(|b| ha::protocol::response::Response::parse(&b)) {
         Ok(Ok(r)) => r.success && matches!(r.action_performed.as_str(), "off" | "reboot"),
         Ok(Err(_)) => false,
         Err(_) => true,

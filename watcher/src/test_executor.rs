@@ -80,7 +80,7 @@ fn behavior(values: &BTreeMap<String, String>, key: &str) -> String {
 pub fn run() -> ExitCode {
     let mut text = String::new();
     let _ = std::io::stdin().take(1024 * 1024).read_to_string(&mut text);
-    let args = ha::fence_args::parse(&text);
+    let args = ha::protocol::fence_args::parse(&text);
     let v = &args.values;
     let action = v.get("action").cloned().unwrap_or_else(|| "reboot".into());
     let target = v.get("plug").or_else(|| v.get("port")).cloned().unwrap_or_default();
@@ -95,7 +95,7 @@ pub fn run() -> ExitCode {
         action: action.clone(),
         target: target.clone(),
         nodename: v.get("nodename").cloned(),
-        boottime_ns: ha::clock::BootTime::now().0,
+        boottime_ns: ha::os::clock::BootTime::now().0,
         result: None,
         exit: None,
     };
@@ -123,7 +123,7 @@ pub fn run() -> ExitCode {
         _ => eprintln!("Failed: test executor told to fail for target {target}"),
     }
     line.event = "end".into();
-    line.boottime_ns = ha::clock::BootTime::now().0;
+    line.boottime_ns = ha::os::clock::BootTime::now().0;
     line.result = Some(result.into());
     line.exit = Some(code);
     append(ledger, &line);

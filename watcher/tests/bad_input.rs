@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use ha::response::Outcome;
+use ha::protocol::response::Outcome;
 
 fn old(path: &std::path::Path) {
     set_mtime(path, SystemTime::now() - Duration::from_secs(60));

@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use ha::response::Response;
+use ha::protocol::response::Response;
 
 const SYSCALLS: &str =
     "openat,write,rename,renameat,renameat2,link,linkat,unlink,unlinkat,fsync,fdatasync,mkdir,mkdirat";
@@ -234,7 +234,9 @@ fn no_power_cut_loses_an_acknowledged_answer_or_runs_an_answered_request() {
         .stderr(Stdio::null());
     let mut watcher = cmd.spawn().unwrap();
     let spool = w.spool();
-    assert!(wait_until(Duration::from_secs(30), || ha::members::live_members(&spool).is_ok_and(|m| !m.is_empty())));
+    assert!(
+        wait_until(Duration::from_secs(30), || ha::cluster::members::live_members(&spool).is_ok_and(|m| !m.is_empty()))
+    );
     w.behave("n2", "flaky");
     for n in ["n1", "n2", "n3"] {
         let mut agent = strace(&agent_bin());
@@ -311,7 +313,7 @@ fn no_power_cut_loses_an_acknowledged_answer_or_runs_an_answered_request() {
                         .map(|r| r.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".json")))
                         .unwrap_or(false)
                 };
-                ha::members::live_members(&s).is_ok_and(|m| !m.is_empty())
+                ha::cluster::members::live_members(&s).is_ok_and(|m| !m.is_empty())
                     && !pending("requests")
                     && !pending("claimed")
             });

@@ -117,7 +117,7 @@ fn assert_dead(pid: i32) {
 fn the_leader_snapshot_names_each_nodes_file_systems_and_the_fence_uses_it_without_running_a_tool() {
     let mut w = World::new();
     let fake = Fake::install(&mut w);
-    let before = ha::clock::BootTime::now().0;
+    let before = ha::os::clock::BootTime::now().0;
     let leader = w.watcher("w1", &["--discovery-interval", "30"]);
     let snap = await_snapshot(&w, before);
     assert!(snap.sources.values().all(|r| r.ok), "{:?}", snap.sources);
@@ -154,7 +154,7 @@ fn the_leader_snapshot_names_each_nodes_file_systems_and_the_fence_uses_it_witho
         assert_eq!(strings(&r["gfs2_discovery"]["by_source"]["dlm"]), ["project", "scratch"]);
     }
     let done = w.files("done");
-    let request = ha::request::Request::parse(&std::fs::read(w.sub("done").join(&done[0])).unwrap()).unwrap();
+    let request = ha::protocol::request::Request::parse(&std::fs::read(w.sub("done").join(&done[0])).unwrap()).unwrap();
     assert_eq!(request.gfs2_filesystems, fs("compute-02"), "the request carries them too");
     assert_eq!(request.gfs2_discovery.unwrap().method, "snapshot");
     let readable = w.log("fence-events-readable.log");
@@ -191,7 +191,7 @@ fn broken_sources_are_reported_in_the_snapshot_and_the_others_still_answer() {
     let fake = Fake::install(&mut w);
     fake.mode("kubectl", "garbage");
     fake.mode("dlm_tool", "endless");
-    let before = ha::clock::BootTime::now().0;
+    let before = ha::os::clock::BootTime::now().0;
     let _w1 = w.watcher("w1", &["--discovery-interval", "30"]);
     let snap = await_snapshot(&w, before);
     let err = |s: Source| snap.sources[&s].error.clone().unwrap_or_default();
@@ -216,8 +216,8 @@ fn a_stale_snapshot_is_not_trusted_and_unknown_nodes_are_none_detected() {
     let hour = 3_600_000_000_000;
     let stale = serde_json::json!({
         "version": 1, "taken": "2026-11-25T07:00:00Z",
-        "taken_boottime_ns": ha::clock::BootTime::now().0.saturating_sub(hour),
-        "boot_id": ha::clock::boot_id().unwrap(), "interval_ms": 30000, "sources": {},
+        "taken_boottime_ns": ha::os::clock::BootTime::now().0.saturating_sub(hour),
+        "boot_id": ha::os::clock::boot_id().unwrap(), "interval_ms": 30000, "sources": {},
         "nodes": {"compute-02": {"gfs2_filesystems": ["old-fs"], "sources": {}}}
     });
     std::fs::write(snapshot::path(&w.spool()), serde_json::to_vec(&stale).unwrap()).unwrap();

@@ -42,11 +42,11 @@ fn docs_list_every_events_and_status_option() {
 }
 
 /// The environment table names every shared setting's canonical variable, its aliases and its
-/// readers, as `ha::setting` defines them.
+/// readers, as `ha::os::setting` defines them.
 #[test]
 fn docs_list_every_setting_and_alias() {
     let doc = doc_text("docs/CONFIGURATION.md");
-    for s in ha::setting::ALL {
+    for s in ha::os::setting::ALL {
         let row = doc
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` |", s.name)))

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use ha::response::{Outcome, Response};
+use ha::protocol::response::{Outcome, Response};
 
 fn seed_request(w: &World, file: &str, id: &str, target: &str) -> std::path::PathBuf {
     let path = w.sub("requests").join(file);

@@ -110,7 +110,7 @@ fn a_hanging_executor_is_killed_at_the_deadline_and_the_agent_answers_before_its
     assert!(!alive(start.pid as i32), "the hanging fence command was killed");
     assert!(w.ledger().iter().all(|l| l.event == "start"), "a killed execution has no end line");
     let resp = w.response(start.request_id.as_deref().unwrap()).unwrap();
-    assert_eq!(resp.outcome, Some(ha::response::Outcome::Failed));
+    assert_eq!(resp.outcome, Some(ha::protocol::response::Outcome::Failed));
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
     assert_no_children(watcher.pid(), "the killed command was reaped, not left a zombie");
 }
@@ -146,7 +146,7 @@ fn an_agent_that_times_out_is_answered_abandoned_and_never_executed() {
     let req = w.published_request();
     watcher.signal(Signal::SIGCONT);
     let resp = w.await_response(&req.request_id);
-    assert_eq!(resp.outcome, Some(ha::response::Outcome::Abandoned));
+    assert_eq!(resp.outcome, Some(ha::protocol::response::Outcome::Abandoned));
     assert_eq!(w.starts(&req.request_id), 0, "a request whose agent is gone is never executed");
 }
 
@@ -156,14 +156,14 @@ fn an_expired_request_is_answered_and_never_executed() {
     let watcher = w.watcher("w1", &[]);
     watcher.terminate();
     let id = new_id();
-    let boot = ha::clock::boot_id().unwrap();
+    let boot = ha::os::clock::boot_id().unwrap();
     w.put_request(&format!(
         r#"{{"request_id":"{id}","timestamp":"t","action":"off","target_node":"n1","version":1,
             "deadline_boottime_ns":1000,"boot_id":"{boot}"}}"#
     ));
     let _watcher = w.watcher("w2", &[]);
     let resp = w.await_response(&id);
-    assert_eq!(resp.outcome, Some(ha::response::Outcome::Expired));
+    assert_eq!(resp.outcome, Some(ha::protocol::response::Outcome::Expired));
     assert!(!resp.success);
     assert_eq!(w.starts(&id), 0);
 }
@@ -282,7 +282,7 @@ fn an_external_responder_of_either_generation_is_answered_under_its_names() {
         assert!(seen, "no request was published");
         let name = name.unwrap();
         let bytes = std::fs::read(w.sub("requests").join(&name)).unwrap();
-        let req = ha::request::Request::parse(&bytes).unwrap();
+        let req = ha::protocol::request::Request::parse(&bytes).unwrap();
         let want = if v2 { format!("n1-{}.json", req.request_id) } else { format!("{}.json", req.request_id) };
         assert_eq!(name, want, "protocol={protocol}");
         // The responder answers under the request's name, as upstream's and the seed's do.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use ha::response::Outcome;
+use ha::protocol::response::Outcome;
 use nix::sys::signal::Signal;
 
 fn prepare(w: &World) {
@@ -43,7 +43,7 @@ fn a_killed_leader_is_replaced_with_a_higher_epoch() {
     let leader = |min_epoch: u64| {
         let mut rec = None;
         let ok = wait_until(Duration::from_secs(20), || {
-            rec = ha::leader::read(&w.spool()).ok().flatten().filter(|r| r.epoch >= min_epoch);
+            rec = ha::cluster::leader::read(&w.spool()).ok().flatten().filter(|r| r.epoch >= min_epoch);
             rec.is_some()
         });
         assert!(ok, "no leader with epoch >= {min_epoch}");
@@ -57,7 +57,7 @@ fn a_killed_leader_is_replaced_with_a_higher_epoch() {
     drop(first);
     let two = leader(one.epoch + 1);
     assert!(two.watcher_id == "w2" || two.watcher_id == "w3", "{two:?}");
-    assert_eq!(ha::fsio::lock::probe_held(&ha::leader::lock_path(&w.spool())).unwrap(), Some(true));
+    assert_eq!(ha::fsio::lock::probe_held(&ha::cluster::leader::lock_path(&w.spool())).unwrap(), Some(true));
     let out = w.agent("action=reboot\nport=n1\n");
     assert_exit(&out, 0);
     let id = w.ledger()[0].request_id.clone().unwrap();
@@ -161,7 +161,7 @@ fn retries_stop_at_the_deadline() {
     let req_id = w.ledger()[0].request_id.clone().unwrap();
     let done = w.sub("done").join(format!("{req_id}.w1.1.json"));
     assert!(wait_until(Duration::from_secs(20), || done.exists()));
-    let req = ha::request::Request::parse(&std::fs::read(&done).unwrap()).unwrap();
+    let req = ha::protocol::request::Request::parse(&std::fs::read(&done).unwrap()).unwrap();
     let deadline = req.deadline_boottime_ns.unwrap();
     let starts: Vec<u64> = w.ledger().iter().filter(|l| l.event == "start").map(|l| l.boottime_ns).collect();
     assert!(starts.len() >= 2 && starts.len() < 50, "{} attempts", starts.len());
@@ -207,7 +207,7 @@ fn a_broken_fence_path_fails_monitor_and_shows_in_status() {
     let w = World::new();
     w.behave("@monitor", "fail");
     let _w = w.watcher("w1", &["--health-interval", "0.5"]);
-    let health = ha::health::path(&w.spool());
+    let health = ha::cluster::health::path(&w.spool());
     assert!(wait_until(Duration::from_secs(20), || health.exists()));
     let out = w.agent("action=monitor\n");
     assert_exit(&out, 1);
@@ -284,7 +284,7 @@ fn a_dead_holders_request_is_recovered_at_once_not_at_the_next_rescan() {
     w.behave("n1", "hang");
     let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=20\n");
     let hung = w.first_start();
-    let holder = ha::names::ClaimName::parse(&w.files("claimed")[0]).unwrap().watcher;
+    let holder = ha::protocol::names::ClaimName::parse(&w.files("claimed")[0]).unwrap().watcher;
     w.behave("n1", "succeed");
     let (victim, survivor) = if holder == "w1" { (a, b) } else { (b, a) };
     victim.signal(Signal::SIGKILL);

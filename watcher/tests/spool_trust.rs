@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use common::*;
-use ha::response::Outcome;
+use ha::protocol::response::Outcome;
 
 /// Executions (start, end) in boot-time ns, by request id, from the ledger.
 fn spans(w: &World) -> Vec<(String, u64, u64)> {
@@ -107,7 +107,7 @@ fn exclusion_keyed_on_the_requested_name() {
 fn names_that_do_not_fit_stay_forever() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
-    let long = "x".repeat(ha::names::MAX_NAME + 1);
+    let long = "x".repeat(ha::protocol::names::MAX_NAME + 1);
     let id = w.queue("off", &long, 100, 60, 0);
     let resp = w.await_response(&id);
     assert_eq!(resp.outcome, Some(Outcome::Rejected), "answered rejected at once, not retried");
@@ -117,7 +117,7 @@ fn names_that_do_not_fit_stay_forever() {
     assert_exit(&out, 1);
     assert!(text(&out.stderr).contains("at most 128 bytes"), "{}", text(&out.stderr));
     // The longest accepted name works end to end.
-    let out = w.agent(&format!("action=off\nport={}\n", "z".repeat(ha::names::MAX_NAME)));
+    let out = w.agent(&format!("action=off\nport={}\n", "z".repeat(ha::protocol::names::MAX_NAME)));
     assert_exit(&out, 0);
 }
 

@@ -11,7 +11,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use ha::response::{Outcome, Response};
+use ha::protocol::response::{Outcome, Response};
 use nix::sys::signal::Signal;
 
 use common::*;
@@ -92,7 +92,7 @@ fn v1_agents_and_v2_clients_share_one_spool() {
     assert_eq!(starts, 8, "each request ran once");
     let names = w.files("responses");
     assert_eq!(names.iter().filter(|n| n.starts_with("v2-node-")).count(), 4, "{names:?}");
-    assert_eq!(names.iter().filter(|n| ha::names::request_id_of_file(n).is_some()).count(), 4, "{names:?}");
+    assert_eq!(names.iter().filter(|n| ha::protocol::names::request_id_of_file(n).is_some()).count(), 4, "{names:?}");
 }
 
 #[test]

@@ -13,7 +13,7 @@ use common::*;
 
 fn leader_epoch(w: &World) -> Option<u64> {
     let bytes = std::fs::read(w.spool.join("leader.json")).ok()?;
-    serde_json::from_slice::<ha::leader::LeaderRecord>(&bytes).ok().map(|r| r.epoch)
+    serde_json::from_slice::<ha::cluster::leader::LeaderRecord>(&bytes).ok().map(|r| r.epoch)
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn leftovers_of_an_agent_killed_before_it_publishes() {
     let resp = w.await_response(&pending);
     assert_eq!(
         resp.outcome,
-        Some(ha::response::Outcome::Abandoned),
+        Some(ha::protocol::response::Outcome::Abandoned),
         "its waiting lock told the watcher the agent is gone"
     );
 }

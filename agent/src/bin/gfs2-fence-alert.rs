@@ -1,5 +1,5 @@
 //! `gfs2-fence-alert`: a Pacemaker alert agent that hands fencing alerts from every fence device to
-//! the gfs2-fencing audit trail (see `ha::alert`). Configure it with
+//! the gfs2-fencing audit trail (see `ha::audit::alert`). Configure it with
 //! `pcs alert create path=/usr/libexec/gfs2-fencing/gfs2-fence-alert id=gfs2-fence-audit` and
 //! `pcs alert recipient add gfs2-fence-audit value=/run/gfs2-fencing-alerts`.
 
@@ -36,9 +36,9 @@ fn main() -> ExitCode {
         }
     }
     let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
-    let alert = match ha::alert::Alert::from_env(std::env::vars(), ha::clock::rfc3339_now(), host) {
+    let alert = match ha::audit::alert::Alert::from_env(std::env::vars(), ha::os::clock::rfc3339_now(), host) {
         Ok(a) => a,
-        Err(ha::alert::AlertError::NotFencing(_)) => return ExitCode::SUCCESS,
+        Err(ha::audit::alert::AlertError::NotFencing(_)) => return ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("gfs2-fence-alert: {e}; nothing recorded");
             return ExitCode::FAILURE;
@@ -47,7 +47,7 @@ fn main() -> ExitCode {
     let dir = std::env::var("CRM_alert_recipient")
         .ok()
         .filter(|r| r.starts_with('/'))
-        .map_or_else(|| PathBuf::from(ha::alert::DEFAULT_DIR), PathBuf::from);
+        .map_or_else(|| PathBuf::from(ha::audit::alert::DEFAULT_DIR), PathBuf::from);
     match alert.drop_into(&dir) {
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => {

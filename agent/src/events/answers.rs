@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use ha::request::Request;
-use ha::response::Response;
+use ha::protocol::request::Request;
+use ha::protocol::response::Response;
 
 use super::records::Record;
 use super::EventsError;

@@ -108,7 +108,7 @@ pub enum EventsError {
     Usage(String),
     /// The log directory's environment variables disagree.
     #[error(transparent)]
-    Setting(#[from] ha::setting::SettingError),
+    Setting(#[from] ha::os::setting::SettingError),
     /// journalctl.
     #[error("cannot read the journal's anchors: {0}")]
     Journal(String),
@@ -131,7 +131,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, EventsError> {
 
 fn files(cli: &Cli) -> Result<Vec<LogFile>, EventsError> {
     let paths = if cli.files.is_empty() {
-        let from_env = ha::setting::LOG_DIR.lookup(&|k| std::env::var(k).ok())?;
+        let from_env = ha::os::setting::LOG_DIR.lookup(&|k| std::env::var(k).ok())?;
         let dir = cli.log_dir.clone().or(from_env.map(|f| PathBuf::from(f.value)));
         let dir = dir.unwrap_or_else(|| PathBuf::from("/var/log/gfs2-fencing"));
         let (plain, compressed) =

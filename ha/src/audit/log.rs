@@ -17,7 +17,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{link_of, Link};
+use super::chain::{link_of, Link};
 use crate::fsio::lock;
 
 /// Longest wait for the log's lock.
@@ -140,7 +140,7 @@ impl ChainedLog {
         }
         let mut head = String::new();
         let _ = std::io::Read::read_to_string(&mut &*lock_file, &mut head);
-        (super::parse_anchors(&head).pop().map_or_else(Link::genesis, |(seq, hash)| Link { seq, hash }), cut)
+        (super::chain::parse_anchors(&head).pop().map_or_else(Link::genesis, |(seq, hash)| Link { seq, hash }), cut)
     }
 
     fn file_for_read(&self) -> std::io::Result<File> {

@@ -1,5 +1,5 @@
 //! Running the discovery tools: every source in its own thread, every tool in its own process
-//! group with a death signal ([`crate::child::spawn`]), killed with its group at the deadline, its
+//! group with a death signal ([`crate::os::child::spawn`]), killed with its group at the deadline, its
 //! output capped, never through a shell.
 //!
 //! Tools are found on `PATH` (`dlm_tool`, `crm_node`, `corosync-cmapctl`, `cibadmin`), except
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::{cib, dlm, nnf, Found, Source};
-use crate::clock::BootTime;
+use crate::os::clock::BootTime;
 
 /// Largest output read from one tool; more is an error (and the tool is killed).
 pub const MAX_OUTPUT: usize = 32 * 1024 * 1024;
@@ -111,7 +111,7 @@ pub fn discover(tools: &Tools, timeout: Duration) -> Vec<SourceResult> {
                     Ok(r) => r,
                     Err(e) => SourceResult {
                         source,
-                        taken: crate::clock::rfc3339_now(),
+                        taken: crate::os::clock::rfc3339_now(),
                         taken_boottime_ns: BootTime::now().0,
                         duration: Duration::ZERO,
                         outcome: Err(format!("discovery thread: {e}")),
@@ -123,7 +123,7 @@ pub fn discover(tools: &Tools, timeout: Duration) -> Vec<SourceResult> {
 }
 
 fn run_source(tools: &Tools, source: Source, deadline: Instant) -> SourceResult {
-    let taken = crate::clock::rfc3339_now();
+    let taken = crate::os::clock::rfc3339_now();
     let taken_boottime_ns = BootTime::now().0;
     let started = Instant::now();
     let outcome = match source {
@@ -175,17 +175,17 @@ pub fn run_tool(program: &[String], args: &[&str], deadline: Instant) -> Result<
     let shown = std::iter::once(name.as_str()).chain(leading.iter().map(String::as_str)).chain(args.iter().copied());
     let shown: String = shown.collect::<Vec<_>>().join(" ");
     let argv: Vec<&OsStr> = leading.iter().map(OsStr::new).chain(args.iter().map(OsStr::new)).collect();
-    let tool = crate::child::Spawn {
+    let tool = crate::os::child::Spawn {
         program: Path::new(name),
         args: &argv,
         env: &[],
-        base_env: crate::child::BaseEnv::Inherit,
+        base_env: crate::os::child::BaseEnv::Inherit,
         inherit: None,
     };
     // Its stdin is a pipe closed at once: a tool that reads it sees the end. Dropping the child
     // (every early return) kills its group and reaps it.
-    let crate::child::Spawned { mut child, stdout, stderr, .. } =
-        crate::child::spawn(&tool).map_err(|e| match e.kind() {
+    let crate::os::child::Spawned { mut child, stdout, stderr, .. } =
+        crate::os::child::spawn(&tool).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => ToolError::NotFound(name.clone()),
             _ => ToolError::Spawn { program: shown.clone(), source: e },
         })?;

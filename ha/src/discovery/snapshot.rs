@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::run::SourceResult;
 use super::Source;
-use crate::clock::BootTime;
 use crate::fsio::{self, ReadError};
+use crate::os::clock::BootTime;
 use crate::spool::Spool;
 
 /// The snapshot's format version.

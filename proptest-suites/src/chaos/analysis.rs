@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use ha::attempts::Attempt;
-use ha::response::{Outcome, Response};
+use ha::protocol::response::{Outcome, Response};
+use ha::spool::attempts::Attempt;
 use watcher::test_executor::LedgerLine;
 
 /// One agent run.

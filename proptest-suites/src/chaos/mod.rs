@@ -20,7 +20,7 @@ use nix::sys::signal::Signal;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use ha::clock::BootTime;
+use ha::os::clock::BootTime;
 use ha::spool::{Dir, Spool};
 
 use analysis::{AgentRun, ChaosEvent, Observations, Summary};
@@ -162,7 +162,7 @@ pub fn run(cfg: &Config) -> Result<Summary, Box<dyn std::error::Error>> {
 
 /// Records the longest interval during which nobody held `leader.lock` (after the first leader).
 fn leader_gap_monitor(spool: &Spool, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<Duration> {
-    let path = ha::leader::lock_path(spool);
+    let path = ha::cluster::leader::lock_path(spool);
     std::thread::spawn(move || {
         let (mut longest, mut since, mut seen) = (Duration::ZERO, None::<Instant>, false);
         while !stop.load(Ordering::SeqCst) {
@@ -220,7 +220,7 @@ fn chaos_thread(
             };
             match rng.random_range(0..10) {
                 0 | 1 => {
-                    let leader = ha::leader::read(&spool).ok().flatten().and_then(|l| c.index_of_pid(l.pid));
+                    let leader = ha::cluster::leader::read(&spool).ok().flatten().and_then(|l| c.index_of_pid(l.pid));
                     if let Some(i) = leader.filter(|i| alive.contains(i)) {
                         c.signal(i, Signal::SIGKILL);
                         record("kill-leader", Some(i));
@@ -229,7 +229,7 @@ fn chaos_thread(
                 2 | 3 => {
                     let holders: BTreeSet<String> = files(&spool.dir(Dir::Claimed))
                         .iter()
-                        .filter_map(|n| ha::names::ClaimName::parse(n))
+                        .filter_map(|n| ha::protocol::names::ClaimName::parse(n))
                         .map(|n| n.watcher)
                         .collect();
                     let holders: Vec<usize> =
@@ -350,7 +350,7 @@ fn observe(spool: &Spool, root: &Path, agents: Vec<AgentRun>, chaos: Vec<ChaosEv
                 continue;
             }
             let path = spool.dir(dir).join(&name);
-            if let Ok(Ok(r)) = std::fs::read(&path).map(|b| ha::request::Request::parse(&b)) {
+            if let Ok(Ok(r)) = std::fs::read(&path).map(|b| ha::protocol::request::Request::parse(&b)) {
                 // A claimed or retired file keeps the request's mtime through its renames.
                 let at = std::fs::metadata(&path)
                     .and_then(|m| m.modified())
@@ -367,7 +367,7 @@ fn observe(spool: &Spool, root: &Path, agents: Vec<AgentRun>, chaos: Vec<ChaosEv
     }
     for name in files(&spool.dir(Dir::Responses)) {
         if let Ok(Ok(r)) =
-            std::fs::read(spool.dir(Dir::Responses).join(&name)).map(|b| ha::response::Response::parse(&b))
+            std::fs::read(spool.dir(Dir::Responses).join(&name)).map(|b| ha::protocol::response::Response::parse(&b))
         {
             o.responses.insert(r.request_id.clone(), r);
         }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use ha::response::Response;
+use ha::protocol::response::Response;
 use watcher::test_executor::LedgerLine;
 
 /// Runs `gfs2-fence-events --log-dir <logs> <args>`: (exit code, stdout).
@@ -22,7 +22,7 @@ pub fn events(w: &World, args: &[&str]) -> (i32, String) {
 }
 
 /// Environment variables that would change the binaries' behaviour if inherited: every name of
-/// every shared setting ([`ha::setting::ALL`]) and the watcher's own.
+/// every shared setting ([`ha::os::setting::ALL`]) and the watcher's own.
 const SCRUB: &[&str] = &[
     "GFS2_FENCE_DISCOVERY_INTERVAL",
     "KUBECONFIG",
@@ -46,7 +46,7 @@ pub fn bare_request(id: &str, action: &str, target: &str) -> String {
 
 /// Removes the inherited settings ([`SCRUB`]) from `cmd`'s environment.
 pub fn scrub(cmd: &mut Command) -> &mut Command {
-    for k in SCRUB.iter().copied().chain(ha::setting::ALL.iter().flat_map(|s| s.names())) {
+    for k in SCRUB.iter().copied().chain(ha::os::setting::ALL.iter().flat_map(|s| s.names())) {
         cmd.env_remove(k);
     }
     cmd
@@ -223,7 +223,8 @@ impl World {
         // Live as the agent judges it: member lock held and a fresh heartbeat written.
         let spool = self.spool();
         let started = wait_until(Duration::from_secs(20), || {
-            self.sub("members").is_dir() && ha::members::live_members(&spool).is_ok_and(|l| l.iter().any(|m| m == id))
+            self.sub("members").is_dir()
+                && ha::cluster::members::live_members(&spool).is_ok_and(|l| l.iter().any(|m| m == id))
         });
         assert!(started, "watcher {id} did not start: {}", proc.stderr_text());
         proc
@@ -233,8 +234,9 @@ impl World {
     /// [`World::watcher`]); `proc` is shown when none becomes live.
     pub fn await_live(&self, proc: &Proc) {
         let spool = self.spool();
-        let live =
-            wait_until(Duration::from_secs(20), || ha::members::live_members(&spool).is_ok_and(|m| !m.is_empty()));
+        let live = wait_until(Duration::from_secs(20), || {
+            ha::cluster::members::live_members(&spool).is_ok_and(|m| !m.is_empty())
+        });
         assert!(live, "no watcher became live: {}", proc.stderr_text());
     }
 
@@ -362,8 +364,8 @@ impl World {
     /// its file's mtime `age_ms` in the past so tests can fix the submission order. Returns its id.
     pub fn queue(&self, action: &str, target: &str, priority: i32, secs: u64, age_ms: u64) -> String {
         let id = new_id();
-        let deadline = ha::clock::BootTime::now().after(Duration::from_secs(secs)).0;
-        let boot = ha::clock::boot_id().unwrap();
+        let deadline = ha::os::clock::BootTime::now().after(Duration::from_secs(secs)).0;
+        let boot = ha::os::clock::boot_id().unwrap();
         let json = format!(
             r#"{{"request_id":"{id}","timestamp":"t","action":"{action}","target_node":"{target}","version":1,
                 "queue_priority":{priority},"deadline_boottime_ns":{deadline},"boot_id":"{boot}"}}"#
@@ -382,7 +384,7 @@ impl World {
     }
 
     /// The single request published so far (waits for it).
-    pub fn published_request(&self) -> ha::request::Request {
+    pub fn published_request(&self) -> ha::protocol::request::Request {
         let mut found = None;
         let ok = wait_until(Duration::from_secs(20), || {
             found = self.files("requests").into_iter().find(|n| n.ends_with(".json"));
@@ -390,7 +392,7 @@ impl World {
         });
         assert!(ok, "no request was published");
         let bytes = std::fs::read(self.sub("requests").join(found.unwrap())).unwrap();
-        ha::request::Request::parse(&bytes).unwrap()
+        ha::protocol::request::Request::parse(&bytes).unwrap()
     }
 }
 

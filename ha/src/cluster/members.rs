@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::BootTime;
 use crate::error::{HaError, Result};
 use crate::fsio::lock::probe_held;
+use crate::os::clock::BootTime;
 use crate::spool::{Dir, Spool};
 
 /// A watcher's heartbeat record.
@@ -127,7 +127,7 @@ pub fn member_states(spool: &Spool, now: BootTime, boot_id: &str) -> Result<Vec<
 
 /// The ids of the live watchers now (see [`is_live`]), sorted.
 pub fn live_members(spool: &Spool) -> Result<Vec<String>> {
-    let states = member_states(spool, BootTime::now(), &crate::clock::boot_id()?)?;
+    let states = member_states(spool, BootTime::now(), &crate::os::clock::boot_id()?)?;
     Ok(states.into_iter().filter(|m| m.live).map(|m| m.id).collect())
 }
 
@@ -143,7 +143,7 @@ mod tests {
             host: "h".into(),
             counter: 1,
             boottime_ns: now.0.saturating_sub(age.as_nanos() as u64),
-            boot_id: crate::clock::boot_id().unwrap(),
+            boot_id: crate::os::clock::boot_id().unwrap(),
             start_time: 0,
             children: vec![],
             ttl_ms,
@@ -181,7 +181,7 @@ mod tests {
     #[test]
     fn liveness_follows_the_ttl_the_heartbeat_carries() {
         let now = BootTime::now();
-        let boot = crate::clock::boot_id().unwrap();
+        let boot = crate::os::clock::boot_id().unwrap();
         let live =
             |age: u64, ttl: Option<u64>| is_live(true, Some(&beat_at(now, Duration::from_secs(age), ttl)), now, &boot);
         assert!(live(2, Some(3000)) && !live(3, Some(3000)));

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
-use crate::clock::BootTime;
-use crate::request::Request;
+use crate::os::clock::BootTime;
+use crate::protocol::request::Request;
 
 /// What is known about the agent that published a request, from its `waiting/<id>.lock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +88,7 @@ mod tests {
         Request {
             request_id: "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c".into(),
             timestamp: String::new(),
-            action: crate::request::Action::Off,
+            action: crate::protocol::request::Action::Off,
             target_node: "n".into(),
             gfs2_filesystems: vec![],
             recorder_node: String::new(),

@@ -189,7 +189,7 @@ pub fn kill_escaped() -> usize {
     let spawned = SPAWNED.lock().unwrap_or_else(|p| p.into_inner());
     let mut n = 0;
     for pid in children() {
-        let Some(stat) = crate::procfs::stat(pid as u32) else { continue };
+        let Some(stat) = crate::os::procfs::stat(pid as u32) else { continue };
         if stat.ppid as i32 != me || spawned.contains(&pid) {
             continue;
         }

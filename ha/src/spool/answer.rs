@@ -11,11 +11,11 @@
 
 use std::path::PathBuf;
 
-use crate::claim::Claimed;
 use crate::error::Result;
 use crate::fsio::lock::Lock;
 use crate::fsio::{self, TempFile};
-use crate::response::Response;
+use crate::protocol::response::Response;
+use crate::spool::claim::Claimed;
 use crate::spool::{Dir, Spool};
 
 /// Where a response ended up.
@@ -45,9 +45,13 @@ pub fn respond(spool: &Spool, resp: &Response, name: &str) -> Result<Placed> {
             }
             Err(back) => tmp = back,
         }
-        match crate::response::not_an_answer(&dest, id) {
+        match crate::protocol::response::not_an_answer(&dest, id) {
             Some(why) => {
-                crate::claim::quarantine(spool, &dest, &format!("found where the answer to {id} belongs: {why}"))?;
+                crate::spool::claim::quarantine(
+                    spool,
+                    &dest,
+                    &format!("found where the answer to {id} belongs: {why}"),
+                )?;
             }
             None if dest.symlink_metadata().is_ok() => break,
             None => {}
@@ -137,7 +141,7 @@ mod tests {
     fn the_first_response_wakes_the_waiting_agent_a_superseded_one_does_not() {
         let d = tempfile::tempdir().unwrap();
         let spool = Spool::new(d.path().join("spool"));
-        spool.prepare(&crate::spool::WATCHER_DIRS).unwrap();
+        spool.prepare(&crate::spool::layout::WATCHER_DIRS).unwrap();
         let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
         let fifo = Fifo::create(&spool.waiting_fifo(id)).unwrap();
         let resp = Response {

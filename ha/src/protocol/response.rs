@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::request::{Action, Request};
+use crate::protocol::request::{Action, Request};
 
 /// What the watcher did with the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

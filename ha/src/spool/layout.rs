@@ -15,7 +15,7 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::error::{HaError, Result};
-use crate::setting;
+use crate::os::setting;
 
 /// Where the spool is when nothing says otherwise (the original used `/var/run/gfs2-fencing`, and
 /// `/var/run` is a link to `/run`).

@@ -137,7 +137,7 @@ mod tests {
         forms.push(format!("{claim}.stuck"));
         forms.push(format!("{claim}.{uuid32}"));
         forms.push(format!("{watcher}.lock"));
-        forms.push(format!("{}{watcher}", crate::members::JOIN_PREFIX));
+        forms.push(format!("{}{watcher}", crate::cluster::members::JOIN_PREFIX));
         for f in &forms {
             assert!(f.len() <= NAME_MAX, "{} bytes: {f}", f.len());
         }

@@ -65,19 +65,19 @@ pub struct EventRecord {
 
 impl EventRecord {
     /// The record sealed after the chain's `end`: its line and the chain's new end.
-    pub fn sealed_line(mut self, end: &crate::audit::Link) -> (String, crate::audit::Link) {
+    pub fn sealed_line(mut self, end: &crate::audit::chain::Link) -> (String, crate::audit::chain::Link) {
         self.seq = Some(end.seq + 1);
         self.prev_hash = Some(end.hash.clone());
         self.hash = None;
-        let hash = crate::audit::hash_of(&serde_json::to_value(&self).expect("a record serialises"));
+        let hash = crate::audit::chain::hash_of(&serde_json::to_value(&self).expect("a record serialises"));
         self.hash = Some(hash.clone());
-        let link = crate::audit::Link { seq: end.seq + 1, hash };
+        let link = crate::audit::chain::Link { seq: end.seq + 1, hash };
         (self.line(), link)
     }
 
     /// The record as a JSONL line as it stands (outside the chain unless sealed).
     pub fn line(&self) -> String {
-        format!("{}\n", crate::pyjson::dumps(self))
+        format!("{}\n", crate::audit::pyjson::dumps(self))
     }
 
     /// Appends the record to the detailed log: sealed after the chain's end, or as it stands when
@@ -92,7 +92,7 @@ impl EventRecord {
 pub fn readable_line(stamp: &str, action: &str, target: &str, gfs2: &[String], status: &str, details: &str) -> String {
     format!(
         "[{stamp}] ACTION={action} TARGET={target} GFS2={} STATUS={status} DETAILS={}\n",
-        crate::pyjson::dumps(gfs2),
+        crate::audit::pyjson::dumps(gfs2),
         details.replace(['\n', '\r'], " ")
     )
 }

@@ -9,13 +9,13 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::answer;
-use crate::claim;
-use crate::decide::{recovery, RecoveryAction};
 use crate::error::{HaError, Result};
 use crate::fsio::lock::Lock;
 use crate::fsio::{self, lock, ReadError};
-use crate::names::ClaimName;
+use crate::protocol::names::ClaimName;
+use crate::spool::answer;
+use crate::spool::claim;
+use crate::spool::decide::{recovery, RecoveryAction};
 use crate::spool::{Dir, Spool};
 
 /// What recovery did to one claim.
@@ -45,7 +45,7 @@ pub type KeyLock = Option<Option<Lock>>;
 /// taken in between (submission order survives a holder's death).
 pub fn recover_with(
     spool: &Spool,
-    mut key_lock: impl FnMut(&crate::request::Request) -> Result<KeyLock>,
+    mut key_lock: impl FnMut(&crate::protocol::request::Request) -> Result<KeyLock>,
 ) -> Result<Vec<Recovered>> {
     let dir = spool.dir(Dir::Claimed);
     let mut done = Vec::new();
@@ -84,7 +84,7 @@ pub fn recover_with(
                 continue;
             }
         };
-        let Ok(req) = crate::request::Request::parse(&bytes) else {
+        let Ok(req) = crate::protocol::request::Request::parse(&bytes) else {
             drop(lease);
             claim::quarantine(spool, &path, "unparsable claim")?;
             done.push(Recovered::Quarantined(file_name));
@@ -118,14 +118,14 @@ pub fn recover_with(
 /// dead, or being recovered by a peer). A watcher about to take a target's next request calls it under
 /// the target's lock: a claim of that target there is an earlier request (a holder that just died, a
 /// peer requeueing it now) and must be served first. Unreadable files count: better wait than skip one.
-pub fn claims_where(spool: &Spool, belongs: impl Fn(&crate::request::Request) -> bool) -> Result<usize> {
+pub fn claims_where(spool: &Spool, belongs: impl Fn(&crate::protocol::request::Request) -> bool) -> Result<usize> {
     let dir = spool.dir(Dir::Claimed);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).map_err(HaError::at("list", &dir))? {
         let entry = entry.map_err(HaError::at("list", &dir))?;
         match fsio::read_capped(&entry.path(), fsio::MAX_SPOOL_FILE) {
             Ok(bytes) => {
-                if crate::request::Request::parse(&bytes).map_or(true, |r| belongs(&r)) {
+                if crate::protocol::request::Request::parse(&bytes).map_or(true, |r| belongs(&r)) {
                     n += 1;
                 }
             }
@@ -159,7 +159,7 @@ pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
         let Ok(bytes) = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) else {
             continue;
         };
-        let Ok(req) = crate::request::Request::parse(&bytes) else {
+        let Ok(req) = crate::protocol::request::Request::parse(&bytes) else {
             continue;
         };
         let request_name = name.naming.file_name(&req.target_node, &name.id);
@@ -184,11 +184,11 @@ pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claim::{try_claim, Claim};
-    use crate::spool::WATCHER_DIRS;
+    use crate::spool::claim::{try_claim, Claim};
+    use crate::spool::layout::WATCHER_DIRS;
 
     /// A spool with request `id` queued and claimed by `watcher`.
-    fn claimed(id: &str, watcher: &str) -> (tempfile::TempDir, Spool, Box<crate::claim::Claimed>) {
+    fn claimed(id: &str, watcher: &str) -> (tempfile::TempDir, Spool, Box<crate::spool::claim::Claimed>) {
         let d = tempfile::tempdir().unwrap();
         let s = Spool::new(d.path().join("s"));
         s.prepare(&WATCHER_DIRS).unwrap();

@@ -6,7 +6,7 @@
 //! (`GFS2_FENCING_DIR`) stay accepted as aliases. When two of a setting's names are set they must mean
 //! the same value, or the program stops with an error naming both: two variables that say different
 //! things are a configuration mistake nobody should debug at fence time. An empty value is unset.
-//! nnf-sos's `NNF_FENCE_*` variables are nnf-sos's own ([`crate::nnf`]) and not here.
+//! nnf-sos's `NNF_FENCE_*` variables are nnf-sos's own ([`crate::protocol::nnf`]) and not here.
 //!
 //! Pure: the environment comes in as a function; no I/O, no locks.
 

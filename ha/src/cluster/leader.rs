@@ -60,7 +60,7 @@ pub fn wait_for_office(spool: &Spool) -> Result<lock::Lock> {
     // lock: move it aside with its reason so that a real one can be made.
     if let Ok(meta) = path.symlink_metadata() {
         if !meta.file_type().is_file() {
-            crate::claim::quarantine(spool, &path, "leader.lock is not a regular file")?;
+            crate::spool::claim::quarantine(spool, &path, "leader.lock is not a regular file")?;
         }
     }
     lock::exclusive(lock::open_lock_file(&path)?, &path)
@@ -74,8 +74,8 @@ pub fn take_office(spool: &Spool, watcher_id: &str, host: &str, lock: &lock::Loc
         pid: std::process::id(),
         host: host.to_string(),
         epoch,
-        since: crate::clock::rfc3339_now(),
-        since_boottime_ns: crate::clock::BootTime::now().0,
+        since: crate::os::clock::rfc3339_now(),
+        since_boottime_ns: crate::os::clock::BootTime::now().0,
     };
     let bytes = serde_json::to_vec(&record).expect("a leader record serialises");
     fsio::write_replace(&spool.dir(Dir::Tmp), &record_path(spool), &bytes)?;
@@ -93,14 +93,14 @@ fn last_epoch(spool: &Spool, lock: &lock::Lock) -> Result<u64> {
         Ok(bytes) => match serde_json::from_slice::<LeaderRecord>(&bytes) {
             Ok(r) => r.epoch,
             Err(e) => {
-                crate::claim::quarantine(spool, &path, &format!("leader.json is not a leader record: {e}"))?;
+                crate::spool::claim::quarantine(spool, &path, &format!("leader.json is not a leader record: {e}"))?;
                 0
             }
         },
         Err(ReadError::Gone) => 0,
         Err(ReadError::Io(e)) => return Err(e),
         Err(e) => {
-            crate::claim::quarantine(spool, &path, &format!("leader.json cannot be read: {e}"))?;
+            crate::spool::claim::quarantine(spool, &path, &format!("leader.json cannot be read: {e}"))?;
             0
         }
     };

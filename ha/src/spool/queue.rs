@@ -15,7 +15,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::request::Action;
+use crate::protocol::request::Action;
 
 /// One pending request, as the index knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]

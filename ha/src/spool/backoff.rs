@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 
-use crate::clock::BootTime;
+use crate::os::clock::BootTime;
 
 /// How failed executions are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -22,8 +22,8 @@ use std::time::{Duration, SystemTime};
 use crate::error::{HaError, Result};
 use crate::fsio::lock::{self, Lock};
 use crate::fsio::{self, Moved, ReadError};
-use crate::names::{parse_request_file, ClaimName};
-use crate::request::{Rejection, Request};
+use crate::protocol::names::{parse_request_file, ClaimName};
+use crate::protocol::request::{Rejection, Request};
 use crate::spool::{Dir, Spool};
 
 /// How long a request file that does not parse is assumed to be still being written in place.
@@ -186,15 +186,15 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
     // An answered request is never executed again (the answer is the durable record; the move that
     // retired its request may not have been).
     let answer = spool.dir(Dir::Responses).join(file_name);
-    if answer.symlink_metadata().is_ok() && crate::response::not_an_answer(&answer, &id_str).is_none() {
+    if answer.symlink_metadata().is_ok() && crate::protocol::response::not_an_answer(&answer, &id_str).is_none() {
         fsio::move_into(&path, &spool.dir(Dir::Done), &format!("{id_str}.answered.json"))?;
         return Ok(Claim::Answered(id_str));
     }
     let name = ClaimName {
         id: id_str.clone(),
         watcher: watcher_id.to_string(),
-        attempt: crate::attempts::count(spool, &id_str)? + 1,
-        naming: named.as_ref().map_or(crate::names::Naming::V1, |n| n.naming),
+        attempt: crate::spool::attempts::count(spool, &id_str)? + 1,
+        naming: named.as_ref().map_or(crate::protocol::names::Naming::V1, |n| n.naming),
     };
     let dest = spool.dir(Dir::Claimed).join(name.to_string());
     match fsio::move_noreplace(&path, &dest)? {
@@ -263,7 +263,7 @@ pub fn quarantine(spool: &Spool, from: &Path, reason: &str) -> Result<Option<Pat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spool::WATCHER_DIRS;
+    use crate::spool::layout::WATCHER_DIRS;
 
     const ID: &str = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
 

@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{is_safe_name, parse_request_id};
+use crate::protocol::names::{is_safe_name, parse_request_id};
 
 /// The spool format version this code writes and the highest it reads.
 pub const SPOOL_VERSION: u32 = 1;
@@ -146,7 +146,7 @@ pub enum Rejection {
     #[error("untrusted request file: {0}")]
     Untrusted(String),
     /// A target or node name outside `[A-Za-z0-9_.-]`.
-    #[error("unsafe {field} {value:?} (allowed: letters, digits, '_', '.', '-'; at most {max} bytes)", max = crate::names::MAX_NAME)]
+    #[error("unsafe {field} {value:?} (allowed: letters, digits, '_', '.', '-'; at most {max} bytes)", max = crate::protocol::names::MAX_NAME)]
     UnsafeName {
         /// Which field.
         field: &'static str,

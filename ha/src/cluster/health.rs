@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::BootTime;
 use crate::fsio;
+use crate::os::clock::BootTime;
 use crate::spool::Spool;
 
 /// One fence path's last check.
