@@ -15,9 +15,10 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use ha::discovery::run::{self, Tools};
-use ha::discovery::snapshot::{self, Provenance};
-use ha::discovery::{Source, DISABLED, NONE_DETECTED};
+use ha::discovery::snapshot;
+use ha::discovery::{DISABLED, NONE_DETECTED};
 use ha::os::clock::BootTime;
+use ha::protocol::provenance::{Provenance, Source};
 use ha::spool::Spool;
 
 use crate::options::Options;

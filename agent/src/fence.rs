@@ -291,7 +291,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
 }
 
 /// One line for the operational log: how the file systems were found.
-fn describe(p: &ha::discovery::snapshot::Provenance) -> String {
+fn describe(p: &ha::protocol::provenance::Provenance) -> String {
     let mut s = match (p.age_ms, p.duration_ms) {
         (Some(age), _) => format!("snapshot taken {:.1}s before", age as f64 / 1000.0),
         (None, Some(ms)) => format!("live discovery in {ms} ms"),

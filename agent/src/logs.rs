@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ha::audit::log::{Appended, ChainedLog};
-use ha::discovery::snapshot::Provenance;
+use ha::protocol::provenance::Provenance;
 use tracing::field::{Field, Visit};
 use tracing::{Level, Subscriber};
 use tracing_subscriber::layer::Context;

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Arg, ArgAction, Command};
-use ha::discovery::Source;
 use ha::os::setting;
+use ha::protocol::provenance::Source;
 
 use crate::params::{self, Kind, PARAMS};
 use crate::responder::Responder;

@@ -1,4 +1,4 @@
-//! Errors of the shared library.
+//! Errors of the shared library: the lowest layer, used by every other and using none.
 //!
 //! Every I/O variant carries the operation and the path it was applied to, so a message reaching an
 //! operator says what happened, to what, and (in the variants that can be fixed by hand) what to do.
@@ -57,7 +57,7 @@ pub enum HaError {
     Config(String),
     /// A setting's environment variables disagree or cannot be read.
     #[error(transparent)]
-    Setting(#[from] crate::os::setting::SettingError),
+    Setting(#[from] SettingError),
 }
 
 impl HaError {
@@ -91,3 +91,33 @@ fn hint(e: &std::io::Error) -> &'static str {
 
 /// The library's result type.
 pub type Result<T, E = HaError> = std::result::Result<T, E>;
+
+/// What went wrong with a setting's variables.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingError {
+    /// Two names of one setting are set to different values.
+    #[error(
+        "{first}={first_value:?} and {second}={second_value:?} name the same setting but disagree; \
+         unset {second} (the older name) or give both the same value"
+    )]
+    Conflict {
+        /// The name consulted first (the canonical one when it is set).
+        first: &'static str,
+        /// Its value.
+        first_value: String,
+        /// The disagreeing name.
+        second: &'static str,
+        /// Its value.
+        second_value: String,
+    },
+    /// A variable's value cannot be read.
+    #[error("{name}={value:?}: {why}")]
+    Invalid {
+        /// The variable.
+        name: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong and what is expected.
+        why: String,
+    },
+}

@@ -289,7 +289,8 @@ fn wait_with_peak(pid: u32) -> std::io::Result<(i32, i64)> {
 fn write_snapshot(spool: &Spool, nodes: usize) -> Result<(), Box<dyn std::error::Error>> {
     use ha::discovery::run::SourceResult;
     use ha::discovery::snapshot::{self, Round, Snapshot};
-    use ha::discovery::{Found, Source};
+    use ha::discovery::Found;
+    use ha::protocol::provenance::Source;
     let now = BootTime::now();
     let found = |prefix: &str| Found {
         nodes: (0..nodes)

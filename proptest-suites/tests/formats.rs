@@ -4,7 +4,8 @@
 use proptest::prelude::*;
 
 use agent::logs::{json_line, parse_readable, readable_line, Event, EventRecord, Status};
-use ha::discovery::{self, snapshot::Provenance, Source};
+use ha::discovery;
+use ha::protocol::provenance::{Provenance, Source};
 use ha::protocol::request::{Action, Request};
 use ha::protocol::response::{Outcome, PowerState, Response};
 

@@ -205,7 +205,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     };
     let enabled = ha::os::setting::DISCOVERY.flag(&env).map_err(ha::HaError::from)?.unwrap_or(true);
     let sources = or_alias(a.discovery_sources, &ha::os::setting::DISCOVERY_SOURCES)?;
-    let sources = ha::discovery::Source::parse_list(sources.as_deref().unwrap_or("kubernetes,dlm,cib"))
+    let sources = ha::protocol::provenance::Source::parse_list(sources.as_deref().unwrap_or("kubernetes,dlm,cib"))
         .map_err(|e| WatchError::Usage(format!("--discovery-sources (GFS2_FENCE_DISCOVERY_SOURCES): {e}")))?;
     let kubectl = or_alias(a.kubectl_cmd, &ha::os::setting::KUBECTL_CMD)?.unwrap_or_else(|| "kubectl".into());
     let log_dir = or_alias(a.log_dir.map(|p| p.display().to_string()), &ha::os::setting::LOG_DIR)?;

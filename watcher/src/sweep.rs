@@ -17,8 +17,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use ha::cluster::members::Heartbeat;
+use ha::cluster::members::{judge_peer, PeerVerdict};
 use ha::os::clock::BootTime;
-use ha::spool::decide::{judge_peer, PeerVerdict};
 use ha::spool::Dir;
 
 use crate::daemon::Shared;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::*;
 use ha::discovery::snapshot::{self, Snapshot};
-use ha::discovery::Source;
+use ha::protocol::provenance::Source;
 
 const TOOLS: [&str; 5] = ["kubectl", "dlm_tool", "crm_node", "corosync-cmapctl", "cibadmin"];
 

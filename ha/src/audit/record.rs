@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::discovery::snapshot::Provenance;
+use crate::protocol::provenance::Provenance;
 
 /// A JSONL record: the original keys in their order, then the additions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,9 @@
 //! is held *and* its heartbeat, of this boot, is younger than the TTL the heartbeat itself carries: a
 //! frozen watcher keeps its lock but its heartbeat ages, and a watcher that cannot write its heartbeat
 //! (full or read-only spool) cannot write answers either. The lock is probed with a non-blocking
-//! shared lock (see `fsio::lock`); the judgement itself is the pure [`is_live`].
+//! shared lock (see `fsio::lock`); the judgements are pure: [`is_live`], and [`judge_peer`] for a
+//! peer that holds its lock with a stale heartbeat (frozen: kill it; unkillable: re-dispatch its
+//! claims).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -131,6 +133,35 @@ pub fn live_members(spool: &Spool) -> Result<Vec<String>> {
     Ok(states.into_iter().filter(|m| m.live).map(|m| m.id).collect())
 }
 
+/// What to do about a peer watcher, judged from its member lock and heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerVerdict {
+    /// Alive and making progress, or dead (recovery handles dead ones), or not yet judged.
+    Leave,
+    /// Holds its lock but its heartbeat is older than the TTL: frozen. SIGKILL it and its children.
+    Kill,
+    /// Was killed at least a TTL ago and still holds its lock: stuck in uninterruptible sleep.
+    /// Re-dispatch its requests; target exclusion is not guaranteed for them.
+    Redispatch,
+}
+
+/// Judges a peer. `heartbeat_age` is `None` when it has not written one yet; `killed_ago` is how long
+/// ago this watcher sent it SIGKILL, if it did.
+pub fn judge_peer(
+    lock_held: bool,
+    heartbeat_age: Option<Duration>,
+    killed_ago: Option<Duration>,
+    ttl: Duration,
+) -> PeerVerdict {
+    match (lock_held, heartbeat_age, killed_ago) {
+        (false, _, _) => PeerVerdict::Leave,
+        (true, _, Some(ago)) if ago >= ttl => PeerVerdict::Redispatch,
+        (true, _, Some(_)) => PeerVerdict::Leave,
+        (true, Some(age), None) if age > ttl => PeerVerdict::Kill,
+        (true, _, None) => PeerVerdict::Leave,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +221,22 @@ mod tests {
         other_boot.boot_id = "another boot".into();
         assert!(!is_live(true, Some(&other_boot), now, &boot));
         assert!(!is_live(false, Some(&beat(Duration::ZERO, None)), now, &boot));
+    }
+}
+
+#[cfg(test)]
+mod peer_tests {
+    use super::*;
+
+    #[test]
+    fn frozen_peers_are_killed_and_unkillable_ones_redispatched() {
+        let ttl = Duration::from_secs(5);
+        let s = Duration::from_secs;
+        assert_eq!(judge_peer(false, Some(s(99)), None, ttl), PeerVerdict::Leave);
+        assert_eq!(judge_peer(true, Some(s(1)), None, ttl), PeerVerdict::Leave);
+        assert_eq!(judge_peer(true, None, None, ttl), PeerVerdict::Leave);
+        assert_eq!(judge_peer(true, Some(s(6)), None, ttl), PeerVerdict::Kill);
+        assert_eq!(judge_peer(true, Some(s(9)), Some(s(2)), ttl), PeerVerdict::Leave);
+        assert_eq!(judge_peer(true, Some(s(20)), Some(s(5)), ttl), PeerVerdict::Redispatch);
     }
 }

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use roxmltree::{Document, Node};
 
-use super::Found;
+use super::found::Found;
 
 /// A constraint's score: `-INFINITY` bans, anything else at 0 or more enables.
 fn score(s: Option<&str>) -> Option<i64> {

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::Found;
+use super::found::Found;
 
 /// One lockspace of `dlm_tool ls`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

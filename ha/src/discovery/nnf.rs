@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Deserialize;
 
-use super::Found;
+use super::found::Found;
 
 /// The resource types asked for, fully qualified so that no other API group's kind matches.
 pub const RESOURCES: &str = "nnfstorages.nnf.cray.hpe.com,nnfnodeblockstorages.nnf.cray.hpe.com";

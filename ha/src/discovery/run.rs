@@ -14,8 +14,10 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{cib, dlm, nnf, Found, Source};
+use super::found::Found;
+use super::{cib, dlm, nnf};
 use crate::os::clock::BootTime;
+use crate::protocol::provenance::Source;
 
 /// Largest output read from one tool; more is an error (and the tool is killed).
 pub const MAX_OUTPUT: usize = 32 * 1024 * 1024;

@@ -15,9 +15,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::run::SourceResult;
-use super::Source;
 use crate::fsio::{self, ReadError};
 use crate::os::clock::BootTime;
+use crate::protocol::provenance::{Provenance, Source};
 use crate::spool::Spool;
 
 /// The snapshot's format version.
@@ -106,35 +106,6 @@ pub struct Round {
     pub interval: Duration,
     /// How long a node no longer listed by an answering source keeps its entry.
     pub memory: Duration,
-}
-
-/// How a fence's file systems were found: goes into the request and every log record.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Provenance {
-    /// `snapshot`, `live` or `disabled`.
-    pub method: String,
-    /// When the snapshot was taken (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub taken: Option<String>,
-    /// The snapshot's age when read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub age_ms: Option<u64>,
-    /// Live discovery's duration.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
-    /// What each source said about the node.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub by_source: BTreeMap<Source, Vec<String>>,
-    /// Sources that failed, and why.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub errors: BTreeMap<Source, String>,
-}
-
-impl Provenance {
-    /// Discovery switched off.
-    pub fn disabled() -> Provenance {
-        Provenance { method: "disabled".into(), ..Provenance::default() }
-    }
 }
 
 /// The snapshot's path.
@@ -331,7 +302,7 @@ impl Snapshot {
     /// `["none-detected"]` when none or empty), with their provenance.
     pub fn for_node(&self, names: &[&str], age: Duration) -> (Vec<String>, Provenance) {
         let entry = names.iter().find_map(|n| self.nodes.get(*n));
-        let list = super::recorded(entry.map(|e| e.gfs2_filesystems.clone()).unwrap_or_default());
+        let list = super::found::recorded(entry.map(|e| e.gfs2_filesystems.clone()).unwrap_or_default());
         let by_source = entry.map(|e| e.sources.iter().map(|(s, seen)| (*s, seen.filesystems.clone())).collect());
         let errors = self.sources.iter().filter_map(|(s, r)| r.error.clone().map(|e| (*s, e))).collect();
         let provenance = Provenance {
@@ -354,7 +325,7 @@ pub fn live_for_node(results: &[SourceResult], names: &[&str], duration: Duratio
     for r in results {
         match &r.outcome {
             Ok(found) => {
-                if let Some(fs) = super::lookup(&found.nodes, names) {
+                if let Some(fs) = super::found::lookup(&found.nodes, names) {
                     all.extend(fs.iter().cloned());
                     provenance.by_source.insert(r.source, fs.iter().cloned().collect());
                 }
@@ -364,7 +335,7 @@ pub fn live_for_node(results: &[SourceResult], names: &[&str], duration: Duratio
             }
         }
     }
-    (super::recorded(all), provenance)
+    (super::found::recorded(all), provenance)
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@
 
 use std::path::Path;
 
+pub use crate::error::SettingError;
+
 /// How a setting's text is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -45,36 +47,6 @@ pub struct Setting {
     pub aliases: &'static [Alias],
     /// The programs that read it, for the documentation.
     pub read_by: &'static str,
-}
-
-/// What went wrong with a setting's variables.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SettingError {
-    /// Two names of one setting are set to different values.
-    #[error(
-        "{first}={first_value:?} and {second}={second_value:?} name the same setting but disagree; \
-         unset {second} (the older name) or give both the same value"
-    )]
-    Conflict {
-        /// The name consulted first (the canonical one when it is set).
-        first: &'static str,
-        /// Its value.
-        first_value: String,
-        /// The disagreeing name.
-        second: &'static str,
-        /// Its value.
-        second_value: String,
-    },
-    /// A variable's value cannot be read.
-    #[error("{name}={value:?}: {why}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// Its value.
-        value: String,
-        /// What is wrong and what is expected.
-        why: String,
-    },
 }
 
 /// A setting's value and the variable it came from.

@@ -99,7 +99,7 @@ pub struct Request {
     pub boot_id: Option<String>,
     /// How `gfs2_filesystems` was found (snapshot and its age, or live, per-source results).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gfs2_discovery: Option<crate::discovery::snapshot::Provenance>,
+    pub gfs2_discovery: Option<crate::protocol::provenance::Provenance>,
 }
 
 /// Why a request file is refused (the text goes to its `.reason` file in `quarantine/`).

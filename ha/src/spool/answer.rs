@@ -11,12 +11,12 @@
 
 use std::path::PathBuf;
 
+use super::layout::{Dir, Spool};
 use crate::error::Result;
 use crate::fsio::lock::Lock;
 use crate::fsio::{self, TempFile};
 use crate::protocol::response::Response;
 use crate::spool::claim::Claimed;
-use crate::spool::{Dir, Spool};
 
 /// Where a response ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +120,7 @@ pub fn requeue(spool: &Spool, lease: Lock, id: &str, name: &str, bytes: &[u8]) -
     match std::fs::remove_file(&claimed) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(crate::HaError::io("unlink", &claimed, e)),
+        Err(e) => return Err(crate::error::HaError::io("unlink", &claimed, e)),
     }
     drop(lease);
     Ok(())

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::layout::{Dir, Spool};
 use crate::error::{HaError, Result};
-use crate::spool::{Dir, Spool};
 
 /// One execution's start.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,12 +19,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::layout::{Dir, Spool};
 use crate::error::{HaError, Result};
 use crate::fsio::lock::{self, Lock};
 use crate::fsio::{self, Moved, ReadError};
 use crate::protocol::names::{parse_request_file, ClaimName};
 use crate::protocol::request::{Rejection, Request};
-use crate::spool::{Dir, Spool};
 
 /// How long a request file that does not parse is assumed to be still being written in place.
 pub const IN_PLACE_GRACE: Duration = Duration::from_secs(5);

@@ -9,6 +9,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
+use super::layout::{Dir, Spool};
 use crate::error::{HaError, Result};
 use crate::fsio::lock::Lock;
 use crate::fsio::{self, lock, ReadError};
@@ -16,7 +17,6 @@ use crate::protocol::names::ClaimName;
 use crate::spool::answer;
 use crate::spool::claim;
 use crate::spool::decide::{recovery, RecoveryAction};
-use crate::spool::{Dir, Spool};
 
 /// What recovery did to one claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
