@@ -18,7 +18,7 @@ use ha::audit::record::EventRecord;
 use ha::discovery::snapshot;
 use ha::os::clock::BootTime;
 
-use crate::daemon::Shared;
+use crate::shared::Shared;
 
 /// A snapshot older than this does not name an alert's file systems.
 const SNAPSHOT_MAX_AGE: Duration = Duration::from_secs(600);

@@ -11,9 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use ha::discovery::run::Tools;
 
 use crate::config::FenceConfig;
-use crate::discovery::DiscoverySettings;
-use crate::settings::Settings;
-use crate::WatchError;
+use crate::error::WatchError;
+use crate::settings::{DiscoverySettings, Settings};
 
 /// Highly available fencing watchers for gfs2-fencing spools.
 #[derive(Debug, Parser)]
@@ -160,7 +159,7 @@ struct RunArgs {
     #[arg(long, env = "GFS2_FENCE_KUBECTL_CMD", value_name = "COMMAND")]
     kubectl_cmd: Option<String>,
     /// Serve Prometheus /metrics and /healthz on this loopback address (e.g. 127.0.0.1:9851).
-    #[arg(long, env = "GFS2_FENCE_METRICS_ADDR", value_name = "ADDR:PORT", value_parser = crate::metrics::parse_addr)]
+    #[arg(long, env = "GFS2_FENCE_METRICS_ADDR", value_name = "ADDR:PORT", value_parser = crate::http::parse_addr)]
     metrics_addr: Option<std::net::SocketAddr>,
     /// Directory of the fence event logs, where the leader records Pacemaker's fencing alerts
     /// [default: /var/log/gfs2-fencing; alias of the environment variable: LOG_DIR].

@@ -30,12 +30,15 @@ use tokio::sync::{mpsc, watch};
 use ha::spool::{Dir, Spool, WATCHER_DIRS};
 
 use crate::dispatch::{self, Running};
+use crate::error::WatchError;
 use crate::index::Index;
 use crate::member::Member;
 use crate::peers::PeerWatch;
+use crate::recovery::recover;
 use crate::settings::Settings;
+use crate::shared::Shared;
 use crate::sweep::Sweeper;
-use crate::{election, fencepath, notify, WatchError};
+use crate::{election, fencepath, notify};
 
 /// With inotify, how often the index is reconciled with a full listing of `requests/` (inotify
 /// misses nothing but overflows, which force one at once; a listing of 100,000 pending requests
@@ -44,57 +47,6 @@ const FULL_RECONCILE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// How soon to try again a target whose lock another process holds.
 const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
-
-/// What every task shares.
-#[derive(Debug)]
-pub struct Shared {
-    /// Read-only settings.
-    pub settings: Settings,
-    /// This boot's id.
-    pub boot_id: String,
-    /// The membership; tasks record their fence commands in its heartbeat. Never held across an await.
-    pub member: Mutex<Member>,
-    /// Counters and gauges, updated by every task, read by `/metrics`.
-    pub metrics: crate::metrics::Metrics,
-    /// Set by the last recovery when it left a dead claim because its key's lock was still held (the
-    /// dead holder's fence command not gone yet): the main loop retries shortly. Main loop only.
-    pub recovery_deferred: std::sync::atomic::AtomicBool,
-}
-
-/// Recovers dead watchers' claims, counting them.
-pub fn recover(shared: &Shared) {
-    recover_except(shared, None);
-}
-
-/// Recovers dead claims, requeueing each only under its target's lock (`ha::spool::recover::recover_with`),
-/// except for the key `held`, whose lock the caller holds already. Returns what was recovered.
-pub fn recover_except(shared: &Shared, held: Option<&str>) -> Vec<ha::spool::recover::Recovered> {
-    let spool = &shared.settings.spool;
-    let mut deferred = false;
-    let key_lock = |req: &ha::protocol::request::Request| -> Result<ha::spool::recover::KeyLock, ha::HaError> {
-        let key = shared.settings.fence.exclusion_key(&req.target_node);
-        if held == Some(key.as_str()) {
-            return Ok(Some(None));
-        }
-        let path = spool.target_lock(&key);
-        let lock = ha::fsio::lock::try_exclusive(ha::fsio::lock::open_lock_file(&path)?, &path)?;
-        // Held: the dead holder's fence command is still dying, or a peer fences that key now.
-        deferred |= lock.is_none();
-        Ok(lock.map(Some))
-    };
-    let result = ha::spool::recover::recover_with(spool, key_lock);
-    shared.recovery_deferred.store(deferred, std::sync::atomic::Ordering::Relaxed);
-    match result {
-        Ok(done) => {
-            shared.metrics.recovered(done.len());
-            done
-        }
-        Err(e) => {
-            tracing::error!("recovering dead claims: {e}");
-            Vec::new()
-        }
-    }
-}
 
 /// The inotify instance watching `requests/` and `members/` (the latter's watch descriptor kept).
 pub struct InotifyFd(Inotify, WatchDescriptor);
@@ -133,7 +85,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             .map_err(|e| WatchError::Usage(format!("cannot serve metrics on {addr}: {e}")))?;
         let addr = listener.local_addr().unwrap_or(addr);
         tracing::info!(%addr, "serving /metrics and /healthz");
-        tokio::spawn(crate::metrics::serve(shared.clone(), listener));
+        tokio::spawn(crate::http::serve(shared.clone(), listener));
     }
     let s = &shared.settings;
     let mut rescan = tokio::time::interval(s.rescan_interval);

@@ -9,27 +9,15 @@
 //! by rename; readers see the old or the new snapshot).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use ha::discovery::run::{self, Tools};
+use ha::discovery::run;
 use ha::discovery::snapshot::{self, Round, Snapshot};
 use ha::os::clock::BootTime;
 use ha::spool::{Dir, Spool};
 
-use crate::daemon::Shared;
-
-/// How the leader discovers.
-#[derive(Debug, Clone)]
-pub struct DiscoverySettings {
-    /// Period of the rounds.
-    pub interval: Duration,
-    /// Budget of one round (every source in parallel).
-    pub timeout: Duration,
-    /// How long a node that a source stops listing keeps that source's last entry.
-    pub memory: Duration,
-    /// The sources and kubectl.
-    pub tools: Tools,
-}
+use crate::settings::DiscoverySettings;
+use crate::shared::Shared;
 
 /// Runs rounds for as long as the task lives (the rest of this watcher's term as leader).
 pub async fn rounds(shared: Arc<Shared>, d: DiscoverySettings, epoch: u64) {

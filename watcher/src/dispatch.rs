@@ -22,10 +22,10 @@ use ha::protocol::request::Action;
 use ha::protocol::response::Outcome;
 use ha::spool::claim::{self, Claim};
 
-use crate::daemon::Shared;
 use crate::index::Index;
 use crate::reply;
 use crate::serve::{self, Job};
+use crate::shared::Shared;
 
 /// Heads looked at beyond this watcher's own needs: room for the targets other watchers hold.
 const LOOKAHEAD: usize = 64;
@@ -130,7 +130,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
     // once; it keeps its submission time) and serve it first. One still there after that has a live
     // holder without the lock (re-dispatched from a stuck watcher): wait for it. A dead claim a peer
     // requeued under this lock before we took it is caught up from inotify.
-    for r in crate::daemon::recover_except(shared, Some(target)) {
+    for r in crate::recovery::recover_except(shared, Some(target)) {
         if let ha::spool::recover::Recovered::Requeued(name) = r {
             index.observe(&s.spool, &shared.boot_id, &format!("{}.json", name.id));
         }

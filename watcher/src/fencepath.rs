@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use ha::cluster::health::{Health, PathHealth};
 use ha::os::clock::BootTime;
 
-use crate::daemon::Shared;
 use crate::execute::{self, Ending, Invocation};
+use crate::shared::Shared;
 
 /// How long one `monitor` may take.
 const MONITOR_TIMEOUT: Duration = Duration::from_secs(30);

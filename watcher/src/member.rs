@@ -17,7 +17,7 @@ use ha::fsio::lock::{self, Lock};
 use ha::os::clock::BootTime;
 use ha::spool::{Dir, Spool};
 
-use crate::WatchError;
+use crate::error::WatchError;
 
 /// A joined member.
 #[derive(Debug)]
@@ -67,7 +67,7 @@ impl Member {
             beat: Heartbeat {
                 watcher_id: id.to_string(),
                 pid,
-                host: crate::hostname(),
+                host: hostname(),
                 counter: 0,
                 boottime_ns: 0,
                 boot_id: boot_id.to_string(),
@@ -138,4 +138,9 @@ impl Stall {
         }
         self.last_attempt = now;
     }
+}
+
+/// This host's name (for heartbeats and the leader record).
+pub fn hostname() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }

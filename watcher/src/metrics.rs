@@ -1,23 +1,20 @@
-//! Live view: Prometheus metrics (`/metrics`) and a health check (`/healthz`) served on a loopback
-//! address when `--metrics-addr` is given, one tiny HTTP/1.0 exchange per connection.
+//! The watcher's Prometheus metrics: the counters and gauges, and their text exposition (served by
+//! `http`).
 //!
 //! Counters and gauges are updated where things happen (answers, executions, retries, recoveries,
 //! the main loop's queue and in-flight counts) through atomics and short `std::sync::Mutex`es never
 //! held across an `.await`; the leader record and `quarantine/` are read at scrape time.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use ha::protocol::request::Action;
 use ha::protocol::response::Outcome;
 use ha::spool::Dir;
 
-use crate::daemon::Shared;
+use crate::settings::Settings;
 
 /// Upper bounds (seconds) of the execution time histogram's buckets.
 const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -104,8 +101,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub fn render(&self, shared: &Shared) -> String {
-        let s = &shared.settings;
+    pub fn render(&self, s: &Settings) -> String {
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
             out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
@@ -188,73 +184,3 @@ impl Metrics {
         out
     }
 }
-
-/// Checks `--metrics-addr`: loopback only (put a proxy in front to expose it further).
-pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    let addr: SocketAddr = s.parse().map_err(|_| format!("--metrics-addr {s:?} is not an address:port"))?;
-    if !addr.ip().is_loopback() {
-        return Err(format!("--metrics-addr {addr} is not a loopback address (use 127.0.0.1 or [::1] and a proxy)"));
-    }
-    Ok(addr)
-}
-
-/// Serves `/metrics` and `/healthz` until the task is dropped.
-pub async fn serve(shared: Arc<Shared>, listener: tokio::net::TcpListener) {
-    // Scrapers are few and quick: a cap on connections in flight keeps a flood of idle ones (any local
-    // user can connect) from taking the descriptors fencing needs; the rest wait in the kernel's
-    // backlog, holding none of ours.
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        let mut conn = match listener.accept().await {
-            Ok((conn, _)) => conn,
-            Err(e) => {
-                // EMFILE/ENFILE and the like: back off instead of spinning on the same error.
-                tracing::warn!("metrics: accept failed ({e}); pausing");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
-        let shared = shared.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let mut buf = vec![0u8; 8192];
-            let mut n = 0;
-            let read = tokio::time::timeout(REQUEST_TIMEOUT, async {
-                while n < buf.len() {
-                    match conn.read(&mut buf[n..]).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(k) => n += k,
-                    }
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") || buf[..n].ends_with(b"\n\n") {
-                        break;
-                    }
-                }
-            })
-            .await;
-            if read.is_err() {
-                return;
-            }
-            let head = String::from_utf8_lossy(&buf[..n]);
-            let path = head.split_whitespace().nth(1).unwrap_or("");
-            let (status, kind, body) = match (head.split_whitespace().next(), path) {
-                (Some("GET"), "/metrics") => ("200 OK", "text/plain; version=0.0.4", shared.metrics.render(&shared)),
-                (Some("GET"), "/healthz") => ("200 OK", "text/plain", format!("ok {}\n", shared.settings.id)),
-                (Some("GET"), _) => ("404 Not Found", "text/plain", "try /metrics or /healthz\n".into()),
-                _ => ("405 Method Not Allowed", "text/plain", "GET only\n".into()),
-            };
-            let reply = format!(
-                "HTTP/1.0 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tokio::time::timeout(REQUEST_TIMEOUT, conn.write_all(reply.as_bytes())).await;
-        });
-    }
-}
-
-/// Connections served at once; more wait in the listen backlog.
-const MAX_CONNECTIONS: usize = 16;
-/// How long one connection may take to send its request, and to take the reply.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
-/// Pause after a failed accept (out of descriptors, say).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(200);

@@ -7,8 +7,8 @@ use ha::protocol::response::{Outcome, Response};
 use ha::spool::answer::{self, Placed};
 use ha::spool::claim::{Claimed, Quarantined};
 
-use crate::daemon::Shared;
-use crate::WatchError;
+use crate::error::WatchError;
+use crate::shared::Shared;
 
 /// A response from this watcher for a request, not yet filled in (failure by default).
 pub fn response(shared: &Shared, id: &str, action: &str, target: &str) -> Response {

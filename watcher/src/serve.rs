@@ -19,10 +19,10 @@ use ha::spool::claim::Claimed;
 use ha::spool::decide::{self, AgentState, Disposition};
 use ha::spool::Spool;
 
-use crate::daemon::Shared;
+use crate::error::WatchError;
 use crate::execute::{self, Ending, Execution, Invocation};
 use crate::reply;
-use crate::WatchError;
+use crate::shared::Shared;
 
 /// What one task serves.
 #[derive(Debug)]

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
+use ha::discovery::run::Tools;
 use ha::spool::backoff::RetryPolicy;
 use ha::spool::Spool;
 
 use crate::config::FenceConfig;
-use crate::discovery::DiscoverySettings;
 
 /// A watcher's settings.
 #[derive(Debug, Clone)]
@@ -56,4 +56,17 @@ pub struct Settings {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The leader's GFS2 discovery rounds (`None`: off).
     pub discovery: Option<DiscoverySettings>,
+}
+
+/// How the leader discovers.
+#[derive(Debug, Clone)]
+pub struct DiscoverySettings {
+    /// Period of the rounds.
+    pub interval: Duration,
+    /// Budget of one round (every source in parallel).
+    pub timeout: Duration,
+    /// How long a node that a source stops listing keeps that source's last entry.
+    pub memory: Duration,
+    /// The sources and kubectl.
+    pub tools: Tools,
 }

@@ -15,7 +15,7 @@ use ha::protocol::request::Request;
 use ha::protocol::response::Response;
 use ha::spool::{Dir, Spool};
 
-use crate::WatchError;
+use crate::error::WatchError;
 
 /// One member.
 #[derive(Debug, Serialize)]

@@ -21,7 +21,7 @@ use ha::cluster::members::{judge_peer, PeerVerdict};
 use ha::os::clock::BootTime;
 use ha::spool::Dir;
 
-use crate::daemon::Shared;
+use crate::shared::Shared;
 
 /// What the sweeper remembers between sweeps.
 #[derive(Debug, Default)]
@@ -59,7 +59,7 @@ impl Sweeper {
     /// One sweep.
     pub fn sweep(&mut self, shared: &Shared, leader: bool) {
         let s = &shared.settings;
-        crate::daemon::recover(shared);
+        crate::recovery::recover(shared);
         self.judge_peers(shared);
         if leader {
             if let Some(dir) = &s.alerts_dir {
