@@ -18,9 +18,9 @@ use std::path::PathBuf;
 
 use ha::spool::{self, Dir, Spool, AGENT_DIRS};
 
+use crate::failure::Failure;
 use crate::options::Options;
 use crate::responder::Responder;
-use crate::Failure;
 
 /// The directories of one responder.
 #[derive(Debug, Clone, PartialEq, Eq)]

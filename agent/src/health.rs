@@ -13,9 +13,9 @@ use ha::fsio;
 use ha::spool::{Spool, AGENT_DIRS};
 
 use crate::exchange::Exchange;
+use crate::failure::Failure;
 use crate::options::Options;
 use crate::responder::Responder;
-use crate::Failure;
 
 fn warn_about_logs(opts: &Options) {
     if let Err(e) = ha::spool::ensure_private_dir(&opts.log_dir, false) {

@@ -7,17 +7,19 @@
 //! 0 success (status ON), 1 failure, 2 status OFF. No async runtime: the agent starts in about a
 //! millisecond and does one thing.
 
-pub mod discovery;
-pub mod events;
-pub mod exchange;
-pub mod fence;
-pub mod health;
-pub mod logs;
-pub mod metadata;
-pub mod nnf;
-pub mod options;
+pub mod failure;
 pub mod params;
+pub mod metadata;
 pub mod responder;
+pub mod options;
+pub mod exchange;
+pub mod logs;
+pub mod discovery;
+pub mod health;
+pub mod answer;
+pub mod nnf;
+pub mod fence;
+pub mod events;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -27,34 +29,8 @@ use std::time::Instant;
 use ha::protocol::request::Action;
 use tracing_subscriber::layer::SubscriberExt;
 
-use crate::fence::Start;
-use crate::options::{Given, Options};
-
-/// Why the agent fails (exit 1, `Failed: …` on stderr).
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// A command line or option fencing.py would refuse.
-    #[error("{0}")]
-    Usage(String),
-    /// An option value that does not parse.
-    #[error(transparent)]
-    BadValue(#[from] options::BadValue),
-    /// The spool, a lock or a file.
-    #[error(transparent)]
-    Spool(#[from] ha::HaError),
-    /// An action this agent does not implement.
-    #[error("Unrecognised action '{0}'")]
-    UnknownAction(String),
-    /// A power action without a target.
-    #[error("You have to enter plug number or machine identification")]
-    NoTarget,
-    /// A target name that cannot be used safely.
-    #[error("unsafe plug name {0:?} (allowed: letters, digits, '_', '.', '-'; at most {max} bytes)", max = ha::protocol::names::MAX_NAME)]
-    UnsafeTarget(String),
-    /// The fence did not succeed; the text says why and what to do.
-    #[error("{0}")]
-    Fence(String),
-}
+use crate::failure::Failure;
+use crate::options::{Given, Options, Start};
 
 /// The most stdin the agent takes (Pacemaker sends well under 4 KiB). More is refused whole: a cut
 /// could land inside `plug=node10` (fencing node1) or drop a later `action=` line.

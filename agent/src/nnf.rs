@@ -18,9 +18,9 @@ use serde::Deserialize;
 use ha::fsio;
 use ha::protocol::request::Action;
 
+use crate::answer::Answer;
 use crate::exchange::Exchange;
-use crate::fence::Answer;
-use crate::Failure;
+use crate::failure::Failure;
 
 /// The fields of an answer that make it nnf-sos's record of a fenced node.
 #[derive(Debug, Deserialize)]

@@ -15,6 +15,7 @@ use clap::{Arg, ArgAction, Command};
 use ha::os::setting;
 use ha::protocol::provenance::Source;
 
+use crate::failure::BadValue;
 use crate::params::{self, Kind, PARAMS};
 use crate::responder::Responder;
 
@@ -158,28 +159,13 @@ pub struct Options {
     pub version: bool,
 }
 
-/// A value that does not parse.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid value {value:?} for {name}: {why}")]
-pub struct BadValue {
-    /// The option or environment variable.
-    pub name: String,
-    /// Its value.
-    pub value: String,
-    /// What was expected.
-    pub why: String,
-}
-
-impl From<ha::os::setting::SettingError> for BadValue {
-    fn from(e: ha::os::setting::SettingError) -> BadValue {
-        use ha::os::setting::SettingError as E;
-        match e {
-            E::Invalid { name, value, why } => BadValue { name: name.into(), value, why },
-            E::Conflict { second, ref second_value, .. } => {
-                BadValue { name: second.into(), value: second_value.clone(), why: e.to_string() }
-            }
-        }
-    }
+/// When the agent started, on both clocks.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    /// Monotonic, for waiting.
+    pub instant: std::time::Instant,
+    /// CLOCK_BOOTTIME, for the request's deadline.
+    pub boot: ha::os::clock::BootTime,
 }
 
 /// The longest number of seconds any option takes (a day).
@@ -301,7 +287,7 @@ impl Options {
     /// When the agent gives up (on the monotonic clock) and the request's deadline (on
     /// CLOCK_BOOTTIME): `start + delay + fence_timeout`, and that less the watchers' answer margin.
     /// Saturating arithmetic: no option value can make it panic.
-    pub fn timing(&self, start: crate::fence::Start) -> (std::time::Instant, ha::os::clock::BootTime) {
+    pub fn timing(&self, start: Start) -> (std::time::Instant, ha::os::clock::BootTime) {
         let wait = self.delay.saturating_add(self.fence_timeout);
         let give_up = start.instant.checked_add(wait).unwrap_or(start.instant);
         let deadline =

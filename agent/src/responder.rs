@@ -14,9 +14,9 @@ use ha::os::clock::BootTime;
 use ha::protocol::names::Naming;
 use ha::spool::{Dir, Spool};
 
-use crate::options::BadValue;
+use crate::failure::BadValue;
+use crate::failure::Failure;
 use crate::params::{PROTOCOLS, RESPONDERS};
-use crate::Failure;
 
 /// Who answers the spool's requests: decides fast failure, the wake-up and what `monitor` checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 
 use proptest::prelude::*;
 
-use agent::fence::Start;
+use agent::options::Start;
 use agent::options::{from_stdin, Options};
 use agent::params::{Kind, PARAMS};
 

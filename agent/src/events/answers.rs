@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use ha::protocol::request::Request;
 use ha::protocol::response::Response;
 
+use super::error::EventsError;
 use super::records::Record;
-use super::EventsError;
 
 /// An answered fence of ours without an outcome record.
 #[derive(Debug, Clone, PartialEq, Eq)]

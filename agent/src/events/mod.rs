@@ -2,12 +2,13 @@
 //! `fence-events-detailed.jsonl`) the questions the original documentation answered with `jq`, and
 //! verifies the audit chain. Reads only; never takes the log's lock.
 //!
-//! - [`records`]: finding and parsing the files, filters; [`report`]: the tables and formats;
+//! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters; [`report`]: the tables and formats;
 //!   [`answers`]: a spool's durable answers against the records (`verify --spool`).
 
-pub mod answers;
+pub mod error;
 pub mod records;
 pub mod report;
+pub mod answers;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 
+use error::EventsError;
 use ha::audit::{self, LogFile};
 use records::{Filter, Record};
 use report::Format;
@@ -90,28 +92,6 @@ struct VerifyArgs {
     /// is not in the chain are reported as records missing after a crash (exit 3).
     #[arg(long, value_name = "DIR")]
     spool: Option<PathBuf>,
-}
-
-/// What can go wrong.
-#[derive(Debug, thiserror::Error)]
-pub enum EventsError {
-    /// A file or directory.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// Which.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A bad option value.
-    #[error("{0}")]
-    Usage(String),
-    /// The log directory's environment variables disagree.
-    #[error(transparent)]
-    Setting(#[from] ha::os::setting::SettingError),
-    /// journalctl.
-    #[error("cannot read the journal's anchors: {0}")]
-    Journal(String),
 }
 
 /// Largest (decompressed) log file read.

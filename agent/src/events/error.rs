@@ -1,0 +1,26 @@
+//! What can go wrong in `gfs2-fence-events`: a file or directory that cannot be read (with its
+//! path), a bad option, disagreeing environment variables, the journal.
+
+use std::path::PathBuf;
+
+/// Why `gfs2-fence-events` stops (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    /// A file or directory.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// Which.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A bad option value.
+    #[error("{0}")]
+    Usage(String),
+    /// The log directory's environment variables disagree.
+    #[error(transparent)]
+    Setting(#[from] ha::os::setting::SettingError),
+    /// journalctl.
+    #[error("cannot read the journal's anchors: {0}")]
+    Journal(String),
+}
