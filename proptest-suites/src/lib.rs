@@ -3,6 +3,6 @@
 //! `fence-bench` benchmark (in `bench`); and `nnf-sos-standin` (in `nnf_standin`), nnf-sos's fence
 //! responder as its documented behaviour describes it, for the tests and the Pacemaker suite.
 
-pub mod bench;
 pub mod chaos;
 pub mod nnf_standin;
+pub mod bench;
