@@ -1,6 +1,6 @@
 //! Live view over HTTP: Prometheus metrics (`/metrics`) and a health check (`/healthz`) served on a
-//! loopback address when `--metrics-addr` is given, one tiny HTTP/1.0 exchange per connection, at
-//! most [`MAX_CONNECTIONS`] at once, each bounded in time. Reads the shared state; writes nothing.
+//! loopback address when `--metrics-addr` is given, one tiny HTTP/1.0 exchange per connection,
+//! at most `MAX_CONNECTIONS` at once, each bounded in time. Reads the shared state; writes nothing.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -16,6 +16,9 @@
 //! - Files are opened with `O_NOFOLLOW | O_CLOEXEC`: a symlink planted in the spool is refused, and no
 //!   descriptor leaks into a fence command unless a caller clears `FD_CLOEXEC` on purpose.
 //! - Reads of files written by others are capped in size.
+//!
+//! Holds [`lock`] (flocks) and [`wake`] (the FIFO); this top holds the file operations, which its
+//! children do not use. May use `error` only: the lowest layer but one.
 
 pub mod lock;
 pub mod wake;
