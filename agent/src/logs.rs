@@ -154,6 +154,7 @@ pub fn event_record(utc: String, recorder_node: &str, e: &Event<'_>) -> EventRec
         watcher_id: owned(e.watcher_id),
         elapsed_ms: e.elapsed_ms,
         gfs2_discovery: e.gfs2_discovery.cloned(),
+        cluster: None,
         source: None,
         alert: None,
         seq: None,
@@ -168,13 +169,22 @@ pub struct EventLog {
     readable: Option<File>,
     jsonl: Option<ChainedLog>,
     recorder_node: String,
+    /// The Pacemaker cluster's name (`GFS2_FENCE_CLUSTER_NAME` or corosync.conf), for every record.
+    cluster: Option<String>,
 }
 
 impl EventLog {
     /// Opens the two event logs in `dir` (creating it 0700). Problems become warnings.
     pub fn open(dir: &Path) -> EventLog {
-        let recorder_node =
-            nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_else(|_| "unknown".into());
+        let recorder_node = ha::os::host::name();
+        // No tools at fence time: the setting or corosync's file, a read of a few hundred bytes.
+        let cluster = match ha::discovery::cluster_name::find(&|k| std::env::var(k).ok(), None) {
+            Ok(found) => found.map(|(name, _)| name),
+            Err(e) => {
+                tracing::warn!("records name no cluster: {e}");
+                None
+            }
+        };
         let usable = match ha::spool::ensure_private_dir(dir, true) {
             Ok(()) => true,
             Err(e) => {
@@ -205,6 +215,7 @@ impl EventLog {
                 }
             }),
             recorder_node,
+            cluster,
         }
     }
 
@@ -216,13 +227,16 @@ impl EventLog {
     /// Appends one event to both logs, and an info line to the operational log.
     pub fn record(&self, e: &Event<'_>) {
         let stamp = ha::os::clock::local_log_stamp();
+        let readable = readable_line(&stamp, e);
         if let Some(f) = &self.readable {
-            if let Err(err) = ha::fsio::append_record(f, readable_line(&stamp, e).as_bytes()) {
+            if let Err(err) = ha::fsio::append_record(f, readable.as_bytes()) {
                 tracing::warn!("cannot append to fence-events-readable.log: {err}");
             }
         }
         if let Some(log) = &self.jsonl {
-            match event_record(ha::os::clock::rfc3339_now(), &self.recorder_node, e).append_to(log) {
+            let mut record = event_record(ha::os::clock::rfc3339_now(), &self.recorder_node, e);
+            record.cluster = self.cluster.clone();
+            match record.append_to(log, &readable) {
                 Ok(Appended::Chained(_)) => {}
                 Ok(Appended::Unchained(why)) => {
                     tracing::warn!("fence event recorded outside the audit chain in {}: {why}", log.path().display())

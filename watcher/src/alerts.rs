@@ -109,17 +109,13 @@ fn record(shared: &Shared, alert: &Alert) -> Result<(), String> {
         watcher_id: Some(s.id.clone()),
         elapsed_ms: None,
         gfs2_discovery: provenance,
+        cluster: s.cluster.clone(),
         source: Some("pacemaker-alert".into()),
         alert: Some(serde_json::to_value(&alert.env).expect("a map serialises")),
         seq: None,
         prev_hash: None,
         hash: None,
     };
-    let log = ChainedLog::open(&s.log_dir.join("fence-events-detailed.jsonl")).map_err(|e| e.to_string())?;
-    match rec.append_to(&log).map_err(|e| e.to_string())? {
-        Appended::Chained(_) => {}
-        Appended::Unchained(why) => tracing::warn!("fencing alert recorded outside the audit chain: {why}"),
-    }
     let line = ha::audit::record::readable_line(
         &ha::os::clock::local_log_stamp(),
         &alert.task,
@@ -128,6 +124,11 @@ fn record(shared: &Shared, alert: &Alert) -> Result<(), String> {
         status,
         &format!("Pacemaker alert: {}", alert.desc),
     );
+    let log = ChainedLog::open(&s.log_dir.join("fence-events-detailed.jsonl")).map_err(|e| e.to_string())?;
+    match rec.append_to(&log, &line).map_err(|e| e.to_string())? {
+        Appended::Chained(_) => {}
+        Appended::Unchained(why) => tracing::warn!("fencing alert recorded outside the audit chain: {why}"),
+    }
     let readable = s.log_dir.join("fence-events-readable.log");
     ha::fsio::open_append(&readable)
         .and_then(|f| ha::fsio::append_record(&f, line.as_bytes()))

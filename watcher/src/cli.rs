@@ -185,7 +185,7 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     let id = match a.id {
         Some(id) => id,
         None => {
-            let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+            let host = ha::os::host::name();
             let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
             format!("{host}-{}", std::process::id())
         }
@@ -223,6 +223,15 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     let spool = ha::spool::Spool::new(base);
     let dirs = [ha::spool::Dir::Requests, ha::spool::Dir::Responses].map(|d| spool.dir(d));
     ha::protocol::nnf::refuse_shared(&dirs[0], &dirs[1], "gfs2-fence-watcher", &env)?;
+    let cluster = ha::discovery::cluster_name::find(&env, Some(std::time::Instant::now() + CLUSTER_NAME_BUDGET))
+        .map_err(ha::HaError::from)?;
+    match &cluster {
+        Some((name, origin)) => tracing::info!(cluster = %name, "cluster name from {}", origin.as_str()),
+        None => tracing::warn!(
+            "no cluster name (no GFS2_FENCE_CLUSTER_NAME, corosync.conf, corosync-cmapctl or CIB cluster-name): \
+             records and gfs2_fencing_info carry none; set GFS2_FENCE_CLUSTER_NAME for a site view"
+        ),
+    }
     Ok(Settings {
         spool,
         id,
@@ -250,8 +259,12 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         metrics_addr: a.metrics_addr,
         alerts_dir: (!a.alerts_dir.is_empty()).then(|| PathBuf::from(a.alerts_dir)),
         discovery,
+        cluster: cluster.map(|(name, _)| name),
     })
 }
+
+/// How long the watcher's start may spend asking corosync and the CIB for the cluster's name.
+const CLUSTER_NAME_BUDGET: Duration = Duration::from_secs(3);
 
 /// Logs to journald with structured fields (`WATCHER_ID`, `REQUEST_ID`, `TARGET`, ... as the
 /// events carry them) when systemd connected stderr to the journal (`JOURNAL_STREAM`), so a site's

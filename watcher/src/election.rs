@@ -22,7 +22,7 @@ pub fn stand(spool: &Spool) -> oneshot::Receiver<Result<Lock, ha::HaError>> {
 
 /// Takes office with the lock held: publishes `leader.json` with the next epoch.
 pub fn take_office(spool: &Spool, id: &str, lock: &Lock) -> Result<LeaderRecord, ha::HaError> {
-    let record = ha::cluster::leader::take_office(spool, id, &crate::member::hostname(), lock)?;
+    let record = ha::cluster::leader::take_office(spool, id, &ha::os::host::name(), lock)?;
     tracing::info!(epoch = record.epoch, "this watcher is now the leader");
     Ok(record)
 }

@@ -67,7 +67,7 @@ impl Member {
             beat: Heartbeat {
                 watcher_id: id.to_string(),
                 pid,
-                host: hostname(),
+                host: ha::os::host::name(),
                 counter: 0,
                 boottime_ns: 0,
                 boot_id: boot_id.to_string(),
@@ -138,9 +138,4 @@ impl Stall {
         }
         self.last_attempt = now;
     }
-}
-
-/// This host's name (for heartbeats and the leader record).
-pub fn hostname() -> String {
-    nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default()
 }

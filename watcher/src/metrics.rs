@@ -116,6 +116,16 @@ impl Metrics {
             "This watcher.",
             vec![format!("{{watcher_id=\"{}\",version=\"{}\"}} 1", esc(&s.id), env!("CARGO_PKG_VERSION"))],
         );
+        metric(
+            "gfs2_fencing_info",
+            "gauge",
+            "The rabbit this watcher runs on and its Pacemaker cluster, for joining every rabbit's series on a site view.",
+            vec![format!(
+                "{{cluster=\"{}\",rabbit=\"{}\"}} 1",
+                esc(s.cluster.as_deref().unwrap_or_default()),
+                esc(&ha::os::host::name())
+            )],
+        );
         let responses = self.responses.lock().unwrap().clone();
         metric(
             "gfs2_fence_responses_total",

@@ -56,6 +56,9 @@ pub struct Settings {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// The leader's GFS2 discovery rounds (`None`: off).
     pub discovery: Option<DiscoverySettings>,
+    /// The Pacemaker cluster's name, found once at start (`ha::discovery::cluster_name`), for the
+    /// records of fencing alerts and `gfs2_fencing_info`.
+    pub cluster: Option<String>,
 }
 
 /// How the leader discovers.

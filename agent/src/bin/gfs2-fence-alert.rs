@@ -35,7 +35,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let host = nix::unistd::gethostname().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    let host = ha::os::host::name();
     let alert = match ha::audit::alert::Alert::from_env(std::env::vars(), ha::os::clock::rfc3339_now(), host) {
         Ok(a) => a,
         Err(ha::audit::alert::AlertError::NotFencing(_)) => return ExitCode::SUCCESS,

@@ -45,6 +45,9 @@ pub struct EventRecord {
     /// How the GFS2 file systems were found (snapshot and its age, or live, per source).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gfs2_discovery: Option<Provenance>,
+    /// The Pacemaker cluster's name (`discovery::cluster_name`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
     /// Who recorded it when not this agent: `pacemaker-alert` (a fence by any device, reported by
     /// Pacemaker's alert agent and appended by the leader watcher).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -81,9 +84,69 @@ impl EventRecord {
     }
 
     /// Appends the record to the detailed log: sealed after the chain's end, or as it stands when
-    /// the log's lock is not had in time (see `audit::log`).
-    pub fn append_to(&self, log: &crate::audit::log::ChainedLog) -> std::io::Result<crate::audit::log::Appended> {
-        log.append(|end| self.clone().sealed_line(end), || self.line())
+    /// the log's lock is not had in time (see `audit::log`); then sends the line as appended to
+    /// journald (`audit::journal`), `readable` as its message.
+    pub fn append_to(
+        &self,
+        log: &crate::audit::log::ChainedLog,
+        readable: &str,
+    ) -> std::io::Result<crate::audit::log::Appended> {
+        let written = std::cell::RefCell::new(String::new());
+        let appended = log.append(
+            |end| {
+                let (line, link) = self.clone().sealed_line(end);
+                *written.borrow_mut() = line.clone();
+                (line, link)
+            },
+            || {
+                let line = self.line();
+                *written.borrow_mut() = line.clone();
+                line
+            },
+        )?;
+        let link = match &appended {
+            crate::audit::log::Appended::Chained(link) => Some(link),
+            crate::audit::log::Appended::Unchained(_) => None,
+        };
+        crate::audit::journal::send(&self.journal_fields(&written.borrow(), link, readable));
+        Ok(appended)
+    }
+
+    /// The journald entry of this record, appended as `line` (its newline dropped), `link` its place
+    /// in the chain: the line itself in `GFS2_FENCE_RECORD`, the fields people filter on beside it.
+    pub fn journal_fields(
+        &self,
+        line: &str,
+        link: Option<&crate::audit::chain::Link>,
+        readable: &str,
+    ) -> Vec<(&'static str, String)> {
+        let priority = if self.status == "failed" { "4" } else { "6" };
+        let mut f = vec![
+            ("MESSAGE", readable.trim_end().to_string()),
+            ("PRIORITY", priority.to_string()),
+            ("SYSLOG_IDENTIFIER", crate::audit::journal::IDENT.to_string()),
+            // authpriv, as the anchors.
+            ("SYSLOG_FACILITY", "10".to_string()),
+            (crate::audit::journal::RECORD_FIELD, line.trim_end_matches('\n').to_string()),
+            ("GFS2_FENCE_RABBIT", self.recorder_node.clone()),
+            ("GFS2_FENCE_TARGET", self.target_node.clone()),
+            ("GFS2_FENCE_ACTION", self.action.clone()),
+            ("GFS2_FENCE_STATUS", self.status.clone()),
+            ("GFS2_FENCE_FILESYSTEMS", self.gfs2_filesystems.join(" ")),
+        ];
+        let optional = [
+            ("GFS2_FENCE_CLUSTER", &self.cluster),
+            ("GFS2_FENCE_NODE", &self.nodename),
+            ("GFS2_FENCE_REQUEST_ID", &self.request_id),
+            ("GFS2_FENCE_OUTCOME", &self.outcome),
+            ("GFS2_FENCE_SOURCE", &self.source),
+        ];
+        f.extend(optional.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))));
+        if let Some(link) = link {
+            f.push(("GFS2_FENCE_SEQ", link.seq.to_string()));
+            f.push(("GFS2_FENCE_HASH", link.hash.clone()));
+        }
+        f
     }
 }
 

@@ -13,9 +13,10 @@
 //! its own process group with a death signal, killed at its deadline, output capped); [`snapshot`]
 //! is the `discovery.json` format the leader watcher keeps fresh and the agent reads at fence time.
 //!
-//! Holds, lowest first: [`found`], the sources [`nnf`], [`dlm`], [`cib`], [`run`] and
-//! [`snapshot`]. May use `error`, `fsio`, `os`, `protocol` (the [`Source`](crate::protocol::provenance::Source) names and the
-//! provenance format) and `spool` (where the snapshot lives).
+//! Holds, lowest first: [`found`], the sources [`nnf`], [`dlm`], [`cib`], [`run`],
+//! [`snapshot`], and [`cluster_name`] (the Pacemaker cluster's name, for records and metrics).
+//! May use `error`, `fsio`, `os`, `protocol` (the [`Source`](crate::protocol::provenance::Source)
+//! names and the provenance format) and `spool` (where the snapshot lives).
 
 pub mod found;
 pub mod cib;
@@ -23,5 +24,6 @@ pub mod dlm;
 pub mod nnf;
 pub mod run;
 pub mod snapshot;
+pub mod cluster_name;
 
 pub use found::{lookup, recorded, Found, NodeMap, DISABLED, NONE_DETECTED};

@@ -148,9 +148,23 @@ pub const KUBECTL_CMD: Setting = Setting {
 pub const KUBECONFIG: Setting =
     Setting { name: "GFS2_FENCE_KUBECONFIG", kind: Kind::Path, aliases: &[], read_by: "agent, watcher" };
 
+/// The Pacemaker cluster's name in records and metrics, when corosync's and the CIB's are not to be
+/// used (agent, watcher; see `discovery::cluster_name`).
+pub const CLUSTER_NAME: Setting =
+    Setting { name: "GFS2_FENCE_CLUSTER_NAME", kind: Kind::Text, aliases: &[], read_by: "agent, watcher" };
+
 /// Every setting with more than one reader or an alias, for the documentation and its test.
-pub const ALL: [&Setting; 8] =
-    [&SPOOL_DIR, &LOG_DIR, &OPS_LOG, &FENCE_TIMEOUT, &DISCOVERY, &DISCOVERY_SOURCES, &KUBECTL_CMD, &KUBECONFIG];
+pub const ALL: [&Setting; 9] = [
+    &SPOOL_DIR,
+    &LOG_DIR,
+    &OPS_LOG,
+    &FENCE_TIMEOUT,
+    &DISCOVERY,
+    &DISCOVERY_SOURCES,
+    &KUBECTL_CMD,
+    &KUBECONFIG,
+    &CLUSTER_NAME,
+];
 
 fn parse_bool(name: &'static str, value: &str) -> Result<String, SettingError> {
     match value.to_ascii_lowercase().as_str() {

@@ -27,6 +27,8 @@ const SCRUB: &[&str] = &[
     "GFS2_FENCE_DISCOVERY_INTERVAL",
     "KUBECONFIG",
     "GFS2_FENCE_AUDIT_SOCKET",
+    "GFS2_FENCE_JOURNAL_SOCKET",
+    "COROSYNC_MAIN_CONFIG_FILE",
     "GFS2_FENCE_COMMAND",
     "GFS2_FENCE_OPTIONS",
     "GFS2_FENCE_CONFIG",
@@ -215,6 +217,7 @@ impl World {
             .args(extra)
             .env("GFS2_FENCE_LOG", "debug")
             .env("PATH", self.path())
+            .env("GFS2_FENCE_JOURNAL_SOCKET", self.journal_socket())
             .envs(self.watcher_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -264,8 +267,15 @@ impl World {
         let mut cmd = Command::new(agent_bin());
         scrub(&mut cmd);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("PATH", self.path());
+        cmd.env("GFS2_FENCE_JOURNAL_SOCKET", self.journal_socket());
         cmd.envs(self.agent_env.iter().map(|(k, v)| (k, v)));
         cmd
+    }
+
+    /// Where this world's agents and watchers send their journald entries: a socket in the world's
+    /// directory (nothing listens unless a test binds it), never the host's journal.
+    pub fn journal_socket(&self) -> PathBuf {
+        self.dir.path().join("journal.socket")
     }
 
     /// `PATH` for the binaries: [`World::path_prefix`] first.
