@@ -1,14 +1,22 @@
 //! `gfs2-fence-events`: answers from the fence event records (current and rotated
 //! `fence-events-detailed.jsonl`) the questions the original documentation answered with `jq`, and
-//! verifies the audit chain. Reads only; never takes the log's lock.
+//! verifies the audit chain; for one rabbit or for a whole site (several log directories, a
+//! directory of gathered ones, journal files from systemd-journal-remote). Reads only; never takes
+//! the log's lock.
 //!
-//! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters; [`report`]: the tables and formats;
-//!   [`answers`]: a spool's durable answers against the records (`verify --spool`).
+//! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters;
+//!   [`sources`]: one chain per rabbit from log directories, gathered directories and files;
+//!   [`journal`]: chains from journal files; [`report`]: the tables and formats; [`answers`]: a
+//!   spool's durable answers against the records (`verify --spool`); [`verify`]: each chain on its
+//!   own.
 
 pub mod error;
 pub mod records;
+pub mod sources;
+pub mod journal;
 pub mod report;
 pub mod answers;
+pub mod verify;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -18,20 +26,30 @@ use std::time::{Duration, Instant};
 use clap::{Args, Parser, Subcommand};
 
 use error::EventsError;
-use ha::audit::{self, LogFile};
+use ha::audit;
 use records::{Filter, Record};
-use report::Format;
+use report::{By, Format};
+use sources::Chain;
 
 /// Fence events recorded by fence_gfs2_recorder: list, count, file systems, timeline, latency,
 /// and verification of the tamper-evident audit chain.
 #[derive(Debug, Parser)]
 #[command(name = "gfs2-fence-events", version)]
 struct Cli {
-    /// Directory of the logs (current and rotated fence-events-detailed.jsonl) [default:
-    /// /var/log/gfs2-fencing; alias of the environment variable: LOG_DIR].
-    #[arg(long, env = "GFS2_FENCE_LOG_DIR", global = true)]
-    log_dir: Option<PathBuf>,
-    /// Read these files instead of the log directory's (repeatable).
+    /// Directory of a rabbit's logs (current and rotated fence-events-detailed.jsonl); repeatable,
+    /// one rabbit each [default, when no source is given: $GFS2_FENCE_LOG_DIR (alias LOG_DIR), else
+    /// /var/log/gfs2-fencing].
+    #[arg(long = "log-dir", value_name = "DIR", global = true)]
+    log_dirs: Vec<PathBuf>,
+    /// A directory of rabbits' log directories, one subdirectory each, as clush's reverse copy or
+    /// rsync gathers them (repeatable).
+    #[arg(long = "site-dir", value_name = "DIR", global = true)]
+    site_dirs: Vec<PathBuf>,
+    /// A directory of journal files (systemd-journal-remote's, or a copy of /var/log/journal):
+    /// the records the agents and watchers sent to journald, one chain per rabbit (repeatable).
+    #[arg(long = "journal-dir", value_name = "DIR", global = true)]
+    journal_dirs: Vec<PathBuf>,
+    /// Read these files, one chain, instead of the log directories' (repeatable).
     #[arg(long = "file", value_name = "FILE", global = true)]
     files: Vec<PathBuf>,
     /// Output format.
@@ -43,17 +61,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Every event, oldest first.
+    /// Every event, oldest first, every source merged.
     List(FilterArgs),
-    /// Events per node: requested, completed, failed, last.
-    Count(FilterArgs),
+    /// Events per node (or rabbit, or cluster): requested, completed, failed, last.
+    Count(ByArgs),
     /// Every GFS2 file system named by a completed fence.
     Filesystems(FilterArgs),
     /// One line per fence request: when, who, how it ended, how long it took.
     Timeline(FilterArgs),
-    /// Per node, request-to-completion latency percentiles of completed fences.
-    Latency(FilterArgs),
-    /// Check the audit chain: reports the first broken link (exit 1), across rotated files.
+    /// Per node (or rabbit, or cluster), request-to-completion latency percentiles of completed fences.
+    Latency(ByArgs),
+    /// Check each rabbit's audit chain: reports its first broken link (exit 1), across rotated files.
     Verify(VerifyArgs),
 }
 
@@ -77,6 +95,21 @@ struct FilterArgs {
     /// Only events naming this GFS2 file system.
     #[arg(long)]
     fs: Option<String>,
+    /// Only events recorded on this rabbit (recorder_node).
+    #[arg(long)]
+    rabbit: Option<String>,
+    /// Only events of this Pacemaker cluster.
+    #[arg(long)]
+    cluster: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ByArgs {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// One row per node, rabbit or cluster.
+    #[arg(long, value_enum, default_value = "node")]
+    by: By,
 }
 
 #[derive(Debug, Args)]
@@ -94,39 +127,40 @@ struct VerifyArgs {
     spool: Option<PathBuf>,
 }
 
-/// Largest (decompressed) log file read.
-const MAX_LOG: u64 = 4 << 30;
-
-fn read(path: &std::path::Path) -> Result<Vec<u8>, EventsError> {
-    let mut bytes = Vec::new();
-    let err = |source| EventsError::Read { path: path.to_path_buf(), source };
-    let f = ha::fsio::open_nofollow(path).map_err(err)?;
-    if path.extension().is_some_and(|e| e == "gz") {
-        flate2::read::MultiGzDecoder::new(f).take(MAX_LOG).read_to_end(&mut bytes).map_err(err)?;
-    } else {
-        f.take(MAX_LOG).read_to_end(&mut bytes).map_err(err)?;
+/// Every chain the command line names: each --log-dir (or, instead, the --files), each gathered
+/// rabbit of --site-dir, each rabbit of --journal-dir; the log directory's setting or default when
+/// none.
+fn chains(cli: &Cli) -> Result<Vec<Chain>, EventsError> {
+    // Read even when options decide: two names of the setting that disagree are an error anyway.
+    let from_env = ha::os::setting::LOG_DIR.lookup(&|k| std::env::var(k).ok())?;
+    let mut chains = Vec::new();
+    // --file stands for a log directory's files: the log directories are then not read.
+    for dir in cli.log_dirs.iter().filter(|_| cli.files.is_empty()) {
+        chains.push(sources::log_dir(dir)?);
     }
-    Ok(bytes)
-}
-
-fn files(cli: &Cli) -> Result<Vec<LogFile>, EventsError> {
-    let paths = if cli.files.is_empty() {
-        let from_env = ha::os::setting::LOG_DIR.lookup(&|k| std::env::var(k).ok())?;
-        let dir = cli.log_dir.clone().or(from_env.map(|f| PathBuf::from(f.value)));
-        let dir = dir.unwrap_or_else(|| PathBuf::from("/var/log/gfs2-fencing"));
-        let (plain, compressed) =
-            records::log_files(&dir).map_err(|source| EventsError::Read { path: dir.clone(), source })?;
-        for c in compressed {
-            eprintln!(
-                "gfs2-fence-events: skipping {} (only gzip is read: decompress it and pass it with --file)",
-                c.display()
-            );
+    for dir in &cli.site_dirs {
+        let found = sources::site(dir)?;
+        if found.is_empty() {
+            return Err(EventsError::Usage(format!(
+                "{} has no subdirectory holding {}: give the directory the rabbits' log directories were gathered into",
+                dir.display(),
+                records::DETAILED
+            )));
         }
-        plain
-    } else {
-        cli.files.clone()
-    };
-    paths.iter().map(|p| Ok(LogFile { name: p.display().to_string(), bytes: read(p)? })).collect()
+        chains.extend(found);
+    }
+    for dir in &cli.journal_dirs {
+        chains.extend(journal::chains(dir)?);
+    }
+    if !cli.files.is_empty() {
+        let shown: Vec<String> = cli.files.iter().map(|f| f.display().to_string()).collect();
+        chains.push(sources::files(shown.join(" "), &cli.files)?);
+    }
+    if cli.log_dirs.is_empty() && cli.site_dirs.is_empty() && cli.journal_dirs.is_empty() && cli.files.is_empty() {
+        let dir = from_env.map_or_else(|| PathBuf::from("/var/log/gfs2-fencing"), |f| PathBuf::from(f.value));
+        chains.push(sources::log_dir(&dir)?);
+    }
+    Ok(chains)
 }
 
 fn filter(a: &FilterArgs) -> Result<Filter, EventsError> {
@@ -140,30 +174,35 @@ fn filter(a: &FilterArgs) -> Result<Filter, EventsError> {
         action: a.action.clone(),
         status: a.status.clone(),
         fs: a.fs.clone(),
+        rabbit: a.rabbit.clone(),
+        cluster: a.cluster.clone(),
     })
 }
 
-/// Every record of the files, in file order.
-fn records_of(logs: &[LogFile]) -> Vec<Record> {
-    logs.iter()
-        .flat_map(|l| String::from_utf8_lossy(&l.bytes).lines().filter_map(Record::parse).collect::<Vec<_>>())
-        .collect()
-}
+/// How a subcommand makes its table from the records.
+type MakeTable<'a> = Box<dyn Fn(&[Record]) -> report::Table + 'a>;
 
 /// Runs the CLI.
 pub fn run() -> Result<ExitCode, EventsError> {
     let cli = Cli::parse();
-    let logs = files(&cli)?;
-    let (args, make): (&FilterArgs, fn(&[Record]) -> report::Table) = match &cli.command {
-        Command::Verify(v) => return verify(&logs, v),
-        Command::List(a) => (a, report::list),
-        Command::Count(a) => (a, report::count),
-        Command::Filesystems(a) => (a, report::filesystems),
-        Command::Timeline(a) => (a, report::timeline),
-        Command::Latency(a) => (a, report::latency_by_node),
+    let chains = chains(&cli)?;
+    let (args, make): (&FilterArgs, MakeTable) = match &cli.command {
+        Command::Verify(v) => return verify_command(&chains, v),
+        Command::List(a) => (a, Box::new(report::list)),
+        Command::Count(a) => (&a.filter, Box::new(|r: &[Record]| report::count(r, a.by))),
+        Command::Filesystems(a) => (a, Box::new(report::filesystems)),
+        Command::Timeline(a) => (a, Box::new(report::timeline)),
+        Command::Latency(a) => (&a.filter, Box::new(|r: &[Record]| report::latency(r, a.by))),
     };
+    for note in sources::notes(&chains) {
+        eprintln!("gfs2-fence-events: note: {note}");
+    }
     let f = filter(args)?;
-    let recs: Vec<Record> = records_of(&logs).into_iter().filter(|r| f.keeps(r)).collect();
+    let mut recs: Vec<Record> = chains.iter().flat_map(Chain::records).filter(|r| f.keeps(r)).collect();
+    // One timeline over every source; a rabbit's own records keep their order within a second.
+    if chains.len() > 1 {
+        recs.sort_by_key(|r| r.time);
+    }
     let out = match (&cli.command, cli.format) {
         (Command::List(_), Format::Json) => {
             let raw: Vec<&serde_json::Value> = recs.iter().map(|r| &r.raw).collect();
@@ -175,7 +214,7 @@ pub fn run() -> Result<ExitCode, EventsError> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn verify(logs: &[LogFile], v: &VerifyArgs) -> Result<ExitCode, EventsError> {
+fn verify_command(chains: &[Chain], v: &VerifyArgs) -> Result<ExitCode, EventsError> {
     let mut anchors = Vec::new();
     if let Some(path) = &v.anchors {
         let text = if path.as_os_str() == "-" {
@@ -185,7 +224,7 @@ fn verify(logs: &[LogFile], v: &VerifyArgs) -> Result<ExitCode, EventsError> {
                 .map_err(|source| EventsError::Read { path: path.clone(), source })?;
             s
         } else {
-            String::from_utf8_lossy(&read(path)?).into_owned()
+            String::from_utf8_lossy(&sources::read(path)?).into_owned()
         };
         anchors.extend(audit::parse_anchors(&text));
     }
@@ -196,51 +235,5 @@ fn verify(logs: &[LogFile], v: &VerifyArgs) -> Result<ExitCode, EventsError> {
                 .map_err(|e| EventsError::Journal(e.to_string()))?;
         anchors.extend(audit::parse_anchors(&String::from_utf8_lossy(&out)));
     }
-    let r = audit::verify(logs, &anchors);
-    let span = r.span.map_or("no chained record".to_string(), |(a, b)| format!("seq {a} to {b}"));
-    let summary = format!(
-        "{} chained records ({span}) in {} files; {} before the chain; {} outside it; {} anchors checked",
-        r.records,
-        logs.len(),
-        r.pre_chain,
-        r.unchained.len(),
-        r.anchors
-    );
-    for p in &r.unchained {
-        println!("unchained record (written without the log's lock): {p}");
-    }
-    for (p, seq) in &r.crash_cuts {
-        println!("record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)");
-    }
-    let missing = match &v.spool {
-        Some(spool) => answers::unrecorded(spool, &records_of(logs))?,
-        None => Vec::new(),
-    };
-    for m in &missing {
-        println!(
-            "record missing after a crash: request {} ({}, answered {} at {}) has an answer in the spool but no outcome record",
-            m.request_id, m.target, m.outcome, m.answered
-        );
-    }
-    if let Some((first, _)) = r.span.filter(|(first, _)| *first > 1) {
-        println!("note: the chain starts at seq {first} here (older files not given, or removed by rotation)");
-    }
-    match r.broken {
-        None if !missing.is_empty() => {
-            println!(
-                "OK, RECORDS MISSING: {summary}; {} answered fences have no record (the chain's tail lost in a power cut, or the agent killed before it recorded)",
-                missing.len()
-            );
-            Ok(ExitCode::from(3))
-        }
-        None => {
-            println!("OK: {summary}");
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(b) => {
-            println!("BROKEN: {b}");
-            println!("checked before the break: {summary}");
-            Ok(ExitCode::FAILURE)
-        }
-    }
+    verify::run(chains, &anchors, v.spool.as_deref())
 }

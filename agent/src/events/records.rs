@@ -1,5 +1,6 @@
 //! Reading the fence event records: `fence-events-detailed.jsonl` and its rotated copies in a log
-//! directory, and the filters the events CLI applies. No output here.
+//! directory, each record's rabbit (`recorder_node`) and cluster, and the filters the events CLI
+//! applies. No output here.
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,10 @@ pub struct Record {
     pub request_id: Option<String>,
     /// Milliseconds from the agent's start.
     pub elapsed_ms: Option<u64>,
+    /// The rabbit that recorded it (`recorder_node`).
+    pub rabbit: String,
+    /// Its Pacemaker cluster (`cluster`; empty when the record names none).
+    pub cluster: String,
     /// The whole record.
     pub raw: Value,
 }
@@ -48,6 +53,8 @@ impl Record {
                 .unwrap_or_default(),
             request_id: s("request_id"),
             elapsed_ms: raw.get("elapsed_ms").and_then(Value::as_u64),
+            rabbit: s("recorder_node").unwrap_or_default(),
+            cluster: s("cluster").unwrap_or_default(),
             raw,
         })
     }
@@ -103,6 +110,10 @@ pub struct Filter {
     pub status: Option<String>,
     /// A file system the record names.
     pub fs: Option<String>,
+    /// The rabbit that recorded it.
+    pub rabbit: Option<String>,
+    /// Its cluster.
+    pub cluster: Option<String>,
 }
 
 impl Filter {
@@ -116,6 +127,8 @@ impl Filter {
             && eq(&self.action, &r.action)
             && eq(&self.status, &r.status)
             && self.fs.as_deref().is_none_or(|f| r.gfs2.iter().any(|g| g == f))
+            && eq(&self.rabbit, &r.rabbit)
+            && eq(&self.cluster, &r.cluster)
     }
 }
 

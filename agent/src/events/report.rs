@@ -1,5 +1,7 @@
-//! The events CLI's reports as tables (pure): list, count by node, file systems, timeline, latency.
-//! [`Table::render`] prints a table as aligned text, JSON or CSV.
+//! The events CLI's reports as tables (pure): list, count by node, rabbit or cluster, file systems,
+//! timeline, latency. Every row says which rabbit and cluster it is from (the last columns, so that
+//! scripts reading the earlier ones by position keep working). [`Table::render`] prints a table as
+//! aligned text, JSON or CSV.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +16,44 @@ pub enum Format {
     Json,
     /// Comma-separated values with a header.
     Csv,
+}
+
+/// What `count` and `latency` make one row of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum By {
+    /// A node (Pacemaker's name, else the plug) as one rabbit fenced it.
+    Node,
+    /// A rabbit (`recorder_node`).
+    Rabbit,
+    /// A Pacemaker cluster.
+    Cluster,
+}
+
+/// A row's key: (first column, rabbit, cluster), as far as the grouping keeps them.
+type RowKey = (String, String, String);
+
+impl By {
+    /// The row key of `r`.
+    fn key(self, r: &Record) -> RowKey {
+        match self {
+            By::Node => (r.node.clone(), r.rabbit.clone(), r.cluster.clone()),
+            By::Rabbit => (r.rabbit.clone(), r.rabbit.clone(), r.cluster.clone()),
+            By::Cluster => (r.cluster.clone(), String::new(), r.cluster.clone()),
+        }
+    }
+
+    fn header(self) -> &'static str {
+        match self {
+            By::Node => "node",
+            By::Rabbit => "rabbit",
+            By::Cluster => "cluster",
+        }
+    }
+}
+
+/// The values of a set, space-separated.
+fn joined<'a>(set: impl IntoIterator<Item = &'a str>) -> String {
+    set.into_iter().filter(|s| !s.is_empty()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(" ")
 }
 
 /// Rows under headers.
@@ -91,7 +131,7 @@ fn field(r: &Record, k: &str) -> String {
 /// Every record.
 pub fn list(records: &[Record]) -> Table {
     Table {
-        headers: vec!["time", "node", "action", "status", "gfs2", "request_id", "details"],
+        headers: vec!["time", "node", "action", "status", "gfs2", "request_id", "details", "rabbit", "cluster"],
         rows: records
             .iter()
             .map(|r| {
@@ -103,24 +143,27 @@ pub fn list(records: &[Record]) -> Table {
                     r.gfs2.join(" "),
                     r.request_id.clone().unwrap_or_default(),
                     field(r, "details"),
+                    r.rabbit.clone(),
+                    r.cluster.clone(),
                 ]
             })
             .collect(),
     }
 }
 
-/// Fence requests per node, with how they ended.
-pub fn count(records: &[Record]) -> Table {
+/// Fence requests per node (or rabbit, or cluster), with how they ended.
+pub fn count(records: &[Record], by: By) -> Table {
     #[derive(Default)]
     struct C {
         requested: u64,
         completed: u64,
         failed: u64,
         last: String,
+        rabbits: BTreeSet<String>,
     }
-    let mut by: BTreeMap<&str, C> = BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, C> = BTreeMap::new();
     for r in records {
-        let c = by.entry(&r.node).or_default();
+        let c = rows.entry(by.key(r)).or_default();
         match r.status.as_str() {
             "requested" => c.requested += 1,
             "completed" => c.completed += 1,
@@ -128,13 +171,22 @@ pub fn count(records: &[Record]) -> Table {
             _ => {}
         }
         c.last = c.last.clone().max(time(r));
+        c.rabbits.insert(r.rabbit.clone());
     }
     Table {
-        headers: vec!["node", "requested", "completed", "failed", "last"],
-        rows: by
+        headers: vec![by.header(), "requested", "completed", "failed", "last", "rabbit", "cluster"],
+        rows: rows
             .into_iter()
-            .map(|(n, c)| {
-                vec![n.into(), c.requested.to_string(), c.completed.to_string(), c.failed.to_string(), c.last]
+            .map(|((first, _, cluster), c)| {
+                vec![
+                    first,
+                    c.requested.to_string(),
+                    c.completed.to_string(),
+                    c.failed.to_string(),
+                    c.last,
+                    joined(c.rabbits.iter().map(String::as_str)),
+                    cluster,
+                ]
             })
             .collect(),
     }
@@ -142,21 +194,31 @@ pub fn count(records: &[Record]) -> Table {
 
 /// Every GFS2 file system named by a completed fence: how many fences, which nodes, the last time.
 pub fn filesystems(records: &[Record]) -> Table {
-    let mut by: BTreeMap<&str, (u64, BTreeSet<&str>, String)> = BTreeMap::new();
+    #[derive(Default)]
+    struct F<'a> {
+        fences: u64,
+        nodes: BTreeSet<&'a str>,
+        last: String,
+        rabbits: BTreeSet<&'a str>,
+        clusters: BTreeSet<&'a str>,
+    }
+    let mut by: BTreeMap<&str, F> = BTreeMap::new();
     for r in records.iter().filter(|r| r.status == "completed") {
         for fs in r.filesystems() {
             let e = by.entry(fs).or_default();
-            e.0 += 1;
-            e.1.insert(&r.node);
-            e.2 = e.2.clone().max(time(r));
+            e.fences += 1;
+            e.nodes.insert(&r.node);
+            e.last = e.last.clone().max(time(r));
+            e.rabbits.insert(&r.rabbit);
+            e.clusters.insert(&r.cluster);
         }
     }
     Table {
-        headers: vec!["filesystem", "fences", "nodes", "last"],
+        headers: vec!["filesystem", "fences", "nodes", "last", "rabbit", "cluster"],
         rows: by
             .into_iter()
-            .map(|(fs, (n, nodes, last))| {
-                vec![fs.into(), n.to_string(), nodes.into_iter().collect::<Vec<_>>().join(" "), last]
+            .map(|(fs, f)| {
+                vec![fs.into(), f.fences.to_string(), joined(f.nodes), f.last, joined(f.rabbits), joined(f.clusters)]
             })
             .collect(),
     }
@@ -179,7 +241,7 @@ pub fn timeline(records: &[Record]) -> Table {
         }
     }
     Table {
-        headers: vec!["requested", "node", "action", "result", "latency_ms", "gfs2", "request_id"],
+        headers: vec!["requested", "node", "action", "result", "latency_ms", "gfs2", "request_id", "rabbit", "cluster"],
         rows: order
             .into_iter()
             .map(|id| {
@@ -197,23 +259,26 @@ pub fn timeline(records: &[Record]) -> Table {
                             format!("{} ({outcome})", e.status)
                         }
                     }),
-                    latency(asked, ended).map_or(String::new(), |l| l.to_string()),
+                    latency_of(asked, ended).map_or(String::new(), |l| l.to_string()),
                     ended.unwrap_or(first).gfs2.join(" "),
                     id.into(),
+                    first.rabbit.clone(),
+                    first.cluster.clone(),
                 ]
             })
             .collect(),
     }
 }
 
-fn latency(asked: Option<&Record>, ended: Option<&Record>) -> Option<u64> {
+fn latency_of(asked: Option<&Record>, ended: Option<&Record>) -> Option<u64> {
     Some(ended?.elapsed_ms?.saturating_sub(asked?.elapsed_ms?))
 }
 
-/// Per node, completed fences' latency from request to completion (the agent's clock).
-pub fn latency_by_node(records: &[Record]) -> Table {
+/// Per node (or rabbit, or cluster), completed fences' latency from request to completion (the
+/// agent's clock).
+pub fn latency(records: &[Record], by: By) -> Table {
     let mut asked: BTreeMap<&str, &Record> = BTreeMap::new();
-    let mut by: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut rows: BTreeMap<RowKey, (Vec<u64>, BTreeSet<&str>)> = BTreeMap::new();
     for r in records {
         let Some(id) = r.request_id.as_deref() else { continue };
         match r.status.as_str() {
@@ -221,8 +286,10 @@ pub fn latency_by_node(records: &[Record]) -> Table {
                 asked.insert(id, r);
             }
             "completed" => {
-                if let Some(l) = latency(asked.get(id).copied(), Some(r)) {
-                    by.entry(&r.node).or_default().push(l);
+                if let Some(l) = latency_of(asked.get(id).copied(), Some(r)) {
+                    let row = rows.entry(by.key(r)).or_default();
+                    row.0.push(l);
+                    row.1.insert(&r.rabbit);
                 }
             }
             _ => {}
@@ -230,12 +297,21 @@ pub fn latency_by_node(records: &[Record]) -> Table {
     }
     let pct = |v: &[u64], p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1].to_string();
     Table {
-        headers: vec!["node", "fences", "p50_ms", "p90_ms", "p99_ms", "max_ms"],
-        rows: by
+        headers: vec![by.header(), "fences", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rabbit", "cluster"],
+        rows: rows
             .into_iter()
-            .map(|(n, mut v)| {
+            .map(|((first, _, cluster), (mut v, rabbits))| {
                 v.sort_unstable();
-                vec![n.into(), v.len().to_string(), pct(&v, 0.5), pct(&v, 0.9), pct(&v, 0.99), pct(&v, 1.0)]
+                vec![
+                    first,
+                    v.len().to_string(),
+                    pct(&v, 0.5),
+                    pct(&v, 0.9),
+                    pct(&v, 0.99),
+                    pct(&v, 1.0),
+                    joined(rabbits),
+                    cluster,
+                ]
             })
             .collect(),
     }
@@ -246,9 +322,34 @@ mod tests {
     use super::*;
 
     fn rec(node: &str, status: &str, id: &str, ms: u64, fs: &[&str]) -> Record {
+        rec_on("r1", "c1", node, status, id, ms, fs)
+    }
+
+    fn rec_on(rabbit: &str, cluster: &str, node: &str, status: &str, id: &str, ms: u64, fs: &[&str]) -> Record {
         let line = serde_json::json!({"timestamp": "2026-11-25T10:00:00Z", "action": "off", "target_node": node,
-            "gfs2_filesystems": fs, "status": status, "details": "a, \"b\"", "request_id": id, "elapsed_ms": ms});
+            "gfs2_filesystems": fs, "status": status, "details": "a, \"b\"", "request_id": id, "elapsed_ms": ms,
+            "recorder_node": rabbit, "cluster": cluster});
         Record::parse(&line.to_string()).unwrap()
+    }
+
+    #[test]
+    fn site_reports_count_per_rabbit_and_cluster_and_keep_nodes_of_two_rabbits_apart() {
+        let mut r = sample();
+        r.push(rec_on("r2", "c2", "n1", "requested", "d", 1, &["fs9"]));
+        r.push(rec_on("r2", "c2", "n1", "completed", "d", 101, &["fs9"]));
+        r.push(rec_on("r3", "c2", "n7", "failed", "e", 5, &[]));
+        let nodes = count(&r, By::Node);
+        assert_eq!(nodes.rows.len(), 4, "{:?}", nodes.rows);
+        assert_eq!(nodes.rows[1], ["n1", "1", "1", "0", "2026-11-25T10:00:00Z", "r2", "c2"]);
+        let rabbits = count(&r, By::Rabbit);
+        assert_eq!(rabbits.headers[0], "rabbit");
+        assert_eq!(rabbits.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["r1", "r2", "r3"]);
+        let clusters = count(&r, By::Cluster);
+        assert_eq!(clusters.rows[1], ["c2", "1", "1", "1", "2026-11-25T10:00:00Z", "r2 r3", "c2"]);
+        let l = latency(&r, By::Cluster);
+        assert_eq!(l.rows[1], ["c2", "1", "100", "100", "100", "100", "r2", "c2"]);
+        let fs = filesystems(&r);
+        assert_eq!(fs.rows[2], ["fs9", "1", "n1", "2026-11-25T10:00:00Z", "r2", "c2"]);
     }
 
     fn sample() -> Vec<Record> {
@@ -265,16 +366,16 @@ mod tests {
     #[test]
     fn reports_aggregate_per_node_and_file_system() {
         let r = sample();
-        assert_eq!(count(&r).rows[0], ["n1", "2", "2", "0", "2026-11-25T10:00:00Z"]);
-        assert_eq!(count(&r).rows[1][3], "1");
+        assert_eq!(count(&r, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T10:00:00Z", "r1", "c1"]);
+        assert_eq!(count(&r, By::Node).rows[1][3], "1");
         let fs = filesystems(&r);
         assert_eq!(fs.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["fs1", "fs2"]);
         assert_eq!(fs.rows[0][1], "2");
         let t = timeline(&r);
         assert_eq!(t.rows[1][3], "failed");
         assert_eq!(t.rows[0][4], "40");
-        let l = latency_by_node(&r);
-        assert_eq!(l.rows, [["n1", "2", "10", "40", "40", "40"]]);
+        let l = latency(&r, By::Node);
+        assert_eq!(l.rows, [["n1", "2", "10", "40", "40", "40", "r1", "c1"]]);
     }
 
     #[test]
@@ -282,7 +383,7 @@ mod tests {
         let t = list(&sample()[..1]);
         assert!(t.render(Format::Table).starts_with("TIME"));
         let csv = t.render(Format::Csv);
-        assert!(csv.lines().nth(1).unwrap().ends_with(",\"a, \"\"b\"\"\""), "{csv}");
+        assert!(csv.lines().nth(1).unwrap().ends_with(",\"a, \"\"b\"\"\",r1,c1"), "{csv}");
         let json: serde_json::Value = serde_json::from_str(&t.render(Format::Json)).unwrap();
         assert_eq!(json[0]["node"], "n1");
         assert_eq!(Table { headers: vec!["x"], rows: vec![] }.render(Format::Table), "(no matching events)\n");
