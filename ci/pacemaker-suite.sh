@@ -212,6 +212,8 @@ check "stonith_admin --reboot node2 succeeds" stonith_admin --reboot node2 --tim
 check "response, logs and history agree (reboot)" agree reboot
 check "stonith_admin --fence node2 (off) succeeds" stonith_admin --fence node2 --timeout 60
 check "response, logs and history agree (off)" agree off
+check "the record names the cluster from corosync.conf's totem.cluster_name (site view)" \
+    bash -c "tail -n 1 $LOGS/fence-events-detailed.jsonl | grep -q '\"cluster\": \"gfs2ci\"'"
 check "Pacemaker's port= reached the fence command as the plug" bash -c "grep -q '\"action\":\"off\",\"target\":\"node2\",\"nodename\":\"node2\"' $LEDGER"
 check "a pcmk_host_map alias works (node3 -> plug-n3)" stonith_admin --reboot node3 --timeout 60
 check "the alias reached the fence command as the plug" bash -c "grep -q '\"target\":\"plug-n3\",\"nodename\":\"node3\"' $LEDGER"

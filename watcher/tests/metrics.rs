@@ -3,35 +3,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::*;
-
-fn get(addr: &str, path: &str) -> String {
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    write!(c, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    out
-}
-
-/// The address a watcher started with `--metrics-addr 127.0.0.1:0` serves on, from its log.
-fn served_at(watcher: &Proc) -> String {
-    let mut addr = String::new();
-    let found = wait_until(Duration::from_secs(20), || {
-        let log = watcher.stderr_text();
-        match log.lines().find(|l| l.contains("serving /metrics")).and_then(|l| l.split("addr=").nth(1)) {
-            Some(a) => {
-                addr = a.split_whitespace().next().unwrap().to_string();
-                true
-            }
-            None => false,
-        }
-    });
-    assert!(found, "{}", watcher.stderr_text());
-    addr
-}
 
 /// Finding (#18, Prometheus for real): a response counter series was born at its first response,
 /// at 1, and Prometheus sees no increase in a series' first sample, so `GFS2FenceFailed`

@@ -7,7 +7,7 @@
 
 #![allow(dead_code)]
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -169,6 +169,9 @@ pub struct World {
     pub agent_env: Vec<(String, String)>,
     /// More environment for the watchers.
     pub watcher_env: Vec<(String, String)>,
+    /// The host name the world's agents and watchers see: set, they run in a UTS namespace of their
+    /// own (`unshare --user --map-root-user --uts`) under that name, as on a rabbit of that name.
+    pub host: Option<String>,
 }
 
 impl World {
@@ -179,7 +182,17 @@ impl World {
         let ledger = dir.path().join("ledger.jsonl");
         let behavior = dir.path().join("behavior.json");
         std::fs::write(&behavior, "{}").unwrap();
-        World { dir, spool, logs, ledger, behavior, path_prefix: None, agent_env: Vec::new(), watcher_env: Vec::new() }
+        World {
+            dir,
+            spool,
+            logs,
+            ledger,
+            behavior,
+            path_prefix: None,
+            agent_env: Vec::new(),
+            watcher_env: Vec::new(),
+            host: None,
+        }
     }
 
     pub fn spool(&self) -> ha::spool::Spool {
@@ -199,9 +212,22 @@ impl World {
     }
 
     /// Starts a watcher with the test executor and waits until it holds its member lock.
+    /// A command running `program` as this world's host ([`World::host`]).
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match &self.host {
+            None => Command::new(program),
+            Some(host) => {
+                let mut cmd = Command::new("unshare");
+                cmd.args(["--user", "--map-root-user", "--uts", "sh", "-c", "hostname \"$0\" && exec \"$@\"", host]);
+                cmd.arg(program);
+                cmd
+            }
+        }
+    }
+
     pub fn watcher(&self, id: &str, extra: &[&str]) -> Proc {
         let stderr = self.dir.path().join(format!("{id}.stderr"));
-        let mut cmd = Command::new(watcher_bin());
+        let mut cmd = self.command(watcher_bin());
         scrub(&mut cmd);
         cmd.args(["run", "--spool-dir"])
             .arg(&self.spool)
@@ -264,7 +290,7 @@ impl World {
     }
 
     fn agent_command(&self) -> Command {
-        let mut cmd = Command::new(agent_bin());
+        let mut cmd = self.command(agent_bin());
         scrub(&mut cmd);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("PATH", self.path());
         cmd.env("GFS2_FENCE_JOURNAL_SOCKET", self.journal_socket());
@@ -408,6 +434,32 @@ impl World {
 
 /// Runs `script` with `bash -euc` in a private user and mount namespace (`unshare -rm`), where it
 /// may mount a small or read-only tmpfs without root.
+/// `GET path` from a watcher's metrics server at `addr`: the whole HTTP reply.
+pub fn get(addr: &str, path: &str) -> String {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The address a watcher started with `--metrics-addr 127.0.0.1:0` serves on, from its log.
+pub fn served_at(watcher: &Proc) -> String {
+    let mut addr = String::new();
+    let found = wait_until(Duration::from_secs(20), || {
+        let log = watcher.stderr_text();
+        match log.lines().find(|l| l.contains("serving /metrics")).and_then(|l| l.split("addr=").nth(1)) {
+            Some(a) => {
+                addr = a.split_whitespace().next().unwrap().to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(found, "{}", watcher.stderr_text());
+    addr
+}
+
 pub fn in_namespace(script: &str) -> Output {
     Command::new("unshare").args(["-rm", "bash", "-euc", script]).output().expect("unshare (util-linux) is needed")
 }
