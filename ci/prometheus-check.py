@@ -6,7 +6,8 @@ implies. A dashboard query without an expectation here fails the check, so a new
 Usage: prometheus-check.py PROMETHEUS_URL DASHBOARD_JSON FACTS_JSON PHASE [PATIENCE_SECONDS]
 PHASE is `during` (a slow fence in flight, a request queued behind it) or `after` (everything done).
 FACTS_JSON: {"rabbit", "live", "leader", "epoch", "done_reboot", "done_off", "failed_off",
-"retries", "recovered", "killed"} as the suite observed them (spool files, exit codes)."""
+"retries", "recovered", "killed", "cluster", "rabbit2", "cluster2", "done2"} as the suite observed them
+(spool files, exit codes). The dashboard's $rabbit is the first rabbit; the site row sees both."""
 
 import json
 import sys
@@ -59,32 +60,48 @@ def expectations(f):
             raise AssertionError(f"{what}: {v} not in ({lo}, {hi}]")
 
     r = f["rabbit"]
+    r2 = f.get("rabbit2")
     w = WINDOW
+    power = 'action=~"off|reboot"'
     return {
+        # The site overview row: every rabbit.
+        'count by (cluster) (max by (rabbit, cluster) (gfs2_fencing_info{job="gfs2-fencing"}))':
+            ("after", lambda res: (eq(one(res, cluster=f["cluster"]), 1, "rabbits of the first cluster"),
+                                   eq(one(res, cluster=f["cluster2"]), 1, "rabbits of the second cluster"))),
         'sum by (rabbit) (up{job="gfs2-fencing"})':
-            ("after", lambda res: eq(one(res, rabbit=r), f["live"], "watchers up")),
-        "max by (leader) (gfs2_fence_leader_epoch)":
+            ("after", lambda res: (eq(one(res, rabbit=r), f["live"], "watchers up"),
+                                   eq(one(res, rabbit=r2), 1, "watchers up on the second rabbit"))),
+        f'sum by (rabbit) (increase(gfs2_fence_responses_total{{{power},outcome="done"}}[1h]))':
+            ("after", lambda res: (near(one(res, rabbit=r), f["done_reboot"] + f["done_off"], "fences done"),
+                                   near(one(res, rabbit=r2), f["done2"], "fences done on the second rabbit"))),
+        f'sum by (rabbit) (increase(gfs2_fence_responses_total{{{power},outcome=~"failed|expired|abandoned"}}[{w}]))':
+            ("after", lambda res: (near(one(res, rabbit=r), f["failed_off"], "fences failed"),
+                                   near(one(res, rabbit=r2), 0, "fences failed on the second rabbit"))),
+        # The rabbit row: the first rabbit.
+        f'sum by (rabbit) (up{{job="gfs2-fencing",rabbit=~"{r}"}})':
+            ("after", lambda res: (eq(len(res), 1, "rabbits shown"), eq(one(res, rabbit=r), f["live"], "watchers up"))),
+        f'max by (leader) (gfs2_fence_leader_epoch{{rabbit=~"{r}"}})':
             ("after", lambda res: (eq(len(res), 1, "leader series"),
                                    eq(one(res, leader=f["leader"]), f["epoch"], "leader epoch"))),
-        "sum(gfs2_fence_in_flight)":
+        f'sum(gfs2_fence_in_flight{{rabbit=~"{r}"}})':
             ("during", lambda res: eq(one(res), 1, "executions in flight")),
-        "max by (rabbit) (gfs2_fence_quarantined_files)":
+        f'max by (rabbit) (gfs2_fence_quarantined_files{{rabbit=~"{r}"}})':
             ("after", lambda res: eq(one(res, rabbit=r), 1, "quarantined files")),
-        f"sum by (outcome, action) (increase(gfs2_fence_responses_total[{w}]))":
+        f'sum by (outcome, action) (increase(gfs2_fence_responses_total{{rabbit=~"{r}"}}[{w}]))':
             ("after", lambda res: (near(one(res, outcome="done", action="reboot"), f["done_reboot"], "done reboots"),
                                    near(one(res, outcome="done", action="off"), f["done_off"], "done offs"),
                                    near(one(res, outcome="failed", action="off"), f["failed_off"], "failed offs"),
                                    near(one(res, outcome="done", action="status"), 0, "done statuses"))),
-        "max by (priority) (gfs2_fence_queue_depth)":
+        f'max by (priority) (gfs2_fence_queue_depth{{rabbit=~"{r}"}})':
             ("during", lambda res: eq(one(res, priority="100"), 1, "queued off requests")),
-        f"histogram_quantile(0.99, sum by (le) (rate(gfs2_fence_execution_seconds_bucket[{w}])))":
+        f'histogram_quantile(0.99, sum by (le) (rate(gfs2_fence_execution_seconds_bucket{{rabbit=~"{r}"}}[{w}])))':
             # the slow fence (sleep:6000) is the one execution in the (5, 10] s bucket
             ("after", lambda res: within(one(res), 5, 10, "p99 fence command time")),
-        f"histogram_quantile(0.5, sum by (le) (rate(gfs2_fence_execution_seconds_bucket[{w}])))":
+        f'histogram_quantile(0.5, sum by (le) (rate(gfs2_fence_execution_seconds_bucket{{rabbit=~"{r}"}}[{w}])))':
             ("after", lambda res: within(one(res), 0, 0.5, "p50 fence command time")),
-        f"sum(increase(gfs2_fence_retries_total[{w}]))":
+        f'sum(increase(gfs2_fence_retries_total{{rabbit=~"{r}"}}[{w}]))':
             ("after", lambda res: near(one(res), f["retries"], "retries")),
-        f"sum(increase(gfs2_fence_recovered_claims_total[{w}]))":
+        f'sum(increase(gfs2_fence_recovered_claims_total{{rabbit=~"{r}"}}[{w}]))':
             ("after", lambda res: near(one(res), f["recovered"], "recovered claims")),
         # The rules, evaluated by the same Prometheus on the same data.
         'ALERTS{alertname="GFS2FenceFailed",alertstate="firing"}':
@@ -93,6 +110,9 @@ def expectations(f):
             ("after", lambda res: eq(len(res), f["live"], "quarantine alerts (one per live watcher)")),
         'ALERTS{alertname="GFS2FenceWatcherDown",alertstate="pending"}':
             ("after", lambda res: eq(len(res), f["killed"], "watchers down (pending for 2m)")),
+        # The site rule joins the rabbit's cluster from gfs2_fencing_info (pending: it waits 2m).
+        'ALERTS{alertname="GFS2FencingRabbitUnhealthy"}':
+            ("after", lambda res: (eq(len(res), 1, "unhealthy rabbits"), one(res, rabbit=r, cluster=f["cluster"]))),
     }
 
 
@@ -100,7 +120,7 @@ def main():
     url, dashboard, facts, phase = sys.argv[1:5]
     f = json.load(open(facts))
     exp = expectations(f)
-    exprs = [t["expr"].replace("$__rate_interval", WINDOW)
+    exprs = [t["expr"].replace("$__rate_interval", WINDOW).replace("$rabbit", f["rabbit"])
              for p in json.load(open(dashboard))["panels"] for t in p.get("targets", [])]
     missing = [e for e in exprs if e not in exp]
     if missing:

@@ -3,7 +3,8 @@
 # it, and this fails rather than skips when it is missing):
 #  1. promtool check rules, and promtool test rules with every alert firing in at least one test;
 #  2. a real Prometheus on loopback scraping three real watchers (test executor as fence command) with
-#     the example configuration's job and rabbit label, and the rules loaded;
+#     the example configuration's job and rabbit label, and the rules loaded, and, for the site view,
+#     a second rabbit's watcher (its own spool, another cluster name, a second target label);
 #  3. what the dashboard shows, caused for real: fences, a retry that succeeds, a failed fence, a
 #     quarantined request, a slow fence with a request queued behind it, the watcher executing it
 #     SIGKILLed (its claim recovered by another) and the leader SIGKILLed (a takeover);
@@ -35,7 +36,9 @@ echo "every alert has a firing unit test"
 
 W=$(mktemp -d /tmp/gfs2-prometheus-suite.XXXXXX)
 SPOOL=$W/spool LOGS=$W/logs LEDGER=$W/ledger.jsonl BEHAVIOR=$W/behavior.json
-RABBIT=rabbit-ci
+RABBIT=rabbit-ci CLUSTER=cluster-ci
+# A second rabbit for the site view: one watcher on a spool of its own, another cluster.
+SPOOL2=$W/spool2 LOGS2=$W/logs2 RABBIT2=rabbit-ci2 CLUSTER2=cluster-ci2
 WATCHER_PIDS=() PROM_PID=
 cleanup() {
     set +e
@@ -48,21 +51,23 @@ trap cleanup EXIT
 wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 behave() { python3 -c 'import json, sys; f = sys.argv[1]; d = json.load(open(f)); d[sys.argv[2]] = sys.argv[3]; json.dump(d, open(f, "w"))' "$BEHAVIOR" "$1" "$2"; }
-# agent ACTION TARGET: a fence through the spool, as Pacemaker runs the agent.
+# agent ACTION TARGET [SPOOL LOGS CLUSTER]: a fence through the spool, as Pacemaker runs the agent.
 agent() {
     printf 'action=%s\nplug=%s\nspool_dir=%s\nlog_dir=%s\nno_gfs2_discovery=1\nfence_timeout=40\n' \
-        "$1" "$2" "$SPOOL" "$LOGS" | "$BIN/fence_gfs2_recorder"
+        "$1" "$2" "${3:-$SPOOL}" "${4:-$LOGS}" | GFS2_FENCE_CLUSTER_NAME=${5:-$CLUSTER} "$BIN/fence_gfs2_recorder"
 }
 leader() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$SPOOL/leader.json" "$1"; }
 
 echo '{}' >"$BEHAVIOR"
 PORTS=()
-for i in 1 2 3; do
+for i in 1 2 3 4; do
     PORTS[$i]=$(free_port)
-    "$BIN/gfs2-fence-watcher" run --spool-dir "$SPOOL" --id "prom-w$i" --fence-command "$BIN/gfs2-fence-test-executor" \
+    if [ "$i" = 4 ]; then spool=$SPOOL2 logs=$LOGS2 cluster=$CLUSTER2; else spool=$SPOOL logs=$LOGS cluster=$CLUSTER; fi
+    GFS2_FENCE_CLUSTER_NAME=$cluster \
+    "$BIN/gfs2-fence-watcher" run --spool-dir "$spool" --id "prom-w$i" --fence-command "$BIN/gfs2-fence-test-executor" \
         --fence-option "ledger=$LEDGER" --fence-option "behavior_file=$BEHAVIOR" \
         --metrics-addr "127.0.0.1:${PORTS[$i]}" --rescan-interval 0.3 --heartbeat-interval 0.3 --ttl 3 \
-        --retry-delay 0.1 --health-interval 0 --discovery-interval 0 --log-dir "$LOGS" --alerts-dir "" \
+        --retry-delay 0.1 --health-interval 0 --discovery-interval 0 --log-dir "$logs" --alerts-dir "" \
         2>>"$W/watcher-$i.log" &
     WATCHER_PIDS[$i]=$!
     disown "$!"
@@ -75,6 +80,8 @@ sed -e "s|'127.0.0.1:9851', '127.0.0.1:9852', '127.0.0.1:9853'|'127.0.0.1:${PORT
     -e "s|rabbit: rabbit-1|rabbit: $RABBIT|" -e 's|_interval: 15s|_interval: 1s|' \
     -e "s|/usr/share/doc/gfs2-fencing/prometheus/gfs2-fencing.rules.yml|$W/rules.yml|" \
     packaging/prometheus/prometheus.yml >"$W/prometheus.yml"
+# The second rabbit: one more target of the same job, with its own rabbit label.
+printf "      - targets: ['127.0.0.1:%s']\n        labels:\n          rabbit: %s\n" "${PORTS[4]}" "$RABBIT2" >>"$W/prometheus.yml"
 grep -q "${PORTS[3]}" "$W/prometheus.yml" && grep -q "$W/rules.yml" "$W/prometheus.yml" ||
     { echo "prometheus suite: the example configuration did not take this run's ports and rules" >&2; exit 1; }
 prometheus --config.file "$W/prometheus.yml" --storage.tsdb.path "$W/tsdb" --web.listen-address "127.0.0.1:$PROM_PORT" \
@@ -82,13 +89,16 @@ prometheus --config.file "$W/prometheus.yml" --storage.tsdb.path "$W/tsdb" --web
 PROM_PID=$!
 disown "$!"
 value() { curl -fsS "$PROM/api/v1/query" --data-urlencode "query=$1" | grep -o '"[0-9.]*"\]' | tr -d '"]'; }
-all_up() { [ "$(value 'sum(up{job="gfs2-fencing"})')" = 3 ]; }
-wait_for 60 all_up || { echo "prometheus suite: Prometheus did not scrape three watchers" >&2; tail "$W/prometheus.log" >&2; exit 1; }
+all_up() { [ "$(value 'sum(up{job="gfs2-fencing"})')" = 4 ]; }
+wait_for 60 all_up || { echo "prometheus suite: Prometheus did not scrape four watchers" >&2; tail "$W/prometheus.log" >&2; exit 1; }
 # Ten samples of every series before the first event: increase() extrapolates a series past its
 # last sample by up to half a scrape interval, a large share of a series only two samples long.
-sampled() { [ "$(value 'count(count_over_time(up{job="gfs2-fencing"}[1m]) >= 10)')" = 3 ]; }
-wait_for 60 sampled || { echo "prometheus suite: Prometheus did not keep scraping three watchers" >&2; exit 1; }
-echo "== Prometheus on 127.0.0.1:$PROM_PORT scrapes 3 watchers"
+sampled() { [ "$(value 'count(count_over_time(up{job="gfs2-fencing"}[1m]) >= 10)')" = 4 ]; }
+wait_for 60 sampled || { echo "prometheus suite: Prometheus did not keep scraping four watchers" >&2; exit 1; }
+echo "== Prometheus on 127.0.0.1:$PROM_PORT scrapes 3 watchers of $RABBIT ($CLUSTER) and 1 of $RABBIT2 ($CLUSTER2)"
+
+# The second rabbit's fences.
+for n in m1 m2; do agent reboot "$n" "$SPOOL2" "$LOGS2" "$CLUSTER2" >/dev/null; done
 
 # Fences, a retry that succeeds, a failed fence, a quarantined request.
 for n in n1 n2 n3; do agent reboot "$n" >/dev/null; done
@@ -107,7 +117,7 @@ agent off n6 >"$W/n6-off.out" 2>&1 &
 OFF=$!
 CLAIMED=$(ls "$SPOOL/claimed" | grep -v '^\.' | head -1)
 EXECUTOR=$(echo "$CLAIMED" | cut -d. -f2)
-echo "{\"rabbit\": \"$RABBIT\"}" >"$W/facts.json"
+echo "{\"rabbit\": \"$RABBIT\", \"rabbit2\": \"$RABBIT2\"}" >"$W/facts.json"
 echo "== during the slow fence (claimed by $EXECUTOR)"
 # (the slow fence runs 6 s: the checks have 4 s to see it)
 python3 ci/prometheus-check.py "$PROM" "$DASHBOARD" "$W/facts.json" during 4
@@ -119,8 +129,9 @@ wait "$REBOOT" || { echo "prometheus suite: the slow fence did not complete afte
 wait "$OFF" || { echo "prometheus suite: the queued off did not complete" >&2; cat "$W/n6-off.out" >&2; exit 1; }
 # Then, once Prometheus has scraped the answers, the leader dies (unless it was the executing
 # watcher): a takeover.
-answered() { [ "$(value 'sum(max_over_time(gfs2_fence_responses_total{outcome="done"}[5m]))')" = 6 ]; }
-wait_for 20 answered || { echo "prometheus suite: Prometheus did not see the six done answers" >&2; exit 1; }
+answered() { [ "$(value "sum(max_over_time(gfs2_fence_responses_total{outcome=\"done\",rabbit=\"$RABBIT\"}[5m]))")" = 6 ] &&
+    [ "$(value "sum(max_over_time(gfs2_fence_responses_total{outcome=\"done\",rabbit=\"$RABBIT2\"}[5m]))")" = 2 ]; }
+wait_for 20 answered || { echo "prometheus suite: Prometheus did not see the six and two done answers" >&2; exit 1; }
 if [ "$FIRST_LEADER" != "$EXECUTOR" ]; then
     for i in 1 2 3; do [ "prom-w$i" = "$FIRST_LEADER" ] && kill -KILL "${WATCHER_PIDS[$i]}"; done
     KILLED=2
@@ -129,7 +140,8 @@ new_leader() { [ "$(leader watcher_id)" != "$FIRST_LEADER" ]; }
 wait_for 20 new_leader || { echo "prometheus suite: no leader took over from $FIRST_LEADER" >&2; exit 1; }
 cat >"$W/facts.json" <<FACTS
 {"rabbit": "$RABBIT", "live": $((3 - KILLED)), "killed": $KILLED, "leader": "$(leader watcher_id)",
- "epoch": $(leader epoch), "done_reboot": 5, "done_off": 1, "failed_off": 1, "retries": 2, "recovered": 1}
+ "epoch": $(leader epoch), "done_reboot": 5, "done_off": 1, "failed_off": 1, "retries": 2, "recovered": 1,
+ "cluster": "$CLUSTER", "rabbit2": "$RABBIT2", "cluster2": "$CLUSTER2", "done2": 2}
 FACTS
 echo "== after: leader $FIRST_LEADER -> $(leader watcher_id), $KILLED watcher(s) SIGKILLed"
 python3 ci/prometheus-check.py "$PROM" "$DASHBOARD" "$W/facts.json" after
