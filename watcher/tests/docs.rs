@@ -90,6 +90,13 @@ fn every_documented_events_and_status_command_runs() {
     }
     let cwd = w.dir.path();
     std::fs::write(cwd.join("anchors.txt"), "").unwrap();
+    // The site view's examples: a gathered directory holding this rabbit's logs, an empty journal.
+    let gathered = cwd.join("site").join(ha::os::host::name());
+    std::fs::create_dir_all(&gathered).unwrap();
+    for f in std::fs::read_dir(&w.logs).unwrap().flatten().filter(|f| f.path().is_file()) {
+        std::fs::copy(f.path(), gathered.join(f.file_name())).unwrap();
+    }
+    std::fs::create_dir_all(cwd.join("journal")).unwrap();
     let events = doc_commands("gfs2-fence-events");
     for (file, cmd) in &events {
         // The documented spool is the default one: here, this test's.
