@@ -105,7 +105,10 @@ for n in n1 n2 n3; do agent reboot "$n" >/dev/null; done
 behave n4 flaky
 agent reboot n4 >/dev/null
 behave n5 fail
-if agent off n5 >/dev/null 2>&1; then echo "prometheus suite: the fence of n5 should have failed" >&2; exit 1; fi
+if agent off n5 >"$W/n5.out" 2>&1; then echo "prometheus suite: the fence of n5 should have failed" >&2; exit 1; fi
+# Failed because a watcher answered it so (what the failure panels and alerts count), not otherwise.
+grep -l '"target_node":"n5"' "$SPOOL"/responses/*.json 2>/dev/null | xargs -r grep -l '"outcome":"failed"' | grep -q . ||
+    { echo "prometheus suite: the fence of n5 failed without a watcher's failed answer:" >&2; cat "$W/n5.out" >&2; exit 1; }
 printf '{ not json' >"$SPOOL/requests/$(cat /proc/sys/kernel/random/uuid).json"
 # A slow fence, an off request queued behind it for the same node.
 behave n6 sleep:6000
