@@ -93,14 +93,16 @@ fn three_rabbits_make_one_site_view_and_a_tampered_rabbit_is_named_alone() {
         assert!(out.contains(&format!("rabbit {} ({}): OK: ", r.name, r.world.logs.display())), "{out}");
     }
 
-    // Gathered as a site gathers them: rsync's rabbit-1/, clush's gfs2-fencing.rabbit-2, and a
-    // directory named for the wrong rabbit.
+    // Gathered as a site gathers them: rsync's rabbit-1/, clush's gfs2-fencing.rabbit-2, and a link
+    // named for the wrong rabbit to a copy kept elsewhere.
     let site = tempfile::tempdir().unwrap();
-    let gathered: Vec<PathBuf> =
-        ["rabbit-1", "gfs2-fencing.rabbit-2", "rabbit-9"].iter().map(|d| site.path().join(d)).collect();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let gathered: Vec<PathBuf> = ["rabbit-1", "gfs2-fencing.rabbit-2"].iter().map(|d| site.path().join(d)).collect();
     for (r, to) in rabbits.iter().zip(&gathered) {
         copy_logs(&r.world.logs, to);
     }
+    copy_logs(&rabbits[2].world.logs, &elsewhere.path().join("copy"));
+    std::os::unix::fs::symlink(elsewhere.path().join("copy"), site.path().join("rabbit-9")).unwrap();
     let site_arg = site.path().display().to_string();
     let (code, out) = events_at(&["--site-dir", &site_arg, "verify"]);
     assert_eq!(code, 0, "{out}");
@@ -141,6 +143,11 @@ fn three_rabbits_make_one_site_view_and_a_tampered_rabbit_is_named_alone() {
     let line = |rabbit: &str| out.lines().find(|l| l.starts_with(&format!("rabbit {rabbit} "))).unwrap_or_default();
     assert!(line("rabbit-2").contains("BROKEN:") && line("rabbit-2").contains("was edited"), "{out}");
     assert!(line("rabbit-1").contains("OK: 4 chained records") && line("rabbit-3").contains("OK: 2 chained"), "{out}");
+
+    // A directory holding no rabbit's records is a usage error, not an empty success.
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out) = events_at(&["--journal-dir", &empty.path().display().to_string(), "verify"]);
+    assert!(code == 2 && out.contains("hold no fence record"), "{out}");
 }
 
 /// The fields journald adds to an entry it receives, in the export format, before the sender's.
@@ -195,8 +202,12 @@ fn records_sent_to_journald_come_back_from_systemd_journal_remote_one_chain_per_
     let rabbits = site();
     let journals = tempfile::tempdir().unwrap();
     let mut forged = None;
+    let mut first_rabbit = Vec::new();
     for r in &rabbits {
         let datagrams = drain(&r.journal);
+        if r.name == "rabbit-1" {
+            first_rabbit = datagrams.clone();
+        }
         // Two records per fence, one entry per record.
         assert_eq!(datagrams.len(), r.world.log("fence-events-detailed.jsonl").lines().count(), "{}", r.name);
         let first = String::from_utf8_lossy(&datagrams[0]).into_owned();
@@ -219,6 +230,21 @@ fn records_sent_to_journald_come_back_from_systemd_journal_remote_one_chain_per_
         out.contains(&format!("rabbit rabbit-1 (journal {dir} (rabbit rabbit-1)): OK: 4 chained records")),
         "{out}"
     );
+    // An entry lost on its way (journald's rate limit, say) is a gap in that rabbit's chain, said
+    // to be possibly the transport's.
+    let lossy = tempfile::tempdir().unwrap();
+    let datagrams = &first_rabbit;
+    let kept: Vec<u8> = datagrams
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != 1)
+        .flat_map(|(n, d)| received("rabbit-1", d, n as u64))
+        .collect();
+    write_journal(&lossy.path().join("remote-rabbit-1.journal"), &kept);
+    let (code, out) = events_at(&["--journal-dir", &lossy.path().display().to_string(), "verify"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("records seq 2 to 2 are missing") && out.contains("lost on its way"), "{out}");
+
     let (_, list) = events_at(&["--journal-dir", &dir, "--format", "csv", "list", "--status", "completed"]);
     assert_eq!(list.lines().filter(|l| l.ends_with(",cluster-a") || l.ends_with(",cluster-b")).count(), 4, "{list}");
 

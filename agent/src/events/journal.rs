@@ -77,6 +77,7 @@ pub fn chains_of(origin: &str, output: impl BufRead) -> Result<Vec<Chain>, Event
                 origin,
                 dir_name: None,
                 notes,
+                from_journal: true,
             }
         })
         .collect())

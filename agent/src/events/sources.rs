@@ -34,6 +34,8 @@ pub struct Chain {
     pub files: Vec<LogFile>,
     /// What reading it noticed (a journal's host that is not the records' rabbit, ...).
     pub notes: Vec<String>,
+    /// Whether it was read from a journal, where records may also be lost in transport.
+    pub from_journal: bool,
 }
 
 impl Chain {
@@ -78,7 +80,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>, EventsError> {
 pub fn files(origin: String, paths: &[PathBuf]) -> Result<Chain, EventsError> {
     let files: Result<Vec<LogFile>, EventsError> =
         paths.iter().map(|p| Ok(LogFile { name: p.display().to_string(), bytes: read(p)? })).collect();
-    Ok(Chain { origin, dir_name: None, files: files?, notes: Vec::new() })
+    Ok(Chain { origin, dir_name: None, files: files?, notes: Vec::new(), from_journal: false })
 }
 
 /// The chain of a log directory: its detailed log and rotated copies, oldest first. Copies
@@ -101,8 +103,9 @@ pub fn site(dir: &Path) -> Result<Vec<Chain>, EventsError> {
     let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(err)?
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
         .map(|e| e.path())
+        // A directory, or a link to one (a site may link its rabbits' copies into one place).
+        .filter(|p| p.is_dir())
         .collect();
     subdirs.sort();
     let mut chains = Vec::new();
@@ -180,6 +183,7 @@ mod tests {
             dir_name: dir.map(str::to_string),
             files: vec![LogFile { name: origin.into(), bytes: text.into_bytes() }],
             notes: Vec::new(),
+            from_journal: false,
         }
     }
 

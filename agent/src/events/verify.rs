@@ -69,6 +69,11 @@ fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &st
         Some(b) => {
             println!("{prefix}BROKEN: {b}");
             println!("{prefix}checked before the break: {summary}");
+            if c.from_journal && matches!(b, audit::Break::Missing { .. }) {
+                println!(
+                    "{prefix}note: read from a journal, where an entry can also be lost on its way (journald's rate limit, a full socket): verify this rabbit's log directory before calling it a deletion"
+                );
+            }
             Verdict::Broken
         }
     })
@@ -76,6 +81,11 @@ fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &st
 
 /// Verifies every chain; `anchors` and `spool` belong to the one chain there must then be.
 pub fn run(chains: &[Chain], anchors: &[(u64, String)], spool: Option<&Path>) -> Result<ExitCode, EventsError> {
+    if chains.is_empty() {
+        return Err(EventsError::Usage(
+            "the sources given hold no fence record (a journal directory without gfs2-fence-record entries?)".into(),
+        ));
+    }
     if chains.len() > 1 && (!anchors.is_empty() || spool.is_some()) {
         return Err(EventsError::Usage(format!(
             "--anchors, --journal and --spool check one rabbit's chain, and {} chains were given: verify that rabbit's log directory alone",
