@@ -233,16 +233,18 @@ impl EventLog {
                 tracing::warn!("cannot append to fence-events-readable.log: {err}");
             }
         }
-        if let Some(log) = &self.jsonl {
-            let mut record = event_record(ha::os::clock::rfc3339_now(), &self.recorder_node, e);
-            record.cluster = self.cluster.clone();
-            match record.append_to(log, &readable) {
+        let mut record = event_record(ha::os::clock::rfc3339_now(), &self.recorder_node, e);
+        record.cluster = self.cluster.clone();
+        match &self.jsonl {
+            Some(log) => match record.append_to(log, &readable) {
                 Ok(Appended::Chained(_)) => {}
                 Ok(Appended::Unchained(why)) => {
                     tracing::warn!("fence event recorded outside the audit chain in {}: {why}", log.path().display())
                 }
                 Err(err) => tracing::warn!("cannot append to {}: {err}", log.path().display()),
-            }
+            },
+            // No usable log directory: the journal still gets the record.
+            None => record.send_to_journal(&record.line(), None, &readable),
         }
         tracing::info!(
             "Recorded fence event: action={}, target={}, status={}",

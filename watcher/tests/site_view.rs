@@ -260,3 +260,23 @@ fn records_sent_to_journald_come_back_from_systemd_journal_remote_one_chain_per_
     assert!(!rabbit3.is_empty(), "{out}");
     assert!(out.contains("entries from host rabbit-9 carry records of rabbit rabbit-3"), "{out}");
 }
+
+/// Finding (#21 review): the journald entry was sent only after a successful append, so a rabbit
+/// whose log directory could not be written (full, read-only, not a directory) left no record in
+/// the journal either. The journal now keeps the record, outside the chain.
+#[test]
+fn a_record_reaches_the_journal_when_the_log_directory_cannot_be_written() {
+    let w = World::new();
+    let journal = UnixDatagram::bind(w.journal_socket()).unwrap();
+    journal.set_nonblocking(true).unwrap();
+    let _watcher = w.watcher("w1", &[]);
+    let not_a_dir = w.dir.path().join("a-file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let out = w.agent(&format!("action=off\nport=c1\nlog_dir={}\n", not_a_dir.join("logs").display()));
+    assert_exit(&out, 0);
+    let entries: Vec<String> = drain(&journal).iter().map(|d| String::from_utf8_lossy(d).into_owned()).collect();
+    assert_eq!(entries.len(), 2, "requested and completed: {entries:?}");
+    for e in &entries {
+        assert!(e.contains("GFS2_FENCE_TARGET=c1\n") && !e.contains("GFS2_FENCE_SEQ="), "{e}");
+    }
+}

@@ -84,8 +84,9 @@ impl EventRecord {
     }
 
     /// Appends the record to the detailed log: sealed after the chain's end, or as it stands when
-    /// the log's lock is not had in time (see `audit::log`); then sends the line as appended to
-    /// journald (`audit::journal`), `readable` as its message.
+    /// the log's lock is not had in time (see `audit::log`); then sends it to journald
+    /// (`audit::journal`), `readable` as its message: the line as appended, or, when the append
+    /// failed, the record outside the chain (its seal never reached the log).
     pub fn append_to(
         &self,
         log: &crate::audit::log::ChainedLog,
@@ -103,13 +104,21 @@ impl EventRecord {
                 *written.borrow_mut() = line.clone();
                 line
             },
-        )?;
-        let link = match &appended {
-            crate::audit::log::Appended::Chained(link) => Some(link),
-            crate::audit::log::Appended::Unchained(_) => None,
-        };
-        crate::audit::journal::send(&self.journal_fields(&written.borrow(), link, readable));
-        Ok(appended)
+        );
+        match &appended {
+            Ok(crate::audit::log::Appended::Chained(link)) => {
+                self.send_to_journal(&written.borrow(), Some(link), readable)
+            }
+            Ok(crate::audit::log::Appended::Unchained(_)) => self.send_to_journal(&written.borrow(), None, readable),
+            Err(_) => self.send_to_journal(&self.line(), None, readable),
+        }
+        appended
+    }
+
+    /// Sends the record's journald entry (see [`EventRecord::journal_fields`]): also when the log
+    /// itself cannot be written, the journal keeps the record.
+    pub fn send_to_journal(&self, line: &str, link: Option<&crate::audit::chain::Link>, readable: &str) {
+        crate::audit::journal::send(&self.journal_fields(line, link, readable));
     }
 
     /// The journald entry of this record, appended as `line` (its newline dropped), `link` its place
