@@ -34,10 +34,11 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-/// One rabbit's entries: its records' lines with their `seq`, and the hosts that sent them.
+/// One rabbit's entries: its records' lines with their place in `seq` order and the record parsed
+/// from each (once), and the hosts that sent them.
 #[derive(Default)]
 struct Entries {
-    lines: Vec<(u64, String)>,
+    lines: Vec<(u64, String, Option<Record>)>,
     hosts: BTreeSet<String>,
 }
 
@@ -53,9 +54,9 @@ pub fn chains_of(origin: &str, output: impl BufRead) -> Result<Vec<Chain>, Event
         let rabbit =
             parsed.as_ref().map(|r| r.rabbit.clone()).filter(|r| !r.is_empty()).unwrap_or_else(|| host.clone());
         let e = by.entry(rabbit).or_default();
-        let seq = parsed.and_then(|r| r.raw.get("seq").and_then(Value::as_u64));
+        let seq = parsed.as_ref().and_then(|r| r.raw.get("seq").and_then(Value::as_u64));
         let place = seq.unwrap_or_else(|| e.lines.last().map_or(0, |l| l.0));
-        e.lines.push((place, record));
+        e.lines.push((place, record, parsed));
         if !host.is_empty() {
             e.hosts.insert(host);
         }
@@ -64,7 +65,7 @@ pub fn chains_of(origin: &str, output: impl BufRead) -> Result<Vec<Chain>, Event
         .into_iter()
         .map(|(rabbit, mut e)| {
             e.lines.sort_by_key(|l| l.0);
-            let bytes: String = e.lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+            let bytes: String = e.lines.iter().map(|(_, l, _)| format!("{l}\n")).collect();
             let origin = format!("journal {origin} (rabbit {rabbit})");
             let notes = e
                 .hosts
@@ -74,6 +75,7 @@ pub fn chains_of(origin: &str, output: impl BufRead) -> Result<Vec<Chain>, Event
                 .collect();
             Chain {
                 files: vec![LogFile { name: origin.clone(), bytes: bytes.into_bytes() }],
+                records: e.lines.into_iter().filter_map(|(_, _, r)| r).collect(),
                 origin,
                 dir_name: None,
                 notes,
@@ -135,7 +137,7 @@ mod tests {
         let chains = chains_of("/j", out.as_bytes()).unwrap();
         assert_eq!(chains.len(), 2);
         let seqs = |c: &Chain| -> Vec<Option<u64>> {
-            c.records().iter().map(|r| r.raw.get("seq").and_then(Value::as_u64)).collect()
+            c.records.iter().map(|r| r.raw.get("seq").and_then(Value::as_u64)).collect()
         };
         assert_eq!(chains[0].origin, "journal /j (rabbit r1)");
         assert_eq!(seqs(&chains[0]), [Some(1), None, None, Some(2)]);

@@ -198,9 +198,10 @@ pub fn run() -> Result<ExitCode, EventsError> {
         eprintln!("gfs2-fence-events: note: {note}");
     }
     let f = filter(args)?;
-    let mut recs: Vec<Record> = chains.iter().flat_map(Chain::records).filter(|r| f.keeps(r)).collect();
+    let several = chains.len() > 1;
+    let mut recs: Vec<Record> = chains.into_iter().flat_map(|c| c.records).filter(|r| f.keeps(r)).collect();
     // One timeline over every source; a rabbit's own records keep their order within a second.
-    if chains.len() > 1 {
+    if several {
         recs.sort_by_key(|r| r.time);
     }
     let out = match (&cli.command, cli.format) {

@@ -32,6 +32,8 @@ pub struct Chain {
     pub dir_name: Option<String>,
     /// Its files, oldest first.
     pub files: Vec<LogFile>,
+    /// The records of its files, in file order, parsed once.
+    pub records: Vec<Record>,
     /// What reading it noticed (a journal's host that is not the records' rabbit, ...).
     pub notes: Vec<String>,
     /// Whether it was read from a journal, where records may also be lost in transport.
@@ -39,17 +41,18 @@ pub struct Chain {
 }
 
 impl Chain {
-    /// Every record of its files, in file order.
-    pub fn records(&self) -> Vec<Record> {
-        self.files
+    /// The chain of `files`, their records parsed; no directory name, notes, nor journal.
+    pub fn new(origin: String, files: Vec<LogFile>) -> Chain {
+        let records = files
             .iter()
             .flat_map(|l| String::from_utf8_lossy(&l.bytes).lines().filter_map(Record::parse).collect::<Vec<_>>())
-            .collect()
+            .collect();
+        Chain { origin, dir_name: None, files, records, notes: Vec::new(), from_journal: false }
     }
 
     /// The rabbits its records name (`recorder_node`).
-    pub fn rabbits(&self) -> BTreeSet<String> {
-        self.records().into_iter().map(|r| r.rabbit).filter(|r| !r.is_empty()).collect()
+    pub fn rabbits(&self) -> BTreeSet<&str> {
+        self.records.iter().map(|r| r.rabbit.as_str()).filter(|r| !r.is_empty()).collect()
     }
 
     /// How reports name it: its rabbit, or its rabbits, or its origin when its records name none.
@@ -80,7 +83,7 @@ pub fn read(path: &Path) -> Result<Vec<u8>, EventsError> {
 pub fn files(origin: String, paths: &[PathBuf]) -> Result<Chain, EventsError> {
     let files: Result<Vec<LogFile>, EventsError> =
         paths.iter().map(|p| Ok(LogFile { name: p.display().to_string(), bytes: read(p)? })).collect();
-    Ok(Chain { origin, dir_name: None, files: files?, notes: Vec::new(), from_journal: false })
+    Ok(Chain::new(origin, files?))
 }
 
 /// The chain of a log directory: its detailed log and rotated copies, oldest first. Copies
@@ -110,12 +113,11 @@ pub fn site(dir: &Path) -> Result<Vec<Chain>, EventsError> {
     subdirs.sort();
     let mut chains = Vec::new();
     for sub in subdirs {
-        let (plain, _) = records::log_files(&sub).map_err(|source| EventsError::Read { path: sub.clone(), source })?;
-        if plain.is_empty() {
+        let mut chain = log_dir(&sub)?;
+        if chain.files.is_empty() {
             eprintln!("gfs2-fence-events: {} holds no {}: skipped", sub.display(), records::DETAILED);
             continue;
         }
-        let mut chain = log_dir(&sub)?;
         chain.dir_name = sub.file_name().map(|n| n.to_string_lossy().into_owned());
         chains.push(chain);
     }
@@ -133,11 +135,11 @@ pub fn agrees(dir_name: &str, rabbit: &str) -> bool {
 /// records in two chains, and each chain's own notes.
 pub fn notes(chains: &[Chain]) -> Vec<String> {
     let mut out = Vec::new();
-    let mut seen: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let mut seen: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for c in chains {
         let rabbits = c.rabbits();
         for r in &rabbits {
-            seen.entry(r.clone()).or_default().push(&c.origin);
+            seen.entry(r).or_default().push(&c.origin);
         }
         out.extend(c.notes.iter().cloned());
         let Some(name) = &c.dir_name else { continue };
@@ -152,7 +154,7 @@ pub fn notes(chains: &[Chain]) -> Vec<String> {
             _ => out.push(format!(
                 "{} holds the records of several rabbits ({}): one chain per rabbit is expected",
                 c.origin,
-                rabbits.iter().cloned().collect::<Vec<_>>().join(", ")
+                rabbits.iter().copied().collect::<Vec<_>>().join(", ")
             )),
         }
     }
@@ -178,13 +180,9 @@ mod tests {
 
     fn chain(origin: &str, dir: Option<&str>, rabbits: &[&str]) -> Chain {
         let text: String = rabbits.iter().map(|r| format!("{{\"recorder_node\": \"{r}\"}}\n")).collect();
-        Chain {
-            origin: origin.into(),
-            dir_name: dir.map(str::to_string),
-            files: vec![LogFile { name: origin.into(), bytes: text.into_bytes() }],
-            notes: Vec::new(),
-            from_journal: false,
-        }
+        let mut c = Chain::new(origin.into(), vec![LogFile { name: origin.into(), bytes: text.into_bytes() }]);
+        c.dir_name = dir.map(str::to_string);
+        c
     }
 
     #[test]

@@ -42,7 +42,7 @@ fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &st
         println!("{prefix}record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)");
     }
     let missing = match spool {
-        Some(spool) => answers::unrecorded(spool, &c.records())?,
+        Some(spool) => answers::unrecorded(spool, &c.records)?,
         None => Vec::new(),
     };
     for m in &missing {
