@@ -51,9 +51,9 @@ impl By {
     }
 }
 
-/// The values of a set, space-separated.
-fn joined<'a>(set: impl IntoIterator<Item = &'a str>) -> String {
-    set.into_iter().filter(|s| !s.is_empty()).collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>().join(" ")
+/// The values of a set, in order and space-separated, the empty one left out.
+fn joined(set: &BTreeSet<&str>) -> String {
+    set.iter().copied().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 /// Rows under headers.
@@ -154,12 +154,12 @@ pub fn list(records: &[Record]) -> Table {
 /// Fence requests per node (or rabbit, or cluster), with how they ended.
 pub fn count(records: &[Record], by: By) -> Table {
     #[derive(Default)]
-    struct C {
+    struct C<'a> {
         requested: u64,
         completed: u64,
         failed: u64,
         last: String,
-        rabbits: BTreeSet<String>,
+        rabbits: BTreeSet<&'a str>,
     }
     let mut rows: BTreeMap<RowKey, C> = BTreeMap::new();
     for r in records {
@@ -171,7 +171,7 @@ pub fn count(records: &[Record], by: By) -> Table {
             _ => {}
         }
         c.last = c.last.clone().max(time(r));
-        c.rabbits.insert(r.rabbit.clone());
+        c.rabbits.insert(&r.rabbit);
     }
     Table {
         headers: vec![by.header(), "requested", "completed", "failed", "last", "rabbit", "cluster"],
@@ -184,7 +184,7 @@ pub fn count(records: &[Record], by: By) -> Table {
                     c.completed.to_string(),
                     c.failed.to_string(),
                     c.last,
-                    joined(c.rabbits.iter().map(String::as_str)),
+                    joined(&c.rabbits),
                     cluster,
                 ]
             })
@@ -218,7 +218,7 @@ pub fn filesystems(records: &[Record]) -> Table {
         rows: by
             .into_iter()
             .map(|(fs, f)| {
-                vec![fs.into(), f.fences.to_string(), joined(f.nodes), f.last, joined(f.rabbits), joined(f.clusters)]
+                vec![fs.into(), f.fences.to_string(), joined(&f.nodes), f.last, joined(&f.rabbits), joined(&f.clusters)]
             })
             .collect(),
     }
@@ -309,7 +309,7 @@ pub fn latency(records: &[Record], by: By) -> Table {
                     pct(&v, 0.9),
                     pct(&v, 0.99),
                     pct(&v, 1.0),
-                    joined(rabbits),
+                    joined(&rabbits),
                     cluster,
                 ]
             })
