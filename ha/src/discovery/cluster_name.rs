@@ -9,7 +9,6 @@
 //! Parsing is plain functions without I/O; [`find`] reads the file and runs the tools (bounded by a
 //! deadline, see `run::run_tool`). No locks.
 
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -106,12 +105,8 @@ pub fn find(
         }
     }
     let conf = corosync_conf_path(env);
-    // A configuration file may be a symlink; a FIFO or a device there must not hang or flood the
-    // caller: non-blocking open, regular files only, capped.
-    let text = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC)
-        .open(&conf)
+    // A FIFO or a device there must not hang or flood the caller: regular files only, capped.
+    let text = crate::fsio::open_system_file(&conf)
         .ok()
         .and_then(|f| crate::fsio::read_file_capped(&f, &conf, MAX_CONF).ok())
         .map(|b| String::from_utf8_lossy(&b).into_owned());

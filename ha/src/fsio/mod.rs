@@ -14,7 +14,8 @@
 //! - No move ever replaces a file: `renameat2(RENAME_NOREPLACE)`, or `link` + `unlink` on file
 //!   systems that answer `EINVAL` to it. The caller learns whether the destination already existed.
 //! - Files are opened with `O_NOFOLLOW | O_CLOEXEC`: a symlink planted in the spool is refused, and no
-//!   descriptor leaks into a fence command unless a caller clears `FD_CLOEXEC` on purpose.
+//!   descriptor leaks into a fence command unless a caller clears `FD_CLOEXEC` on purpose. System
+//!   files outside the spool ([`open_system_file`]) may be links, and are opened non-blocking.
 //! - Reads of files written by others are capped in size.
 //!
 //! Holds [`lock`] (flocks) and [`wake`] (the FIFO); this top holds the file operations, which its
@@ -283,6 +284,13 @@ pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
         .open(path)
+}
+
+/// Opens a system file outside the spool for reading (a time zone file, corosync's configuration):
+/// following a symlink (such files often are one), never blocking on a FIFO, close-on-exec. Read it
+/// with [`read_file_capped`], which refuses anything but a regular file.
+pub fn open_system_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK).open(path)
 }
 
 /// Why a capped read did not return the file's bytes.

@@ -10,8 +10,6 @@
 //! UTC, with a warning for the caller to log. A `TZ` that names no file is a POSIX rule already and
 //! is left alone (an environment string is bounded by the kernel). No locks.
 
-use std::fs::OpenOptions;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::fsio;
@@ -77,9 +75,7 @@ pub fn decide(tz: Option<&str>) -> Decision {
     };
     let forced_file = tz.starts_with(':');
     for path in candidates(tz) {
-        let opened =
-            OpenOptions::new().read(true).custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_CLOEXEC).open(&path);
-        let Ok(file) = opened else {
+        let Ok(file) = fsio::open_system_file(&path) else {
             continue;
         };
         let unusable = |why: String| Decision::Replace {
