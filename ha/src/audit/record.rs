@@ -92,25 +92,21 @@ impl EventRecord {
         log: &crate::audit::log::ChainedLog,
         readable: &str,
     ) -> std::io::Result<crate::audit::log::Appended> {
-        let written = std::cell::RefCell::new(String::new());
+        let sealed = std::cell::RefCell::new(String::new());
         let appended = log.append(
             |end| {
                 let (line, link) = self.clone().sealed_line(end);
-                *written.borrow_mut() = line.clone();
+                *sealed.borrow_mut() = line.clone();
                 (line, link)
             },
-            || {
-                let line = self.line();
-                *written.borrow_mut() = line.clone();
-                line
-            },
+            || self.line(),
         );
         match &appended {
             Ok(crate::audit::log::Appended::Chained(link)) => {
-                self.send_to_journal(&written.borrow(), Some(link), readable)
+                self.send_to_journal(&sealed.borrow(), Some(link), readable)
             }
-            Ok(crate::audit::log::Appended::Unchained(_)) => self.send_to_journal(&written.borrow(), None, readable),
-            Err(_) => self.send_to_journal(&self.line(), None, readable),
+            // Outside the chain, or not in the log at all: the record as it stands.
+            _ => self.send_to_journal(&self.line(), None, readable),
         }
         appended
     }
