@@ -51,12 +51,6 @@ fn site() -> Vec<Rabbit> {
     ]
 }
 
-/// `gfs2-fence-events ARGS`: (exit code, stdout and stderr).
-fn events_at(args: &[&str]) -> (i32, String) {
-    let out = scrub(&mut Command::new(events_bin())).args(args).output().unwrap();
-    (out.status.code().unwrap_or(-1), text(&out.stdout) + &text(&out.stderr))
-}
-
 /// `gfs2-fence-events --format json ARGS`'s stdout, parsed.
 fn events_json(args: &[&str]) -> serde_json::Value {
     let out = scrub(&mut Command::new(events_bin())).args(args).arg("--format").arg("json").output().unwrap();
@@ -86,7 +80,7 @@ fn three_rabbits_make_one_site_view_and_a_tampered_rabbit_is_named_alone() {
     let dirs: Vec<String> = rabbits.iter().map(|r| r.world.logs.display().to_string()).collect();
     let mut args: Vec<&str> = dirs.iter().flat_map(|d| ["--log-dir", d.as_str()]).collect();
     args.push("verify");
-    let (code, out) = events_at(&args);
+    let (code, out) = events_cli(&args);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("3 chains: 0 BROKEN, 0 with records missing, 3 OK"), "{out}");
     for r in &rabbits {
@@ -104,13 +98,13 @@ fn three_rabbits_make_one_site_view_and_a_tampered_rabbit_is_named_alone() {
     copy_logs(&rabbits[2].world.logs, &elsewhere.path().join("copy"));
     std::os::unix::fs::symlink(elsewhere.path().join("copy"), site.path().join("rabbit-9")).unwrap();
     let site_arg = site.path().display().to_string();
-    let (code, out) = events_at(&["--site-dir", &site_arg, "verify"]);
+    let (code, out) = events_cli(&["--site-dir", &site_arg, "verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("is named \"rabbit-9\" but holds the records of rabbit rabbit-3"), "{out}");
     assert!(!out.contains("gfs2-fencing.rabbit-2 is named"), "clush's suffix names its rabbit: {out}");
 
     // One merged timeline, counts per rabbit and per cluster, latency per rabbit.
-    let (code, csv) = events_at(&["--site-dir", &site_arg, "--format", "csv", "count", "--by", "rabbit"]);
+    let (code, csv) = events_cli(&["--site-dir", &site_arg, "--format", "csv", "count", "--by", "rabbit"]);
     assert_eq!(code, 0, "{csv}");
     let rows: Vec<&str> = csv.lines().filter(|l| !l.starts_with("gfs2-fence-events: note")).collect();
     assert_eq!(rows[0], "rabbit,requested,completed,failed,last,rabbit,cluster", "{csv}");
@@ -119,16 +113,16 @@ fn three_rabbits_make_one_site_view_and_a_tampered_rabbit_is_named_alone() {
     let by_node = events_json(&["--site-dir", &site_arg, "count"]);
     // c1 was fenced by two rabbits: two rows.
     assert_eq!(by_node.as_array().unwrap().iter().filter(|r| r["node"] == "c1").count(), 2, "{by_node}");
-    let (_, clusters) = events_at(&["--site-dir", &site_arg, "--format", "csv", "count", "--by", "cluster"]);
+    let (_, clusters) = events_cli(&["--site-dir", &site_arg, "--format", "csv", "count", "--by", "cluster"]);
     assert_eq!(clusters.lines().filter(|l| l.starts_with("cluster-")).count(), 3, "{clusters}");
     let timeline = events_json(&["--site-dir", &site_arg, "timeline"]);
     let rows = timeline.as_array().unwrap();
     assert_eq!(rows.len(), 5, "{timeline}");
     let times: Vec<&str> = rows.iter().map(|r| r["requested"].as_str().unwrap()).collect();
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "one timeline, in time order: {times:?}");
-    let (_, latency) = events_at(&["--site-dir", &site_arg, "--format", "csv", "latency", "--by", "rabbit"]);
+    let (_, latency) = events_cli(&["--site-dir", &site_arg, "--format", "csv", "latency", "--by", "rabbit"]);
     assert_eq!(latency.lines().filter(|l| l.starts_with("rabbit-")).count(), 3, "{latency}");
-    let (_, only) = events_at(&["--site-dir", &site_arg, "list", "--cluster", "cluster-b", "--status", "completed"]);
+    let (_, only) = events_cli(&["--site-dir", &site_arg, "list", "--cluster", "cluster-b", "--status", "completed"]);
     assert_eq!(only.lines().filter(|l| l.contains("rabbit-2")).count(), 2, "{only}");
 
     // rabbit-2's gathered copy is edited: rabbit-2 is BROKEN, the other two are still OK.
@@ -137,7 +131,7 @@ fn three_rabbits_make_one_site_view_and_a_tampered_rabbit_is_named_alone() {
     let edited = original.replacen("\"target_node\": \"c3\"", "\"target_node\": \"c9\"", 1);
     assert_ne!(edited, original);
     std::fs::write(&jsonl, edited).unwrap();
-    let (code, out) = events_at(&["--site-dir", &site_arg, "verify"]);
+    let (code, out) = events_cli(&["--site-dir", &site_arg, "verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("3 chains: 1 BROKEN, 0 with records missing, 2 OK"), "{out}");
     let line = |rabbit: &str| out.lines().find(|l| l.starts_with(&format!("rabbit {rabbit} "))).unwrap_or_default();
@@ -146,7 +140,7 @@ fn three_rabbits_make_one_site_view_and_a_tampered_rabbit_is_named_alone() {
 
     // A directory holding no rabbit's records is a usage error, not an empty success.
     let empty = tempfile::tempdir().unwrap();
-    let (code, out) = events_at(&["--journal-dir", &empty.path().display().to_string(), "verify"]);
+    let (code, out) = events_cli(&["--journal-dir", &empty.path().display().to_string(), "verify"]);
     assert!(code == 2 && out.contains("hold no fence record"), "{out}");
 }
 
@@ -223,7 +217,7 @@ fn records_sent_to_journald_come_back_from_systemd_journal_remote_one_chain_per_
         }
     }
     let dir = journals.path().display().to_string();
-    let (code, out) = events_at(&["--journal-dir", &dir, "verify"]);
+    let (code, out) = events_cli(&["--journal-dir", &dir, "verify"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("3 chains: 0 BROKEN, 0 with records missing, 3 OK"), "{out}");
     assert!(
@@ -241,11 +235,11 @@ fn records_sent_to_journald_come_back_from_systemd_journal_remote_one_chain_per_
         .flat_map(|(n, d)| received("rabbit-1", d, n as u64))
         .collect();
     write_journal(&lossy.path().join("remote-rabbit-1.journal"), &kept);
-    let (code, out) = events_at(&["--journal-dir", &lossy.path().display().to_string(), "verify"]);
+    let (code, out) = events_cli(&["--journal-dir", &lossy.path().display().to_string(), "verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("records seq 2 to 2 are missing") && out.contains("lost on its way"), "{out}");
 
-    let (_, list) = events_at(&["--journal-dir", &dir, "--format", "csv", "list", "--status", "completed"]);
+    let (_, list) = events_cli(&["--journal-dir", &dir, "--format", "csv", "list", "--status", "completed"]);
     assert_eq!(list.lines().filter(|l| l.ends_with(",cluster-a") || l.ends_with(",cluster-b")).count(), 4, "{list}");
 
     // A journal that carries an edited copy of rabbit-3's completed record, from another host.
@@ -253,7 +247,7 @@ fn records_sent_to_journald_come_back_from_systemd_journal_remote_one_chain_per_
         String::from_utf8(forged.unwrap()).unwrap().replace("\"target_node\": \"c4\"", "\"target_node\": \"c8\"");
     assert!(forged.contains("c8"), "{forged}");
     write_journal(&journals.path().join("remote-rabbit-9.journal"), &received("rabbit-9", forged.as_bytes(), 99));
-    let (code, out) = events_at(&["--journal-dir", &dir, "verify"]);
+    let (code, out) = events_cli(&["--journal-dir", &dir, "verify"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("3 chains: 1 BROKEN, 0 with records missing, 2 OK"), "{out}");
     let rabbit3 = out.lines().find(|l| l.starts_with("rabbit rabbit-3 ") && l.contains("BROKEN")).unwrap_or_default();

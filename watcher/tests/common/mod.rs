@@ -15,9 +15,15 @@ use std::time::{Duration, Instant};
 use ha::protocol::response::Response;
 use watcher::test_executor::LedgerLine;
 
-/// Runs `gfs2-fence-events --log-dir <logs> <args>`: (exit code, stdout).
+/// Runs `gfs2-fence-events --log-dir <logs> <args>`: (exit code, stdout and stderr).
 pub fn events(w: &World, args: &[&str]) -> (i32, String) {
-    let out = scrub(&mut Command::new(events_bin())).arg("--log-dir").arg(&w.logs).args(args).output().unwrap();
+    let logs = path_str(&w.logs);
+    events_cli(&[&["--log-dir", logs], args].concat())
+}
+
+/// Runs `gfs2-fence-events <args>`: (exit code, stdout and stderr).
+pub fn events_cli(args: &[&str]) -> (i32, String) {
+    let out = scrub(&mut Command::new(events_bin())).args(args).output().unwrap();
     (out.status.code().unwrap_or(-1), text(&out.stdout) + &text(&out.stderr))
 }
 
