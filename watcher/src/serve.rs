@@ -1,8 +1,11 @@
 //! Serving one job: a claimed request, the identical requests coalesced into it, and the target's
 //! lock. Requests whose agent is gone or whose deadline leaves no time are answered without running
 //! anything; the rest share one execution, retried with backoff within the deadline and the attempt
-//! cap. The target lock is inherited by each fence command and released only after every claim of
-//! the job is answered and retired.
+//! cap. Before every attempt (the first and each retry) the agents are looked at again: a request
+//! whose agent has gone since (Pacemaker killed it at the device's timeout and moved on) is answered
+//! `abandoned`, and the execution goes on only while some request's caller still waits — no fence
+//! runs for a caller that is gone. The target lock is inherited by each fence command and released
+//! only after every claim of the job is answered and retired.
 
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -56,39 +59,45 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
         let written =
             c.lease.file().metadata().and_then(|m| m.modified()).ok().map_or(Some(now), ha::os::clock::boottime_of);
         let deadline = decide::deadline_of(&c.request, &shared.boot_id, written, s.default_deadline);
-        let mut resp = reply::for_claim(shared, &c);
-        resp.attempts = Some(c.name.attempt - 1);
-        match decide::dispose(deadline, now, agent_state(&s.spool, &c.request.request_id), s.min_budget) {
+        let resp = match decide::dispose(deadline, now, agent_state(&s.spool, &c.request.request_id), s.min_budget) {
             Disposition::Execute { .. } => {
                 runnable.push((c, deadline));
                 continue;
             }
             Disposition::Expired => {
+                let mut resp = reply::for_claim(shared, &c);
+                resp.attempts = Some(c.name.attempt - 1);
                 resp.outcome = Some(Outcome::Expired);
                 resp.message = "deadline passed before the fence could run; not executed".into();
+                resp
             }
-            Disposition::Abandoned => {
-                resp.outcome = Some(Outcome::Abandoned);
-                resp.message = "the requesting agent is gone (its waiting lock is free); not executed".into();
-            }
-        }
+            Disposition::Abandoned => abandoned(shared, &c, c.name.attempt - 1, None),
+        };
         reply::answer_and_retire(shared, c, resp, started)?;
     }
     if runnable.is_empty() {
         return Ok(());
     }
-    let (primary, deadline) = &runnable[0];
-    let req = primary.request.clone();
-    let id = req.request_id.as_str();
-    let mut resp = reply::for_claim(shared, primary);
-    let Some(cmd) = s.fence.command_for(&req.target_node) else {
+    let (primary, _) = &runnable[0];
+    let target = primary.request.target_node.clone();
+    let Some(cmd) = s.fence.command_for(&target) else {
+        let mut resp = reply::for_claim(shared, primary);
         resp.outcome = Some(Outcome::Failed);
-        resp.message = format!("no fence command is configured for target {:?}", req.target_node);
+        resp.message = format!("no fence command is configured for target {target:?}");
         return answer_all(shared, runnable, resp, started);
     };
     let mut schedule = Schedule::new(s.retry, s.jitter_seed ^ primary.name.attempt as u64, primary.name.attempt - 1);
     let inherit = job.target_lock.as_ref().map(|l| l.file().as_raw_fd());
+    let mut last: Option<Execution> = None;
     let exec = loop {
+        // Whoever stopped waiting since the last look is answered; the first still waiting leads.
+        answer_gone(shared, &mut runnable, last.as_ref(), schedule.attempts(), started)?;
+        let Some((primary, deadline)) = runnable.first() else {
+            tracing::warn!(target = %target, attempts = schedule.attempts(), "every requesting agent is gone; not executed again");
+            return Ok(());
+        };
+        let req = primary.request.clone();
+        let id = req.request_id.as_str();
         let attempt = schedule.started();
         let budget = BootTime::now().until(*deadline).min(s.exec_timeout);
         tracing::info!(request_id = %id, target = %req.target_node, action = %req.action, attempt,
@@ -126,12 +135,15 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
         };
         tracing::warn!(request_id = %id, attempt, "fence command failed; retrying in {} ms", BootTime::now().until(at).as_millis());
         shared.metrics.retried();
+        last = Some(exec);
         tokio::select! {
             _ = tokio::time::sleep(BootTime::now().until(at)) => {}
             _ = abort.wait_for(|a| *a) => return release_all(shared, runnable),
         }
     };
-    judge(req.action, &exec, &mut resp);
+    let action = runnable[0].0.request.action;
+    let mut resp = reply::for_claim(shared, &runnable[0].0);
+    judge(action, &exec, &mut resp);
     resp.attempts = Some(schedule.attempts());
     if !resp.success && schedule.attempts() > 1 {
         resp.message = format!("after {} attempts, the last: {}", schedule.attempts(), resp.message);
@@ -139,6 +151,48 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
     answer_all(shared, runnable, resp, started)?;
     drop(job.target_lock);
     Ok(())
+}
+
+/// Answers `abandoned`, and removes from `claims`, each claim whose agent is gone (its waiting lock
+/// free): after `attempts` executions, the last of which ended as `last` says. A claim without a
+/// waiting lock (the seed's v1 agent, upstream's v2 clients) keeps its deadline rule.
+fn answer_gone(
+    shared: &Shared,
+    claims: &mut Vec<(Claimed, BootTime)>,
+    last: Option<&Execution>,
+    attempts: u32,
+    started: Instant,
+) -> Result<(), WatchError> {
+    let spool = &shared.settings.spool;
+    let (gone, waiting): (Vec<_>, Vec<_>) = std::mem::take(claims)
+        .into_iter()
+        .partition(|(c, _)| !decide::caller_waits(agent_state(spool, &c.request.request_id)));
+    *claims = waiting;
+    for (c, _) in gone {
+        let resp = abandoned(shared, &c, attempts, last);
+        tracing::warn!(request_id = %c.request.request_id, attempts, "the requesting agent is gone; answered abandoned");
+        reply::answer_and_retire(shared, c, resp, started)?;
+    }
+    Ok(())
+}
+
+/// The answer to a claim whose agent is gone: after `attempts` executions (across watchers), the
+/// last of which, when this watcher ran it, ended as `last` says.
+fn abandoned(shared: &Shared, c: &Claimed, attempts: u32, last: Option<&Execution>) -> Response {
+    let mut resp = reply::for_claim(shared, c);
+    resp.attempts = Some(attempts);
+    resp.outcome = Some(Outcome::Abandoned);
+    let gone = "the requesting agent is gone (its waiting lock is free)";
+    resp.message = match last {
+        None if attempts == 0 => format!("{gone}; not executed"),
+        None => format!("{gone}; not executed again after {attempts} attempt(s)"),
+        Some(exec) => {
+            let mut failed = resp.clone();
+            judge(c.request.action, exec, &mut failed);
+            format!("{gone}; not retried after {attempts} failed attempt(s), the last: {}", failed.message)
+        }
+    };
+    resp
 }
 
 fn release_all(shared: &Shared, claims: Vec<(Claimed, BootTime)>) -> Result<(), WatchError> {

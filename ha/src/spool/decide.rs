@@ -49,9 +49,17 @@ pub fn deadline_of(req: &Request, this_boot: &str, written: Option<BootTime>, de
     }
 }
 
+/// Whether a request's caller still wants it run: its agent waits, or it is a client that takes no
+/// waiting lock (judged by its deadline alone). Asked before every attempt, the first and each retry
+/// alike: a fence run for an agent that is gone is a late fence (Pacemaker has failed the device and
+/// may have fenced the node another way since).
+pub fn caller_waits(agent: AgentState) -> bool {
+    agent != AgentState::Gone
+}
+
 /// Decides whether to execute. `min_budget` is the least time worth starting a fence command with.
 pub fn dispose(deadline: BootTime, now: BootTime, agent: AgentState, min_budget: Duration) -> Disposition {
-    if agent == AgentState::Gone {
+    if !caller_waits(agent) {
         return Disposition::Abandoned;
     }
     let budget = now.until(deadline);
@@ -120,6 +128,13 @@ mod tests {
         assert_eq!(dispose(BootTime(1), now, AgentState::Waiting, s), Disposition::Expired);
         assert_eq!(dispose(now.after(s / 2), now, AgentState::Unknown, s), Disposition::Expired);
         assert_eq!(dispose(now.after(s * 5), now, AgentState::Waiting, s), Disposition::Execute { budget: s * 5 });
+    }
+
+    #[test]
+    fn only_a_gone_agent_stops_waiting() {
+        assert!(caller_waits(AgentState::Waiting));
+        assert!(caller_waits(AgentState::Unknown), "clients without a waiting lock keep the deadline rule");
+        assert!(!caller_waits(AgentState::Gone));
     }
 
     #[test]
