@@ -28,7 +28,7 @@ pub enum Failure {
 }
 
 /// A value that does not parse.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid value {value:?} for {name}: {why}")]
 pub struct BadValue {
     /// The option or environment variable.

@@ -26,6 +26,23 @@ pub struct Given {
     pub values: BTreeMap<String, String>,
     /// Messages about stdin lines that were ignored (unknown keys, malformed lines).
     pub warnings: Vec<String>,
+    /// Two names of one option (`plug` and `port`) given different values: the agent refuses to act.
+    pub conflicts: Vec<BadValue>,
+}
+
+/// Why two names of one option that disagree are refused, and what to do: the only such pair is the
+/// target's, which Pacemaker 3.0.1 and later send as `plug=` even to a device configured with `port=`.
+fn conflict(alias: &str, alias_value: &str, name: &str, value: &str) -> BadValue {
+    BadValue {
+        name: alias.to_string(),
+        value: alias_value.to_string(),
+        why: format!(
+            "{name} is {value:?}: two different targets, so neither is fenced. Pacemaker 3.0.1 and later pass the \
+             node to fence as {name}=, so a device configured with {alias}= receives both: move that mapping into \
+             the device's pcmk_host_map (for example pcs stonith update DEVICE pcmk_host_map=\"NODE:{alias_value}\") \
+             and remove {alias} from the device"
+        ),
+    }
 }
 
 /// A command line fencing.py would refuse too.
@@ -44,6 +61,16 @@ pub fn from_stdin(text: &str) -> Given {
     let mut given = Given::default();
     for (line, _) in &parsed.malformed {
         given.warnings.push(format!("Parse error: Ignoring malformed line {line} (expected key=value)"));
+    }
+    // Under both names of an option (an alias and its canonical name), one value or a refusal. An
+    // empty value is no value (`plug=` names no target).
+    for (alias, name) in params::ALIASES {
+        match (parsed.values.get(*alias), parsed.values.get(*name)) {
+            (Some(a), Some(n)) if !a.is_empty() && !n.is_empty() && a != n => {
+                given.conflicts.push(conflict(alias, a, name, n));
+            }
+            _ => {}
+        }
     }
     for key in &parsed.order {
         let value = &parsed.values[key];
@@ -206,6 +233,9 @@ fn fence_timeout(name: &str, value: &str) -> Result<Duration, BadValue> {
 impl Options {
     /// Completes `given` with the environment (`env`) and defaults.
     pub fn resolve(given: &Given, var: impl Fn(&str) -> Option<String>) -> Result<Options, BadValue> {
+        if let Some(c) = given.conflicts.first() {
+            return Err(c.clone());
+        }
         let opt = |k: &str| given.values.get(k).cloned();
         let env = |s: &setting::Setting| s.lookup(&var);
         let fence_timeout = match (opt("fence_timeout"), env(&setting::FENCE_TIMEOUT)?) {
@@ -371,6 +401,21 @@ mod tests {
         assert_eq!(g.warnings, ["Parse error: Ignoring unknown option 'mystery'"]);
         let o = Options::resolve(&g, no_env).unwrap();
         assert_eq!((o.action.as_str(), o.target(), o.discovery), ("off", Some("node2"), false));
+    }
+
+    #[test]
+    fn plug_and_port_name_one_target_or_are_refused() {
+        let target = |text: &str| Options::resolve(&from_stdin(text), no_env).map(|o| o.target().map(str::to_string));
+        assert_eq!(target("plug=cn-2\nport=cn-2\nnodename=node2\n").unwrap().as_deref(), Some("cn-2"));
+        assert_eq!(target("plug=cn-3\nnodename=node3\n").unwrap().as_deref(), Some("cn-3"), "plug alone");
+        assert_eq!(target("port=cn-4\nnodename=node4\n").unwrap().as_deref(), Some("cn-4"), "port alone");
+        assert_eq!(target("nodename=node5\n").unwrap().as_deref(), Some("node5"), "neither: the node name");
+        assert_eq!(target("plug=\nport=cn-6\n").unwrap().as_deref(), Some("cn-6"), "an empty plug names nothing");
+        for text in ["port=cn-2\nplug=cn-3\n", "plug=cn-3\nport=cn-2\nnodename=cn-3\n"] {
+            let err = target(text).unwrap_err().to_string();
+            assert!(err.contains("\"cn-2\"") && err.contains("\"cn-3\""), "both values named: {err}");
+            assert!(err.contains("pcmk_host_map") && err.contains("3.0.1"), "and the fix: {err}");
+        }
     }
 
     #[test]

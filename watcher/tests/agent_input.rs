@@ -234,3 +234,34 @@ fn monitor_says_healthy_on_a_read_only_spool() {
     assert_eq!(stdout.matches("cannot create its files").count(), 2, "{stdout}");
     assert!(stdout.contains("Read-only file system"), "{stdout}");
 }
+
+#[test]
+fn plug_and_port_that_disagree_fence_nobody_and_each_alone_or_agreeing_fences_its_target() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    // As Pacemaker 3.0.1+ runs a device configured with port=cn-2 for node3 (its plug cn-3 from
+    // pcmk_host_map): both names, two targets. Refused at once, in either order, before any request.
+    for lines in ["action=reboot\nport=cn-2\nplug=cn-3\nnodename=node3\n", "action=off\nplug=cn-3\nport=cn-2\n"] {
+        let out = w.agent(lines);
+        assert_exit(&out, 1);
+        let err = text(&out.stderr);
+        assert!(err.contains("\"cn-2\"") && err.contains("\"cn-3\"") && err.contains("pcmk_host_map"), "{err}");
+        assert!(w.files("requests").is_empty() && w.files("done").is_empty(), "no request was published");
+    }
+    let out = w.agent("action=validate-all\nport=cn-2\nplug=cn-3\n");
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("pcmk_host_map"), "{}", text(&out.stderr));
+    assert!(w.ledger().is_empty(), "nothing was fenced: {:?}", w.ledger());
+    // Agreeing, plug alone and port alone, each with Pacemaker's node name differing under a host map:
+    // the plug is the target, the node name rides along.
+    for (lines, target, node) in [
+        ("plug=cn-2\nport=cn-2\nnodename=node2\n", "cn-2", "node2"),
+        ("plug=cn-3\nnodename=node3\n", "cn-3", "node3"),
+        ("port=cn-4\nnodename=node4\n", "cn-4", "node4"),
+    ] {
+        assert_exit(&w.agent(&format!("action=off\n{lines}")), 0);
+        let last = w.ledger().into_iter().rfind(|l| l.event == "start").unwrap();
+        assert_eq!((last.target.as_str(), last.nodename.as_deref()), (target, Some(node)), "{lines}");
+    }
+    assert_eq!(w.ledger().iter().filter(|l| l.event == "start").count(), 3);
+}
