@@ -21,7 +21,9 @@
 //!    whose performed action carries out the request (`off` carries out a `reboot`). An answer written
 //!    in place is read again until whole. Responses are never deleted or moved: they are the record.
 //! 6. Giving up (timeout or signal) with a responder other than our watchers, take back the request
-//!    if it is still there unanswered: nobody else would know that Pacemaker stopped asking.
+//!    if it is still there unanswered: nobody else would know that Pacemaker stopped asking. Killed
+//!    (SIGKILL, nothing to catch), the agent leaves its holder lock free beside the request, and the
+//!    next `monitor` or fence takes the request back (`crate::abandoned`).
 //!
 //! The agent gives up at `start + delay + fence_timeout`; the request's deadline is that minus a margin,
 //! so the watchers answer (even if only "failed") before the agent stops listening.
@@ -158,6 +160,17 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
 
     let id = uuid::Uuid::new_v4().to_string();
     let name = exchange.file_name(&target, &id);
+    // Other responders know nothing of killed agents: take back what they left before asking anew, and
+    // hold this request so that a sweep can tell if this agent is killed in turn.
+    if exchange.responder != Responder::Watchers {
+        if let Err(e) = crate::abandoned::sweep(&exchange, &opts.log_dir, "the next fence") {
+            tracing::warn!("looking for requests of killed agents: {e}");
+        }
+    }
+    let _holder = match exchange.responder {
+        Responder::Watchers => None,
+        _ => Some(crate::abandoned::Holder::take(&exchange, &name)?),
+    };
     // Our watchers tell a live agent from a killed one by its waiting lock (a killed agent's request
     // is answered `abandoned`, never executed), and wake it through its FIFO.
     let _waiting = match (&exchange.spool, exchange.responder) {

@@ -4,7 +4,8 @@
 //! owned, the agent can create its files there (a read-only or full spool fails every fence), the
 //! configured responder can answer (with our watchers: one is live, and the fence path the leader
 //! checked last is not broken; an external responder's liveness cannot be judged and a warning says
-//! so). Log problems are warnings, never a failed monitor.
+//! so). Log problems are warnings, never a failed monitor. With another responder, `monitor` also
+//! takes back the requests of agents Pacemaker killed (`crate::abandoned`).
 //! `validate-all` (what `pcs` and `stonith_admin --validate` run, possibly on a node that is not a
 //! rabbit) checks the options and, where the spool exists here, that it is safe.
 
@@ -39,6 +40,8 @@ pub fn monitor(opts: &Options) -> Result<(), Failure> {
         })?;
     }
     let Some(spool) = exchange.spool.as_ref().filter(|_| opts.responder == Responder::Watchers) else {
+        // Pacemaker runs monitor every interval: the requests of agents it killed since are taken back.
+        crate::abandoned::sweep(&exchange, &opts.log_dir, "monitor")?;
         tracing::warn!(
             "responder={}: {} is answered by another program whose liveness this agent cannot judge",
             opts.responder.as_str(),

@@ -15,6 +15,7 @@ pub mod options;
 pub mod exchange;
 pub mod logs;
 pub mod discovery;
+pub mod abandoned;
 pub mod health;
 pub mod answer;
 pub mod nnf;

@@ -204,8 +204,9 @@ fn clear_waiting(spool: &ha::spool::Spool) {
         let old = e.metadata().and_then(|m| m.modified()).is_ok_and(|m| m < cutoff);
         // Our agents' requests are v1-named; a v2 client has no waiting files.
         let pending = spool.request_path(id).symlink_metadata().is_ok() || claimed.iter().any(|c| c.starts_with(id));
-        let held = ha::fsio::lock::probe_held(&spool.waiting_lock(id)).ok().flatten() == Some(true);
-        if old && !pending && !held {
+        // Probed last: a young lock may not be locked by its agent yet, and a probe at that instant
+        // would make the agent's own lock fail.
+        if old && !pending && ha::fsio::lock::probe_held(&spool.waiting_lock(id)).ok().flatten() != Some(true) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::info!(file = %name, "removed a gone agent's waiting file"),
                 Err(err) => tracing::warn!(file = %name, "removing a gone agent's waiting file: {err}"),

@@ -291,3 +291,72 @@ fn other_responders_may_not_use_nnf_sos_directories() {
     assert!(!out.status.success(), "the watcher should have refused to start");
     assert!(text(&out.stderr).contains("nnf-sos's directory"), "{}", text(&out.stderr));
 }
+
+/// nnf-sos's directories as nnf-sos makes them, with nnf-sos not running (restarting, say).
+fn directories_without_nnf_sos(n: &Nnf) {
+    for d in [&n.requests, &n.responses] {
+        std::fs::create_dir_all(d).unwrap();
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// The published (non-hidden) requests in nnf-sos's request directory, once `n` of them are there.
+fn await_requests(n: &Nnf, count: usize) -> Vec<String> {
+    let published = || Nnf::names(&n.requests).into_iter().filter(|f| !f.starts_with('.')).collect::<Vec<_>>();
+    assert!(wait_until(Duration::from_secs(20), || published().len() == count), "{:?}", Nnf::names(&n.requests));
+    published()
+}
+
+#[test]
+fn a_killed_agents_request_is_taken_back_by_monitor_so_nnf_sos_never_fences_late() {
+    let n = Nnf::new();
+    directories_without_nnf_sos(&n);
+    // Another client's request, without our holder lock: never touched.
+    let foreign = format!("compute-9-{}.json", new_id());
+    std::fs::write(n.requests.join(&foreign), r#"{"request_id":"x","action":"off","target_node":"compute-9"}"#)
+        .unwrap();
+    let mut killed = n.spawn_agent("action=off\nport=compute-1\nnodename=compute-1\nfence_timeout=600\n");
+    let killed_request = await_requests(&n, 2).into_iter().find(|f| *f != foreign).unwrap();
+    let waiting = n.spawn_agent("action=reboot\nport=compute-2\nfence_timeout=600\n");
+    let waiting_request = await_requests(&n, 3).into_iter().find(|f| *f != foreign && *f != killed_request).unwrap();
+    // Pacemaker's device timeout: SIGKILL, nothing to catch; the request stays behind.
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    assert!(n.requests.join(&killed_request).exists());
+    assert_exit(&n.agent("action=monitor\n"), 0);
+    let left = Nnf::names(&n.requests);
+    assert!(!left.contains(&killed_request), "monitor took back the killed agent's request: {left:?}");
+    assert!(!left.iter().any(|f| f.contains(&killed_request)), "and its holder lock: {left:?}");
+    assert!(left.contains(&waiting_request) && left.contains(&foreign), "the rest stay: {left:?}");
+    let record = n.w.log("fence-events-readable.log");
+    let line = record.lines().find(|l| l.contains("was killed")).unwrap_or_else(|| panic!("no record: {record}"));
+    assert!(line.contains("ACTION=off TARGET=compute-1") && line.contains("STATUS=failed"), "{line}");
+    assert!(line.contains("monitor took the request back"), "{line}");
+    // nnf-sos comes back: it fences the waiting agent's node and the foreign request, never compute-1.
+    let _nnf = n.start(0);
+    assert_exit(&waiting.wait_with_output().unwrap(), 0);
+    let mut fenced = n.fences();
+    fenced.sort();
+    assert_eq!(fenced, [("compute-2".into(), "reboot".into()), ("compute-9".into(), "off".into())]);
+}
+
+#[test]
+fn the_next_fence_takes_back_a_killed_agents_request_before_asking_anew() {
+    let n = Nnf::new();
+    directories_without_nnf_sos(&n);
+    let mut killed = n.spawn_agent("action=reboot\nport=compute-1\nfence_timeout=600\n");
+    let killed_request = await_requests(&n, 1).remove(0);
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let next = n.spawn_agent("action=off\nport=compute-2\nfence_timeout=600\n");
+    let replaced = || {
+        let published: Vec<String> = Nnf::names(&n.requests).into_iter().filter(|f| !f.starts_with('.')).collect();
+        published.len() == 1 && !published.contains(&killed_request)
+    };
+    assert!(wait_until(Duration::from_secs(20), replaced), "{:?}", Nnf::names(&n.requests));
+    let _nnf = n.start(0);
+    assert_exit(&next.wait_with_output().unwrap(), 0);
+    assert_eq!(n.fences(), [("compute-2".to_string(), "off".to_string())], "compute-1 was never fenced late");
+    assert!(n.w.log("fence-events-readable.log").contains("the next fence took the request back"));
+    assert!(Nnf::names(&n.requests).is_empty(), "no holder lock is left: {:?}", Nnf::names(&n.requests));
+}

@@ -95,9 +95,38 @@ impl Naming {
     }
 }
 
+/// The agent's hold on a request it placed for a responder other than our watchers (nnf-sos, an
+/// external program): `.<request file>.lock`, beside the request. Hidden and not `*.json`, so no
+/// responder reads it as a request (nnf-sos takes every `*.json` file; everyone skips hidden names).
+/// The agent holds its flock from before the request exists until it exits, and removes it on every
+/// way out but SIGKILL: a request beside a free one was left by a killed agent (`agent::abandoned`).
+pub fn holder_lock_name(request_file: &str) -> String {
+    format!(".{request_file}.lock")
+}
+
+/// The request file a [`holder_lock_name`] names, when `name` is one.
+pub fn request_of_holder_lock(name: &str) -> Option<&str> {
+    let file = name.strip_prefix('.')?.strip_suffix(".lock")?;
+    parse_request_file(file).map(|_| file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holder_locks_name_their_request_and_nothing_else() {
+        let id = "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c";
+        for naming in [Naming::V1, Naming::V2] {
+            let file = naming.file_name("cn-2", id);
+            let lock = holder_lock_name(&file);
+            assert_eq!(request_of_holder_lock(&lock), Some(file.as_str()));
+            assert!(parse_request_file(&lock).is_none(), "never read as a request");
+        }
+        for other in [".x.lock", "0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c.lock", ".cn-2.json.tmp", "a.json"] {
+            assert_eq!(request_of_holder_lock(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn names() {
@@ -130,6 +159,7 @@ mod tests {
             // Quarantine and done/ keep colliding names with a `.<uuid32>` suffix (fsio::move_into).
             forms.push(format!("{file}.{uuid32}.reason"));
             forms.push(format!("{id}.superseded.{watcher}.{}.json", u32::MAX));
+            forms.push(holder_lock_name(&file));
             forms.push(file);
         }
         let claim =
