@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# The agent against the real Pacemaker fencer (Debian 12: pacemaker 2.1.5, corosync 3.1.7), as
-# ../shared/reference/PACEMAKER-FACTS.md describes it: no daemon, then a single-node cluster on
-# 127.0.0.1 with a second node that never starts. Needs root, /usr/sbin and corosync, so it runs only
-# when GFS2_PACEMAKER_SUITE=1 (.ci/run sets it) and says it was skipped otherwise. Everything it
-# starts is stopped by pid, and what it changes on the machine is put back.
+# The agent against the real Pacemaker fencer, on both generations: Debian 12's (pacemaker 2.1.5,
+# corosync 3.1.7) on the host, and Debian 13's (pacemaker 3.0.0, corosync 3.1.9) in a Debian 13 root
+# in private namespaces (ci/pacemaker3-suite.sh runs this script there). No daemon first, then a
+# single-node cluster on 127.0.0.1 with a second node that never starts. Needs root, /usr/sbin and
+# corosync, so it runs only when GFS2_PACEMAKER_SUITE=1 (.ci/run sets it) and says it was skipped
+# otherwise. Everything it starts is stopped by pid, and what it changes on the machine is put back.
+# Each check passes only on evidence that the device did what the check says (the executor's ledger,
+# the agent's records): a fence Pacemaker could not route to any device ("No such device", 105) is
+# never taken for the agent's failure. On a failure, the daemons' logs are printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +19,8 @@ fi
 
 BIN=${BIN:-target/debug}
 W=$(mktemp -d /tmp/gfs2-pacemaker-suite.XXXXXX)
+# Traversable, so that the daemons running as hacluster can write their log in it.
+chmod 0711 "$W"
 SPOOL=/run/gfs2-fencing-ci
 LOGS=/var/log/gfs2-fencing-ci
 NNF=/run/gfs2-fencing-ci-nnf
@@ -26,6 +32,19 @@ WATCHER_PIDS=() COROSYNC_PID= PACEMAKERD_PID= NNF_PID=
 
 pass() { PASS=$((PASS + 1)); echo "  ok    $*"; }
 fail() { FAIL=$((FAIL + 1)); echo "  FAIL  $*"; }
+# count PATTERN FILE: the lines of FILE matching PATTERN, 0 when FILE does not exist (yet).
+count() { if [ -f "$2" ]; then grep -c -- "$1" "$2" || true; else echo 0; fi; }
+ledger_count() { count "$1" "$LEDGER"; }
+# The agent's failed records of node2 whose line also matches PATTERN.
+failed_records() { count "TARGET=node2 .*STATUS=failed.*$1" "$LOGS/fence-events-readable.log"; }
+# agent_failed RC LEDGER_PATTERN LEDGER_BEFORE RECORD_PATTERN RECORDS_BEFORE: Pacemaker reported a
+# failure (not "No such device", 105, nor its own timeout, 124) that came from our agent: the ledger
+# has a new line matching LEDGER_PATTERN (skipped when empty) and the agent a new failed record.
+agent_failed() {
+    [ "$1" != 0 ] && [ "$1" != 105 ] && [ "$1" != 124 ] \
+        && { [ -z "$2" ] || [ "$(ledger_count "$2")" -gt "$3" ]; } \
+        && [ "$(failed_records "$4")" -gt "$5" ]
+}
 check() { local what=$1; shift; if "$@" >>"$W/checks.log" 2>&1; then pass "$what"; else fail "$what"; fi; }
 # wait_for SECONDS COMMAND...: polls every 0.2 s.
 wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
@@ -63,6 +82,12 @@ cleanup() {
     restore /etc/corosync/authkey
     restore /usr/sbin/fence_gfs2_recorder
     rm -f /usr/local/bin/gfs2-fence-watcher /usr/local/bin/gfs2-fence-test-executor /usr/local/bin/nnf-sos-standin
+    if [ "$FAIL" != 0 ]; then
+        for f in checks.log pacemaker.log corosync.log pacemakerd.out nnf-sos.log watcher-1.log; do
+            [ -s "$W/$f" ] && { echo "---- last lines of $f"; tail -n 40 "$W/$f"; }
+        done
+        [ -s "$LOGS/fence-events.log" ] && { echo "---- last lines of the agent's log"; tail -n 40 "$LOGS/fence-events.log"; }
+    fi
     rm -rf "$SPOOL" "$LOGS" "$NNF"
     echo "pacemaker suite: $PASS passed, $FAIL failed (work files in $W)"
 }
@@ -159,7 +184,10 @@ cat > /var/lib/pacemaker/cib/cib.xml <<XML
         $(nv o start-failure-is-fatal false) $(nv o cluster-recheck-interval 5s)
       </cluster_property_set>
     </crm_config>
-    <nodes/>
+    <nodes>
+      <node id="1" uname="node1"/>
+      <node id="2" uname="node2"/>
+    </nodes>
     <resources>
 $(device gfs2-fence pcmk_host_list node2)
 $(device gfs2-fence-map pcmk_host_map node3:plug-n3)
@@ -220,22 +248,33 @@ check "the alias reached the fence command as the plug" bash -c "grep -q '\"targ
 
 echo "== 5. failure paths"
 echo '{"node2": "fail"}' > "$BEHAVIOR"
-check "an executor failure is a Pacemaker failure" bash -c "! stonith_admin --reboot node2 --timeout 60"
+failed_ends='"event":"end".*"target":"node2".*"result":"failure"'
+ends_before=$(ledger_count "$failed_ends") records_before=$(failed_records "")
+rc=0
+stonith_admin --reboot node2 --timeout 60 >"$W/fail.out" 2>&1 || rc=$?
+check "an executor failure is a Pacemaker failure (exit $rc): the executor failed and the agent recorded it" \
+    agent_failed "$rc" "$failed_ends" "$ends_before" "" "$records_before"
 echo '{"node2": "hang"}' > "$BEHAVIOR"
+hung_starts='"event":"start".*"target":"node2"'
+starts_before=$(ledger_count "$hung_starts") records_before=$(failed_records "timed out")
 SECONDS=0
 rc=0
 stonith_admin --reboot node2 --timeout 60 >"$W/hang.out" 2>&1 || rc=$?
 check "a hanging executor: the agent answers failure before Pacemaker's timeout (exit $rc, ${SECONDS}s)" \
-    test "$rc" != 0 -a "$rc" != 124 -a "$SECONDS" -lt 40
-check "and its failed record is in the logs" bash -c "tail -n 3 $LOGS/fence-events-readable.log | grep 'TARGET=node2 .*STATUS=failed' >/dev/null"
+    agent_failed "$rc" "$hung_starts" "$starts_before" "timed out" "$records_before"
+check "and it took less than the device's timeout" test "$SECONDS" -lt 40
 echo '{}' > "$BEHAVIOR"
 stop_watchers
 # The failed monitor makes Pacemaker restart the device, whose start (a monitor) fails too: either
 # failure is what crm_mon may show at the moment it is asked.
 check "with every watcher dead, monitor fails" \
     wait_for 30 bash -c "crm_mon -1 --output-as=xml | grep -E 'op_key=\"gfs2-fence_(monitor_3000|start_0)\"' >/dev/null"
-check "and a fence fails cleanly" bash -c "! stonith_admin --reboot node2 --timeout 60"
-check "leaving nothing claimed" test -z "$(ls -A $SPOOL/claimed)"
+records_before=$(failed_records "no live gfs2-fence-watcher")
+rc=0
+stonith_admin --reboot node2 --timeout 60 >"$W/dead.out" 2>&1 || rc=$?
+check "and a fence fails cleanly: the agent said no watcher lives (exit $rc)" \
+    agent_failed "$rc" "" 0 "no live gfs2-fence-watcher" "$records_before"
+check "publishing and claiming nothing" test -z "$(find "$SPOOL/requests" "$SPOOL/claimed" -mindepth 1)"
 start_watchers
 crm_resource --cleanup --resource gfs2-fence >/dev/null 2>&1
 recovered() { started gfs2-fence && ! crm_mon -1 --output-as=xml | grep -E 'op_key="gfs2-fence_(monitor|start)' >/dev/null; }
@@ -243,24 +282,29 @@ check "watchers back: the device recovers" wait_for 60 recovered
 
 echo "== 6. nnf-sos as the responder (no watchers of ours for it)"
 check "the nnf-sos device reaches Started (both directories usable)" wait_for 60 started nnf-fence
-nnf_fences() { grep -c '"target":"node4"' "$NNF_FENCES" 2>/dev/null || true; }
+nnf_fences() { count '"target":"node4"' "$NNF_FENCES"; }
+# The nnf-sos device's monitors so far: each says, in the agent's log, that nnf-sos's liveness cannot be judged.
+nnf_monitors() { count 'responder=nnf-sos: .* whose liveness this agent cannot judge' "$LOGS/fence-events.log"; }
 check "stonith_admin --reboot node4 succeeds on nnf-sos's off" stonith_admin --reboot node4 --timeout 60
 check "nnf-sos fenced node4 once, and the history says reboot" \
     bash -c "[ \"\$(grep -c '\"target\":\"node4\"' $NNF_FENCES)\" = 1 ] && stonith_admin --history node4 | grep 'reboot of node4 successful' >/dev/null"
 check "stonith_admin --fence node4 (off) succeeds" stonith_admin --fence node4 --timeout 60
 check "nnf-sos's answers are kept, its requests consumed" \
     bash -c "[ \"\$(ls $NNF/responses | grep -c '^node4-.*\.json\$')\" = 2 ] && [ -z \"\$(ls $NNF/requests)\" ]"
-before_status=$(nnf_fences)
+before_status=$(nnf_fences) monitors_before=$(nnf_monitors)
 status_rc=0
 printf 'action=status\nport=node4\nresponder=nnf-sos\nrequest_dir=%s\nresponse_dir=%s\nlog_dir=%s\n' \
     "$NNF/requests" "$NNF/responses" "$LOGS" | fence_gfs2_recorder >"$W/nnf-status.out" 2>&1 || status_rc=$?
 check "status reports OFF (exit 2) from nnf-sos's record and writes no request (exit $status_rc)" \
     bash -c "[ $status_rc = 2 ] && grep -x 'Status: OFF' $W/nnf-status.out >/dev/null"
-check "and neither status nor the device's monitors fenced" test "$(nnf_fences)" = "$before_status"
+more_monitors() { [ "$(nnf_monitors)" -ge $((monitors_before + 2)) ]; }
+check "the device's monitors keep running (two more, every 3 s)" wait_for 30 more_monitors
+check "and neither status nor those monitors fenced ($before_status fences before, $(nnf_fences) after)" \
+    test "$(nnf_fences)" = "$before_status" -a "$before_status" = 2
 
 echo "== 7. a watcher killed mid-fence"
 echo '{"node2": "sleep:3000"}' > "$BEHAVIOR"
-before=$(grep -c '"event":"start"' "$LEDGER")
+before=$(ledger_count '"event":"start"')
 stonith_admin --reboot node2 --timeout 60 >"$W/kill.out" 2>&1 & ADMIN=$!
 holder() { ls "$SPOOL/claimed" | sed -n 's/^[0-9a-f-]\{36\}\.\(.*\)\.[0-9]*\.json$/\1/p' | sed -n 1p; }
 claimed_by_someone() { [ -n "$(holder)" ]; }
@@ -273,10 +317,10 @@ rc=0
 wait "$ADMIN" || rc=$?
 check "the fence still succeeds after SIGKILL of its watcher $victim" test "$rc" = 0
 id=$(ls -t "$SPOOL/responses" | sed -n 1p | sed 's/\.json$//')
-starts=$(grep -c "\"event\":\"start\",\"request_id\":\"$id\"" "$LEDGER")
+starts=$(ledger_count "\"event\":\"start\",\"request_id\":\"$id\"")
 check "executed again by another watcher ($starts executions), answered once" \
     test "$starts" -ge 2 -a -z "$(ls "$SPOOL/done" | grep "^$id.superseded")"
 for i in 1 2 3; do kill -0 "${WATCHER_PIDS[$i]}" 2>/dev/null || { wait "${WATCHER_PIDS[$i]}" 2>/dev/null || true; unset "WATCHER_PIDS[$i]"; }; done
-echo "   ($(($(grep -c '"event":"start"' "$LEDGER") - before)) executions for that fence)"
+echo "   ($(($(ledger_count '"event":"start"') - before)) executions for that fence)"
 
 [ "$FAIL" = 0 ]
