@@ -78,8 +78,10 @@ impl Responder {
         }
     }
 
-    /// Whether this responder can answer `spool` now. `Ok` carries the live watchers' ids (empty for
-    /// an external responder); `Err` says what is wrong and what to do.
+    /// Whether this responder can answer `spool` now. `Ok` carries the ids of the live watchers able to
+    /// fence (empty for an external responder): during a rolling upgrade, those that stand aside for a
+    /// live peer of an older spool format count only through that peer, which claims
+    /// (`ha::cluster::members::able_to_fence`). `Err` says what is wrong and what to do.
     pub fn check(self, spool: &Spool) -> Result<Vec<String>, Failure> {
         if self != Responder::Watchers {
             return Ok(Vec::new());
@@ -97,7 +99,7 @@ impl Responder {
         spool.inspect(&[Dir::Members])?;
         let (now, boot) = (BootTime::now(), ha::os::clock::boot_id()?);
         let states = ha::cluster::members::member_states(spool, now, &boot)?;
-        let live: Vec<String> = states.iter().filter(|m| m.live).map(|m| m.id.clone()).collect();
+        let live: Vec<String> = ha::cluster::members::able_to_fence(&states).into_iter().map(str::to_string).collect();
         if live.is_empty() {
             let seen: Vec<String> = states.iter().map(|m| describe(m, now, &boot)).collect();
             return Err(Failure::Fence(format!(

@@ -46,7 +46,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Insert { name, target, prio, deadline, at, action } => {
-                    let e = Entry { name: format!("r{name}"), target: format!("t{target}"), action, priority: prio,
+                    let e = Entry { name: format!("r{name}"), target: format!("t{target}"), node: format!("t{target}"), action, priority: prio,
                         deadline_ns: deadline, submitted_ns: at as u128, waived: false };
                     model.retain(|x| x.name != e.name);
                     model.push(e.clone());
@@ -98,7 +98,7 @@ proptest! {
     ) {
         let mut q = Queue::new();
         for (i, action) in actions.iter().enumerate() {
-            q.insert(Entry { name: format!("r{i:02}"), target: "t".into(), action: *action, priority: 0,
+            q.insert(Entry { name: format!("r{i:02}"), target: "t".into(), node: "t".into(), action: *action, priority: 0,
                 deadline_ns: 0, submitted_ns: i as u128, waived: false });
         }
         let index = |name: &str| name[1..].parse::<usize>().unwrap();

@@ -78,7 +78,9 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         member: Mutex::new(member),
         metrics: Default::default(),
         recovery_deferred: Default::default(),
+        standing_aside: Default::default(),
     });
+    crate::aside::refresh(&shared);
     if let Some(addr) = shared.settings.metrics_addr {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -154,8 +156,11 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             }
             ready = readable(inotify.as_ref()) => {
                 if let Some(guard) = ready {
-                    if drain_events(guard, &mut index, &shared) && peers.arm(&spool, &s.id) {
-                        recover(&shared);
+                    if drain_events(guard, &mut index, &shared) {
+                        crate::aside::refresh(&shared);
+                        if peers.arm(&spool, &s.id) {
+                            recover(&shared);
+                        }
                     }
                 }
                 dirty = true;
@@ -182,6 +187,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             Some(peer) = death_rx.recv() => {
                 peers.ended(&peer);
                 tracing::info!(peer = %peer, "peer watcher gone: recovering its claims now");
+                crate::aside::refresh(&shared);
                 recover(&shared);
                 let _ = peers.arm(&spool, &s.id);
                 dirty = true;
@@ -191,7 +197,10 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                     tracing::error!("heartbeat: {e}");
                 }
                 notify::notify("WATCHDOG=1");
-                if peers.arm(&spool, &s.id) {
+                // Claiming again once the last older peer is gone: its claims too.
+                let was_aside = crate::aside::standing_aside(&shared);
+                let aside = crate::aside::refresh(&shared);
+                if peers.arm(&spool, &s.id) | (was_aside && !aside) {
                     recover(&shared);
                     dirty = true;
                 }

@@ -9,7 +9,14 @@
 //! `superseded`, and the requests of the same action that directly follow it in submission order are
 //! claimed with the executed one (`coalesced`) — never one queued behind another action.
 //!
-//! Locks taken: `locks/<hash>.lock` (handed to the serving task), each request's flock (the lease).
+//! Spool format 1 (watchers before the exclusion key, which may share the spool during a rolling
+//! upgrade or after a downgrade) locks `locks/<requested name>.lock` instead. Beside the key's lock,
+//! the watcher holds that lock of every request it claims through the execution, so that such a
+//! watcher, should one run, skips the node; a request whose format-1 lock another process holds is
+//! not claimed now.
+//!
+//! Locks taken: `locks/<hash>.lock` (handed to the serving task), `locks/<requested name>.lock` of
+//! each claimed request (likewise), each request's flock (the lease).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +24,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use ha::fsio::lock;
+use ha::fsio::lock::{self, LockSet};
 use ha::protocol::request::Action;
 use ha::protocol::response::Outcome;
 use ha::spool::claim::{self, Claim};
@@ -61,6 +68,10 @@ pub fn fill(
     catch_up: &mut dyn FnMut(&mut Index),
 ) -> bool {
     let s = &shared.settings;
+    if crate::aside::standing_aside(shared) {
+        // A live peer speaks an older spool format: it alone claims (see `aside`).
+        return false;
+    }
     for name in index.take_bad() {
         match claim::try_claim(&s.spool, &name, &s.id) {
             Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
@@ -146,8 +157,21 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
             return Take::Busy;
         }
     }
+    // Held while a watcher of spool format 1 (which locks by requested name) fences that node now: a
+    // request is not claimed.
+    let mut format1_locks = LockSet::default();
     loop {
         let Some(first) = index.queue.of_target(target).next().cloned() else { return Take::Nothing };
+        if !first.waived {
+            match format1_locks.try_hold(&s.spool.format1_target_lock(&first.node)) {
+                Ok(true) => {}
+                Ok(false) => return Take::Busy,
+                Err(e) => {
+                    tracing::error!(target = %target, "spool format 1 lock: {e}");
+                    return Take::Nothing;
+                }
+            }
+        }
         let superseded_by = index
             .queue
             .head_is_superseded(target)
@@ -187,8 +211,13 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
         // Only the run of the same action that follows it in submission order joins the execution:
         // a request behind another action must take effect after that action, not before it.
         let mut claims = vec![claimed];
-        let same: Vec<String> = index.queue.run_of(target, first.action).map(|e| e.name.clone()).collect();
-        for name in same {
+        let same: Vec<(String, String)> =
+            index.queue.run_of(target, first.action).map(|e| (e.name.clone(), e.node.clone())).collect();
+        for (name, node) in same {
+            // One whose requested name a format-1 watcher fences now waits for its own turn.
+            if !first.waived && !format1_locks.try_hold(&s.spool.format1_target_lock(&node)).unwrap_or(false) {
+                continue;
+            }
             index.forget(&name);
             match claim::try_claim(&s.spool, &name, &s.id) {
                 Ok(Claim::Claimed(c)) => claims.push(*c),
@@ -197,6 +226,6 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 Err(e) => tracing::error!(file = %name, "claiming: {e}"),
             }
         }
-        return Take::Job(Job { claims, target_lock });
+        return Take::Job(Job { claims, target_lock, format1_locks });
     }
 }

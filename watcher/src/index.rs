@@ -82,6 +82,7 @@ impl Index {
                 self.queue.insert(Entry {
                     name: name.to_string(),
                     target: self.keys.exclusion_key(&r.target_node),
+                    node: r.target_node.clone(),
                     action: r.action,
                     priority: r.priority(),
                     deadline_ns,

@@ -29,6 +29,7 @@ pub mod shared;
 pub mod notify;
 pub mod election;
 pub mod peers;
+pub mod aside;
 pub mod index;
 pub mod execute;
 pub mod reply;

@@ -74,6 +74,7 @@ impl Member {
                 start_time: ha::os::procfs::stat(pid).map_or(0, |s| s.start_time),
                 children: Vec::new(),
                 ttl_ms: Some(ttl.as_millis().min(u64::MAX as u128) as u64),
+                spool_format: Some(ha::spool::SPOOL_FORMAT),
             },
         };
         member.beat()?;

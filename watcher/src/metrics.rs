@@ -33,6 +33,7 @@ pub struct Metrics {
     terms: AtomicU64,
     leader: AtomicBool,
     in_flight: AtomicU64,
+    standing_aside: AtomicBool,
     /// Pending requests by priority.
     queue: Mutex<BTreeMap<i32, u64>>,
 }
@@ -55,6 +56,7 @@ impl Default for Metrics {
             terms: AtomicU64::default(),
             leader: AtomicBool::default(),
             in_flight: AtomicU64::default(),
+            standing_aside: AtomicBool::default(),
             queue: Mutex::default(),
         }
     }
@@ -93,6 +95,11 @@ impl Metrics {
     /// Claims being executed now.
     pub fn set_in_flight(&self, n: usize) {
         self.in_flight.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Whether this watcher stands aside for a live peer of an older spool format.
+    pub fn set_standing_aside(&self, aside: bool) {
+        self.standing_aside.store(aside, Ordering::Relaxed);
     }
 
     /// Pending requests by priority (set at each rescan).
@@ -160,6 +167,12 @@ impl Metrics {
             counter(&self.recovered),
         );
         metric("gfs2_fence_in_flight", "gauge", "Claims this watcher is executing.", counter(&self.in_flight));
+        metric(
+            "gfs2_fence_standing_aside",
+            "gauge",
+            "1 while this watcher claims nothing because a live peer speaks an older spool format (a rolling upgrade in progress).",
+            vec![format!(" {}", self.standing_aside.load(Ordering::Relaxed) as u8)],
+        );
         let queue = self.queue.lock().unwrap().clone();
         metric(
             "gfs2_fence_queue_depth",

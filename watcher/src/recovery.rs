@@ -2,7 +2,7 @@
 //! each dead claim is requeued only under its target's lock, so a dead holder's fence command still
 //! dying, or a peer fencing that key now, defers it (the main loop retries shortly). Counts what it
 //! recovered. Called by the main loop (a peer died or joined), the sweep and a job that holds a
-//! target's lock.
+//! target's lock. Nothing is recovered while this watcher stands aside for older peers (`aside`).
 
 use std::sync::atomic::Ordering;
 
@@ -16,6 +16,10 @@ pub fn recover(shared: &Shared) {
 /// Recovers dead claims, requeueing each only under its target's lock (`ha::spool::recover::recover_with`),
 /// except for the key `held`, whose lock the caller holds already. Returns what was recovered.
 pub fn recover_except(shared: &Shared, held: Option<&str>) -> Vec<ha::spool::recover::Recovered> {
+    if crate::aside::standing_aside(shared) {
+        // The older watchers recover their own dead peers' claims (see `aside`).
+        return Vec::new();
+    }
     let spool = &shared.settings.spool;
     let mut deferred = false;
     let key_lock = |req: &ha::protocol::request::Request| -> Result<ha::spool::recover::KeyLock, ha::HaError> {

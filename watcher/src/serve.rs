@@ -34,6 +34,8 @@ pub struct Job {
     pub claims: Vec<Claimed>,
     /// The target's lock (none for a request re-dispatched from a stuck watcher).
     pub target_lock: Option<Lock>,
+    /// The spool-format-1 locks of the claims' requested names, held as long as the target's lock.
+    pub format1_locks: ha::fsio::lock::LockSet,
 }
 
 fn agent_state(spool: &Spool, id: &str) -> AgentState {

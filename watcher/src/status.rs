@@ -35,6 +35,11 @@ pub struct MemberStatus {
     pub ttl_ms: Option<u64>,
     /// Fence commands running.
     pub children: Vec<u32>,
+    /// The spool format it speaks (1 for a heartbeat that does not say: an older build).
+    pub spool_format: Option<u32>,
+    /// Live, but claiming nothing while a live peer speaks an older spool format (a rolling upgrade
+    /// in progress: restart the older watchers).
+    pub standing_aside: bool,
 }
 
 /// One claim.
@@ -103,9 +108,14 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
     let boot = ha::os::clock::boot_id()?;
     let leader_held = lock::probe_held(&ha::cluster::leader::lock_path(spool))? == Some(true);
     let leader = if leader_held { ha::cluster::leader::read(spool)? } else { None };
-    let members = ha::cluster::members::member_states(spool, now, &boot)?
+    let states = ha::cluster::members::member_states(spool, now, &boot)?;
+    let oldest = ha::cluster::members::oldest_live(&states).map(|(_, f)| f);
+    let members = states
         .into_iter()
         .map(|m| MemberStatus {
+            spool_format: m.heartbeat.as_ref().map(|h| h.format()),
+            standing_aside: m.live
+                && m.heartbeat.as_ref().is_some_and(|h| ha::cluster::members::stands_aside(h.format(), oldest)),
             live: m.live,
             lock_held: m.lock_held,
             pid: m.heartbeat.as_ref().map(|h| h.pid),
@@ -176,18 +186,24 @@ fn text(r: &Report) -> String {
     for m in &r.members {
         let age = m.heartbeat_age_ms.map_or("-".into(), |a| format!("{a} ms"));
         let state = match (m.live, m.lock_held) {
+            (true, _) if m.standing_aside => "ASIDE",
             (true, _) => "live",
             (false, true) => "STALE",
             (false, false) => "dead",
         };
+        let format = m.spool_format.map_or("-".into(), |f| f.to_string());
         s += &format!(
-            "  {:<24} {:<5} pid {:<8} heartbeat {:>10}  running {:?}\n",
+            "  {:<24} {:<5} pid {:<8} heartbeat {:>10}  format {format}  running {:?}\n",
             m.id,
             state,
             m.pid.unwrap_or(0),
             age,
             m.children
         );
+    }
+    if r.members.iter().any(|m| m.standing_aside) {
+        s += "  rolling upgrade in progress: ASIDE members claim nothing while a live member speaks an older spool \
+              format; restart the older watchers one at a time (DEPLOYMENT.md, \"Upgrading\")\n";
     }
     let depth: usize = r.queue_by_priority.values().sum();
     s += &format!("queue: {depth} pending {:?}\n", r.queue_by_priority);

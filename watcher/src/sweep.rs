@@ -138,6 +138,8 @@ impl Sweeper {
                         }
                     }
                 }
+                // Standing aside, the older watchers deal with their stuck peer.
+                PeerVerdict::Redispatch if crate::aside::standing_aside(shared) => {}
                 PeerVerdict::Redispatch => {
                     if self.redispatched.insert(id.to_string()) {
                         if let Err(e) = ha::spool::recover::redispatch(&s.spool, id) {

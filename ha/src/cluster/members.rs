@@ -44,6 +44,10 @@ pub struct Heartbeat {
     /// or cannot write (absent in heartbeats of older versions: [`DEFAULT_TTL`] is assumed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
+    /// The spool format the watcher speaks ([`crate::spool::SPOOL_FORMAT`]); absent in heartbeats of
+    /// watchers older than the field, which speak format 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spool_format: Option<u32>,
 }
 
 /// The watcher's default `--ttl`, assumed for a heartbeat that does not carry its own.
@@ -53,6 +57,11 @@ impl Heartbeat {
     /// The TTL this heartbeat declares.
     pub fn ttl(&self) -> Duration {
         self.ttl_ms.map_or(DEFAULT_TTL, Duration::from_millis)
+    }
+
+    /// The spool format the watcher speaks (1 when the heartbeat does not say).
+    pub fn format(&self) -> u32 {
+        self.spool_format.unwrap_or(1)
     }
 
     /// How old the heartbeat is at `now` on this boot (`None`: written in another boot).
@@ -133,6 +142,34 @@ pub fn live_members(spool: &Spool) -> Result<Vec<String>> {
     Ok(states.into_iter().filter(|m| m.live).map(|m| m.id).collect())
 }
 
+/// The oldest spool format a live member speaks, and the first member (by id) that speaks it.
+pub fn oldest_live(states: &[MemberState]) -> Option<(&str, u32)> {
+    states
+        .iter()
+        .filter(|m| m.live)
+        .filter_map(|m| Some((m.id.as_str(), m.heartbeat.as_ref()?.format())))
+        .min_by_key(|(_, format)| *format)
+}
+
+/// Whether a watcher speaking format `ours` stands aside (claims, requeues, recovers and
+/// re-dispatches nothing) while the oldest live member speaks `oldest`: only for an *older* format,
+/// never a newer one, so two builds that both follow this rule never both stand aside, and the
+/// oldest live watchers always serve.
+pub fn stands_aside(ours: u32, oldest: Option<u32>) -> bool {
+    oldest.is_some_and(|o| o < ours)
+}
+
+/// The live members able to fence now: those speaking the oldest format among the live ones (the
+/// others stand aside while those claim). Empty only when no member is live.
+pub fn able_to_fence(states: &[MemberState]) -> Vec<&str> {
+    let Some((_, oldest)) = oldest_live(states) else { return Vec::new() };
+    states
+        .iter()
+        .filter(|m| m.live && m.heartbeat.as_ref().is_some_and(|h| !stands_aside(h.format(), Some(oldest))))
+        .map(|m| m.id.as_str())
+        .collect()
+}
+
 /// What to do about a peer watcher, judged from its member lock and heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerVerdict {
@@ -178,6 +215,7 @@ mod tests {
             start_time: 0,
             children: vec![],
             ttl_ms,
+            spool_format: None,
         }
     }
 
@@ -227,6 +265,46 @@ mod tests {
 #[cfg(test)]
 mod peer_tests {
     use super::*;
+
+    fn member(id: &str, live: bool, format: Option<u32>) -> MemberState {
+        let heartbeat = Heartbeat {
+            watcher_id: id.into(),
+            pid: 1,
+            host: "h".into(),
+            counter: 1,
+            boottime_ns: 0,
+            boot_id: "b".into(),
+            start_time: 0,
+            children: vec![],
+            ttl_ms: None,
+            spool_format: format,
+        };
+        MemberState { id: id.into(), lock_held: live, heartbeat: Some(heartbeat), live }
+    }
+
+    #[test]
+    fn newer_watchers_stand_aside_for_live_older_ones_only() {
+        let ours = crate::spool::SPOOL_FORMAT;
+        let mixed = [member("new-1", true, Some(ours)), member("old-1", true, None), member("old-2", false, None)];
+        assert_eq!(oldest_live(&mixed), Some(("old-1", 1)), "a heartbeat without a format speaks 1");
+        assert!(stands_aside(ours, oldest_live(&mixed).map(|(_, f)| f)));
+        assert_eq!(able_to_fence(&mixed), ["old-1"], "the older live watcher claims");
+        let dead_old = [member("new-1", true, Some(ours)), member("old-2", false, None)];
+        assert!(!stands_aside(ours, oldest_live(&dead_old).map(|(_, f)| f)), "a dead older peer holds nobody back");
+        assert_eq!(able_to_fence(&dead_old), ["new-1"]);
+        let newer = [member("new-1", true, Some(ours)), member("next-1", true, Some(ours + 1))];
+        assert!(!stands_aside(ours, oldest_live(&newer).map(|(_, f)| f)), "never for a newer peer");
+        assert_eq!(able_to_fence(&newer), ["new-1"], "the newer one stands aside for us");
+        // Whatever the mix, some live watcher is able to fence, and never both generations.
+        for formats in [[1, 2], [2, 2], [2, 3], [1, 3]] {
+            let states = [member("a", true, Some(formats[0])), member("b", true, Some(formats[1]))];
+            let able = able_to_fence(&states);
+            assert!(!able.is_empty());
+            let min = formats.iter().min().unwrap();
+            assert!(able.iter().all(|id| formats[(*id == "b") as usize] == *min), "{formats:?}: {able:?}");
+        }
+        assert!(able_to_fence(&[member("a", false, None)]).is_empty());
+    }
 
     #[test]
     fn frozen_peers_are_killed_and_unkillable_ones_redispatched() {

@@ -71,6 +71,23 @@ impl Lock {
     }
 }
 
+/// Several held locks, by path: each taken once, all released together when the set is dropped.
+#[derive(Debug, Default)]
+pub struct LockSet(std::collections::HashMap<PathBuf, Lock>);
+
+impl LockSet {
+    /// Holds the lock of `path` (true at once when the set holds it already); false when another
+    /// process holds it. Never blocks.
+    pub fn try_hold(&mut self, path: &Path) -> Result<bool> {
+        if self.0.contains_key(path) {
+            return Ok(true);
+        }
+        let Some(lock) = try_exclusive(open_lock_file(path)?, path)? else { return Ok(false) };
+        self.0.insert(path.to_path_buf(), lock);
+        Ok(true)
+    }
+}
+
 /// Opens (creating if needed, mode 0600) a lock file without following symlinks.
 pub fn open_lock_file(path: &Path) -> Result<File> {
     OpenOptions::new()
@@ -161,6 +178,22 @@ pub fn probe_held(path: &Path) -> Result<Option<bool>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_set_holds_each_lock_once_and_releases_them_together() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a.lock"), d.path().join("b.lock"));
+        let mut set = LockSet::default();
+        assert!(set.try_hold(&a).unwrap());
+        assert!(set.try_hold(&a).unwrap(), "held by the set already");
+        let other = try_exclusive(open_lock_file(&b).unwrap(), &b).unwrap().unwrap();
+        assert!(!set.try_hold(&b).unwrap(), "another holder keeps it");
+        drop(other);
+        assert!(set.try_hold(&b).unwrap());
+        assert_eq!((probe_held(&a).unwrap(), probe_held(&b).unwrap()), (Some(true), Some(true)));
+        drop(set);
+        assert_eq!((probe_held(&a).unwrap(), probe_held(&b).unwrap()), (Some(false), Some(false)));
+    }
 
     #[test]
     fn exclusive_excludes_and_drop_releases() {

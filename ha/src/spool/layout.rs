@@ -17,6 +17,15 @@ use std::path::{Path, PathBuf};
 use crate::error::{HaError, Result};
 use crate::os::setting;
 
+/// The spool format this build speaks: the names of files and locks and the moves between
+/// directories that watchers of one spool must agree on (PROTOCOL.md, "Versions"). Each watcher's
+/// heartbeat carries it; a heartbeat without it speaks format 1. Requests and responses keep their
+/// own `version` (1), which older watchers check strictly.
+/// - 1: per-target locks `locks/<requested name>.lock`.
+/// - 2: per-key locks `locks/<sha256 of the exclusion key>.lock` (device and plug), an earlier claim
+///   of a key served before the next, coalescing only the run of one action.
+pub const SPOOL_FORMAT: u32 = 2;
+
 /// Where the spool is when nothing says otherwise (the original used `/var/run/gfs2-fencing`, and
 /// `/var/run` is a link to `/run`).
 pub const DEFAULT_BASE: &str = "/run/gfs2-fencing";
@@ -134,6 +143,13 @@ impl Spool {
         use sha2::Digest;
         let hex: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
         self.dir(Dir::Locks).join(format!("{hex}.lock"))
+    }
+
+    /// `locks/<requested name>.lock`: the per-target lock of spool format 1, which watchers of that
+    /// format take before every execution. Held beside [`Spool::target_lock`] through every execution
+    /// while such watchers may share the spool (an upgrade, a downgrade, a frozen one that thaws).
+    pub fn format1_target_lock(&self, node: &str) -> PathBuf {
+        self.dir(Dir::Locks).join(format!("{node}.lock"))
     }
 
     /// `waivers/<id>`: a watcher's mark that request `id` runs without its target's lock.

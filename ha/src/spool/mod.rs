@@ -19,5 +19,5 @@ pub mod recover;
 
 pub use layout::{
     check_local, classify_fs, ensure_private_dir, fs_name, resolve_base, Dir, Spool, AGENT_DIRS, DEFAULT_BASE,
-    WATCHER_DIRS,
+    SPOOL_FORMAT, WATCHER_DIRS,
 };

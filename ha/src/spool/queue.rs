@@ -22,8 +22,10 @@ use crate::protocol::request::Action;
 pub struct Entry {
     /// File name in `requests/`.
     pub name: String,
-    /// Target (plug).
+    /// Target (plug): the exclusion key.
     pub target: String,
+    /// The name the request asked for (its `target_node`), which spool format 1 locked by.
+    pub node: String,
     /// Action.
     pub action: Action,
     /// Queue priority (higher first).
@@ -162,6 +164,7 @@ mod tests {
 
     fn e(name: &str, target: &str, action: Action, priority: i32, deadline: u64, at: u128) -> Entry {
         Entry {
+            node: target.to_string(),
             name: name.into(),
             target: target.into(),
             action,

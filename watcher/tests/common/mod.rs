@@ -232,8 +232,13 @@ impl World {
     }
 
     pub fn watcher(&self, id: &str, extra: &[&str]) -> Proc {
+        self.watcher_of(Path::new(watcher_bin()), id, extra)
+    }
+
+    /// [`World::watcher`] with the watcher binary `bin` (another build's).
+    pub fn watcher_of(&self, bin: &Path, id: &str, extra: &[&str]) -> Proc {
         let stderr = self.dir.path().join(format!("{id}.stderr"));
-        let mut cmd = self.command(watcher_bin());
+        let mut cmd = self.command(bin);
         scrub(&mut cmd);
         cmd.args(["run", "--spool-dir"])
             .arg(&self.spool)
@@ -296,7 +301,11 @@ impl World {
     }
 
     fn agent_command(&self) -> Command {
-        let mut cmd = self.command(agent_bin());
+        self.agent_command_of(&agent_bin())
+    }
+
+    fn agent_command_of(&self, bin: &Path) -> Command {
+        let mut cmd = self.command(bin);
         scrub(&mut cmd);
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("PATH", self.path());
         cmd.env("GFS2_FENCE_JOURNAL_SOCKET", self.journal_socket());
@@ -326,7 +335,12 @@ impl World {
 
     /// Starts the agent as Pacemaker does: no arguments, options on stdin.
     pub fn spawn_agent(&self, lines: &str) -> Child {
-        let mut child = self.agent_command().spawn().unwrap();
+        self.spawn_agent_of(&agent_bin(), lines)
+    }
+
+    /// [`World::spawn_agent`] with the agent binary `bin` (another build's).
+    pub fn spawn_agent_of(&self, bin: &Path, lines: &str) -> Child {
+        let mut child = self.agent_command_of(bin).spawn().unwrap();
         child.stdin.take().unwrap().write_all(self.stdin_for(lines).as_bytes()).unwrap();
         child
     }
