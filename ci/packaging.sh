@@ -12,6 +12,36 @@ rpm=$(ls target/rpm/RPMS/x86_64/gfs2-fencing-*.rpm)
 rpm -qlp "$rpm" | grep -x /usr/sbin/fence_gfs2_recorder >/dev/null
 echo "built $rpm"
 
+# The upgrade scriptlet (%posttrans), as rpm runs it, against a stand-in for systemctl written from
+# its documented behaviour (systemd isn't PID 1 here): `list-units --type=service --state=running
+# --plain --no-legend PATTERN` prints one line per running unit (UNIT LOAD ACTIVE SUB DESCRIPTION);
+# `try-restart UNIT` restarts a running unit and, for Type=notify, returns once the new process has
+# sent READY=1. Every running watcher must be restarted, one at a time, in instance order.
+stand_in=$(mktemp -d)
+cat > "$stand_in/systemctl" <<'STANDIN'
+#!/bin/sh
+case "$1" in
+    list-units) printf '%s loaded active running watcher\n' gfs2-fence-watcher@10.service \
+        gfs2-fence-watcher@2.service gfs2-fence-watcher@1.service ;;
+    try-restart) echo "stop $2" >> "$STANDIN_LOG"; sleep 0.2; echo "ready $2" >> "$STANDIN_LOG"
+        [ "$2" != gfs2-fence-watcher@2.service ] ;;
+esac
+STANDIN
+chmod +x "$stand_in/systemctl"
+rpm -qp --qf '%{POSTTRANS}' "$rpm" > "$stand_in/posttrans.sh"
+STANDIN_LOG=$stand_in/calls PATH=$stand_in:$PATH sh -e "$stand_in/posttrans.sh" 2> "$stand_in/stderr"
+expected='stop gfs2-fence-watcher@1.service
+ready gfs2-fence-watcher@1.service
+stop gfs2-fence-watcher@2.service
+ready gfs2-fence-watcher@2.service
+stop gfs2-fence-watcher@10.service
+ready gfs2-fence-watcher@10.service'
+[ "$(cat "$stand_in/calls")" = "$expected" ] || { echo "%posttrans restarted: $(cat "$stand_in/calls")" >&2; exit 1; }
+grep -q 'restarting gfs2-fence-watcher@2.service failed' "$stand_in/stderr" \
+    || { echo "%posttrans did not report the failed restart: $(cat "$stand_in/stderr")" >&2; exit 1; }
+rm -rf "$stand_in"
+echo "%posttrans: running watchers restarted one at a time in instance order, a failed restart reported"
+
 root=target/rpm/root
 unit=$(mktemp -d)/gfs2-fence-watcher@.service
 sed "s|ExecStart=/usr/bin/gfs2-fence-watcher|ExecStart=$PWD/$root/usr/bin/gfs2-fence-watcher|" \
