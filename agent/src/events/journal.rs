@@ -80,6 +80,7 @@ pub fn chains_of(origin: &str, output: impl BufRead) -> Result<Vec<Chain>, Event
                 dir_name: None,
                 notes,
                 from_journal: true,
+                log_notes: Vec::new(),
             }
         })
         .collect())

@@ -38,6 +38,9 @@ pub struct Chain {
     pub notes: Vec<String>,
     /// Whether it was read from a journal, where records may also be lost in transport.
     pub from_journal: bool,
+    /// What the appenders noted in the log's lock file (a truncation in place, a record that could
+    /// not be written whole): `ha::audit::notes`. Empty for files and journals.
+    pub log_notes: Vec<ha::audit::notes::LogNote>,
 }
 
 impl Chain {
@@ -47,7 +50,7 @@ impl Chain {
             .iter()
             .flat_map(|l| String::from_utf8_lossy(&l.bytes).lines().filter_map(Record::parse).collect::<Vec<_>>())
             .collect();
-        Chain { origin, dir_name: None, files, records, notes: Vec::new(), from_journal: false }
+        Chain { origin, dir_name: None, files, records, notes: Vec::new(), from_journal: false, log_notes: Vec::new() }
     }
 
     /// The rabbits its records name (`recorder_node`).
@@ -97,7 +100,13 @@ pub fn log_dir(dir: &Path) -> Result<Chain, EventsError> {
             c.display()
         );
     }
-    files(dir.display().to_string(), &plain)
+    let mut chain = files(dir.display().to_string(), &plain)?;
+    // The appenders' notes, when the lock file is there (gathered copies may leave it out).
+    let lock = ha::audit::log::lock_path_of(&dir.join(records::DETAILED));
+    if let Ok(bytes) = ha::fsio::read_capped(&lock, ha::fsio::MAX_SPOOL_FILE) {
+        chain.log_notes = ha::audit::notes::Head::parse(&String::from_utf8_lossy(&bytes)).notes;
+    }
+    Ok(chain)
 }
 
 /// One chain per subdirectory of `dir` that holds a detailed log, by name.

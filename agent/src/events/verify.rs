@@ -3,6 +3,10 @@
 //! gaps, records outside the chain or cut short by a crash, and where a chain starts after seq 1
 //! (older files not given, or removed by rotation). With one chain the report is the rabbit's own
 //! view, unprefixed; with several each line names its rabbit and source, and a last line sums up.
+//! Where the appender left a note in the log's lock file (`ha::audit::notes`), a cut record or a
+//! missing one is named for what the agent saw at the time — a full disk — instead of a crash, and a
+//! gap after a truncation in place is named as a possible `copytruncate` loss (still broken: a
+//! truncation is also what tampering looks like).
 //! Exit: 0 every chain intact, 1 one is broken, 3 intact but answered fences have no record
 //! (`--spool`).
 
@@ -10,6 +14,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use ha::audit;
+use ha::audit::notes::LogNote;
 
 use super::answers;
 use super::error::EventsError;
@@ -21,6 +26,15 @@ enum Verdict {
     Ok,
     Missing,
     Broken,
+}
+
+/// What a failed write's error says of its cause.
+fn cause(error: &str) -> &'static str {
+    if error.contains("No space left") || error.contains("short write") || error.contains("quota") {
+        "the log's disk was full"
+    } else {
+        "a write error the agent noted at the time"
+    }
 }
 
 /// Checks one chain against `anchors` and the spool's answers; prints its lines with `prefix`.
@@ -38,26 +52,67 @@ fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &st
     for p in &r.unchained {
         println!("{prefix}unchained record (written without the log's lock): {p}");
     }
+    let short = |want: &dyn Fn(u64, Option<&str>) -> bool| {
+        c.log_notes.iter().find_map(|n| match n {
+            LogNote::Short { at, seq, request, error } if want(*seq, request.as_deref()) => Some((at, error)),
+            _ => None,
+        })
+    };
     for (p, seq) in &r.crash_cuts {
-        println!("{prefix}record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)");
+        match short(&|s, _| s == *seq) {
+            Some((at, error)) => println!(
+                "{prefix}record cut short by a failed write: {p} (the record seq {seq} could not be written whole at {at}: {error} — {}; the chain continues from the one before it)",
+                cause(error)
+            ),
+            None => println!(
+                "{prefix}record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)"
+            ),
+        }
+    }
+    for p in &r.repeats {
+        println!("{prefix}note: {p} repeats the record before it (written again after a rotation moved the file during the append)");
     }
     let missing = match spool {
         Some(spool) => answers::unrecorded(spool, &c.records)?,
         None => Vec::new(),
     };
+    let mut disk_full = 0;
     for m in &missing {
-        println!(
-            "{prefix}record missing after a crash: request {} ({}, answered {} at {}) has an answer in the spool but no outcome record",
-            m.request_id, m.target, m.outcome, m.answered
-        );
+        match short(&|_, request| request == Some(m.request_id.as_str())) {
+            Some((at, error)) => {
+                disk_full += 1;
+                println!(
+                    "{prefix}record not written: request {} ({}, answered {} at {}) has an answer in the spool; the agent could not write its record at {at}: {error} — {}",
+                    m.request_id, m.target, m.outcome, m.answered, cause(error)
+                );
+            }
+            None => println!(
+                "{prefix}record missing after a crash: request {} ({}, answered {} at {}) has an answer in the spool but no outcome record",
+                m.request_id, m.target, m.outcome, m.answered
+            ),
+        }
+    }
+    for n in &c.log_notes {
+        if let LogNote::Truncated { at, after_seq, expected_bytes, found_bytes } = n {
+            println!(
+                "{prefix}note: the log was found truncated in place at {at}, after seq {after_seq} ({expected_bytes} bytes expected, {found_bytes} found): logrotate's copytruncate does that, and loses what is appended between its copy and its truncation (OPERATIONS.md: use create, never copytruncate)"
+            );
+        }
     }
     if let Some((first, _)) = r.span.filter(|(first, _)| *first > 1) {
         println!("{prefix}note: the chain starts at seq {first} here (older files not given, or removed by rotation)");
     }
     Ok(match r.broken {
         None if !missing.is_empty() => {
+            let why = match missing.len() - disk_full {
+                0 => "not written: the agent could not write them (the log's disk was full), as it noted at the time".to_string(),
+                n if disk_full > 0 => format!(
+                    "{disk_full} not written: the agent could not write them, as it noted; {n} lost in a power cut, or the agent killed before it recorded"
+                ),
+                _ => "the chain's tail lost in a power cut, or the agent killed before it recorded".to_string(),
+            };
             println!(
-                "{prefix}OK, RECORDS MISSING: {summary}; {} answered fences have no record (the chain's tail lost in a power cut, or the agent killed before it recorded)",
+                "{prefix}OK, RECORDS MISSING: {summary}; {} answered fences have no record ({why})",
                 missing.len()
             );
             Verdict::Missing
@@ -69,6 +124,16 @@ fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &st
         Some(b) => {
             println!("{prefix}BROKEN: {b}");
             println!("{prefix}checked before the break: {summary}");
+            if let audit::Break::Missing { from, to, .. } = &b {
+                let truncated = c.log_notes.iter().any(
+                    |n| matches!(n, LogNote::Truncated { after_seq, .. } if *after_seq + 1 >= *from && *after_seq <= *to),
+                );
+                if truncated {
+                    println!(
+                        "{prefix}possible copytruncate loss: the log was truncated in place just there (see the note above); records appended between logrotate's copy and its truncation are gone. A truncation is also what tampering looks like: compare with the journal's anchors (verify --journal) before calling it either"
+                    );
+                }
+            }
             if c.from_journal && matches!(b, audit::Break::Missing { .. }) {
                 println!(
                     "{prefix}note: read from a journal, where an entry can also be lost on its way (journald's rate limit, a full socket): verify this rabbit's log directory before calling it a deletion"

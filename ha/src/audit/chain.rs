@@ -202,6 +202,9 @@ pub struct Report {
     /// the agent appended leaves one; the agent that appends next starts a new line and chains
     /// from the last whole record. With the seq the cut record would have had.
     pub crash_cuts: Vec<(Place, u64)>,
+    /// Exact repeats of a record already verified (same seq and hash), passed over: the appender
+    /// writes a record again when a rotation moved the file as it wrote.
+    pub repeats: Vec<Place>,
     /// The first broken link, if any.
     pub broken: Option<Break>,
 }
@@ -235,9 +238,13 @@ pub fn verify(files: &[LogFile], anchors: &[(u64, String)]) -> Report {
                 terminated: l.ends_with('\n'),
             })
             .collect();
+        let mut chained_here = false;
         for l in lines {
-            let before = report.records;
-            match check_line(&l, &mut prev, &mut report, &mut seen) {
+            let before = (report.records, report.repeats.len());
+            let first_in_file = !chained_here;
+            let found = check_line(&l, first_in_file, &mut prev, &mut report, &mut seen);
+            chained_here |= (report.records, report.repeats.len()) != before;
+            match found {
                 Some(b)
                     if pending.is_none()
                         && looks_cut(l.text)
@@ -250,7 +257,7 @@ pub fn verify(files: &[LogFile], anchors: &[(u64, String)]) -> Report {
                     return report;
                 }
                 // A chained record continuing from the last whole one: what came between was cut.
-                None if report.records > before => {
+                None if report.records > before.0 => {
                     if let Some((_, place, seq)) = pending.take() {
                         report.crash_cuts.push((place, seq));
                     }
@@ -297,6 +304,7 @@ fn looks_cut(text: &str) -> bool {
 
 fn check_line(
     l: &Line<'_>,
+    first_in_file: bool,
     prev: &mut Option<Link>,
     report: &mut Report,
     seen: &mut std::collections::HashMap<u64, (Place, String)>,
@@ -327,6 +335,13 @@ fn check_line(
         return Some(Break::Edited { place: l.place.clone(), seq });
     }
     if let Some(p) = prev.as_ref() {
+        // The last record of the previous file, again as the first of this one (same seq and hash:
+        // the same content and link): written again by an appender whose file a rotation moved
+        // between its open and its write. Anywhere else a repeat is a break.
+        if first_in_file && seq == p.seq && hash == p.hash {
+            report.repeats.push(l.place.clone());
+            return None;
+        }
         if seq <= p.seq {
             return Some(Break::OutOfOrder { place: l.place.clone(), found: seq, after: p.seq });
         }
@@ -408,6 +423,14 @@ mod tests {
         assert!(matches!(b, Some(Break::Missing { .. }) | Some(Break::OutOfOrder { .. })), "{b:?}");
         let b = verify(&[file("f", &[c[0].clone(), c[1].clone(), c[1].clone()])], &[]).broken;
         assert!(matches!(b, Some(Break::OutOfOrder { found: 2, after: 2, .. })), "{b:?}");
+        // Across files a repeat is passed over only as the first record of a file repeating the
+        // last of the one before (a rotation during an append); any other repeat is a break.
+        let r = verify(&[file("log.1", &c[..2]), file("log", &c[1..3])], &[]);
+        assert_eq!((r.broken, r.records, r.repeats.len()), (None, 3, 1));
+        let b = verify(&[file("log.1", &c[..3]), file("log", &[c[1].clone(), c[3].clone()])], &[]).broken;
+        assert!(matches!(b, Some(Break::OutOfOrder { found: 2, after: 3, .. })), "{b:?}");
+        let b = verify(&[file("log.1", &c[..2]), file("log", &[c[2].clone(), c[1].clone()])], &[]).broken;
+        assert!(matches!(b, Some(Break::OutOfOrder { .. })), "{b:?}");
         // A forged record with a valid hash of its own but the wrong link.
         let mut forged: serde_json::Map<String, Value> = serde_json::from_str(&c[1]).unwrap();
         seal(&mut forged, &Link { seq: 1, hash: "f".repeat(64) });

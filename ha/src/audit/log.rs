@@ -1,23 +1,33 @@
 //! Appending to the chained log (`fence-events-detailed.jsonl`), from many processes at once.
 //!
 //! Locks taken: an exclusive flock on `<log>.lock`, waited for at most [`LOCK_WAIT`]: auditing never
-//! blocks fencing. Under the lock: the chain's end is read from the last complete record of the log
-//! (or, in a fresh file after a rotation, from the copy kept in the lock file), a record cut short
-//! by a crash (seen in the same read) is ended with a newline, the sealed line is appended with one
-//! `write(2)`, and the new end is written into the lock file. Without the lock in
-//! time the record is still appended, without chain fields (reported as unchained by `verify`),
-//! and a warning says so. Neither path fsyncs: the log is as durable as it always was.
+//! blocks fencing. Under the lock, for each record: the log is opened by its path (so the record goes
+//! to the file that is current now, whatever rotation happened while a fence waited), the chain's end
+//! is read from its last complete record (or, in a fresh file after a rotation, from the copy kept in
+//! the lock file), a record cut short by a crash (seen in the same read) is ended with a newline, the
+//! sealed line is appended with one `write(2)`, and the lock file is rewritten in place with the new
+//! end, the file it went to and the appender's notes (`notes`): a log found shorter than the end
+//! left it (truncated in place: logrotate's `copytruncate`), or a record that could not be written
+//! whole (a full disk). A rotation that moves the file between its open and the write is seen after
+//! the write (the path names another file): the line is written again to the new file, and `verify`
+//! passes over the exact repeat. Who creates the new file: logrotate's `create` makes it with
+//! `O_EXCL`; when an agent created it first (between logrotate's rename and its create), logrotate
+//! renames the agent's file to `<log>-<YYYYMMDDHH>.backup` and creates its own, and `verify` reads
+//! the backup with the rotated copies. Without the lock in time the record is still appended,
+//! without chain fields (reported as unchained by `verify`), and a warning says so. Nothing here
+//! fsyncs: the log is as durable as it always was.
 //!
 //! After each chained append the record's `seq` and `hash` go to syslog (`/dev/log`, identifier
 //! `gfs2-fence-audit`, facility authpriv), which journald keeps and sites forward off-host: the
 //! anchors a local root cannot rewrite along with the file.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::chain::{link_of, Link};
+use super::notes::{FileMark, Head, LogNote};
 use crate::fsio::lock;
 
 /// Longest wait for the log's lock.
@@ -39,21 +49,33 @@ pub enum Appended {
     Unchained(String),
 }
 
-/// A chained log, open for appending.
+/// A chained log, appended to by its path.
 #[derive(Debug)]
 pub struct ChainedLog {
-    file: File,
     path: PathBuf,
     lock_path: PathBuf,
 }
 
+/// The lock file's path of the log at `path`: `<log>.lock`.
+pub fn lock_path_of(path: &Path) -> PathBuf {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push(".lock");
+    lock_path.into()
+}
+
+/// The mark of an open log file: inode, birth time where kept, length.
+fn mark(file: &File) -> std::io::Result<FileMark> {
+    let m = file.metadata()?;
+    let btime_ns = m.created().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    Ok(FileMark { ino: m.ino(), btime_ns, len: m.len() })
+}
+
 impl ChainedLog {
-    /// Opens (creating 0600) the log at `path`.
+    /// The log at `path`, created (0600) if missing: an error here says early that records cannot go
+    /// there.
     pub fn open(path: &Path) -> std::io::Result<ChainedLog> {
-        let file = crate::fsio::open_append(path)?;
-        let mut lock_path = path.as_os_str().to_owned();
-        lock_path.push(".lock");
-        Ok(ChainedLog { file, path: path.to_path_buf(), lock_path: lock_path.into() })
+        drop(crate::fsio::open_append(path)?);
+        Ok(ChainedLog { path: path.to_path_buf(), lock_path: lock_path_of(path) })
     }
 
     /// The log's path.
@@ -71,7 +93,7 @@ impl ChainedLog {
         let held = match self.lock() {
             Ok(Some(l)) => l,
             Ok(None) => {
-                self.write_line(&unsealed())?;
+                write_line(&crate::fsio::open_append(&self.path)?, &unsealed())?;
                 return Ok(Appended::Unchained(format!(
                     "{} was busy for {} ms",
                     self.lock_path.display(),
@@ -79,20 +101,51 @@ impl ChainedLog {
                 )));
             }
             Err(e) => {
-                self.write_line(&unsealed())?;
+                write_line(&crate::fsio::open_append(&self.path)?, &unsealed())?;
                 return Ok(Appended::Unchained(format!("cannot lock {}: {e}", self.lock_path.display())));
             }
         };
-        let (end, cut) = self.end(held.file());
-        // A record cut short by a crash is ended first, so that this one starts a line of its own;
-        // `verify` reports the cut one as a crash's.
-        if cut {
-            self.write_line("\n")?;
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut held.file(), &mut text);
+        let mut head = Head::parse(&text);
+        // The file current now, under the lock: whatever rotation happened since this process started.
+        let mut file = crate::fsio::open_append(&self.path)?;
+        let now = mark(&file)?;
+        if head.truncated(&now) {
+            head.note(LogNote::Truncated {
+                at: crate::os::clock::rfc3339_now(),
+                after_seq: head.end.as_ref().map_or(0, |e| e.seq),
+                expected_bytes: head.file.map_or(0, |f| f.len),
+                found_bytes: now.len,
+            });
         }
+        let (end, cut) = end_of(&file, now.len, head.end.clone());
+        // A record cut short by a crash is ended first, so that this one starts a line of its own;
+        // `verify` reports the cut one as a crash's (or a full disk's, when a note says so).
         let (line, link) = seal(&end);
-        self.write_line(&line)?;
-        let head = format!("seq={} hash={}\n", link.seq, link.hash);
-        let _ = held.file().set_len(0).and_then(|()| held.file().write_all_at(head.as_bytes(), 0));
+        let written = (if cut { write_line(&file, "\n") } else { Ok(()) }).and_then(|()| write_line(&file, &line));
+        if let Err(e) = written {
+            let request = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v.get("request_id").and_then(|r| r.as_str()).map(str::to_string));
+            head.note(LogNote::Short {
+                at: crate::os::clock::rfc3339_now(),
+                seq: link.seq,
+                request,
+                error: e.to_string(),
+            });
+            rewrite(held.file(), &head);
+            return Err(e);
+        }
+        // Rotated between the open and the write: the line went to the moved file (which a
+        // `compress` without `delaycompress` may already have read); write it again where it is current.
+        if crate::fsio::open_nofollow(&self.path).and_then(|f| mark(&f)).is_ok_and(|m| m.ino != now.ino) {
+            file = crate::fsio::open_append(&self.path)?;
+            write_line(&file, &line)?;
+        }
+        head.end = Some(link.clone());
+        head.file = mark(&file).ok();
+        rewrite(held.file(), &head);
         drop(held);
         anchor(&link, &self.path);
         Ok(Appended::Chained(link))
@@ -110,46 +163,44 @@ impl ChainedLog {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
+}
 
-    /// The chain's end: the log's last complete chained record, else the lock file's copy, else
-    /// the genesis; and whether the log's last record was cut short (it does not end with a
-    /// newline: a power cut during the last append, or NUL bytes of a file extended but never
-    /// written), read from the same tail.
-    fn end(&self, lock_file: &File) -> (Link, bool) {
-        let len = self.file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut cut = false;
-        if let Ok(reader) = self.file_for_read() {
-            for tail in TAILS {
-                let start = len.saturating_sub(tail);
-                let mut buf = vec![0u8; (len - start) as usize];
-                if reader.read_exact_at(&mut buf, start).is_err() {
-                    break;
-                }
-                if tail == TAILS[0] {
-                    cut = buf.last().is_some_and(|b| *b != b'\n');
-                }
-                let text = String::from_utf8_lossy(&buf);
-                let complete = text.rfind('\n').map_or("", |i| &text[..i]);
-                if let Some(link) = complete.lines().rev().find_map(link_of) {
-                    return (link, cut);
-                }
-                if start == 0 {
-                    break;
-                }
-            }
+/// Rewrites the lock file with `head`, in place (written over, then cut to length: on a full disk
+/// the block it has is reused).
+fn rewrite(lock_file: &File, head: &Head) {
+    let text = head.render();
+    let _ = lock_file.write_all_at(text.as_bytes(), 0).and_then(|()| lock_file.set_len(text.len() as u64));
+}
+
+/// The chain's end: the log's last complete chained record, else `kept` (the lock file's copy), else
+/// the genesis; and whether the log's last record was cut short (it does not end with a newline: a
+/// power cut or a full disk during the last append, or NUL bytes of a file extended but never
+/// written), read from the same tail. `len` is the file's length.
+fn end_of(file: &File, len: u64, kept: Option<Link>) -> (Link, bool) {
+    let mut cut = false;
+    for tail in TAILS {
+        let start = len.saturating_sub(tail);
+        let mut buf = vec![0u8; (len - start) as usize];
+        if file.read_exact_at(&mut buf, start).is_err() {
+            break;
         }
-        let mut head = String::new();
-        let _ = std::io::Read::read_to_string(&mut &*lock_file, &mut head);
-        (super::chain::parse_anchors(&head).pop().map_or_else(Link::genesis, |(seq, hash)| Link { seq, hash }), cut)
+        if tail == TAILS[0] {
+            cut = buf.last().is_some_and(|b| *b != b'\n');
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let complete = text.rfind('\n').map_or("", |i| &text[..i]);
+        if let Some(link) = complete.lines().rev().find_map(link_of) {
+            return (link, cut);
+        }
+        if start == 0 {
+            break;
+        }
     }
+    (kept.unwrap_or_else(Link::genesis), cut)
+}
 
-    fn file_for_read(&self) -> std::io::Result<File> {
-        crate::fsio::open_nofollow(&self.path)
-    }
-
-    fn write_line(&self, line: &str) -> std::io::Result<()> {
-        crate::fsio::append_record(&self.file, line.as_bytes())
-    }
+fn write_line(file: &File, line: &str) -> std::io::Result<()> {
+    crate::fsio::append_record(file, line.as_bytes())
 }
 
 /// Sends a record's anchor to syslog (`GFS2_FENCE_AUDIT_SOCKET` or [`SYSLOG_SOCKET`]).

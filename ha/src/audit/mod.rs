@@ -2,7 +2,8 @@
 //! no record was changed or removed.
 //!
 //! Holds, lowest first: [`pyjson`] (JSON in Python's spacing), [`chain`] (the SHA-256 chain and its
-//! verification, no I/O), [`log`] (appending a chained record under the log's lock), [`journal`] (each record into journald
+//! verification, no I/O), [`notes`] (what the log's lock file keeps: the chain's end, the file it
+//! went to, the appender's notes for `verify`), [`log`] (appending a chained record under the log's lock), [`journal`] (each record into journald
 //! with structured fields), [`record`] (a
 //! fence record's fields and readable line), [`alert`] (Pacemaker's fencing alerts dropped for the
 //! leader). May use every folder below it: `fsio`, `os`, `protocol`, `spool`, `cluster`, `discovery`.
@@ -10,6 +11,7 @@
 
 pub mod pyjson;
 pub mod chain;
+pub mod notes;
 pub mod log;
 pub mod journal;
 pub mod record;

@@ -255,9 +255,11 @@ pub fn create_new(path: &Path) -> Result<File> {
 }
 
 /// Opens a file for appending (created 0600), never through a symlink. Each `write(2)` on it lands
-/// whole at the end, so concurrent appenders of single-write records never interleave.
+/// whole at the end, so concurrent appenders of single-write records never interleave. Readable too:
+/// the chained log reads its own tail through the descriptor it appends with.
 pub fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .mode(0o600)
