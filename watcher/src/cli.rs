@@ -281,7 +281,7 @@ fn init_tracing() {
     tracing_subscriber::registry().with(filter).with(journald).with(stderr).init();
 }
 
-/// Parses the command line and runs the watcher until SIGTERM or SIGINT.
+/// Parses the command line and runs the watcher until SIGTERM or SIGINT (see [`signals`]).
 pub fn run() -> Result<ExitCode, WatchError> {
     // Before any thread: what the watcher's parent left open never reaches a fence command.
     ha::os::child::cloexec_inherited();
@@ -304,18 +304,49 @@ pub fn run() -> Result<ExitCode, WatchError> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(WatchError::Runtime)?;
     rt.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(WatchError::Runtime)?;
-        let mut int =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(WatchError::Runtime)?;
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => tracing::info!("SIGTERM received"),
-                _ = int.recv() => tracing::info!("SIGINT received"),
-            }
-            let _ = tx.send(true);
-        });
+        tokio::spawn(signals(tx)?);
         crate::daemon::run(settings, rx).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the watcher does with each signal an operator or a tool may send; none of them kills a fence
+/// in flight:
+/// - TERM, INT: stop claiming, let running fences finish within `--shutdown-grace`, then exit
+///   (INT behaves as TERM).
+/// - HUP: nothing to reload (every setting is read at start): logged and ignored, so that a reload
+///   habit (`systemctl reload`, `kill -HUP`) never kills fence commands. Restart the instance to
+///   apply new settings.
+/// - USR1, USR2: logged and ignored.
+/// - QUIT keeps its default (a core dump: a deliberate kill); KILL and STOP cannot be caught, and a
+///   peer recovers such a watcher's claims.
+fn signals(shutdown: tokio::sync::watch::Sender<bool>) -> Result<impl std::future::Future<Output = ()>, WatchError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(WatchError::Runtime)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(WatchError::Runtime)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(WatchError::Runtime)?;
+    let mut usr1 = signal(SignalKind::user_defined1()).map_err(WatchError::Runtime)?;
+    let mut usr2 = signal(SignalKind::user_defined2()).map_err(WatchError::Runtime)?;
+    Ok(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM received: finishing the fences in flight, then stopping"),
+                _ = int.recv() => tracing::info!("SIGINT received: finishing the fences in flight, then stopping"),
+                _ = hup.recv() => {
+                    tracing::warn!("SIGHUP received and ignored: the watcher has nothing to reload (its settings are read at start); restart the instance to apply new settings");
+                    continue;
+                }
+                _ = usr1.recv() => {
+                    tracing::warn!("SIGUSR1 received and ignored");
+                    continue;
+                }
+                _ = usr2.recv() => {
+                    tracing::warn!("SIGUSR2 received and ignored");
+                    continue;
+                }
+            }
+            let _ = shutdown.send(true);
+            return;
+        }
+    })
 }

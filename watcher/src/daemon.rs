@@ -48,8 +48,8 @@ const FULL_RECONCILE: std::time::Duration = std::time::Duration::from_secs(30);
 /// How soon to try again a target whose lock another process holds.
 const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The inotify instance watching `requests/` and `members/` (the latter's watch descriptor kept).
-pub struct InotifyFd(Inotify, WatchDescriptor);
+/// The inotify instance watching `requests/` and `members/`, with their watch descriptors.
+pub struct InotifyFd(Inotify, WatchDescriptor, WatchDescriptor);
 
 impl AsRawFd for InotifyFd {
     fn as_raw_fd(&self) -> RawFd {
@@ -64,7 +64,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let boot_id = ha::os::clock::boot_id()?;
     let targets = serde_json::to_vec(&settings.fence.published_targets()).expect("targets serialise");
     ha::fsio::write_replace(&spool.dir(Dir::Tmp), &ha::cluster::targets::path(&spool), &targets)?;
-    let inotify = if settings.inotify { Some(watch_spool(&spool)?) } else { None };
+    let mut inotify = if settings.inotify { Some(watch_spool(&spool)?) } else { None };
     let mut index = Index::new(settings.fence.clone());
     index.reconcile(&spool, &boot_id)?;
     // Last: from here on agents count this watcher as live, so all it serves with is ready.
@@ -108,6 +108,8 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let mut dirty = true;
     let mut busy = false;
     let mut last_full = std::time::Instant::now();
+    let mut spooled = crate::vanished::Spooled::read(&spool);
+    let mut lost: Option<String> = None;
 
     loop {
         // Holding the leader lock, take office: a failure (a bad leader.json, a full disk) is retried
@@ -156,16 +158,27 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
             }
             ready = readable(inotify.as_ref()) => {
                 if let Some(guard) = ready {
-                    if drain_events(guard, &mut index, &shared) {
+                    let seen = drain_events(guard, &mut index, &shared);
+                    if seen.joined {
                         crate::aside::refresh(&shared);
                         if peers.arm(&spool, &s.id) {
                             recover(&shared);
+                        }
+                    }
+                    if !seen.gone.is_empty() {
+                        lost = look_at_spool(&shared, &mut spooled, &mut inotify, &mut index, &seen.gone);
+                        if lost.is_some() {
+                            break;
                         }
                     }
                 }
                 dirty = true;
             }
             _ = rescan.tick() => {
+                lost = look_at_spool(&shared, &mut spooled, &mut inotify, &mut index, &[]);
+                if lost.is_some() {
+                    break;
+                }
                 if inotify.is_none() || last_full.elapsed() >= FULL_RECONCILE {
                     last_full = std::time::Instant::now();
                     if let Err(e) = index.reconcile(&spool, &shared.boot_id) {
@@ -193,8 +206,12 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
                 dirty = true;
             }
             _ = heartbeat.tick() => {
+                // A heartbeat that cannot be written (a full or read-only spool) keeps the watchdog's
+                // pings: a restart would not help, and would kill the fences in flight. A spool that
+                // is gone ends the loop above instead (see `vanished`).
                 if let Err(e) = shared.member.lock().unwrap().beat() {
-                    tracing::error!("heartbeat: {e}");
+                    tracing::error!("heartbeat: {e}; agents and peers see this watcher as not live until it can write again");
+                    shared.metrics.heartbeat_failed();
                 }
                 notify::notify("WATCHDOG=1");
                 // Claiming again once the last older peer is gone: its claims too.
@@ -242,36 +259,89 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         }
     }
     tracing::info!("watcher stopped");
-    Ok(())
+    lost.map_or(Ok(()), |why| Err(WatchError::SpoolLost(why)))
 }
 
-/// Feeds new request names to the index; returns whether a peer joined (or events were lost).
+/// Looks at the spool's directories (see `vanished`), `known` those inotify said were removed: makes
+/// again what was removed and can be, with a new inotify watch and a reconciled index for
+/// `requests/`; returns why the watcher must stop when the spool or a directory its fences depend on
+/// is gone or replaced.
+fn look_at_spool(
+    shared: &Shared,
+    spooled: &mut crate::vanished::Spooled,
+    inotify: &mut Option<AsyncFd<InotifyFd>>,
+    index: &mut Index,
+    known: &[Dir],
+) -> Option<String> {
+    use crate::vanished::Verdict;
+    let spool = &shared.settings.spool;
+    match spooled.check(spool, known) {
+        Verdict::Intact => None,
+        Verdict::Remake(dirs) => {
+            let names: Vec<&str> = dirs.iter().map(|d| d.name()).collect();
+            tracing::warn!(dirs = ?names, spool = %spool.base().display(), "spool directories removed or replaced: making them again");
+            if let Err(e) = spool.prepare(&WATCHER_DIRS) {
+                tracing::error!("making the spool's directories again: {e}; trying again at the next rescan");
+                return None;
+            }
+            if dirs.contains(&Dir::Requests) && inotify.is_some() {
+                match watch_spool(spool) {
+                    Ok(fd) => *inotify = Some(fd),
+                    Err(e) => tracing::error!("watching the new requests/: {e}; trying again at the next rescan"),
+                }
+            }
+            if let Err(e) = index.reconcile(spool, &shared.boot_id) {
+                tracing::error!("rescanning requests: {e}");
+            }
+            *spooled = crate::vanished::Spooled::read(spool);
+            None
+        }
+        Verdict::Lost(why) => {
+            tracing::error!(spool = %spool.base().display(), "{why}: claiming nothing more and withholding the watchdog; the fences in flight may end, then the watcher exits for a restart");
+            Some(format!("{} ({})", why, spool.base().display()))
+        }
+    }
+}
+
+/// What a read of the inotify events saw besides new requests.
+#[derive(Debug, Default)]
+struct Seen {
+    /// A peer joined (or events were lost).
+    joined: bool,
+    /// Watched directories removed or moved away.
+    gone: Vec<Dir>,
+}
+
+/// Feeds new request names to the index; returns what else it saw.
 fn drain_events(
     mut guard: tokio::io::unix::AsyncFdReadyGuard<'_, InotifyFd>,
     index: &mut Index,
     shared: &Shared,
-) -> bool {
-    let joined = read_pending(guard.get_inner(), index, shared);
+) -> Seen {
+    let seen = read_pending(guard.get_inner(), index, shared);
     guard.clear_ready();
-    joined
+    seen
 }
 
 /// Reads every inotify event queued now (the descriptor is non-blocking) into the index; returns
-/// whether a peer joined (or events were lost).
-fn read_pending(fd: &InotifyFd, index: &mut Index, shared: &Shared) -> bool {
+/// what else it saw.
+fn read_pending(fd: &InotifyFd, index: &mut Index, shared: &Shared) -> Seen {
     let spool = &shared.settings.spool;
-    let mut joined = false;
+    let mut seen = Seen::default();
+    let gone = AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
     loop {
         match fd.0.read_events() {
             Ok(events) => {
                 for ev in events {
                     if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
-                        joined = true;
+                        seen.joined = true;
                         if let Err(e) = index.reconcile(spool, &shared.boot_id) {
                             tracing::error!("rescanning requests: {e}");
                         }
-                    } else if ev.wd == fd.1 {
-                        joined |=
+                    } else if ev.mask.intersects(gone) {
+                        seen.gone.push(if ev.wd == fd.1 { Dir::Requests } else { Dir::Members });
+                    } else if ev.wd == fd.2 {
+                        seen.joined |=
                             ev.name.is_some_and(|n| n.to_string_lossy().starts_with(ha::cluster::members::JOIN_PREFIX));
                     } else if let Some(name) = ev.name {
                         index.observe(spool, &shared.boot_id, &name.to_string_lossy());
@@ -285,7 +355,7 @@ fn read_pending(fd: &InotifyFd, index: &mut Index, shared: &Shared) -> bool {
             }
         }
     }
-    joined
+    seen
 }
 
 /// Brings the index up to date with every request placed before now: under a target's lock, a
@@ -304,15 +374,20 @@ fn watch_spool(spool: &Spool) -> Result<AsyncFd<InotifyFd>, WatchError> {
     let dir = spool.dir(Dir::Requests);
     let ino = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
         .map_err(|e| ha::HaError::errno("inotify_init", &dir, e))?;
-    ino.add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE)
+    // The directories' own removal or move (`IN_DELETE_SELF`, `IN_MOVE_SELF`, then `IN_IGNORED`) is
+    // seen at once: see `vanished`.
+    let gone = AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
+    let requests = ino
+        .add_watch(&dir, AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO | AddWatchFlags::IN_CREATE | gone)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &dir, e))?;
     let members = spool.dir(Dir::Members);
     let joins = ino
-        .add_watch(&members, AddWatchFlags::IN_CREATE)
+        .add_watch(&members, AddWatchFlags::IN_CREATE | gone)
         .map_err(|e| ha::HaError::errno("inotify_add_watch", &members, e))?;
     // SAFETY: the descriptor is owned by the `Inotify` inside the `AsyncFd`, so it stays open and the
     // same for the `AsyncFd`'s whole life, and `as_raw_fd` always returns it.
-    let registered = unsafe { AsyncFd::register_with_interest(InotifyFd(ino, joins), tokio::io::Interest::READABLE) };
+    let registered =
+        unsafe { AsyncFd::register_with_interest(InotifyFd(ino, requests, joins), tokio::io::Interest::READABLE) };
     registered.map_err(|e| ha::HaError::io("register inotify for", &dir, e.into()).into())
 }
 

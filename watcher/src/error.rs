@@ -21,6 +21,9 @@ pub enum WatchError {
     /// A bad command-line value.
     #[error("{0}")]
     Usage(String),
+    /// The spool, or a directory running fences depend on, was removed or replaced.
+    #[error("{0}: stopped claiming, let the fences in flight end and exited, so that systemd starts the watcher again on the spool as it is now")]
+    SpoolLost(String),
     /// The async runtime or signal handling could not start.
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),

@@ -30,6 +30,7 @@ pub mod notify;
 pub mod election;
 pub mod peers;
 pub mod aside;
+pub mod vanished;
 pub mod index;
 pub mod execute;
 pub mod reply;

@@ -34,6 +34,7 @@ pub struct Metrics {
     leader: AtomicBool,
     in_flight: AtomicU64,
     standing_aside: AtomicBool,
+    heartbeat_failures: AtomicU64,
     /// Pending requests by priority.
     queue: Mutex<BTreeMap<i32, u64>>,
 }
@@ -57,6 +58,7 @@ impl Default for Metrics {
             leader: AtomicBool::default(),
             in_flight: AtomicU64::default(),
             standing_aside: AtomicBool::default(),
+            heartbeat_failures: AtomicU64::default(),
             queue: Mutex::default(),
         }
     }
@@ -95,6 +97,11 @@ impl Metrics {
     /// Claims being executed now.
     pub fn set_in_flight(&self, n: usize) {
         self.in_flight.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// A heartbeat could not be written (a full or read-only spool).
+    pub fn heartbeat_failed(&self) {
+        self.heartbeat_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether this watcher stands aside for a live peer of an older spool format.
@@ -167,6 +174,12 @@ impl Metrics {
             counter(&self.recovered),
         );
         metric("gfs2_fence_in_flight", "gauge", "Claims this watcher is executing.", counter(&self.in_flight));
+        metric(
+            "gfs2_fence_heartbeat_failures_total",
+            "counter",
+            "Heartbeats this watcher could not write (a full or read-only spool): agents and peers then see it as not live.",
+            counter(&self.heartbeat_failures),
+        );
         metric(
             "gfs2_fence_standing_aside",
             "gauge",

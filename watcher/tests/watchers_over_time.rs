@@ -1,0 +1,89 @@
+//! Watchers over time: a spool cleaned by hand and a signal from an operator never cost a fence.
+//! Real watchers, agents, directories and signals.
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::time::Duration;
+
+use common::*;
+use nix::sys::signal::Signal;
+
+#[test]
+fn a_removed_requests_directory_is_watched_again_at_once_and_fences_go_on() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &[]);
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    // An operator clears stale requests; the next agent makes the directory again.
+    std::fs::remove_dir_all(w.sub("requests")).unwrap();
+    let out = w.agent("action=off\nport=n2\nfence_timeout=10\n");
+    assert!(out.status.success(), "{}", watcher.stderr_text());
+    assert!(wait_until(Duration::from_secs(10), || watcher.stderr_text().contains("making them again")));
+    // And again, the directory replaced while the watcher waits for nothing in particular.
+    // (the watcher may make it again before this does)
+    std::fs::remove_dir_all(w.sub("requests")).unwrap();
+    if std::fs::create_dir(w.sub("requests")).is_ok() {
+        std::fs::set_permissions(w.sub("requests"), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    }
+    let out = w.agent("action=off\nport=n3\nfence_timeout=10\n");
+    assert!(out.status.success(), "{}", watcher.stderr_text());
+    assert_eq!(w.ledger().iter().filter(|l| l.event == "start").count(), 3);
+}
+
+#[test]
+fn a_replaced_spool_makes_the_watcher_stop_pinging_its_watchdog_and_exit_for_a_restart() {
+    let mut w = World::new();
+    let notify = w.dir.path().join("notify.sock");
+    let systemd = UnixDatagram::bind(&notify).unwrap();
+    systemd.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    w.watcher_env.push(("NOTIFY_SOCKET".into(), notify.display().to_string()));
+    let mut watcher = w.watcher("w1", &["--heartbeat-interval", "0.2"]);
+    let mut buf = [0u8; 64];
+    let mut pinged = false;
+    while !pinged {
+        let n = systemd.recv(&mut buf).expect("the watcher pings its watchdog");
+        pinged = &buf[..n] == b"WATCHDOG=1";
+    }
+    // rm -rf of the spool (again while the watcher writes its heartbeat in it), then
+    // systemd-tmpfiles --create: a new, empty spool under the same name.
+    let removed = wait_until(Duration::from_secs(10), || std::fs::remove_dir_all(&w.spool).is_ok());
+    assert!(removed, "rm -rf of the spool");
+    std::fs::create_dir(&w.spool).unwrap();
+    std::fs::set_permissions(&w.spool, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let exited = wait_until(Duration::from_secs(20), || !alive(watcher.pid()));
+    assert!(exited, "the watcher kept running on a spool that is gone: {}", watcher.stderr_text());
+    let status = watcher.child.wait().unwrap();
+    assert!(!status.success(), "it exits non-zero, so that systemd (Restart=always) starts it again");
+    // Whichever it saw first: members/ going (inotify) or the spool replaced (its identity).
+    let said = watcher.stderr_text();
+    assert!(said.contains("was removed or replaced") && said.contains("exits for a restart"), "{said}");
+    // Its last word to systemd was STOPPING=1, not another WATCHDOG=1.
+    systemd.set_nonblocking(true).unwrap();
+    let mut last = Vec::new();
+    while let Ok(n) = systemd.recv(&mut buf) {
+        last = buf[..n].to_vec();
+    }
+    assert_eq!(String::from_utf8_lossy(&last), "STOPPING=1");
+    // Started again (as systemd would), it fences on the new spool.
+    let _again = w.watcher("w1", &[]);
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+}
+
+#[test]
+fn hup_usr1_and_usr2_never_kill_a_watcher_nor_the_fence_it_runs() {
+    let w = World::new();
+    let first = w.watcher("w1", &[]);
+    let second = w.watcher("w2", &[]);
+    w.behave("n1", "sleep:1500");
+    let agent = w.spawn_agent("action=off\nport=n1\n");
+    let id = w.first_start().request_id.unwrap();
+    for sig in [Signal::SIGHUP, Signal::SIGUSR1, Signal::SIGUSR2] {
+        first.signal(sig);
+        second.signal(sig);
+    }
+    assert_exit(&agent.wait_with_output().unwrap(), 0);
+    assert!(alive(first.pid()) && alive(second.pid()), "both watchers live on");
+    assert_eq!(w.starts(&id), 1, "the fence ran once: nobody ran it again after a watcher's death");
+    let said = first.stderr_text();
+    assert!(said.contains("SIGHUP received and ignored") && said.contains("SIGUSR2 received and ignored"), "{said}");
+}
