@@ -161,6 +161,13 @@ struct RunArgs {
     /// Serve Prometheus /metrics and /healthz on this loopback address (e.g. 127.0.0.1:9851).
     #[arg(long, env = "GFS2_FENCE_METRICS_ADDR", value_name = "ADDR:PORT", value_parser = crate::http::parse_addr)]
     metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve metrics on 127.0.0.1 and this port plus the instance number (--instance): one setting
+    /// for every gfs2-fence-watcher@N unit, each on its own port. --metrics-addr wins.
+    #[arg(long, env = "GFS2_FENCE_METRICS_BASE_PORT", value_name = "PORT")]
+    metrics_base_port: Option<u16>,
+    /// The systemd unit's instance name (the shipped unit passes %i): a number, with --metrics-base-port.
+    #[arg(long, value_name = "N")]
+    instance: Option<String>,
     /// Directory of the fence event logs, where the leader records Pacemaker's fencing alerts
     /// [default: /var/log/gfs2-fencing; alias of the environment variable: LOG_DIR].
     #[arg(long, env = "GFS2_FENCE_LOG_DIR", value_name = "DIR")]
@@ -256,7 +263,13 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         fenced_record_retention: off_if_zero(a.fenced_record_retention),
         tmp_max_age: Duration::from_secs(3600),
         log_dir: PathBuf::from(log_dir.unwrap_or_else(|| "/var/log/gfs2-fencing".into())),
-        metrics_addr: a.metrics_addr,
+        metrics_addr: match (a.metrics_addr, a.metrics_base_port) {
+            (Some(addr), _) => Some(addr),
+            (None, Some(base)) => crate::http::instance_addr(base, a.instance.as_deref())
+                .map_err(|why| tracing::error!("metrics not served: {why}; fencing goes on"))
+                .ok(),
+            (None, None) => None,
+        },
         alerts_dir: (!a.alerts_dir.is_empty()).then(|| PathBuf::from(a.alerts_dir)),
         discovery,
         cluster: cluster.map(|(name, _)| name),

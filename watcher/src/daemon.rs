@@ -82,12 +82,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     });
     crate::aside::refresh(&shared);
     if let Some(addr) = shared.settings.metrics_addr {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| WatchError::Usage(format!("cannot serve metrics on {addr}: {e}")))?;
-        let addr = listener.local_addr().unwrap_or(addr);
-        tracing::info!(%addr, "serving /metrics and /healthz");
-        tokio::spawn(crate::http::serve(shared.clone(), listener));
+        tokio::spawn(crate::http::bind_and_serve(shared.clone(), addr));
     }
     let s = &shared.settings;
     let mut rescan = tokio::time::interval(s.rescan_interval);

@@ -1,6 +1,9 @@
 //! Live view over HTTP: Prometheus metrics (`/metrics`) and a health check (`/healthz`) served on a
-//! loopback address when `--metrics-addr` is given, one tiny HTTP/1.0 exchange per connection,
-//! at most `MAX_CONNECTIONS` at once, each bounded in time. Reads the shared state; writes nothing.
+//! loopback address (`--metrics-addr`, or `--metrics-base-port` plus the unit's instance number), one
+//! tiny HTTP/1.0 exchange per connection, at most `MAX_CONNECTIONS` at once, each bounded in time.
+//! Metrics never cost a fence: an address that cannot be bound (another process, any local user,
+//! holds the port) is tried again every [`BIND_RETRY`] in the background while the watcher fences,
+//! and the heartbeat says so for `status`. Reads the shared state; writes nothing else.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +12,58 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::shared::Shared;
+
+/// How often an address that could not be bound is tried again.
+pub const BIND_RETRY: Duration = Duration::from_secs(2);
+
+/// The metrics address of unit instance `instance` with `--metrics-base-port base`: 127.0.0.1 and
+/// the base plus the instance's number (`gfs2-fence-watcher@2` serves on base + 2), so that every
+/// instance has its own port from one shared configuration. A name that is not a number is refused,
+/// with the fix.
+pub fn instance_addr(base: u16, instance: Option<&str>) -> Result<SocketAddr, String> {
+    let Some(name) = instance else {
+        return Err(format!(
+            "--metrics-base-port {base} needs the unit's instance number (--instance N, as the shipped unit passes \
+             %i), or give --metrics-addr"
+        ));
+    };
+    let port = name.parse::<u16>().ok().and_then(|n| base.checked_add(n)).ok_or_else(|| {
+        format!(
+            "instance name {name:?} is not a number whose port {base} + N fits: name the units gfs2-fence-watcher@1, \
+             @2, @3 (each serves on --metrics-base-port plus its number), or set GFS2_FENCE_METRICS_ADDR for it"
+        )
+    })?;
+    Ok(SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// Binds `addr` (again every [`BIND_RETRY`] until it can), then serves on it until the task is
+/// dropped. Each state goes to the log and, through `report`, to the heartbeat.
+pub async fn bind_and_serve(shared: Arc<Shared>, addr: SocketAddr) {
+    let mut tries = 0u64;
+    let listener = loop {
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => break l,
+            Err(e) => {
+                if tries == 0 {
+                    tracing::warn!(%addr, "cannot serve metrics: {e}; fencing goes on, and the address is tried again every {}s (is another process, any local user, holding the port? see SECURITY.md)", BIND_RETRY.as_secs());
+                }
+                tries += 1;
+                shared.metrics.metrics_bind_failed();
+                report(&shared, format!("not served: cannot bind {addr}: {e}; retrying"));
+                tokio::time::sleep(BIND_RETRY).await;
+            }
+        }
+    };
+    let addr = listener.local_addr().unwrap_or(addr);
+    tracing::info!(%addr, tries, "serving /metrics and /healthz");
+    report(&shared, addr.to_string());
+    serve(shared, listener).await;
+}
+
+/// Puts the metrics server's state into this watcher's heartbeat (read by `status`).
+fn report(shared: &Shared, state: String) {
+    shared.member.lock().unwrap().set_metrics(state);
+}
 
 /// Checks `--metrics-addr`: loopback only (put a proxy in front to expose it further).
 pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {

@@ -75,11 +75,18 @@ impl Member {
                 children: Vec::new(),
                 ttl_ms: Some(ttl.as_millis().min(u64::MAX as u128) as u64),
                 spool_format: Some(ha::spool::SPOOL_FORMAT),
+                metrics: None,
             },
         };
         member.beat()?;
         ha::cluster::members::announce(spool, id)?;
         Ok(member)
+    }
+
+    /// Records the metrics server's state (its address, or why it is not served) in the heartbeat,
+    /// from the next beat on.
+    pub fn set_metrics(&mut self, state: String) {
+        self.beat.metrics = Some(state);
     }
 
     /// Writes the next heartbeat (atomically: readers never see a partial one). A failed write, or a

@@ -35,6 +35,7 @@ pub struct Metrics {
     in_flight: AtomicU64,
     standing_aside: AtomicBool,
     heartbeat_failures: AtomicU64,
+    metrics_bind_failures: AtomicU64,
     /// Pending requests by priority.
     queue: Mutex<BTreeMap<i32, u64>>,
 }
@@ -59,6 +60,7 @@ impl Default for Metrics {
             in_flight: AtomicU64::default(),
             standing_aside: AtomicBool::default(),
             heartbeat_failures: AtomicU64::default(),
+            metrics_bind_failures: AtomicU64::default(),
             queue: Mutex::default(),
         }
     }
@@ -102,6 +104,11 @@ impl Metrics {
     /// A heartbeat could not be written (a full or read-only spool).
     pub fn heartbeat_failed(&self) {
         self.heartbeat_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The metrics address could not be bound (tried again later).
+    pub fn metrics_bind_failed(&self) {
+        self.metrics_bind_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Whether this watcher stands aside for a live peer of an older spool format.
@@ -179,6 +186,12 @@ impl Metrics {
             "counter",
             "Heartbeats this watcher could not write (a full or read-only spool): agents and peers then see it as not live.",
             counter(&self.heartbeat_failures),
+        );
+        metric(
+            "gfs2_fence_metrics_bind_failures_total",
+            "counter",
+            "Times this watcher could not bind its metrics address before it could (another process held the port); fencing went on.",
+            counter(&self.metrics_bind_failures),
         );
         metric(
             "gfs2_fence_standing_aside",

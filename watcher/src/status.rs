@@ -37,6 +37,8 @@ pub struct MemberStatus {
     pub children: Vec<u32>,
     /// The spool format it speaks (1 for a heartbeat that does not say: an older build).
     pub spool_format: Option<u32>,
+    /// Its metrics server: the address it serves, or why it does not (as its heartbeat says).
+    pub metrics: Option<String>,
     /// Live, but claiming nothing while a live peer speaks an older spool format (a rolling upgrade
     /// in progress: restart the older watchers).
     pub standing_aside: bool,
@@ -114,6 +116,7 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
         .into_iter()
         .map(|m| MemberStatus {
             spool_format: m.heartbeat.as_ref().map(|h| h.format()),
+            metrics: m.heartbeat.as_ref().and_then(|h| h.metrics.clone()),
             standing_aside: m.live
                 && m.heartbeat.as_ref().is_some_and(|h| ha::cluster::members::stands_aside(h.format(), oldest)),
             live: m.live,
@@ -200,6 +203,9 @@ fn text(r: &Report) -> String {
             age,
             m.children
         );
+        if let Some(metrics) = &m.metrics {
+            s += &format!("  {:<24} metrics {metrics}\n", "");
+        }
     }
     if r.members.iter().any(|m| m.standing_aside) {
         s += "  rolling upgrade in progress: ASIDE members claim nothing while a live member speaks an older spool \

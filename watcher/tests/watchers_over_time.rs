@@ -87,3 +87,53 @@ fn hup_usr1_and_usr2_never_kill_a_watcher_nor_the_fence_it_runs() {
     let said = first.stderr_text();
     assert!(said.contains("SIGHUP received and ignored") && said.contains("SIGUSR2 received and ignored"), "{said}");
 }
+
+/// A loopback port nobody holds now (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// What `status --json` says of `id`'s metrics server.
+fn metrics_state(w: &World, id: &str) -> Option<String> {
+    let out = std::process::Command::new(watcher_bin())
+        .args(["status", "--json", "--spool-dir"])
+        .arg(&w.spool)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["members"].as_array()?.iter().find(|m| m["id"] == id)?["metrics"].as_str().map(str::to_string)
+}
+
+#[test]
+fn a_squatted_metrics_port_never_stops_fencing_and_is_served_once_free() {
+    let w = World::new();
+    // Any local user can bind a port first (or in the RestartSec gap after a restart).
+    let squatter = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = squatter.local_addr().unwrap().to_string();
+    let watcher = w.watcher("w1", &["--metrics-addr", &addr]);
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    let said = || metrics_state(&w, "w1").unwrap_or_default();
+    assert!(wait_until(Duration::from_secs(10), || said().contains("cannot bind")), "status says why: {}", said());
+    assert!(watcher.stderr_text().contains("cannot serve metrics"), "{}", watcher.stderr_text());
+    drop(squatter);
+    let served = served_at(&watcher);
+    assert_eq!(served, addr);
+    let body = get(&served, "/metrics");
+    let failures = body.lines().find(|l| l.starts_with("gfs2_fence_metrics_bind_failures_total ")).unwrap_or_default();
+    assert!(failures.split(' ').nth(1).and_then(|n| n.parse::<u64>().ok()).unwrap_or(0) >= 1, "{body}");
+    assert!(wait_until(Duration::from_secs(10), || said() == addr), "status shows the address: {}", said());
+}
+
+#[test]
+fn each_instance_serves_on_the_base_port_plus_its_number_and_a_name_is_refused_without_stopping_fencing() {
+    let w = World::new();
+    let base = free_port() - 2;
+    let second = w.watcher("w2", &["--metrics-base-port", &base.to_string(), "--instance", "2"]);
+    assert_eq!(served_at(&second), format!("127.0.0.1:{}", base + 2));
+    let named = w.watcher("wx", &["--metrics-base-port", &base.to_string(), "--instance", "blue"]);
+    let said = named.stderr_text();
+    assert!(said.contains("\"blue\" is not a number") && said.contains("gfs2-fence-watcher@1"), "{said}");
+    second.terminate();
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    assert_eq!(w.response(&w.start_order()[0]).unwrap().watcher_id.as_deref(), Some("wx"), "the named one fences");
+}

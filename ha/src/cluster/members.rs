@@ -48,6 +48,9 @@ pub struct Heartbeat {
     /// watchers older than the field, which speak format 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spool_format: Option<u32>,
+    /// The watcher's metrics server: its address, or why it is not served (`status` shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<String>,
 }
 
 /// The watcher's default `--ttl`, assumed for a heartbeat that does not carry its own.
@@ -216,6 +219,7 @@ mod tests {
             children: vec![],
             ttl_ms,
             spool_format: None,
+            metrics: None,
         }
     }
 
@@ -278,6 +282,7 @@ mod peer_tests {
             children: vec![],
             ttl_ms: None,
             spool_format: format,
+            metrics: None,
         };
         MemberState { id: id.into(), lock_held: live, heartbeat: Some(heartbeat), live }
     }
