@@ -38,6 +38,15 @@ pub enum Ending {
     Aborted,
     /// It could not be started.
     SpawnFailed(String),
+    /// It could not be started for a passing reason (EMFILE, ENFILE, EAGAIN, ENOMEM: descriptors,
+    /// processes or memory short for a moment): it never ran, and may be started again.
+    NotStarted(String),
+}
+
+/// Whether a failure to start a command is a passing shortage of descriptors, processes or memory.
+pub fn transient(e: &std::io::Error) -> bool {
+    use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM};
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | EAGAIN | ENOMEM))
 }
 
 /// One execution's result.
@@ -126,7 +135,11 @@ pub async fn execute(
     let started = Instant::now();
     let program = inv.program;
     let failed = |e: std::io::Error| Execution {
-        ending: Ending::SpawnFailed(format!("cannot run {}: {e}", program.display())),
+        ending: if transient(&e) {
+            Ending::NotStarted(format!("cannot start {} now: {e}", program.display()))
+        } else {
+            Ending::SpawnFailed(format!("cannot run {}: {e}", program.display()))
+        },
         pid: 0,
         output: String::new(),
         duration: started.elapsed(),

@@ -91,6 +91,7 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
     let mut schedule = Schedule::new(s.retry, s.jitter_seed ^ primary.name.attempt as u64, primary.name.attempt - 1);
     let inherit = job.target_lock.as_ref().map(|l| l.file().as_raw_fd());
     let mut last: Option<Execution> = None;
+    let mut not_started = 0u32;
     let exec = loop {
         // Whoever stopped waiting since the last look is answered; the first still waiting leads.
         answer_gone(shared, &mut runnable, last.as_ref(), schedule.attempts(), started)?;
@@ -125,19 +126,34 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
         })
         .await;
         shared.member.lock().unwrap().child_ended(exec.pid);
-        shared.metrics.executed(exec.duration);
+        if !matches!(exec.ending, Ending::NotStarted(_)) {
+            shared.metrics.executed(exec.duration);
+        }
         if exec.ending == Ending::Aborted {
             return release_all(shared, runnable);
         }
         if succeeded(req.action, &exec) {
             break exec;
         }
-        let Some(at) = schedule.next_start(BootTime::now(), *deadline, s.min_budget) else {
+        let next = if let Ending::NotStarted(why) = &exec.ending {
+            // It never ran: not an attempt. Tried again soon, holding the claim and the target's
+            // lock, while the deadline leaves a fence command its least budget.
+            schedule.not_started();
+            let at = BootTime::now().after(ha::spool::backoff::start_again_after(not_started));
+            not_started += 1;
+            tracing::warn!(request_id = %id, tries = not_started, "{why}; starting it again in {} ms", BootTime::now().until(at).as_millis());
+            (at.until(*deadline) >= s.min_budget).then_some(at)
+        } else {
+            schedule.next_start(BootTime::now(), *deadline, s.min_budget)
+        };
+        let Some(at) = next else {
             break exec;
         };
-        tracing::warn!(request_id = %id, attempt, "fence command failed; retrying in {} ms", BootTime::now().until(at).as_millis());
-        shared.metrics.retried();
-        last = Some(exec);
+        if !matches!(exec.ending, Ending::NotStarted(_)) {
+            tracing::warn!(request_id = %id, attempt, "fence command failed; retrying in {} ms", BootTime::now().until(at).as_millis());
+            shared.metrics.retried();
+            last = Some(exec);
+        }
         tokio::select! {
             _ = tokio::time::sleep(BootTime::now().until(at)) => {}
             _ = abort.wait_for(|a| *a) => return release_all(shared, runnable),
@@ -255,6 +271,11 @@ fn judge(action: Action, exec: &Execution, resp: &mut Response) {
             ),
         ),
         (Ending::SpawnFailed(why), _) => (false, PowerState::Unknown, why.clone()),
+        (Ending::NotStarted(why), _) => (
+            false,
+            PowerState::Unknown,
+            format!("{why}, again and again until the deadline: the fence command never ran"),
+        ),
         (Ending::Aborted, _) => (false, PowerState::Unknown, "aborted".to_string()),
     };
     resp.success = success;

@@ -137,3 +137,37 @@ fn each_instance_serves_on_the_base_port_plus_its_number_and_a_name_is_refused_w
     assert_exit(&w.agent("action=off\nport=n1\n"), 0);
     assert_eq!(w.response(&w.start_order()[0]).unwrap().watcher_id.as_deref(), Some("wx"), "the named one fences");
 }
+
+/// Sets `pid`'s soft limit of open descriptors with util-linux's prlimit (the hard limit stays, so
+/// the soft one can be raised again).
+fn limit_descriptors(pid: i32, n: usize) {
+    let out = std::process::Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={n}:"))
+        .output()
+        .expect("prlimit (util-linux) is needed");
+    assert!(out.status.success(), "prlimit: {}", text(&out.stderr));
+}
+
+#[test]
+fn a_fence_command_that_cannot_start_for_want_of_descriptors_is_started_later_and_never_counted() {
+    let w = World::new();
+    // Two attempts 0.2 s apart: a failed start counted as an attempt would use both at once.
+    let watcher = w.watcher("w1", &["--max-attempts", "2", "--retry-delay", "0.2", "--retry-max-delay", "0.2"]);
+    // The watcher's descriptors are all it may have, but for the few a claim takes (the lease, the
+    // target's locks): starting the command (its pipes) fails with EMFILE.
+    let open = std::fs::read_dir(format!("/proc/{}/fd", watcher.pid())).unwrap().count();
+    limit_descriptors(watcher.pid(), open + 3);
+    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=20\n");
+    assert!(wait_until(Duration::from_secs(10), || !w.files("claimed").is_empty()), "the request was claimed");
+    // Descriptors stay short for 1.5 s, well past both attempts' worth of retry delays.
+    std::thread::sleep(Duration::from_millis(1500));
+    limit_descriptors(watcher.pid(), 1024);
+    let out = agent.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(watcher.stderr_text().contains("starting it again"), "{}", watcher.stderr_text());
+    let id = w.start_order()[0].clone();
+    let resp = w.response(&id).unwrap();
+    assert_eq!(resp.attempts, Some(1), "only the start that ran counts: {resp:?}");
+    assert_eq!(w.starts(&id), 1);
+}

@@ -55,6 +55,12 @@ impl Schedule {
         self.attempts
     }
 
+    /// The execution counted by the last [`Schedule::started`] never ran (its command could not be
+    /// started for a passing reason): it does not count.
+    pub fn not_started(&mut self) {
+        self.attempts = self.attempts.saturating_sub(1);
+    }
+
     /// Executions started so far.
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -71,8 +77,26 @@ impl Schedule {
     }
 }
 
+/// How long to wait before starting again a command that could not be started for a passing reason
+/// (descriptors, processes or memory short), after `tries` such failures in a row: 50 ms doubling
+/// to at most 1 s. These retries are not attempts (the command never ran); the deadline bounds them.
+pub fn start_again_after(tries: u32) -> Duration {
+    Duration::from_millis(50u64.saturating_mul(1 << tries.min(5))).min(Duration::from_secs(1))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_command_that_could_not_start_is_tried_again_soon_then_every_second_and_never_counted() {
+        let delays: Vec<u64> = (0..8).map(|t| super::start_again_after(t).as_millis() as u64).collect();
+        assert_eq!(delays, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
+        assert_eq!(super::start_again_after(u32::MAX).as_millis(), 1000);
+        let mut s = super::Schedule::new(super::RetryPolicy::default(), 1, 0);
+        assert_eq!(s.started(), 1);
+        s.not_started();
+        assert_eq!((s.attempts(), s.started()), (0, 1), "the next real start is attempt 1 again");
+    }
+
     use super::*;
 
     #[test]
