@@ -101,11 +101,7 @@ fn settled(w: &World) {
 
 /// What `status --json` says of the members: (id, standing aside, spool format).
 fn members(w: &World) -> Vec<(String, bool, Option<u64>)> {
-    let out = Command::new(watcher_bin()).args(["status", "--json", "--spool-dir"]).arg(&w.spool).output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    v["members"]
-        .as_array()
-        .unwrap()
+    status_members(w)
         .iter()
         .filter(|m| m["live"].as_bool() == Some(true))
         .map(|m| {

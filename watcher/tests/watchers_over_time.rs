@@ -95,13 +95,7 @@ fn free_port() -> u16 {
 
 /// What `status --json` says of `id`'s metrics server.
 fn metrics_state(w: &World, id: &str) -> Option<String> {
-    let out = std::process::Command::new(watcher_bin())
-        .args(["status", "--json", "--spool-dir"])
-        .arg(&w.spool)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v["members"].as_array()?.iter().find(|m| m["id"] == id)?["metrics"].as_str().map(str::to_string)
+    status_members(w).iter().find(|m| m["id"] == id)?["metrics"].as_str().map(str::to_string)
 }
 
 #[test]

@@ -480,6 +480,13 @@ pub fn served_at(watcher: &Proc) -> String {
     addr
 }
 
+/// The members `gfs2-fence-watcher status --json` reports for the world's spool.
+pub fn status_members(w: &World) -> Vec<serde_json::Value> {
+    let out = Command::new(watcher_bin()).args(["status", "--json", "--spool-dir"]).arg(&w.spool).output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    report["members"].as_array().cloned().unwrap_or_default()
+}
+
 pub fn in_namespace(script: &str) -> Output {
     Command::new("unshare").args(["-rm", "bash", "-euc", script]).output().expect("unshare (util-linux) is needed")
 }
