@@ -214,9 +214,10 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
         let same: Vec<(String, String)> =
             index.queue.run_of(target, first.action).map(|e| (e.name.clone(), e.node.clone())).collect();
         for (name, node) in same {
-            // One whose requested name a format-1 watcher fences now waits for its own turn.
+            // The run stops at one whose requested name a format-1 watcher fences now: it and those
+            // after it wait for their own turn, in order.
             if !first.waived && !format1_locks.try_hold(&s.spool.format1_target_lock(&node)).unwrap_or(false) {
-                continue;
+                break;
             }
             index.forget(&name);
             match claim::try_claim(&s.spool, &name, &s.id) {
