@@ -82,8 +82,13 @@ impl Sweeper {
             // may still be writing, removed once it cannot be.
             let requests = s.spool.dir(Dir::Requests);
             remove_dead_writers_temps(&requests);
+            // An agent's holder lock (`.<request>.lock`, for an external responder on this spool)
+            // stays while its agent holds it, however long it waits: it is how a killed agent is told.
             remove_older_than(&requests, REQUESTS_TEMP_MAX_AGE, |p| {
-                p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                name.starts_with('.')
+                    && (ha::protocol::names::request_of_holder_lock(&name).is_none()
+                        || ha::fsio::lock::probe_held(p).ok().flatten() != Some(true))
             });
             clear_waiting(&s.spool);
             if let Some(keep) = s.retention {

@@ -106,3 +106,28 @@ fn a_coalesced_group_runs_on_for_the_agent_that_waits_and_abandons_the_one_kille
     assert_eq!(done.attempts, Some(2));
     assert_eq!(w.start_order(), [blocker, first_id, second_id], "the retry ran once, for the agent that waited");
 }
+
+#[test]
+fn the_leaders_sweep_keeps_a_waiting_agents_holder_lock_however_old() {
+    // An agent with responder=external on a spool the watchers also serve holds `.<request>.lock`
+    // in requests/ for as long as it waits; the leader's sweep of old hidden files must not take it
+    // (it is how a killed agent is told), while a free one, and any other old hidden file, goes.
+    let w = World::new();
+    w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
+    let old = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let held_name = ha::protocol::names::holder_lock_name(&format!("{}.json", new_id()));
+    let held_path = w.sub("requests").join(&held_name);
+    let _held = ha::fsio::lock::try_exclusive(ha::fsio::lock::open_lock_file(&held_path).unwrap(), &held_path)
+        .unwrap()
+        .unwrap();
+    set_mtime(&held_path, old);
+    let free_path = w.sub("requests").join(ha::protocol::names::holder_lock_name(&format!("{}.json", new_id())));
+    drop(ha::fsio::lock::open_lock_file(&free_path).unwrap());
+    set_mtime(&free_path, old);
+    let stale = w.sub("requests").join(".x.json.tmp");
+    std::fs::write(&stale, "{").unwrap();
+    set_mtime(&stale, old);
+    let _leader = w.watcher("w1", &[]);
+    assert!(wait_until(Duration::from_secs(10), || !stale.exists() && !free_path.exists()), "the sweep ran");
+    assert!(held_path.exists(), "a held holder lock stays: {:?}", w.files("requests"));
+}
