@@ -288,7 +288,7 @@ fn look_at_spool(
             if let Err(e) = index.reconcile(spool, &shared.boot_id) {
                 tracing::error!("rescanning requests: {e}");
             }
-            *spooled = crate::vanished::Spooled::read(spool);
+            spooled.remade(spool);
             None
         }
         Verdict::Lost(why) => {

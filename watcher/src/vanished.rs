@@ -65,31 +65,42 @@ pub fn judge(base_same: bool, changed: &[Dir]) -> Verdict {
     }
 }
 
-/// The identities seen last.
+/// The identities: the base's as it was at start (never read again: the spool this watcher started
+/// on), each directory's as last made.
 #[derive(Debug)]
 pub struct Spooled {
     base: Identity,
     dirs: Vec<(Dir, Identity)>,
 }
 
+fn dirs_of(spool: &Spool) -> Vec<(Dir, Identity)> {
+    WATCHER_DIRS.iter().map(|d| (*d, identity(&spool.dir(*d)))).collect()
+}
+
 impl Spooled {
-    /// The spool's identities now (at start, after `prepare`).
+    /// The spool's identities at start, after `prepare`.
     pub fn read(spool: &Spool) -> Spooled {
-        Spooled {
-            base: identity(spool.base()),
-            dirs: WATCHER_DIRS.iter().map(|d| (*d, identity(&spool.dir(*d)))).collect(),
-        }
+        Spooled { base: identity(spool.base()), dirs: dirs_of(spool) }
+    }
+
+    /// After the directories were made again: their new identities (the base's stays the one of the
+    /// start, so that a spool removed while they were being made is still seen as replaced).
+    pub fn remade(&mut self, spool: &Spool) {
+        self.dirs = dirs_of(spool);
     }
 
     /// Looks at the spool again and judges it, with `known`: directories inotify said were removed
-    /// (whatever their identity now). After a [`Verdict::Remake`] the caller remakes the directories
-    /// and calls [`Spooled::read`] again.
+    /// (whatever their identity now). A missing directory is always changed. After a
+    /// [`Verdict::Remake`] the caller makes the directories again and calls [`Spooled::remade`].
     pub fn check(&self, spool: &Spool, known: &[Dir]) -> Verdict {
         let base_same = self.base.is_some() && identity(spool.base()) == self.base;
         let changed: Vec<Dir> = self
             .dirs
             .iter()
-            .filter(|(d, id)| known.contains(d) || identity(&spool.dir(*d)) != *id)
+            .filter(|(d, id)| {
+                let now = identity(&spool.dir(*d));
+                known.contains(d) || now.is_none() || now != *id
+            })
             .map(|(d, _)| *d)
             .collect();
         judge(base_same, &changed)
@@ -122,9 +133,16 @@ mod tests {
         assert_eq!(seen.check(&spool, &[]), Verdict::Remake(vec![Dir::Requests]), "removed");
         spool.prepare(&WATCHER_DIRS).unwrap();
         assert_eq!(seen.check(&spool, &[]), Verdict::Remake(vec![Dir::Requests]), "replaced by another");
-        assert_eq!(Spooled::read(&spool).check(&spool, &[]), Verdict::Intact);
-        std::fs::rename(spool.base(), d.path().join("old")).unwrap();
+        let mut seen = seen;
+        seen.remade(&spool);
+        assert_eq!(seen.check(&spool, &[]), Verdict::Intact);
+        // Made again while the spool itself was being removed: the base is still the one of the
+        // start, so a new spool under the same name is seen as replaced, whatever was read between.
+        std::fs::remove_dir_all(spool.base()).unwrap();
+        seen.remade(&spool);
+        assert!(matches!(seen.check(&spool, &[]), Verdict::Lost(_)), "gone");
         spool.prepare(&WATCHER_DIRS).unwrap();
-        assert!(matches!(seen.check(&spool, &[]), Verdict::Lost(_)));
+        seen.remade(&spool);
+        assert!(matches!(seen.check(&spool, &[]), Verdict::Lost(_)), "replaced");
     }
 }
