@@ -8,8 +8,9 @@
 //! - `on` fails (exit 1): nnf-sos has no power-on. Unfencing is the administrator's removal of those
 //!   success answers, after which nnf-sos re-creates the node's storage groups.
 //!
-//! Files are read as nnf-sos reads them: non-hidden `*.json` regular files, each capped in size;
-//! one that does not parse is skipped. No locks.
+//! Files are read as nnf-sos reads them (`checkFencedStatus`): every top-level `*.json` name that is
+//! not a directory, hidden ones (`.x.json`) included, each capped in size; one that does not parse is
+//! skipped. No locks.
 
 use std::path::PathBuf;
 
@@ -41,7 +42,8 @@ pub fn fenced_records(exchange: &Exchange, target: &str) -> Result<Vec<PathBuf>,
     for entry in entries {
         let entry = entry.map_err(ha::HaError::at("list", dir))?;
         let name = entry.file_name();
-        let Some(name) = name.to_str().filter(|n| !n.starts_with('.') && n.ends_with(".json")) else {
+        // nnf-sos reads hidden names too: a `.x.json` success answer holds the node fenced for it.
+        let Some(name) = name.to_str().filter(|n| n.ends_with(".json")) else {
             continue;
         };
         let path = dir.join(name);

@@ -190,6 +190,13 @@ fn status_and_on_write_no_request_and_never_fence() {
         std::fs::remove_file(n.responses.join(name)).unwrap();
     }
     assert_exit(&n.agent("action=status\nport=compute-1\n"), 0);
+    // nnf-sos reads hidden `*.json` names too (checkFencedStatus): a success answer under one holds
+    // the node fenced for nnf-sos, so status says OFF; its own temporary `.<name>.tmp` does not.
+    std::fs::write(n.responses.join(".kept-by-hand.json"), r#"{"target_node":"compute-1","success":true}"#).unwrap();
+    std::fs::write(n.responses.join(".compute-1-x.json.tmp"), r#"{"target_node":"compute-1","success":true}"#).unwrap();
+    assert_exit(&n.agent("action=status\nport=compute-1\n"), 2);
+    std::fs::remove_file(n.responses.join(".kept-by-hand.json")).unwrap();
+    assert_exit(&n.agent("action=status\nport=compute-1\n"), 0);
 }
 
 #[test]
