@@ -109,6 +109,11 @@ if agent off n5 >"$W/n5.out" 2>&1; then echo "prometheus suite: the fence of n5 
 # Failed because a watcher answered it so (what the failure panels and alerts count), not otherwise.
 grep -l '"target_node":"n5"' "$SPOOL"/responses/*.json 2>/dev/null | xargs -r grep -l '"outcome":"failed"' | grep -q . ||
     { echo "prometheus suite: the fence of n5 failed without a watcher's failed answer:" >&2; cat "$W/n5.out" >&2; exit 1; }
+# Scraped before anything else happens: the watcher that answered it may be the one SIGKILLed below,
+# less than a scrape interval after its answer if the checks during the slow fence are quick, and a
+# count Prometheus never scraped is no increase (the rare run that saw no failed fence at all).
+failed_seen() { [ "$(value "sum(max_over_time(gfs2_fence_responses_total{action=\"off\",outcome=\"failed\",rabbit=\"$RABBIT\"}[5m]))")" = 1 ]; }
+wait_for 20 failed_seen || { echo "prometheus suite: Prometheus did not see the failed answer to n5" >&2; exit 1; }
 printf '{ not json' >"$SPOOL/requests/$(cat /proc/sys/kernel/random/uuid).json"
 # A slow fence, an off request queued behind it for the same node.
 behave n6 sleep:6000
