@@ -150,7 +150,18 @@ fn a_fence_command_that_cannot_start_for_want_of_descriptors_is_started_later_an
     let watcher = w.watcher("w1", &["--max-attempts", "2", "--retry-delay", "0.2", "--retry-max-delay", "0.2"]);
     // The watcher's descriptors are all it may have, but for the few a claim takes (the lease, the
     // target's locks): starting the command (its pipes) fails with EMFILE.
-    let open = std::fs::read_dir(format!("/proc/{}/fd", watcher.pid())).unwrap().count();
+    // Counted once the watcher holds all it keeps (the leader lock comes from a thread of its own,
+    // possibly after the watcher is live): the least of several counts leaves out a heartbeat's or a
+    // health check's passing descriptors.
+    let leader = wait_until(Duration::from_secs(10), || watcher.stderr_text().contains("now the leader"));
+    assert!(leader, "the only watcher is elected: {}", watcher.stderr_text());
+    let open = (0..8)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::read_dir(format!("/proc/{}/fd", watcher.pid())).unwrap().count()
+        })
+        .min()
+        .unwrap();
     limit_descriptors(watcher.pid(), open + 3);
     let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=20\n");
     assert!(wait_until(Duration::from_secs(10), || !w.files("claimed").is_empty()), "the request was claimed");
