@@ -112,6 +112,7 @@ fn record(shared: &Shared, alert: &Alert) -> Result<(), String> {
         cluster: s.cluster.clone(),
         source: Some("pacemaker-alert".into()),
         alert: Some(serde_json::to_value(&alert.env).expect("a map serialises")),
+        unfence: None,
         seq: None,
         prev_hash: None,
         hash: None,

@@ -55,6 +55,9 @@ pub struct EventRecord {
     /// The alert as Pacemaker described it (`CRM_alert_*`), for `pacemaker-alert` records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert: Option<serde_json::Value>,
+    /// For an unfence (`action: "unfence"`): who, why, and which records of the fence it moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unfence: Option<Unfence>,
     /// Position in the audit chain (see `ha::audit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seq: Option<u64>,
@@ -64,6 +67,45 @@ pub struct EventRecord {
     /// SHA-256 of this record's canonical form.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
+}
+
+/// What an unfence record says beyond a fence record's fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unfence {
+    /// Who: `pacemaker-fenced` when Pacemaker ran it, else the login user (or `SUDO_USER`, or the
+    /// user the process runs as).
+    pub by: String,
+    /// The audit login uid (`/proc/self/loginuid`), when the session has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_uid: Option<u32>,
+    /// `SUDO_USER`, when run through sudo.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sudo_user: Option<String>,
+    /// The uid the process ran as.
+    pub uid: u32,
+    /// `PCMK_service`, when Pacemaker ran it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcmk_service: Option<String>,
+    /// Why, as given.
+    pub reason: String,
+    /// The records of the fence, each `from` the response directory to where it is `kept`.
+    pub records: Vec<Kept>,
+    /// Requests nnf-sos left behind whose answer is among `records`, set aside (nnf-sos would
+    /// otherwise fence the node again once the answer is gone).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub set_aside: Vec<Kept>,
+}
+
+/// One file an unfence moved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kept {
+    /// Where it was.
+    pub from: String,
+    /// Where it is kept (empty until moved).
+    pub kept: String,
+    /// The fence's request id, when the file names one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 impl EventRecord {

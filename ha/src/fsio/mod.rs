@@ -114,6 +114,85 @@ fn sync_parent(path: &Path) -> Result<()> {
     }
 }
 
+/// Moves `from` into `dir` (as [`move_into`] names it) durably: both directories are fsynced, so
+/// after a crash the file is in one of the two places, never lost and never in both. `Ok(None)`: the
+/// source was gone.
+pub fn move_into_durable(from: &Path, dir: &Path, name: &str) -> Result<Option<PathBuf>> {
+    let moved = move_into(from, dir, name)?;
+    if moved.is_some() {
+        sync_dir(dir)?;
+        sync_parent(from)?;
+    }
+    Ok(moved)
+}
+
+/// A file's identity: device and inode.
+pub type FileId = (u64, u64);
+
+/// The identity of the file at `path` (not following a symlink).
+pub fn file_id(path: &Path) -> std::io::Result<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = path.symlink_metadata()?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// What [`keep_aside`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeptAside {
+    /// The file is now only at this path in the keeping directory.
+    Kept(PathBuf),
+    /// Nothing is at the original name any more (removed by another process); nothing was kept.
+    Gone,
+    /// The original name now holds another file than `id`: left as it is, nothing kept.
+    Changed,
+}
+
+/// Takes the file `id` out of its directory by hard link and unlink, keeping it in `dir`: a link
+/// `dir/name` (or `dir/name.<uuid>` when `name` there is another file; a link there to this very file,
+/// left by an interrupted earlier call, is used as it is), `dir` fsynced, then the original name
+/// unlinked only while it is still that file and its directory fsynced. Watchers of the original
+/// directory see a removal (`IN_DELETE`), which a rename out of it would not give them. After a crash
+/// the file is at its original name, in `dir`, or both; never nowhere. The check that the name is
+/// still the file and the unlink are two calls: a file renamed over that name between them would be
+/// removed in its place (no writer of these directories replaces a name; documented for the caller).
+pub fn keep_aside(from: &Path, id: FileId, dir: &Path) -> Result<KeptAside> {
+    let name = from.file_name().and_then(OsStr::to_str).unwrap_or("file").to_string();
+    let mut dest = dir.join(&name);
+    loop {
+        match std::fs::hard_link(from, &dest) {
+            Ok(()) => break,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(if from.symlink_metadata().is_err() { KeptAside::Gone } else { KeptAside::Changed });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if file_id(&dest).ok() == Some(id) {
+                    break;
+                }
+                dest = dir.join(format!("{name}.{}", uuid::Uuid::new_v4().simple()));
+            }
+            Err(e) => return Err(HaError::io("link", &dest, e)),
+        }
+    }
+    if file_id(&dest).map_err(HaError::at("stat", &dest))? != id {
+        // The original name held another file by the time of the link: undo it.
+        std::fs::remove_file(&dest).map_err(HaError::at("unlink", &dest))?;
+        return Ok(KeptAside::Changed);
+    }
+    sync_dir(dir)?;
+    match file_id(from) {
+        Ok(now) if now == id => {}
+        Ok(_) => return Ok(KeptAside::Changed),
+        Err(_) => return Ok(KeptAside::Kept(dest)),
+    }
+    match std::fs::remove_file(from) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(HaError::io("unlink", from, e)),
+    }
+    sync_parent(from)?;
+    Ok(KeptAside::Kept(dest))
+}
+
 /// Checks that files can be created and written in `dir` now: writes a hidden, pid-named file of
 /// [`PROBE_BYTES`] (about a request's size), fsyncs it (so that a disk that cannot take the data
 /// says so now) and removes it. A read-only or full file system, or a directory without write
@@ -367,6 +446,33 @@ mod tests {
         assert!(into.file_name().unwrap().to_string_lossy().starts_with("a."), "{into:?}");
         assert_eq!(std::fs::read_to_string(&a).unwrap(), "a", "the existing file was not replaced");
         assert_eq!(move_into(&b, d.path(), "a").unwrap(), None);
+    }
+
+    #[test]
+    fn keep_aside_moves_exactly_the_file_it_was_given_and_resumes_an_interrupted_move() {
+        let d = tempfile::tempdir().unwrap();
+        let kept = d.path().join("kept");
+        std::fs::create_dir(&kept).unwrap();
+        let rec = d.path().join("r.json");
+        std::fs::write(&rec, "1").unwrap();
+        let id = file_id(&rec).unwrap();
+        // Interrupted after its link: the link is used again, the original removed.
+        std::fs::hard_link(&rec, kept.join("r.json")).unwrap();
+        assert_eq!(keep_aside(&rec, id, &kept).unwrap(), KeptAside::Kept(kept.join("r.json")));
+        assert!(rec.symlink_metadata().is_err());
+        assert_eq!(keep_aside(&rec, id, &kept).unwrap(), KeptAside::Gone);
+        // The same name again, another file: kept beside the first, never over it.
+        std::fs::write(&rec, "2").unwrap();
+        let id2 = file_id(&rec).unwrap();
+        let KeptAside::Kept(second) = keep_aside(&rec, id2, &kept).unwrap() else { panic!() };
+        assert_ne!(second, kept.join("r.json"));
+        assert_eq!(std::fs::read_to_string(&second).unwrap(), "2");
+        assert_eq!(std::fs::read_to_string(kept.join("r.json")).unwrap(), "1");
+        // The name now holds another file than the one listed: nothing moves.
+        std::fs::write(&rec, "3").unwrap();
+        assert_eq!(keep_aside(&rec, id, &kept).unwrap(), KeptAside::Changed);
+        assert_eq!(std::fs::read_to_string(&rec).unwrap(), "3");
+        assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 2, "no link left behind");
     }
 
     #[test]
