@@ -81,7 +81,8 @@ cleanup() {
     restore /etc/corosync/corosync.conf
     restore /etc/corosync/authkey
     restore /usr/sbin/fence_gfs2_recorder
-    rm -f /usr/local/bin/gfs2-fence-watcher /usr/local/bin/gfs2-fence-test-executor /usr/local/bin/nnf-sos-standin
+    rm -f /usr/local/bin/gfs2-fence-watcher /usr/local/bin/gfs2-fence-test-executor /usr/local/bin/nnf-sos-standin \
+        /usr/local/bin/gfs2-fence-events
     if [ "$FAIL" != 0 ]; then
         for f in checks.log pacemaker.log corosync.log pacemakerd.out nnf-sos.log watcher-1.log; do
             [ -s "$W/$f" ] && { echo "---- last lines of $f"; tail -n 40 "$W/$f"; }
@@ -96,7 +97,8 @@ trap cleanup EXIT
 echo "== installing as a user would"
 backup /usr/sbin/fence_gfs2_recorder
 install -m 0755 "$BIN/fence_gfs2_recorder" /usr/sbin/fence_gfs2_recorder
-install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-test-executor" "$BIN/nnf-sos-standin" /usr/local/bin/
+install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-test-executor" "$BIN/nnf-sos-standin" "$BIN/gfs2-fence-events" \
+    /usr/local/bin/
 echo '{}' > "$BEHAVIOR"
 cat > "$W/watcher.json" <<JSON
 {"default": {"command": "/usr/local/bin/gfs2-fence-test-executor",
@@ -175,6 +177,20 @@ device() { # id host-attribute-name host-attribute-value
       </primitive>
 XML
 }
+nnf_device() { # id node meta-attributes: an nnf-sos device allowing unfencing
+    cat <<XML
+      <primitive id="$1" class="stonith" type="fence_gfs2_recorder">
+        <instance_attributes id="$1-ia">
+          $(nv "$1" responder nnf-sos) $(nv "$1" pcmk_host_list "$2") $(nv "$1" allow_unfencing 1)
+          $(nv "$1" request_dir "$NNF/requests") $(nv "$1" response_dir "$NNF/responses")
+          $(nv "$1" log_dir "$LOGS") $(nv "$1" fence_timeout 10) $(nv "$1" no_gfs2_discovery 1)
+        </instance_attributes>
+        $3
+      </primitive>
+XML
+}
+# fence-reaction=panic (the name both 2.1 and 3.0.0 know): what allow_unfencing asks for. Only node1
+# runs, and nothing here ever fences node1. The devices allowing unfencing come in section 8.
 cat > /var/lib/pacemaker/cib/cib.xml <<XML
 <cib validate-with="pacemaker-3.0" epoch="1" num_updates="0" admin_epoch="0">
   <configuration>
@@ -182,6 +198,7 @@ cat > /var/lib/pacemaker/cib/cib.xml <<XML
       <cluster_property_set id="cib-bootstrap-options">
         $(nv o stonith-enabled true) $(nv o dc-deadtime 2s) $(nv o stonith-timeout 60s)
         $(nv o start-failure-is-fatal false) $(nv o cluster-recheck-interval 5s)
+        $(nv o fence-reaction panic)
       </cluster_property_set>
     </crm_config>
     <nodes>
@@ -209,9 +226,9 @@ XML
 chown -R hacluster:haclient /var/lib/pacemaker/cib && chmod 0600 /var/lib/pacemaker/cib/cib.xml
 touch "$W/pacemaker.log" && chown hacluster:haclient "$W/pacemaker.log"
 # nnf-sos, as NNF sites run it in front of our agent: the stand-in (proptest-suites), node4 has storage.
-echo '{"node4": ["sg-node4-a", "sg-node4-b"]}' > "$W/nnf-storage.json"
+echo '{"node4": ["sg-node4-a", "sg-node4-b"], "node5": ["sg-node5"], "node6": ["sg-node6"]}' > "$W/nnf-storage.json"
 NNF_FENCE_REQUEST_DIR=$NNF/requests NNF_FENCE_RESPONSE_DIR=$NNF/responses /usr/local/bin/nnf-sos-standin \
-    --storage "$W/nnf-storage.json" --ledger "$NNF_FENCES" 2>"$W/nnf-sos.log" &
+    --storage "$W/nnf-storage.json" --ledger "$NNF_FENCES" --state "$W/nnf-state.json" 2>"$W/nnf-sos.log" &
 NNF_PID=$!
 corosync -f >"$W/corosync.out" 2>&1 &
 COROSYNC_PID=$!
@@ -327,5 +344,55 @@ check "executed again by another watcher ($starts executions), answered once" \
     test "$starts" -ge 2 -a -z "$(ls "$SPOOL/done" | grep "^$id.superseded")"
 for i in 1 2 3; do kill -0 "${WATCHER_PIDS[$i]}" 2>/dev/null || { wait "${WATCHER_PIDS[$i]}" 2>/dev/null || true; unset "WATCHER_PIDS[$i]"; }; done
 echo "   ($(($(ledger_count '"event":"start"') - before)) executions for that fence)"
+
+echo "== 8. the way back: Pacemaker's unfencing with nnf-sos, and a remapped reboot that must not unfence"
+echo '{}' > "$BEHAVIOR"
+# A device with provides=unfencing turns unfencing on for the whole cluster: every node must be
+# unfenced before fence devices (and resources) start there, node1 too, which nnf-sos cannot fence.
+# So node1 gets a device of its own (the watchers' executor stands for its power switch), then the
+# nnf-sos device allowing unfencing is added.
+cibadmin --create --scope resources --xml-text "$(device gfs2-fence-node1 pcmk_host_list node1)" >>"$W/checks.log" 2>&1
+cibadmin --create --scope resources --xml-text "$(nnf_device nnf-fence6 node6 \
+    '<meta_attributes id="nnf-fence6-meta"><nvpair id="nnf-fence6-provides" name="provides" value="unfencing"/></meta_attributes>')" \
+    >>"$W/checks.log" 2>&1
+node1_unfenced() { ledger_count '"action":"on","target":"node1"' | grep -qv '^0$'; }
+check "node1 is unfenced through its own device (on), as unfencing now requires" wait_for 60 node1_unfenced
+check "the nnf-sos device with provides=unfencing reaches Started" wait_for 60 started nnf-fence6
+node_records() { ls "$NNF/responses" | grep -c "^$1-.*\.json\$" || true; }
+check "node6 is fenced through nnf-sos (off)" stonith_admin --fence node6 --timeout 60
+# attached NODE: whether nnf-sos (the stand-in) has NODE's storage groups attached.
+attached() { python3 -c "import json, sys; sys.exit('$1' not in json.load(open('$W/nnf-state.json'))['attached'])"; }
+record_stands_detached() { [ "$(node_records node6)" = 1 ] && ! attached node6; }
+check "nnf-sos's record of node6 stands, its storage detached" record_stands_detached
+check "stonith_admin --unfence node6: Pacemaker runs on (provides=unfencing), the agent unfences" \
+    stonith_admin --unfence node6 --timeout 60
+unfenced_by_pacemaker() {
+    [ "$(node_records node6)" = 0 ] && [ -n "$(ls "$NNF/responses/unfenced" | grep '^node6-')" ] \
+        && tail -n 5 "$LOGS/fence-events-detailed.jsonl" | grep '"action": "unfence"' | grep '"status": "unfenced"' \
+            | grep -q '"by": "pacemaker-fenced"'
+}
+check "the record moved into unfenced/, audited as pacemaker-fenced's" unfenced_by_pacemaker
+kill -HUP "$NNF_PID"
+check "nnf-sos's next reconcile re-creates node6's storage" wait_for 20 attached node6
+check "the audit chain verifies across the unfence" /usr/local/bin/gfs2-fence-events verify --log-dir "$LOGS"
+check "a second unfence of node6 succeeds touching nothing" \
+    bash -c "stonith_admin --unfence node6 --timeout 60 && [ \"\$(ls $NNF/responses/unfenced | grep -c '^node6-')\" = 1 ]"
+# A topology level of two devices turns a reboot into off then on on each device without automatic
+# unfencing: an nnf-sos device allowing unfencing but lacking provides=unfencing must refuse that on.
+cibadmin --create --scope resources --xml-text "$(nnf_device nnf-fence5 node5 '')" >>"$W/checks.log" 2>&1
+cibadmin --create --scope resources --xml-text "$(device gfs2-fence5 pcmk_host_list node5)" >>"$W/checks.log" 2>&1
+cibadmin --create --scope configuration --xml-text \
+    '<fencing-topology><fencing-level id="fl-node5" target="node5" index="1" devices="nnf-fence5,gfs2-fence5"/></fencing-topology>' \
+    >>"$W/checks.log" 2>&1
+node5_devices() { started gfs2-fence5 && started nnf-fence5; }
+check "the two node5 devices reach Started" wait_for 60 node5_devices
+ons_before=$(ledger_count '"action":"on","target":"node5"')
+check "stonith_admin --reboot node5 through the level succeeds (off on both, then on)" \
+    stonith_admin --reboot node5 --timeout 60
+remapped() { [ "$(ledger_count '"action":"on","target":"node5"')" -gt "$ons_before" ]; }
+check "the reboot was remapped: the watchers' device ran on for node5" remapped
+check "the nnf-sos device refused that on, naming provides=unfencing" \
+    bash -c "grep 'TARGET=node5' $LOGS/fence-events-readable.log | grep 'ACTION=on' | grep 'STATUS=failed' | grep -q 'provides=unfencing'"
+check "and nnf-sos's record of node5 still stands" bash -c "[ \"\$(ls $NNF/responses | grep -c '^node5-.*\.json\$')\" = 1 ]"
 
 [ "$FAIL" = 0 ]

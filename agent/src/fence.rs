@@ -139,7 +139,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     // Answered without a request (nnf-sos's status and on), or refused before one (no live watcher).
     let early = match (exchange.responder, &exchange.spool) {
         (Responder::NnfSos, _) if matches!(action, Action::Status | Action::On) => {
-            Some(crate::nnf::without_request(&exchange, &target, action))
+            Some(crate::nnf::without_request(opts, &exchange, &target, action))
         }
         (Responder::Watchers, Some(spool)) => exchange.responder.check(spool).err().map(Err),
         _ => None,

@@ -18,6 +18,8 @@ pub mod discovery;
 pub mod abandoned;
 pub mod health;
 pub mod answer;
+pub mod standing;
+pub mod unfence;
 pub mod nnf;
 pub mod fence;
 pub mod events;

@@ -37,6 +37,10 @@ pub enum Status {
     Completed,
     /// Anything else.
     Failed,
+    /// An unfence is about to move a fence's records (`crate::unfence`).
+    Unfencing,
+    /// An unfence moved them: the node is no longer held fenced.
+    Unfenced,
 }
 
 impl Status {
@@ -46,6 +50,8 @@ impl Status {
             Status::Requested => "requested",
             Status::Completed => "completed",
             Status::Failed => "failed",
+            Status::Unfencing => "unfencing",
+            Status::Unfenced => "unfenced",
         }
     }
 }
@@ -157,6 +163,7 @@ pub fn event_record(utc: String, recorder_node: &str, e: &Event<'_>) -> EventRec
         cluster: None,
         source: None,
         alert: None,
+        unfence: None,
         seq: None,
         prev_hash: None,
         hash: None,
@@ -226,6 +233,17 @@ impl EventLog {
 
     /// Appends one event to both logs, and an info line to the operational log.
     pub fn record(&self, e: &Event<'_>) {
+        // A fence goes on whatever the logs say: problems were warned of.
+        let _ = self.write(e, None);
+    }
+
+    /// Appends an unfence's event (see `crate::unfence`) like [`EventLog::record`]; unlike a fence's,
+    /// it fails when the detailed log could not take it: an unfence is done only once recorded.
+    pub fn record_unfence(&self, e: &Event<'_>, u: &ha::audit::record::Unfence) -> Result<(), String> {
+        self.write(e, Some(u))
+    }
+
+    fn write(&self, e: &Event<'_>, unfence: Option<&ha::audit::record::Unfence>) -> Result<(), String> {
         let stamp = ha::os::clock::local_log_stamp();
         let readable = readable_line(&stamp, e);
         if let Some(f) = &self.readable {
@@ -235,23 +253,32 @@ impl EventLog {
         }
         let mut record = event_record(ha::os::clock::rfc3339_now(), &self.recorder_node, e);
         record.cluster = self.cluster.clone();
-        match &self.jsonl {
+        record.unfence = unfence.cloned();
+        let written = match &self.jsonl {
             Some(log) => match record.append_to(log, &readable) {
-                Ok(Appended::Chained(_)) => {}
+                Ok(Appended::Chained(_)) => Ok(()),
                 Ok(Appended::Unchained(why)) => {
-                    tracing::warn!("fence event recorded outside the audit chain in {}: {why}", log.path().display())
+                    tracing::warn!("fence event recorded outside the audit chain in {}: {why}", log.path().display());
+                    Ok(())
                 }
-                Err(err) => tracing::warn!("cannot append to {}: {err}", log.path().display()),
+                Err(err) => {
+                    tracing::warn!("cannot append to {}: {err}", log.path().display());
+                    Err(format!("cannot append to {}: {err}", log.path().display()))
+                }
             },
             // No usable log directory: the journal still gets the record.
-            None => record.send_to_journal(&record.line(), None, &readable),
-        }
+            None => {
+                record.send_to_journal(&record.line(), None, &readable);
+                Err("the fence event log directory is not usable (see the warning above)".to_string())
+            }
+        };
         tracing::info!(
             "Recorded fence event: action={}, target={}, status={}",
             e.action,
             e.target_node,
             e.status.as_str()
         );
+        written
     }
 }
 

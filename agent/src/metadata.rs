@@ -5,7 +5,8 @@ use std::fmt::Write;
 
 use crate::params::{getopt_mixed, Kind, ACTIONS, PARAMS};
 
-const NAME: &str = "fence_gfs2_recorder";
+/// The agent's name, as devices name it in the CIB (`type`).
+pub const NAME: &str = "fence_gfs2_recorder";
 const SHORTDESC: &str = "Fence agent that records GFS2 fence events and fences through gfs2-fence-watcher";
 const LONGDESC: &str = "fence_gfs2_recorder runs on the rabbit storage nodes of HPE Near Node Flash. \
 For each fence action it records the event, with the GFS2 file systems involved, in three logs \

@@ -2,83 +2,71 @@
 //!
 //! nnf-sos takes every file in its request directory for a fence, whatever its `action`, so a
 //! `status` or `on` request would fence the node. Instead:
-//! - `status` reads nnf-sos's record: a node is fenced (OFF, exit 2) while a success answer for it
-//!   (`success: true`, or nnf-sos's in-place `status: "success"`) is in the response directory,
-//!   which is what nnf-sos itself consults before re-creating the node's storage; ON otherwise.
-//! - `on` fails (exit 1): nnf-sos has no power-on. Unfencing is the administrator's removal of those
-//!   success answers, after which nnf-sos re-creates the node's storage groups.
+//! - `status` reads nnf-sos's record (`crate::standing`): a node is fenced (OFF, exit 2) while a
+//!   success answer for it is in the response directory, which is what nnf-sos itself consults before
+//!   re-creating the node's storage; ON otherwise.
+//! - `on` is Pacemaker's unfencing. With `allow_unfencing` set, and the CIB showing the device with
+//!   `provides=unfencing` in a cluster whose fencing reaction is `panic` (`crate::unfence::allowed`),
+//!   it performs the audited unfence (`crate::unfence`); a node with no standing record succeeds,
+//!   touching nothing. Without `allow_unfencing` it fails (exit 1), saying how to unfence by hand:
+//!   nnf-sos has no power-on.
 //!
-//! Files are read as nnf-sos reads them (`checkFencedStatus`): every top-level `*.json` name that is
-//! not a directory, hidden ones (`.x.json`) included, each capped in size; one that does not parse is
-//! skipped. No locks.
+//! No locks here (the unfence takes its own).
 
-use std::path::PathBuf;
-
-use serde::Deserialize;
-
-use ha::fsio;
 use ha::protocol::request::Action;
 
 use crate::answer::Answer;
 use crate::exchange::Exchange;
 use crate::failure::Failure;
+use crate::options::Options;
+use crate::unfence::{self, allowed, Outcome};
 
-/// The fields of an answer that make it nnf-sos's record of a fenced node.
-#[derive(Debug, Deserialize)]
-struct Record {
-    #[serde(default)]
-    target_node: String,
-    #[serde(default)]
-    success: bool,
-    #[serde(default)]
-    status: String,
-}
-
-/// The success answers for `target` in the response directory: nnf-sos's record that it is fenced.
-pub fn fenced_records(exchange: &Exchange, target: &str) -> Result<Vec<PathBuf>, Failure> {
-    let dir = &exchange.responses;
-    let entries = std::fs::read_dir(dir).map_err(ha::HaError::at("list", dir))?;
-    let mut found = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(ha::HaError::at("list", dir))?;
-        let name = entry.file_name();
-        // nnf-sos reads hidden names too: a `.x.json` success answer holds the node fenced for it.
-        let Some(name) = name.to_str().filter(|n| n.ends_with(".json")) else {
-            continue;
-        };
-        let path = dir.join(name);
-        match fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) {
-            Ok(bytes) => match serde_json::from_slice::<Record>(&bytes) {
-                Ok(r) if r.target_node == target && (r.success || r.status == "success") => found.push(path),
-                Ok(_) => {}
-                Err(e) => tracing::debug!("skipping {} (as nnf-sos does): {e}", path.display()),
-            },
-            Err(e) => tracing::debug!("skipping {}: {e}", path.display()),
-        }
-    }
-    found.sort();
-    Ok(found)
-}
-
-/// `status` or `on` for `target`, answered without a request.
-pub fn without_request(exchange: &Exchange, target: &str, action: Action) -> Result<Answer, Failure> {
-    let records = fenced_records(exchange, target)?;
-    let list = || records.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+/// `status` or `on` of `target` (Pacemaker's name `nodename`), answered without a request.
+pub fn without_request(opts: &Options, exchange: &Exchange, target: &str, action: Action) -> Result<Answer, Failure> {
+    let records = crate::standing::of(&exchange.responses, target)?;
+    let list = || records.iter().map(|r| r.path.display().to_string()).collect::<Vec<_>>().join(", ");
+    let by_hand = format!(
+        "after making sure the node has rebooted since its fence, unfence it with gfs2-fence-events unfence {} \
+         --reason TEXT (audited), or set {} with provides=unfencing and fencing-reaction=panic for Pacemaker's \
+         unfencing",
+        opts.nodename.as_deref().unwrap_or(target),
+        allowed::PARAM
+    );
     match action {
         Action::Status if records.is_empty() => Ok(Answer { code: 0, stdout: "Status: ON".into() }),
         Action::Status => {
             tracing::info!("{target} is fenced by nnf-sos: {}", list());
             Ok(Answer { code: 2, stdout: "Status: OFF".into() })
         }
-        _ if records.is_empty() => Err(Failure::Fence(format!(
+        _ if !opts.allow_unfencing && records.is_empty() => Err(Failure::Fence(format!(
             "responder=nnf-sos cannot power {target} on, and no success answer for it is in {}: nnf-sos does not \
              hold it fenced, so its storage is (or will be) attached already",
             exchange.responses.display()
         ))),
-        _ => Err(Failure::Fence(format!(
-            "responder=nnf-sos cannot power {target} on: unfencing is the administrator's removal of nnf-sos's \
-             record of the fence ({}), after which nnf-sos re-creates the node's GFS2 storage groups",
+        _ if !opts.allow_unfencing => Err(Failure::Fence(format!(
+            "responder=nnf-sos cannot power {target} on: nnf-sos holds it fenced by its record ({}); {by_hand}",
             list()
         ))),
+        _ => {
+            let devices = allowed::by_pacemaker(crate::metadata::NAME)
+                .map_err(|why| Failure::Fence(format!("{target} is not unfenced, nothing was moved: {why}")))?;
+            let reason = format!(
+                "Pacemaker's unfencing (on) of {target}: {} sets {} with provides=unfencing, fencing-reaction=panic",
+                devices.join(", "),
+                allowed::PARAM
+            );
+            let who = unfence::who::now(&reason, &|k| std::env::var(k).ok());
+            let order = unfence::Order {
+                exchange,
+                log_dir: &opts.log_dir,
+                plug: target,
+                nodename: opts.nodename.as_deref(),
+                who,
+            };
+            match unfence::run(order)? {
+                Outcome::Nothing | Outcome::Unfenced(_) => Ok(Answer { code: 0, stdout: "Success: Powered ON".into() }),
+                Outcome::Refused(why) => Err(Failure::Fence(why)),
+            }
+        }
     }
 }

@@ -150,6 +150,8 @@ pub struct Options {
     pub request_dir: Option<String>,
     /// `response_dir` as given.
     pub response_dir: Option<String>,
+    /// Whether `on` may clear nnf-sos's record of a fence (`crate::unfence`).
+    pub allow_unfencing: bool,
     /// How long to wait for the answer, after the delay.
     pub fence_timeout: Duration,
     /// Where the three logs go.
@@ -284,6 +286,7 @@ impl Options {
             )?,
             request_dir: opt("request_dir").filter(|s| !s.is_empty()),
             response_dir: opt("response_dir").filter(|s| !s.is_empty()),
+            allow_unfencing: opt("allow_unfencing").is_some(),
             fence_timeout,
             log_dir,
             ops_log,

@@ -59,6 +59,28 @@ fn docs_list_every_setting_and_alias() {
     }
 }
 
+/// A documented command's words, as the shell splits them (double quotes keep spaces).
+fn words(cmd: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (mut word, mut quoted, mut any) = (String::new(), false, false);
+    for c in cmd.chars() {
+        match c {
+            '"' => (quoted, any) = (!quoted, true),
+            c if c.is_whitespace() && !quoted => {
+                if any {
+                    out.push(std::mem::take(&mut word));
+                }
+                any = false;
+            }
+            c => (word, any) = (word + &c.to_string(), true),
+        }
+    }
+    if any {
+        out.push(word);
+    }
+    out
+}
+
 /// The shell commands of the docs' code blocks that start with `program`.
 fn doc_commands(program: &str) -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
@@ -97,14 +119,31 @@ fn every_documented_events_and_status_command_runs() {
         std::fs::copy(f.path(), gathered.join(f.file_name())).unwrap();
     }
     std::fs::create_dir_all(cwd.join("journal")).unwrap();
+    // The way back's examples: nnf-sos's directories (as nnf-sos makes them) holding its record of a
+    // fence of compute-01.
+    let nnf = [cwd.join("nnf-requests"), cwd.join("nnf-responses")];
+    for d in &nnf {
+        std::fs::create_dir(d).unwrap();
+        std::fs::set_permissions(d, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let record = format!(r#"{{"request_id":"{}","target_node":"compute-01","success":true}}"#, new_id());
+    std::fs::write(nnf[1].join("compute-01-x.json"), record).unwrap();
     let events = doc_commands("gfs2-fence-events");
     for (file, cmd) in &events {
         // The documented spool is the default one: here, this test's.
         let spool = path_str(&w.spool);
+        let words = words(cmd);
         let args: Vec<&str> =
-            cmd.split_whitespace().skip(1).map(|a| if a == "/run/gfs2-fencing" { spool } else { a }).collect();
-        let out =
-            Command::new(events_bin()).current_dir(cwd).args(&args).arg("--log-dir").arg(&w.logs).output().unwrap();
+            words.iter().skip(1).map(|a| if a == "/run/gfs2-fencing" { spool } else { a.as_str() }).collect();
+        let out = Command::new(events_bin())
+            .current_dir(cwd)
+            .env("NNF_FENCE_REQUEST_DIR", &nnf[0])
+            .env("NNF_FENCE_RESPONSE_DIR", &nnf[1])
+            .args(&args)
+            .arg("--log-dir")
+            .arg(&w.logs)
+            .output()
+            .unwrap();
         let said = text(&out.stdout) + &text(&out.stderr);
         let journal_missing = args.contains(&"--journal") && said.contains("cannot read the journal's anchors");
         assert!(out.status.success() || journal_missing, "{file}: `{cmd}` failed: {said}");

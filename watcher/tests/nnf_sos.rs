@@ -26,6 +26,8 @@ struct Nnf {
     responses: PathBuf,
     storage: PathBuf,
     fences: PathBuf,
+    /// The stand-in's view: storage attached per node, each compute's status.
+    state: PathBuf,
 }
 
 impl Nnf {
@@ -40,7 +42,8 @@ impl Nnf {
         )
         .unwrap();
         let fences = w.dir.path().join("nnf-fences.jsonl");
-        Nnf { w, requests, responses, storage, fences }
+        let state = w.dir.path().join("nnf-state.json");
+        Nnf { w, requests, responses, storage, fences, state }
     }
 
     /// Starts the stand-in and waits until its start-up scan is over.
@@ -53,6 +56,8 @@ impl Nnf {
             .arg(&self.storage)
             .arg("--ledger")
             .arg(&self.fences)
+            .arg("--state")
+            .arg(&self.state)
             .args(["--in-place-pause-ms", &pause_ms.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -78,10 +83,18 @@ impl Nnf {
     }
 
     fn spawn_agent(&self, lines: &str) -> Child {
+        self.spawn_agent_with(lines, &[])
+    }
+
+    /// [`Nnf::spawn_agent`] with these environment variables.
+    fn spawn_agent_with(&self, lines: &str, env: &[(&str, &str)]) -> Child {
         use std::io::Write;
         let mut child = Command::new(agent_bin())
             .env_remove("NNF_FENCE_REQUEST_DIR")
             .env_remove("NNF_FENCE_RESPONSE_DIR")
+            .env_remove("PCMK_service")
+            .env_remove("SUDO_USER")
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -93,7 +106,12 @@ impl Nnf {
 
     /// Runs the agent; fails the test instead of hanging if it has not exited within 30 s.
     fn agent(&self, lines: &str) -> std::process::Output {
-        let mut child = self.spawn_agent(lines);
+        self.agent_with(lines, &[])
+    }
+
+    /// [`Nnf::agent`] with these environment variables.
+    fn agent_with(&self, lines: &str, env: &[(&str, &str)]) -> std::process::Output {
+        let mut child = self.spawn_agent_with(lines, env);
         let pid = child.id() as i32;
         let exited = wait_until(Duration::from_secs(30), || !alive(pid));
         if !exited {
@@ -111,6 +129,45 @@ impl Nnf {
             .lines()
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .map(|v| (v["target"].as_str().unwrap().to_string(), v["action"].as_str().unwrap().to_string()))
+            .collect()
+    }
+
+    /// Runs `gfs2-fence-events <command> <args>` on these directories and logs, with `env`:
+    /// (exit code, stdout, stderr).
+    fn way_back(&self, command: &str, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
+        let out = scrub(&mut Command::new(events_bin()))
+            .env_remove("PCMK_service")
+            .env_remove("SUDO_USER")
+            .envs(env.iter().copied())
+            .arg("--log-dir")
+            .arg(&self.w.logs)
+            .arg(command)
+            .arg("--request-dir")
+            .arg(&self.requests)
+            .arg("--response-dir")
+            .arg(&self.responses)
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+    }
+
+    /// The stand-in's view (see `proptest_suites::nnf_standin`).
+    fn state(&self) -> serde_json::Value {
+        std::fs::read(&self.state).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// Waits until the stand-in's view satisfies `cond`.
+    fn await_state(&self, what: &str, cond: impl Fn(&serde_json::Value) -> bool) {
+        assert!(wait_until(Duration::from_secs(20), || cond(&self.state())), "{what}: {}", self.state());
+    }
+
+    /// The records of the audit chain, as JSON.
+    fn chain(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.w.logs.join("fence-events-detailed.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     }
 
@@ -183,7 +240,10 @@ fn status_and_on_write_no_request_and_never_fence() {
     let out = n.agent("action=on\nport=compute-1\n");
     assert_exit(&out, 1);
     let err = text(&out.stderr);
-    assert!(err.contains("removal") && err.contains(n.responses.to_str().unwrap()), "{err}");
+    assert!(
+        err.contains("gfs2-fence-events unfence compute-1") && err.contains(n.responses.to_str().unwrap()),
+        "{err}"
+    );
     assert_eq!(n.fences().len(), 1, "only the off fenced");
     // The administrator's unfence: the record removed, the node is ON again.
     for name in Nnf::names(&n.responses) {
@@ -366,4 +426,210 @@ fn the_next_fence_takes_back_a_killed_agents_request_before_asking_anew() {
     assert_eq!(n.fences(), [("compute-2".to_string(), "off".to_string())], "compute-1 was never fenced late");
     assert!(n.w.log("fence-events-readable.log").contains("the next fence took the request back"));
     assert!(Nnf::names(&n.requests).is_empty(), "no holder lock is left: {:?}", Nnf::names(&n.requests));
+}
+
+/// The top-level `*.json` names of nnf-sos's response directory: its records.
+fn records(n: &Nnf) -> Vec<String> {
+    Nnf::names(&n.responses).into_iter().filter(|f| f.ends_with(".json")).collect()
+}
+
+#[test]
+fn an_unfence_by_command_moves_the_record_audited_and_nnf_sos_gives_the_storage_back_at_its_next_reconcile() {
+    let n = Nnf::new();
+    let nnf = n.start(0);
+    n.await_state("compute-1's storage is attached at start", |s| s["attached"]["compute-1"].is_array());
+    assert_exit(&n.agent("action=off\nport=compute-1\nnodename=node-1\n"), 0);
+    n.await_state("compute-1 is fenced", |s| {
+        s["attached"].get("compute-1").is_none() && s["servers"]["compute-1"] == "Fenced"
+    });
+    let fence_record = records(&n).pop().unwrap();
+
+    // Who is fenced now, named by the chain, in text and JSON; the exit status says whether any is.
+    let (code, out, err) = n.way_back("fenced", &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("node-1") && out.contains("compute-1") && out.contains(&fence_record), "{out}");
+    let (code, out, _) = n.way_back("fenced", &["--format", "json"], &[]);
+    assert_eq!(code, 0);
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((rows[0]["node"].as_str(), rows[0]["plug"].as_str()), (Some("node-1"), Some("compute-1")));
+    assert_eq!((rows[0]["action_performed"].as_str(), rows[0]["storage"].as_str()), (Some("off"), Some("deleted")));
+    assert_eq!(n.way_back("fenced", &["--node", "node-9"], &[]).0, 1, "node-9 is not fenced");
+
+    // The unfence: node-1 maps to its plug through the chain.
+    let chained = n.chain().len();
+    let (code, out, err) =
+        n.way_back("unfence", &["node-1", "--reason", "rebooted, checked by alice"], &[("SUDO_USER", "alice")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("compute-1 unfenced"), "{out}");
+    assert!(records(&n).is_empty(), "the record left the directory: {:?}", Nnf::names(&n.responses));
+    let kept = n.responses.join("unfenced").join(&fence_record);
+    let kept_answer: serde_json::Value = serde_json::from_slice(&std::fs::read(&kept).unwrap()).unwrap();
+    assert_eq!(kept_answer["target_node"], "compute-1", "kept whole, never deleted");
+    // nnf-sos saw the removal: the compute is Ready; its storage comes back only at a reconcile.
+    n.await_state("the Remove event updated the status", |s| s["servers"]["compute-1"] == "Ready");
+    assert!(n.state()["attached"].get("compute-1").is_none(), "storage came back at the removal: {}", n.state());
+    nnf.signal(Signal::SIGHUP);
+    n.await_state("the next reconcile re-created the storage", |s| s["attached"]["compute-1"].is_array());
+    assert_eq!(n.fences().len(), 1, "and did not fence again");
+
+    // Audited: two records (unfencing, unfenced) that say who, why and what moved; the chain verifies.
+    let chain = n.chain();
+    assert_eq!(chain.len(), chained + 2, "{chain:#?}");
+    let done = &chain[chain.len() - 1];
+    assert_eq!((done["action"].as_str(), done["status"].as_str()), (Some("unfence"), Some("unfenced")));
+    assert_eq!((done["target_node"].as_str(), done["nodename"].as_str()), (Some("compute-1"), Some("node-1")));
+    assert_eq!(done["unfence"]["reason"], "rebooted, checked by alice");
+    assert_eq!(done["unfence"]["sudo_user"], "alice");
+    assert_eq!(done["unfence"]["records"][0]["kept"].as_str(), kept.to_str());
+    assert_eq!(chain[chain.len() - 2]["status"], "unfencing");
+    let (code, out) = events(&n.w, &["verify"]);
+    assert_eq!(code, 0, "{out}");
+    let (_, out) = events(&n.w, &["count", "--format", "json"]);
+    let counts: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((counts[0]["requested"].as_str(), counts[0]["unfenced"].as_str()), (Some("1"), Some("1")), "{out}");
+    let (_, out) = events(&n.w, &["timeline"]);
+    assert!(out.lines().any(|l| l.contains("unfence") && l.contains("unfenced")), "{out}");
+
+    // Idempotent: nothing stands, nothing is done or recorded; the node is ON for Pacemaker.
+    assert_eq!(n.way_back("fenced", &[], &[]).0, 1);
+    let (code, out, _) = n.way_back("unfence", &["node-1", "--reason", "again"], &[]);
+    assert!(code == 0 && out.contains("nothing to do"), "{code} {out}");
+    assert_eq!(n.chain().len(), chained + 2);
+    assert_exit(&n.agent("action=status\nport=compute-1\n"), 0);
+}
+
+#[test]
+fn an_unfence_is_refused_while_a_fence_of_the_node_is_pending_or_waited_for() {
+    let n = Nnf::new();
+    let _nnf = n.start(0);
+    assert_exit(&n.agent("action=off\nport=compute-1\n"), 0);
+    let standing = records(&n);
+    // A request for the node that nnf-sos has not answered (hidden: read only by its reconcile,
+    // whoever wrote it) is a fence still to come.
+    let id = new_id();
+    let pending = format!(".by-hand-{id}.json");
+    std::fs::write(n.requests.join(&pending), format!(r#"{{"request_id":"{id}","target_node":"compute-1"}}"#)).unwrap();
+    let (code, _, err) = n.way_back("unfence", &["compute-1", "--reason", "r"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("still to carry out") && err.contains(&pending), "{err}");
+    assert_eq!(records(&n), standing, "nothing moved");
+    std::fs::remove_file(n.requests.join(&pending)).unwrap();
+    // An agent asking for a fence of it (its holder lock held, its request not yet published).
+    let holder = n.requests.join(format!(".compute-1-{}.json.lock", new_id()));
+    let file = std::fs::File::create(&holder).unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).unwrap();
+    let (code, _, err) = n.way_back("unfence", &["compute-1", "--reason", "r"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("asking nnf-sos to fence it now"), "{err}");
+    assert_eq!(records(&n), standing, "nothing moved");
+    // Another node's waiting agent is no reason.
+    drop(held);
+    std::fs::remove_file(&holder).unwrap();
+    let other = n.requests.join(format!(".compute-2-{}.json.lock", new_id()));
+    let _held =
+        nix::fcntl::Flock::lock(std::fs::File::create(&other).unwrap(), nix::fcntl::FlockArg::LockExclusiveNonblock)
+            .unwrap();
+    let (code, out, err) = n.way_back("unfence", &["compute-1", "--reason", "r"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(records(&n).is_empty());
+    // A refusal moves nothing and records nothing: the chain holds the one unfence that happened.
+    assert_eq!(n.chain().iter().filter(|r| r["action"] == "unfence").count(), 2);
+}
+
+#[test]
+fn an_orphaned_request_is_set_aside_so_nnf_sos_never_fences_the_unfenced_node_again() {
+    let n = Nnf::new();
+    let nnf = n.start(0);
+    assert_exit(&n.agent("action=off\nport=compute-1\n"), 0);
+    let name = records(&n).pop().unwrap();
+    let request = std::fs::read(n.responses.join(&name)).unwrap();
+    // nnf-sos crashed between writing its answer and removing the request.
+    drop(nnf);
+    std::fs::write(n.requests.join(&name), &request).unwrap();
+    let (code, out, err) = n.way_back("unfence", &["compute-1", "--reason", "r"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("1 request(s) set aside"), "{out}");
+    assert!(Nnf::names(&n.requests).iter().all(|f| f.starts_with('.')), "{:?}", Nnf::names(&n.requests));
+    assert_eq!(std::fs::read(n.requests.join(".unfenced").join(&name)).unwrap(), request, "kept");
+    // nnf-sos starts: the storage comes back, nothing is fenced again.
+    let _nnf = n.start(0);
+    n.await_state("storage re-created", |s| s["attached"]["compute-1"].is_array());
+    assert_eq!(n.fences().len(), 1, "{:?}", n.fences());
+
+    // What nnf-sos does with a request left without its answer (the record moved by hand, the
+    // request left, hidden or not): the node is fenced again at the next reconcile.
+    std::fs::write(n.requests.join(".left.json"), &request).unwrap();
+    _nnf.signal(Signal::SIGHUP);
+    assert!(wait_until(Duration::from_secs(20), || n.fences().len() == 2), "{:?}", n.fences());
+}
+
+#[test]
+fn on_unfences_only_when_the_cib_shows_provides_unfencing_and_the_panic_reaction() {
+    let n = Nnf::new();
+    let _nnf = n.start(0);
+    assert_exit(&n.agent("action=off\nport=compute-1\nnodename=node-1\n"), 0);
+    let standing = records(&n);
+    let cib = n.w.dir.path().join("cib.xml");
+    let write_cib = |provides: bool, reaction: &str| {
+        let meta = if provides { r#"<nvpair id="m1" name="provides" value="unfencing"/>"# } else { "" };
+        std::fs::write(
+            &cib,
+            format!(
+                r#"<cib crm_feature_set="3.16.2" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration>
+    <crm_config><cluster_property_set id="o"><nvpair id="o1" name="fence-reaction" value="{reaction}"/></cluster_property_set></crm_config>
+    <nodes/>
+    <resources>
+      <primitive id="nnf-fence" class="stonith" type="fence_gfs2_recorder">
+        <instance_attributes id="i"><nvpair id="i1" name="responder" value="nnf-sos"/><nvpair id="i2" name="allow_unfencing" value="true"/></instance_attributes>
+        <meta_attributes id="m">{meta}</meta_attributes>
+      </primitive>
+    </resources>
+    <constraints/>
+  </configuration>
+  <status/>
+</cib>"#
+            ),
+        )
+        .unwrap();
+    };
+    let cib_env = [("CIB_file", cib.to_str().unwrap()), ("PCMK_service", "pacemaker-fenced")];
+    let on = "action=on\nport=compute-1\nnodename=node-1\n";
+    let on_allowed = "action=on\nport=compute-1\nnodename=node-1\nallow_unfencing=1\n";
+    // Without the allowing parameter: refused, saying how to unfence.
+    let out = n.agent_with(on, &cib_env);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("allow_unfencing"), "{}", text(&out.stderr));
+    // Allowed by the parameter, but the device lacks provides=unfencing (a remapped reboot's on).
+    write_cib(false, "panic");
+    let out = n.agent_with(on_allowed, &cib_env);
+    assert_exit(&out, 1);
+    assert!(
+        text(&out.stderr).contains("provides=unfencing") && text(&out.stderr).contains("nnf-fence"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The node may rejoin without a reboot (fence-reaction stop).
+    write_cib(true, "stop");
+    let out = n.agent_with(on_allowed, &cib_env);
+    assert_exit(&out, 1);
+    assert!(text(&out.stderr).contains("not panic"), "{}", text(&out.stderr));
+    assert_eq!(records(&n), standing, "every refusal left the record standing");
+    // Pacemaker's unfencing as configured: the record goes, audited as Pacemaker's.
+    write_cib(true, "panic");
+    let out = n.agent_with(on_allowed, &cib_env);
+    assert_exit(&out, 0);
+    assert_eq!(text(&out.stdout).trim(), "Success: Powered ON");
+    assert!(records(&n).is_empty());
+    n.await_state("compute-1 is Ready", |s| s["servers"]["compute-1"] == "Ready");
+    let done = n.chain().into_iter().rev().find(|r| r["action"] == "unfence").unwrap();
+    assert_eq!((done["status"].as_str(), done["unfence"]["by"].as_str()), (Some("unfenced"), Some("pacemaker-fenced")));
+    assert!(done["unfence"]["reason"].as_str().unwrap().contains("nnf-fence"), "{done}");
+    // At the node's next join nothing stands: on succeeds touching nothing.
+    let chained = n.chain().len();
+    let kept = Nnf::names(&n.responses.join("unfenced"));
+    assert_exit(&n.agent_with(on_allowed, &cib_env), 0);
+    assert_eq!((n.chain().len(), Nnf::names(&n.responses.join("unfenced"))), (chained + 1, kept));
+    assert_eq!(n.chain().pop().unwrap()["status"], "completed", "the on itself is recorded, as every action");
+    assert_eq!(n.fences().len(), 1, "on never fenced");
 }

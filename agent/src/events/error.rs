@@ -1,5 +1,5 @@
 //! What can go wrong in `gfs2-fence-events`: a file or directory that cannot be read (with its
-//! path), a bad option, disagreeing environment variables, the journal.
+//! path), a bad option, disagreeing environment variables, nnf-sos's directories, the journal.
 
 use std::path::PathBuf;
 
@@ -20,6 +20,9 @@ pub enum EventsError {
     /// The log directory's environment variables disagree.
     #[error(transparent)]
     Setting(#[from] ha::os::setting::SettingError),
+    /// nnf-sos's directories, a record or the unfence's lock (`crate::standing`, `crate::unfence`).
+    #[error(transparent)]
+    WayBack(#[from] crate::failure::Failure),
     /// journalctl.
     #[error("cannot read the journal's anchors: {0}")]
     Journal(String),

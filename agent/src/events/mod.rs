@@ -1,14 +1,17 @@
 //! `gfs2-fence-events`: answers from the fence event records (current and rotated
 //! `fence-events-detailed.jsonl`) the questions the original documentation answered with `jq`, and
 //! verifies the audit chain; for one rabbit or for a whole site (several log directories, a
-//! directory of gathered ones, journal files from systemd-journal-remote). Reads only; never takes
-//! the log's lock.
+//! directory of gathered ones, journal files from systemd-journal-remote). And the way back from an
+//! nnf-sos fence: `fenced` (who nnf-sos holds fenced now) and `unfence` (the audited unfence of
+//! `crate::unfence`). Every command but `unfence` reads only and never takes the log's lock;
+//! `unfence` appends to the chain as the agent does.
 //!
 //! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters;
 //!   [`sources`]: one chain per rabbit from log directories, gathered directories and files;
 //!   [`journal`]: chains from journal files; [`report`]: the tables and formats; [`answers`]: a
 //!   spool's durable answers against the records (`verify --spool`); [`verify`]: each chain on its
-//!   own.
+//!   own; [`nnf_dirs`]: the options naming nnf-sos's directories; [`fenced`]: the standing records as a
+//!   table; [`unfence`]: the `unfence` command.
 
 pub mod error;
 pub mod records;
@@ -17,6 +20,9 @@ pub mod journal;
 pub mod report;
 pub mod answers;
 pub mod verify;
+pub mod nnf_dirs;
+pub mod fenced;
+pub mod unfence;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -73,6 +79,23 @@ enum Command {
     Latency(ByArgs),
     /// Check each rabbit's audit chain: reports its first broken link (exit 1), across rotated files.
     Verify(VerifyArgs),
+    /// The nodes nnf-sos holds fenced now: each success answer standing in its response directory
+    /// (exit 0 when one is listed, 1 when none, 2 on error).
+    Fenced(FencedArgs),
+    /// Unfence NODE: move nnf-sos's record of its fence into unfenced/ of the response directory,
+    /// audited in the chain, so that nnf-sos re-creates its storage at its next reconcile. Only once
+    /// the node is known to have rebooted since its fence (exit 0 unfenced or nothing to do, 1
+    /// refused, 2 on error).
+    Unfence(unfence::UnfenceArgs),
+}
+
+#[derive(Debug, Args)]
+struct FencedArgs {
+    #[command(flatten)]
+    dirs: nnf_dirs::NnfDirs,
+    /// Only this node (Pacemaker's name or the plug).
+    #[arg(long)]
+    node: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -185,9 +208,19 @@ type MakeTable<'a> = Box<dyn Fn(&[Record]) -> report::Table + 'a>;
 /// Runs the CLI.
 pub fn run() -> Result<ExitCode, EventsError> {
     let cli = Cli::parse();
-    let chains = chains(&cli)?;
+    let chains = match (&cli.command, chains(&cli)) {
+        (_, Ok(chains)) => chains,
+        // The way back reads the chain only to name nodes: without it, it still works.
+        (Command::Fenced(_) | Command::Unfence(_), Err(e)) => {
+            eprintln!("gfs2-fence-events: note: {e}; nodes are named by their plugs only");
+            Vec::new()
+        }
+        (_, Err(e)) => return Err(e),
+    };
     let (args, make): (&FilterArgs, MakeTable) = match &cli.command {
         Command::Verify(v) => return verify_command(&chains, v),
+        Command::Fenced(a) => return fenced_command(&chains, a, cli.format),
+        Command::Unfence(a) => return unfence::run(a, &chains, &cli.log_dirs, cli.format),
         Command::List(a) => (a, Box::new(report::list)),
         Command::Count(a) => (&a.filter, Box::new(|r: &[Record]| report::count(r, a.by))),
         Command::Filesystems(a) => (a, Box::new(report::filesystems)),
@@ -237,4 +270,20 @@ fn verify_command(chains: &[Chain], v: &VerifyArgs) -> Result<ExitCode, EventsEr
         anchors.extend(audit::parse_anchors(&String::from_utf8_lossy(&out)));
     }
     verify::run(chains, &anchors, v.spool.as_deref())
+}
+
+fn fenced_command(chains: &[Chain], a: &FencedArgs, format: Format) -> Result<ExitCode, EventsError> {
+    let exchange = a.dirs.exchange();
+    let standing = crate::standing::list(&exchange.responses)?;
+    let chain: Vec<Record> = chains.iter().flat_map(|c| c.records.iter().cloned()).collect();
+    let table = fenced::table(&standing, &chain, a.node.as_deref());
+    match (format, table.rows.is_empty()) {
+        (Format::Table, true) => println!(
+            "(no node is held fenced: no success answer{} stands in {})",
+            a.node.as_deref().map(|n| format!(" for {n}")).unwrap_or_default(),
+            exchange.responses.display()
+        ),
+        _ => print!("{}", table.render(format)),
+    }
+    Ok(if table.rows.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

@@ -1,7 +1,7 @@
 //! The events CLI's reports as tables (pure): list, count by node, rabbit or cluster, file systems,
-//! timeline, latency. Every row says which rabbit and cluster it is from (the last columns, so that
-//! scripts reading the earlier ones by position keep working). [`Table::render`] prints a table as
-//! aligned text, JSON or CSV.
+//! timeline, latency. Every row says which rabbit and cluster it is from; a column added later goes
+//! last, so that scripts reading the earlier ones by position keep working. [`Table::render`] prints
+//! a table as aligned text, JSON or CSV.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -158,23 +158,28 @@ pub fn count(records: &[Record], by: By) -> Table {
         requested: u64,
         completed: u64,
         failed: u64,
+        unfenced: u64,
         last: String,
         rabbits: BTreeSet<&'a str>,
     }
     let mut rows: BTreeMap<RowKey, C> = BTreeMap::new();
     for r in records {
         let c = rows.entry(by.key(r)).or_default();
-        match r.status.as_str() {
-            "requested" => c.requested += 1,
-            "completed" => c.completed += 1,
-            "failed" => c.failed += 1,
+        // An unfence's records count as an unfence, never as a fence request or its end.
+        match (r.action.as_str(), r.status.as_str()) {
+            (_, "unfenced") => c.unfenced += 1,
+            ("unfence", _) => {}
+            (_, "requested") => c.requested += 1,
+            (_, "completed") => c.completed += 1,
+            (_, "failed") => c.failed += 1,
             _ => {}
         }
         c.last = c.last.clone().max(time(r));
         c.rabbits.insert(&r.rabbit);
     }
     Table {
-        headers: vec![by.header(), "requested", "completed", "failed", "last", "rabbit", "cluster"],
+        // `unfenced` came later than the rabbit and cluster: last, so that columns keep their places.
+        headers: vec![by.header(), "requested", "completed", "failed", "last", "rabbit", "cluster", "unfenced"],
         rows: rows
             .into_iter()
             .map(|((first, _, cluster), c)| {
@@ -186,6 +191,7 @@ pub fn count(records: &[Record], by: By) -> Table {
                     c.last,
                     joined(&c.rabbits),
                     cluster,
+                    c.unfenced.to_string(),
                 ]
             })
             .collect(),
@@ -224,7 +230,8 @@ pub fn filesystems(records: &[Record]) -> Table {
     }
 }
 
-/// One row per fence request, in time order: when asked, how it ended, how long it took.
+/// One row per fence request (and per unfence), in time order: when asked, how it ended, how long it
+/// took.
 pub fn timeline(records: &[Record]) -> Table {
     let mut order: Vec<&str> = Vec::new();
     let mut by: BTreeMap<&str, (Option<&Record>, Option<&Record>)> = BTreeMap::new();
@@ -234,7 +241,8 @@ pub fn timeline(records: &[Record]) -> Table {
             order.push(id);
             (None, None)
         });
-        if r.status == "requested" {
+        // A fence starts `requested`, an unfence `unfencing`.
+        if matches!(r.status.as_str(), "requested" | "unfencing") {
             e.0 = Some(r);
         } else {
             e.1 = Some(r);
@@ -340,12 +348,12 @@ mod tests {
         r.push(rec_on("r3", "c2", "n7", "failed", "e", 5, &[]));
         let nodes = count(&r, By::Node);
         assert_eq!(nodes.rows.len(), 4, "{:?}", nodes.rows);
-        assert_eq!(nodes.rows[1], ["n1", "1", "1", "0", "2026-11-25T10:00:00Z", "r2", "c2"]);
+        assert_eq!(nodes.rows[1], ["n1", "1", "1", "0", "2026-11-25T10:00:00Z", "r2", "c2", "0"]);
         let rabbits = count(&r, By::Rabbit);
         assert_eq!(rabbits.headers[0], "rabbit");
         assert_eq!(rabbits.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["r1", "r2", "r3"]);
         let clusters = count(&r, By::Cluster);
-        assert_eq!(clusters.rows[1], ["c2", "1", "1", "1", "2026-11-25T10:00:00Z", "r2 r3", "c2"]);
+        assert_eq!(clusters.rows[1], ["c2", "1", "1", "1", "2026-11-25T10:00:00Z", "r2 r3", "c2", "0"]);
         let l = latency(&r, By::Cluster);
         assert_eq!(l.rows[1], ["c2", "1", "100", "100", "100", "100", "r2", "c2"]);
         let fs = filesystems(&r);
@@ -366,7 +374,7 @@ mod tests {
     #[test]
     fn reports_aggregate_per_node_and_file_system() {
         let r = sample();
-        assert_eq!(count(&r, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T10:00:00Z", "r1", "c1"]);
+        assert_eq!(count(&r, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T10:00:00Z", "r1", "c1", "0"]);
         assert_eq!(count(&r, By::Node).rows[1][3], "1");
         let fs = filesystems(&r);
         assert_eq!(fs.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["fs1", "fs2"]);
@@ -376,6 +384,27 @@ mod tests {
         assert_eq!(t.rows[0][4], "40");
         let l = latency(&r, By::Node);
         assert_eq!(l.rows, [["n1", "2", "10", "40", "40", "40", "r1", "c1"]]);
+    }
+
+    #[test]
+    fn an_unfence_counts_as_an_unfence_and_shows_in_the_timeline_but_never_as_a_fence() {
+        let mut r = sample();
+        let unfence = |status: &str| {
+            let line = serde_json::json!({"timestamp": "2026-11-25T11:00:00Z", "action": "unfence", "target_node": "n1",
+                "gfs2_filesystems": [], "status": status, "request_id": "u", "recorder_node": "r1", "cluster": "c1"});
+            Record::parse(&line.to_string()).unwrap()
+        };
+        r.push(unfence("unfencing"));
+        r.push(unfence("unfenced"));
+        assert_eq!(count(&r, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T11:00:00Z", "r1", "c1", "1"]);
+        let t = timeline(&r);
+        let row = t.rows.iter().find(|row| row[6] == "u").unwrap();
+        assert_eq!(
+            (row[0].as_str(), row[2].as_str(), row[3].as_str()),
+            ("2026-11-25T11:00:00Z", "unfence", "unfenced")
+        );
+        assert_eq!(latency(&r, By::Node).rows[0][1], "2", "no latency of its own");
+        assert_eq!(filesystems(&r).rows[0][1], "2");
     }
 
     #[test]
