@@ -16,6 +16,7 @@
 
 use std::time::{Duration, Instant};
 
+use ha::discovery::cib::nvpair;
 use roxmltree::{Document, Node};
 
 /// The parameter that lets `on` unfence.
@@ -23,14 +24,6 @@ pub const PARAM: &str = "allow_unfencing";
 
 /// How long `cibadmin --query` may take.
 const CIB_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn nvpair<'a>(el: Node<'a, 'a>, section: &str, name: &str) -> Option<&'a str> {
-    el.children()
-        .filter(|c| c.has_tag_name(section))
-        .flat_map(|s| s.children().filter(|c| c.has_tag_name("nvpair")))
-        .find(|n| n.attribute("name") == Some(name))
-        .and_then(|n| n.attribute("value"))
-}
 
 fn truthy(v: &str) -> bool {
     matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "yes" | "on" | "true" | "y")
@@ -70,18 +63,9 @@ pub fn check(xml: &str, agent: &str) -> Result<Vec<String>, String> {
             lacking.join(", ")
         ));
     }
-    let reaction = config
-        .children()
-        .filter(|c| c.has_tag_name("crm_config"))
-        .flat_map(|c| c.children().filter(|s| s.has_tag_name("cluster_property_set")))
-        .find_map(|set| {
-            ["fencing-reaction", "fence-reaction"].iter().find_map(|name| {
-                set.children()
-                    .filter(|c| c.has_tag_name("nvpair"))
-                    .find(|n| n.attribute("name") == Some(name))
-                    .and_then(|n| n.attribute("value"))
-            })
-        });
+    let reaction = config.children().filter(|c| c.has_tag_name("crm_config")).find_map(|c| {
+        ["fencing-reaction", "fence-reaction"].iter().find_map(|name| nvpair(c, "cluster_property_set", name))
+    });
     if !reaction.is_some_and(|r| r.eq_ignore_ascii_case("panic")) {
         return Err(format!(
             "the cluster's fencing reaction is {}, not panic: a node that rejoins may never have rebooted since its \

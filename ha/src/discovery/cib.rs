@@ -27,7 +27,9 @@ fn score(s: Option<&str>) -> Option<i64> {
     }
 }
 
-fn nvpair<'a>(el: Node<'a, 'a>, section: &str, name: &str) -> Option<&'a str> {
+/// The value of the `nvpair` named `name` in `el`'s `section` children (`instance_attributes`,
+/// `meta_attributes`, `cluster_property_set`), the first one found.
+pub fn nvpair<'a>(el: Node<'a, 'a>, section: &str, name: &str) -> Option<&'a str> {
     el.children()
         .filter(|c| c.has_tag_name(section))
         .flat_map(|s| s.children().filter(|c| c.has_tag_name("nvpair")))
