@@ -22,13 +22,17 @@
 //!   `.<name>.tmp` and a rename, keys sorted and indented, `timestamp` copied from the request,
 //!   `action_performed: "off"`, on failure `success: false`, `action_performed: ""` and a message
 //!   naming the storage groups; then the request is removed. So a request left for a node whose
-//!   answer is gone is fenced again;
+//!   answer is gone is fenced again. The success message says what was deleted, in nnf-sos's words:
+//!   "by deleting N GFS2 storage groups", "(0 deleted, N already deleted)" for a node fenced again
+//!   before its storage came back, "No GFS2 storage groups found for compute nodes …" for a node
+//!   listed with no group;
 //! - the compute's status (`Fenced` while an answer with `success: true` or `status: "success"`
 //!   stands, else `Ready`) is updated at start and on a Write or Remove event in the response
 //!   directory only: a rename out of it goes unseen until the next such event.
 //!
-//! Storage per node comes from a JSON file re-read at each use: `{"node": ["group", …]}`, a node
-//! listed with `"fail"` as its first group fails to delete. `--state` is a JSON file the stand-in
+//! Storage per node comes from a JSON file re-read at each use: `{"node": ["group", …]}` (a node
+//! listed has GFS2 access from this rabbit, with those groups, possibly none), a node listed with
+//! `"fail"` as its first group fails to delete; a node not listed has no block storage here. `--state` is a JSON file the stand-in
 //! rewrites (atomically) after each change: `{"attached": {node: [groups]}, "servers": {node:
 //! "Fenced"|"Ready"}, "reconciles": n}` — what tests read of nnf-sos's view. Stops at SIGTERM or
 //! SIGINT.
@@ -113,7 +117,7 @@ fn allocations(cfg: &Config) -> BTreeMap<String, Vec<String>> {
     let Some(path) = &cfg.storage else { return BTreeMap::new() };
     let map: BTreeMap<String, Vec<String>> =
         std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    map.into_iter().filter(|(_, groups)| !groups.is_empty()).collect()
+    map
 }
 
 fn append_ledger(cfg: &Config, line: serde_json::Value) {
@@ -215,10 +219,18 @@ impl Standin {
             serde_json::json!({"target": req.target_node, "request_file": name, "action": req.action,
                                "groups": groups, "success": !fails}),
         );
+        // Deleted by an earlier fence, and not re-created since: nnf-sos finds them already deleted.
+        let already_deleted = !self.attached.contains_key(&req.target_node);
         if !fails {
             self.attached.remove(&req.target_node);
         }
-        let (success, performed, message) = if fails {
+        let (success, performed, message) = if groups.is_empty() {
+            let none = format!(
+                "No GFS2 storage groups found for compute nodes [{}] (already fenced or no GFS2 access)",
+                req.target_node
+            );
+            (true, "off", none)
+        } else if fails {
             (
                 false,
                 "",
@@ -227,6 +239,8 @@ impl Standin {
                     groups[1..].join("; ")
                 ),
             )
+        } else if already_deleted {
+            (true, "off", format!("Successfully fenced node (0 deleted, {} already deleted)", groups.len()))
         } else {
             (true, "off", format!("Successfully fenced node by deleting {} GFS2 storage groups", groups.len()))
         };

@@ -57,9 +57,69 @@ pub fn refuse_shared(
     Ok(())
 }
 
+/// What an nnf-sos success answer says it detached. nnf-sos writes no field for it: its message is
+/// all there is, in one of the forms its code writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detached {
+    /// Storage groups were deleted now ("Successfully fenced node by deleting N GFS2 storage groups",
+    /// or "(N deleted, M already deleted)" with N > 0).
+    Storage,
+    /// Every storage group was already deleted ("(0 deleted, M already deleted)"): a repeat fence of
+    /// a node still fenced.
+    AlreadyFenced,
+    /// nnf-sos found nothing of the node to detach ("No block storage resources found to fence", "No
+    /// GFS2 storage groups found for compute nodes …"): a node without GFS2 storage on this rabbit, or
+    /// a name nnf-sos does not know.
+    Nothing,
+}
+
+impl Detached {
+    /// The outcome the records carry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detached::Storage => "storage-detached",
+            Detached::AlreadyFenced => "already-fenced",
+            Detached::Nothing => "nothing-detached",
+        }
+    }
+}
+
+/// What nnf-sos's success `message` says was detached; `None` for a message of another form.
+pub fn detached(message: &str) -> Option<Detached> {
+    let m = message.trim();
+    if m.starts_with("No block storage resources found") || m.starts_with("No GFS2 storage groups found") {
+        return Some(Detached::Nothing);
+    }
+    if let Some(rest) = m.strip_prefix("Successfully fenced node by deleting ") {
+        let n: u64 = rest.split_whitespace().next()?.parse().ok()?;
+        return Some(if n > 0 { Detached::Storage } else { Detached::Nothing });
+    }
+    let counts = m.strip_prefix("Successfully fenced node (")?;
+    let deleted: u64 = counts.split_whitespace().next()?.parse().ok()?;
+    Some(if deleted > 0 { Detached::Storage } else { Detached::AlreadyFenced })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_success_message_of_nnf_sos_says_what_it_detached() {
+        for (m, d) in [
+            ("Successfully fenced node by deleting 2 GFS2 storage groups", Some(Detached::Storage)),
+            ("Successfully fenced node (1 deleted, 1 already deleted)", Some(Detached::Storage)),
+            ("Successfully fenced node (0 deleted, 2 already deleted)", Some(Detached::AlreadyFenced)),
+            ("No block storage resources found to fence", Some(Detached::Nothing)),
+            (
+                "No GFS2 storage groups found for compute nodes [c9] (already fenced or no GFS2 access)",
+                Some(Detached::Nothing),
+            ),
+            ("fenced", None),
+            ("Successfully fenced node (many deleted)", None),
+        ] {
+            assert_eq!(detached(m), d, "{m}");
+        }
+    }
 
     #[test]
     fn nnf_sos_directories_are_refused_to_other_responders() {
