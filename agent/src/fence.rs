@@ -130,7 +130,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
             details,
             request_id: id,
             nodename: opts.nodename.as_deref(),
-            outcome: r.and_then(|r| r.outcome).map(Outcome::as_str),
+            outcome: r.and_then(|r| r.outcome.map(Outcome::as_str).or_else(|| detached_by_nnf_sos(&exchange, r))),
             watcher_id: r.and_then(|r| r.watcher_id.as_deref()),
             elapsed_ms: Some(start.instant.elapsed().as_millis() as u64),
         })
@@ -221,6 +221,21 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         Waited::Answered(resp) => {
             return match verdict(action, &resp) {
                 Ok(answer) => {
+                    match detached_by_nnf_sos(&exchange, &resp) {
+                        Some("nothing-detached") => tracing::warn!(
+                            "nnf-sos answered success for {target} but detached nothing ({}): {target} has no GFS2 \
+                             storage on this rabbit, or nnf-sos knows it under another name (check pcmk_host_map \
+                             against nnf-sos's compute names); recorded as nothing-detached",
+                            resp.message
+                        ),
+                        Some("already-fenced") => {
+                            tracing::info!(
+                                "{target} was already fenced: nnf-sos found its storage deleted ({})",
+                                resp.message
+                            )
+                        }
+                        _ => {}
+                    }
                     let details = match resp.action_performed.as_str() {
                         p if p == action.as_str() => resp.message.clone(),
                         p => format!("{} (action performed: {p})", resp.message),
@@ -257,6 +272,15 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     let msg = format!("{ended}; {fate}");
     record(Status::Failed, &gfs2, &msg, Some(&id), None);
     Err(Failure::Fence(msg))
+}
+
+/// What nnf-sos's success answer `r` says it detached, as the records' outcome (`None` for another
+/// responder, a failure, or a message of a form nnf-sos does not write).
+fn detached_by_nnf_sos(exchange: &Exchange, r: &Response) -> Option<&'static str> {
+    (exchange.responder == Responder::NnfSos && r.success)
+        .then(|| ha::protocol::nnf::detached(&r.message))
+        .flatten()
+        .map(ha::protocol::nnf::Detached::as_str)
 }
 
 /// One line for the operational log: how the file systems were found.

@@ -30,9 +30,20 @@ pub struct Given {
     pub conflicts: Vec<BadValue>,
 }
 
-/// Why two names of one option that disagree are refused, and what to do: the only such pair is the
-/// target's, which Pacemaker 3.0.1 and later send as `plug=` even to a device configured with `port=`.
+/// Why two names of one option that disagree are refused, and what to do. The target's pair is the
+/// one Pacemaker itself makes: 3.0.1 and later send `plug=` even to a device configured with `port=`.
+/// The others are fence_dummy recorder's names beside ours, both on one device.
 fn conflict(alias: &str, alias_value: &str, name: &str, value: &str) -> BadValue {
+    if alias != "port" {
+        return BadValue {
+            name: alias.to_string(),
+            value: alias_value.to_string(),
+            why: format!(
+                "{alias} is fence_dummy's name for {name}, which is {value:?}: two different values, so neither is \
+                 used; keep one of the two names on the device (pcs stonith update DEVICE {alias}=)"
+            ),
+        };
+    }
     BadValue {
         name: alias.to_string(),
         value: alias_value.to_string(),
@@ -104,8 +115,11 @@ fn command() -> Command {
             Some(v) => arg.value_name(v).action(ArgAction::Set),
             None => arg.action(ArgAction::SetTrue),
         };
-        if let Some((old, _)) = params::ALIASES.iter().find(|(_, new)| *new == p.name) {
-            arg = arg.alias(*old);
+        // The other names' flags: `--port`, fence_dummy's `--request-path`...
+        for (old, _) in params::ALIASES.iter().filter(|(_, new)| *new == p.name) {
+            let long =
+                PARAMS.iter().find(|o| o.deprecated && o.name == *old && o.long != p.long).map_or(*old, |o| o.long);
+            arg = arg.alias(long);
         }
         cmd = cmd.arg(arg);
     }
@@ -239,6 +253,16 @@ impl Options {
             return Err(c.clone());
         }
         let opt = |k: &str| given.values.get(k).cloned();
+        if let Some(t) = opt("type").filter(|t| !params::TYPES.contains(&t.trim())) {
+            return Err(BadValue {
+                name: "type".into(),
+                value: t,
+                why: "fence_dummy's file and fail types fence nothing (file mode succeeds without writing any \
+                      request); this agent always records and fences like fence_dummy's recorder mode: remove type \
+                      from the device, or set it to recorder"
+                    .into(),
+            });
+        }
         let env = |s: &setting::Setting| s.lookup(&var);
         let fence_timeout = match (opt("fence_timeout"), env(&setting::FENCE_TIMEOUT)?) {
             (Some(v), _) => fence_timeout("fence_timeout", &v)?,
@@ -280,10 +304,18 @@ impl Options {
             nodename: opt("nodename").filter(|s| !s.is_empty()),
             plug,
             spool_dir: opt("spool_dir"),
-            responder: Responder::parse(
-                opt("responder").as_deref().unwrap_or(params::RESPONDERS[0]),
-                opt("protocol").as_deref(),
-            )?,
+            // An empty directory is no directory, as below.
+            responder: match (
+                opt("responder"),
+                opt("request_dir").filter(|s| !s.is_empty()),
+                opt("response_dir").filter(|s| !s.is_empty()),
+            ) {
+                (Some(r), _, _) => Responder::parse(&r, opt("protocol").as_deref())?,
+                (None, None, None) => Responder::parse(params::RESPONDERS[0], opt("protocol").as_deref())?,
+                (None, req, resp) => {
+                    Responder::of_directories(req.as_deref(), resp.as_deref(), opt("protocol").as_deref(), &var)?
+                }
+            },
             request_dir: opt("request_dir").filter(|s| !s.is_empty()),
             response_dir: opt("response_dir").filter(|s| !s.is_empty()),
             allow_unfencing: opt("allow_unfencing").is_some(),
@@ -462,5 +494,55 @@ mod tests {
         for bad in ["responder=nnf-sos\nprotocol=1\n", "protocol=2\n", "responder=external\nprotocol=3\n"] {
             assert!(Options::resolve(&from_stdin(bad), no_env).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn upstream_names_mean_ours_and_the_responder_of_their_directories() {
+        use ha::protocol::names::Naming;
+        // fence_dummy's recorder mode, as its devices are configured: nnf-sos's own directories.
+        let d = tempfile::tempdir().unwrap();
+        let (req, resp) = (d.path().join("req"), d.path().join("resp"));
+        std::fs::create_dir(&req).unwrap();
+        std::fs::create_dir(&resp).unwrap();
+        let (r, s) = (req.display().to_string(), resp.display().to_string());
+        let nnf_env = |k: &str| match k {
+            "NNF_FENCE_REQUEST_DIR" => Some(r.clone()),
+            "NNF_FENCE_RESPONSE_DIR" => Some(s.clone()),
+            _ => None,
+        };
+        let dummy = format!(
+            "type=recorder\nport=c1\nrequest_path={r}\nresponse_path={s}\nlog_path=/l\nrecorder_timeout=30\n\
+             recorder_poll_interval=0.5\n"
+        );
+        let o = Options::resolve(&from_stdin(&dummy), nnf_env).unwrap();
+        assert_eq!((o.responder, o.request_dir.as_deref()), (Responder::NnfSos, Some(r.as_str())));
+        assert_eq!((o.fence_timeout, o.log_dir.clone()), (Duration::from_secs(30), PathBuf::from("/l")));
+        // The same names on other directories: an external program of upstream's generation.
+        let o = Options::resolve(&from_stdin(&dummy), no_env).unwrap();
+        assert_eq!(o.responder, Responder::External(Naming::V2));
+        // fence_recorder's names are ours; only one of nnf-sos's directories named is still nnf-sos's.
+        let o = Options::resolve(&from_stdin(&format!("request_dir={r}\n")), nnf_env).unwrap();
+        assert_eq!(o.responder, Responder::NnfSos);
+        let o = Options::resolve(&from_stdin("request_dir=/x\nprotocol=1\n"), no_env).unwrap();
+        assert_eq!(o.responder, Responder::External(Naming::V1));
+        // responder= wins, and the watchers still refuse directories (in `exchange`).
+        let o = Options::resolve(&from_stdin(&format!("responder=external\nrequest_dir={r}\n")), nnf_env).unwrap();
+        assert_eq!(o.responder, Responder::External(Naming::V1));
+        // Two names of one setting that disagree, and fence_dummy's types that fence nothing: refused.
+        for (text, name) in [
+            ("request_dir=/a\nrequest_path=/b\n", "request_path"),
+            ("fence_timeout=20\nrecorder_timeout=30\n", "recorder_timeout"),
+            ("log_dir=/a\nlog_path=/b\n", "log_path"),
+            ("type=file\n", "type"),
+            ("type=fail\n", "type"),
+        ] {
+            let e = Options::resolve(&from_stdin(text), no_env).unwrap_err();
+            assert_eq!(e.name, name, "{text}: {e}");
+        }
+        assert!(Options::resolve(&from_stdin("request_dir=/a\nrequest_path=/a\n"), no_env).is_ok(), "agreeing");
+        let argv: Vec<OsString> =
+            ["--request-path", "/q", "--recorder-timeout", "9"].iter().map(OsString::from).collect();
+        let g = from_argv(&argv).unwrap();
+        assert_eq!((g.values["request_dir"].as_str(), g.values["fence_timeout"].as_str()), ("/q", "9"));
     }
 }

@@ -76,6 +76,14 @@ const fn deprecated(mut param: Param, name: &'static str) -> Param {
     param
 }
 
+/// A name of fence_dummy's recorder mode (ClusterLabs PR 647) for one of ours, with its own flag.
+const fn upstream(mut param: Param, name: &'static str, long: &'static str) -> Param {
+    param.name = name;
+    param.long = long;
+    param.deprecated = true;
+    param
+}
+
 const fn obsoleting(mut param: Param, old: &'static str) -> Param {
     param.obsoletes = Some(old);
     param
@@ -83,6 +91,9 @@ const fn obsoleting(mut param: Param, old: &'static str) -> Param {
 
 /// The values of `responder`: who answers the spool's requests (see `options::Responder`).
 pub const RESPONDERS: &[&str] = &["gfs2-fence-watcher", "nnf-sos", "external"];
+
+/// The values of `type` (fence_dummy's): only its recorder mode is this agent.
+pub const TYPES: &[&str] = &["recorder"];
 
 /// The values of `protocol`: the file-name generation spoken with an external responder.
 pub const PROTOCOLS: &[&str] = &["1", "2"];
@@ -98,6 +109,19 @@ const PLUG: Param = p(
     "Target to fence: the plug the watchers' configuration knows (Pacemaker passes the node name, or its pcmk_host_map alias)",
 );
 
+const REQUEST_DIR: Param = p("request_dir", None, "request-dir", Some("dir"), Kind::String, None, "With responder=nnf-sos or external: the directory requests are written to (nnf-sos: env NNF_FENCE_REQUEST_DIR, default /localdisk/fence-recorder/requests; external: <spool_dir>/requests)");
+const RESPONSE_DIR: Param = p("response_dir", None, "response-dir", Some("dir"), Kind::String, None, "With responder=nnf-sos or external: the directory answers appear in (nnf-sos: env NNF_FENCE_RESPONSE_DIR, default /localdisk/fence-recorder/responses; external: <spool_dir>/responses)");
+const FENCE_TIMEOUT: Param = p("fence_timeout", None, "fence-timeout", Some("seconds"), Kind::Second, Some("45"), "Seconds, counted from the agent's start after any delay, to wait for the answer (env GFS2_FENCE_TIMEOUT; at least 1.5). pcmk_off_timeout/pcmk_reboot_timeout must exceed delay plus this");
+const LOG_DIR: Param = p(
+    "log_dir",
+    None,
+    "log-dir",
+    Some("dir"),
+    Kind::String,
+    Some("/var/log/gfs2-fencing"),
+    "Directory of the three fence event logs (env GFS2_FENCE_LOG_DIR)",
+);
+
 /// Every parameter, in metadata order.
 pub const PARAMS: &[Param] = &[
     ACTION,
@@ -107,11 +131,17 @@ pub const PARAMS: &[Param] = &[
     p("spool_dir", None, "spool-dir", Some("dir"), Kind::String, Some("/run/gfs2-fencing"), "Spool directory shared with the gfs2-fence-watcher processes (env GFS2_FENCE_SPOOL_DIR)"),
     p("responder", None, "responder", Some("name"), Kind::Select(RESPONDERS), Some("gfs2-fence-watcher"), "Who answers the requests: gfs2-fence-watcher (this project's watchers: without a live one, monitor fails and a fence fails at once), nnf-sos (NNF's node manager fences by removing the node's GFS2 storage; its request and response directories), or external (another program speaking the file protocol, whose liveness the agent cannot judge: a fence waits up to fence_timeout)"),
     p("protocol", None, "protocol", Some("generation"), Kind::Select(PROTOCOLS), Some("1"), "With responder=external: the file names it speaks: 1 (<uuid>.json, the original Python watchers) or 2 (<target>-<uuid>.json, upstream fence_recorder's responders)"),
-    p("request_dir", None, "request-dir", Some("dir"), Kind::String, None, "With responder=nnf-sos or external: the directory requests are written to (nnf-sos: env NNF_FENCE_REQUEST_DIR, default /localdisk/fence-recorder/requests; external: <spool_dir>/requests)"),
-    p("response_dir", None, "response-dir", Some("dir"), Kind::String, None, "With responder=nnf-sos or external: the directory answers appear in (nnf-sos: env NNF_FENCE_RESPONSE_DIR, default /localdisk/fence-recorder/responses; external: <spool_dir>/responses)"),
+    REQUEST_DIR,
+    RESPONSE_DIR,
     p("allow_unfencing", None, "allow-unfencing", None, Kind::Boolean, None, "With responder=nnf-sos: let on (Pacemaker's unfencing) clear nnf-sos's record of the node's fence, audited, so that nnf-sos re-creates its storage. Accepted only for a device with the meta attribute provides=unfencing in a cluster with fencing-reaction=panic (both read from the CIB at each on); off by default, when on fails"),
-    p("fence_timeout", None, "fence-timeout", Some("seconds"), Kind::Second, Some("45"), "Seconds, counted from the agent's start after any delay, to wait for the answer (env GFS2_FENCE_TIMEOUT; at least 1.5). pcmk_off_timeout/pcmk_reboot_timeout must exceed delay plus this"),
-    p("log_dir", None, "log-dir", Some("dir"), Kind::String, Some("/var/log/gfs2-fencing"), "Directory of the three fence event logs (env GFS2_FENCE_LOG_DIR)"),
+    FENCE_TIMEOUT,
+    LOG_DIR,
+    upstream(REQUEST_DIR, "request_path", "request-path"),
+    upstream(RESPONSE_DIR, "response_path", "response-path"),
+    upstream(LOG_DIR, "log_path", "log-path"),
+    upstream(FENCE_TIMEOUT, "recorder_timeout", "recorder-timeout"),
+    p("recorder_poll_interval", None, "recorder-poll-interval", Some("seconds"), Kind::Second, None, "Accepted for fence_dummy's recorder mode: the answer is awaited on inotify (or our watchers' wake-up), never polled"),
+    p("type", None, "type", Some("type"), Kind::Select(TYPES), None, "Accepted for fence_dummy's recorder mode: only recorder, which this agent always is (fence_dummy's file and fail types fence nothing)"),
     p("no_gfs2_discovery", None, "no-gfs2-discovery", None, Kind::Boolean, None, "Do not discover the GFS2 file systems involved (env GFS2_FENCE_DISCOVERY=false)"),
     p("discovery_timeout", None, "discovery-timeout", Some("seconds"), Kind::Second, Some("2"), "Budget of GFS2 discovery; it runs beside the fence and never fails it"),
     p("discovery_sources", None, "discovery-sources", Some("list"), Kind::String, Some("kubernetes,dlm,cib"), "GFS2 discovery sources, comma-separated: kubernetes (NnfStorage), dlm (dlm_tool lockspaces), cib (Filesystem resources) (env GFS2_FENCE_DISCOVERY_SOURCES)"),
@@ -136,8 +166,17 @@ pub const PARAMS: &[Param] = &[
     p("stonith_status_sleep", None, "stonith-status-sleep", Some("seconds"), Kind::Second, Some("1"), "Accepted for compatibility with fencing.py agents"),
 ];
 
-/// Stdin aliases: the old name and the name it means.
-pub const ALIASES: &[(&str, &str)] = &[("port", "plug")];
+/// Stdin aliases: the other name and the name it means: fencing.py's deprecated `port`, and the
+/// names of fence_dummy's recorder mode (ClusterLabs PR 647) for ours. NearNodeFlash's
+/// fence_recorder already uses ours (`request_dir`, `response_dir`, `log_dir`; its `FENCE_TIMEOUT`
+/// and `LOG_DIR` are our settings' aliases).
+pub const ALIASES: &[(&str, &str)] = &[
+    ("port", "plug"),
+    ("request_path", "request_dir"),
+    ("response_path", "response_dir"),
+    ("log_path", "log_dir"),
+    ("recorder_timeout", "fence_timeout"),
+];
 
 /// The parameter named `name` (after alias resolution).
 pub fn find(name: &str) -> Option<&'static Param> {

@@ -1,6 +1,8 @@
 //! Who answers the requests, and whether it can answer now.
 //!
-//! The `responder` parameter is configuration, never guessed from the spool's contents: a spool
+//! The `responder` parameter is configuration, never guessed from the spool's contents (a device
+//! naming directories but no responder, as upstream's agents are configured, means the responder of
+//! those directories: [`Responder::of_directories`], from the configuration alone): a spool
 //! where no watcher ever started looks exactly like one an external program serves, and guessing
 //! "external" there made `monitor` pass and every fence wait out its timeout. With our watchers
 //! ([`Responder::Watchers`]) a fence fails at once and `monitor` fails unless a watcher is live (its
@@ -66,6 +68,29 @@ impl Responder {
                 format!("protocol applies to responder=external only; {} has its own file names", responder.as_str()),
             )),
             None => Ok(responder),
+        }
+    }
+
+    /// The responder a device means when it names directories but no `responder`, as upstream's
+    /// agents are configured (fence_recorder's `request_dir`/`response_dir`, fence_dummy recorder's
+    /// `request_path`/`response_path`): the responder of those directories. That is nnf-sos when every
+    /// directory given is nnf-sos's own (`ha::protocol::nnf::dirs`, compared by device and inode), and
+    /// otherwise an external program speaking upstream's names (protocol 2, unless `protocol` says
+    /// otherwise). Decided from the configuration alone, never from what the directories hold.
+    pub fn of_directories(
+        request_dir: Option<&str>,
+        response_dir: Option<&str>,
+        protocol: Option<&str>,
+        env: &impl Fn(&str) -> Option<String>,
+    ) -> Result<Responder, BadValue> {
+        let nnf = ha::protocol::nnf::dirs(env);
+        let nnf_sos = [(request_dir, &nnf[0]), (response_dir, &nnf[1])]
+            .iter()
+            .all(|(given, theirs)| given.is_none_or(|g| ha::protocol::nnf::same_dir(std::path::Path::new(g), theirs)));
+        match (nnf_sos, protocol) {
+            (true, _) => Responder::parse(RESPONDERS[1], protocol),
+            (false, None) => Ok(Responder::External(Naming::V2)),
+            (false, Some(_)) => Responder::parse(RESPONDERS[2], protocol),
         }
     }
 

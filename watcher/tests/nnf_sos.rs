@@ -633,3 +633,105 @@ fn on_unfences_only_when_the_cib_shows_provides_unfencing_and_the_panic_reaction
     assert_eq!(n.chain().pop().unwrap()["status"], "completed", "the on itself is recorded, as every action");
     assert_eq!(n.fences().len(), 1, "on never fenced");
 }
+
+/// Runs the agent with exactly `stdin` (no options of the test's own) and `env`.
+fn bare_agent(stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = scrub(&mut Command::new(agent_bin()))
+        .env_remove("NNF_FENCE_REQUEST_DIR")
+        .env_remove("NNF_FENCE_RESPONSE_DIR")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn upstream_recorder_devices_fence_through_nnf_sos_by_their_own_names_changing_only_the_agent() {
+    let n = Nnf::new();
+    let _nnf = n.start(0);
+    let (req, resp, logs) = (path_str(&n.requests), path_str(&n.responses), path_str(&n.w.logs));
+    // nnf-sos's pods set its directories in the environment; the agent runs beside them.
+    let nnf_env = [("NNF_FENCE_REQUEST_DIR", req), ("NNF_FENCE_RESPONSE_DIR", resp)];
+    // fence_dummy --type=recorder (ClusterLabs PR 647), as such a device is configured.
+    let dummy = format!(
+        "type=recorder\nport=compute-1\nrequest_path={req}\nresponse_path={resp}\nlog_path={logs}\n\
+         recorder_timeout=30\nrecorder_poll_interval=0.5\nno_gfs2_discovery=1\n"
+    );
+    // NearNodeFlash's fence_recorder: our own names, its timeout in the environment.
+    let recorder =
+        format!("port=compute-1\nrequest_dir={req}\nresponse_dir={resp}\nlog_dir={logs}\nno_gfs2_discovery=1\n");
+    for (device, env) in [(&dummy, vec![]), (&recorder, vec![("FENCE_TIMEOUT", "30")])] {
+        let env: Vec<(&str, &str)> = nnf_env.iter().copied().chain(env).collect();
+        let out = bare_agent(&format!("action=monitor\n{device}"), &env);
+        assert_exit(&out, 0);
+        assert!(text(&out.stderr).contains("responder=nnf-sos:"), "nnf-sos's directories: {}", text(&out.stderr));
+        let fences = n.fences().len();
+        let out = bare_agent(&format!("action=reboot\n{device}"), &env);
+        assert_exit(&out, 0);
+        assert_eq!(n.fences().len(), fences + 1, "fenced through nnf-sos: {}", text(&out.stderr));
+        // status writes no request, as with responder=nnf-sos: nnf-sos would fence.
+        let out = bare_agent(&format!("action=status\n{device}"), &env);
+        assert_exit(&out, 2);
+        assert_eq!(n.fences().len(), fences + 1, "status never fences");
+    }
+    // The same devices where the directories are not nnf-sos's: an external program of upstream's
+    // generation (v2 names), which the stand-in also is.
+    for device in [&dummy, &recorder] {
+        let out = bare_agent(&format!("action=monitor\n{device}"), &[]);
+        assert!(text(&out.stderr).contains("responder=external:"), "{}", text(&out.stderr));
+        let fences = n.fences().len();
+        assert_exit(&bare_agent(&format!("action=off\n{device}"), &[]), 0);
+        assert_eq!(n.fences().len(), fences + 1);
+        let name = n.fences().last().map(|(t, _)| t.clone()).unwrap();
+        assert_eq!(name, "compute-1");
+    }
+    // Two names of one setting that disagree, and fence_dummy's file mode: refused before any request.
+    let fences = n.fences().len();
+    for (bad, named) in [
+        (format!("{dummy}request_dir=/elsewhere\n"), "request_path"),
+        (format!("{dummy}fence_timeout=20\n"), "recorder_timeout"),
+        (dummy.replace("type=recorder", "type=file"), "type"),
+    ] {
+        let out = bare_agent(&format!("action=off\n{bad}"), &nnf_env);
+        assert_exit(&out, 1);
+        assert!(text(&out.stderr).contains(named), "{named}: {}", text(&out.stderr));
+    }
+    assert_eq!(n.fences().len(), fences, "no refused device fenced");
+}
+
+#[test]
+fn a_success_that_detached_nothing_is_recorded_as_such_and_a_repeat_fence_as_already_fenced() {
+    let n = Nnf::new();
+    // compute-5 has GFS2 access from this rabbit but no storage group; compute-9 is unknown here.
+    std::fs::write(&n.storage, r#"{"compute-1": ["sg-1a", "sg-1b"], "compute-5": []}"#).unwrap();
+    let _nnf = n.start(0);
+    let outcome = |node: &str| {
+        let out = n.agent(&format!("action=off\nport={node}\n"));
+        assert_exit(&out, 0);
+        assert_eq!(text(&out.stdout).trim(), "Success: Powered OFF", "Pacemaker sees a success either way");
+        let done = n.chain().into_iter().rev().find(|r| r["status"] == "completed").unwrap();
+        (done["outcome"].as_str().unwrap_or_default().to_string(), text(&out.stderr))
+    };
+    let (o, err) = outcome("compute-1");
+    assert_eq!(o, "storage-detached");
+    assert!(!err.contains("detached nothing"), "{err}");
+    // Fenced again before its storage came back: a repeat, named as one.
+    let (o, err) = outcome("compute-1");
+    assert_eq!(o, "already-fenced");
+    assert!(!err.contains("detached nothing"), "{err}");
+    // Nothing to detach: recorded as such, and said on stderr (which Pacemaker logs).
+    for node in ["compute-9", "compute-5"] {
+        let (o, err) = outcome(node);
+        assert_eq!(o, "nothing-detached", "{node}");
+        assert!(err.contains("detached nothing") && err.contains("pcmk_host_map"), "{node}: {err}");
+    }
+    let (_, timeline) = events(&n.w, &["timeline"]);
+    for shown in ["completed (storage-detached)", "completed (already-fenced)", "completed (nothing-detached)"] {
+        assert!(timeline.contains(shown), "{shown}: {timeline}");
+    }
+}
