@@ -7,7 +7,8 @@
 //! so). Log problems are warnings, never a failed monitor. With another responder, `monitor` also
 //! takes back the requests of agents Pacemaker killed (`crate::abandoned`).
 //! `validate-all` (what `pcs` and `stonith_admin --validate` run, possibly on a node that is not a
-//! rabbit) checks the options and, where the spool exists here, that it is safe.
+//! rabbit) checks the options and, where the spool exists here, that it is safe. With nnf-sos, both
+//! warn about targets GFS2 discovery does not know (`crate::known`).
 
 use ha::cluster::targets::Targets;
 use ha::fsio;
@@ -42,6 +43,9 @@ pub fn monitor(opts: &Options) -> Result<(), Failure> {
     let Some(spool) = exchange.spool.as_ref().filter(|_| opts.responder == Responder::Watchers) else {
         // Pacemaker runs monitor every interval: the requests of agents it killed since are taken back.
         crate::abandoned::sweep(&exchange, &opts.log_dir, "monitor")?;
+        if opts.responder == Responder::NnfSos {
+            crate::known::warn_unknown(opts, &discovery_spool(opts)?, false);
+        }
         tracing::warn!(
             "responder={}: {} is answered by another program whose liveness this agent cannot judge",
             opts.responder.as_str(),
@@ -104,7 +108,15 @@ pub fn validate(opts: &Options) -> Result<(), Failure> {
             base.display()
         ),
     }
+    if opts.responder == Responder::NnfSos {
+        crate::known::warn_unknown(opts, &discovery_spool(opts)?, true);
+    }
     Ok(())
+}
+
+/// The spool whose `discovery.json` the leader watcher keeps (where watchers run beside nnf-sos).
+fn discovery_spool(opts: &Options) -> Result<Spool, Failure> {
+    Ok(Spool::new(ha::spool::resolve_base(opts.spool_dir.as_deref(), |k: &str| std::env::var(k).ok())?))
 }
 
 /// `list`: the targets the watchers' configuration knows, one `plug<separator>alias` per line.

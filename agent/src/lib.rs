@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod logs;
 pub mod discovery;
 pub mod abandoned;
+pub mod known;
 pub mod health;
 pub mod answer;
 pub mod standing;

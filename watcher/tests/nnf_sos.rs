@@ -735,3 +735,60 @@ fn a_success_that_detached_nothing_is_recorded_as_such_and_a_repeat_fence_as_alr
         assert!(timeline.contains(shown), "{shown}: {timeline}");
     }
 }
+
+#[test]
+fn monitor_and_validate_warn_of_targets_nnf_discovery_does_not_know() {
+    use ha::discovery::run::SourceResult;
+    use ha::discovery::snapshot::{Round, Snapshot};
+    let n = Nnf::new();
+    let _nnf = n.start(0);
+    // The leader's discovery snapshot (watchers beside nnf-sos): Kubernetes knows compute-1 only.
+    let spool = n.w.dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let now = ha::os::clock::BootTime::now();
+    let round = Round {
+        taken: now,
+        taken_rfc3339: ha::os::clock::rfc3339_now(),
+        boot_id: ha::os::clock::boot_id().unwrap(),
+        watcher_id: Some("w1".into()),
+        epoch: Some(1),
+        interval: Duration::from_secs(30),
+        memory: Duration::from_secs(600),
+    };
+    let found = ha::discovery::Found {
+        nodes: [("compute-1".to_string(), ["/gfs/a".to_string()].into())].into(),
+        notes: vec![],
+    };
+    let result = SourceResult {
+        source: ha::protocol::provenance::Source::Kubernetes,
+        taken: round.taken_rfc3339.clone(),
+        taken_boottime_ns: now.0,
+        duration: Duration::from_millis(5),
+        outcome: Ok(found),
+    };
+    let snap = Snapshot::update(None, &round, &[result]);
+    std::fs::write(spool.join("discovery.json"), serde_json::to_vec(&snap).unwrap()).unwrap();
+    // The devices in the CIB: compute-7 is no compute node NNF knows (a pcmk_host_map typo, say).
+    let cib = n.w.dir.path().join("cib.xml");
+    std::fs::write(
+        &cib,
+        r#"<cib crm_feature_set="3.16.2" validate-with="pacemaker-3.9" epoch="1" num_updates="0" admin_epoch="0">
+  <configuration><crm_config/><nodes/><resources>
+    <primitive id="nnf-fence" class="stonith" type="fence_gfs2_recorder"><instance_attributes id="i">
+      <nvpair id="i1" name="responder" value="nnf-sos"/><nvpair id="i2" name="pcmk_host_map" value="node-1:compute-1;node-7:compute-7"/>
+    </instance_attributes></primitive>
+  </resources><constraints/></configuration><status/></cib>"#,
+    )
+    .unwrap();
+    let env = [("CIB_file", path_str(&cib)), ("GFS2_FENCE_SPOOL_DIR", path_str(&spool))];
+    let out = n.agent_with("action=monitor\n", &env);
+    assert_exit(&out, 0);
+    let err = text(&out.stderr);
+    assert!(err.contains("knows no compute node named compute-7") && !err.contains("compute-1,"), "{err}");
+    let out = n.agent_with("action=validate-all\nport=compute-8\n", &env);
+    assert_exit(&out, 0);
+    assert!(text(&out.stderr).contains("compute-7, compute-8"), "{}", text(&out.stderr));
+    // Every target known: nothing said.
+    let out = n.agent_with("action=validate-all\nport=compute-1\n", &[env[1]]);
+    assert!(!text(&out.stderr).contains("knows no compute node"), "{}", text(&out.stderr));
+}
