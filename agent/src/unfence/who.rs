@@ -9,11 +9,22 @@ use ha::audit::record::Unfence;
 /// The login uid of a process started outside any login session.
 const NO_LOGIN: u32 = u32::MAX;
 
+/// The name of `uid` in the `passwd` text, if it has one.
+pub fn name_in_passwd(passwd: &str, uid: u32) -> Option<String> {
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        (f.nth(1)?.parse::<u32>().ok()? == uid).then(|| name.to_string())
+    })
+}
+
+/// `uid`'s name from `/etc/passwd` (read directly: the static build has no NSS, so getpwuid cannot
+/// reach LDAP or sssd users anyway), else `uid N`; the uid is recorded beside it.
 fn user_name(uid: u32) -> String {
-    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
-        Ok(Some(u)) => u.name,
-        _ => format!("uid {uid}"),
-    }
+    std::fs::read_to_string("/etc/passwd")
+        .ok()
+        .and_then(|p| name_in_passwd(&p, uid))
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// The login uid in `/proc/self/loginuid`'s text, if the session has one.
@@ -40,6 +51,14 @@ pub fn now(reason: &str, env: &impl Fn(&str) -> Option<String>) -> Unfence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_come_from_the_passwd_text() {
+        let passwd = "root:x:0:0:root:/root:/bin/bash\nalice:x:1000:1000::/home/alice:/bin/sh\nbad line\n";
+        assert_eq!(name_in_passwd(passwd, 1000).as_deref(), Some("alice"));
+        assert_eq!(name_in_passwd(passwd, 0).as_deref(), Some("root"));
+        assert_eq!(name_in_passwd(passwd, 7), None);
+    }
 
     #[test]
     fn pacemaker_is_who_when_it_runs_the_agent_else_the_login_user_or_sudo_user() {
