@@ -270,6 +270,11 @@ lost)
     check "  the agent's record names the cluster" records_name_cluster
     check "compute-3 (link cut) is fenced once" lose cut compute-3
     check "  exactly one successful fence in Pacemaker's history" once_more compute-3 1
+    refuses_own() {
+        ! printf 'action=off\nplug=rabbit-1\nlab=%s\n' "$LAB" | "$LAB/sbin/fence_lab" \
+            && grep -q '"event":"refused","target":"rabbit-1"' "$LAB/fence-ledger.jsonl" && [ -e "/proc/$(init_of rabbit-1)" ]
+    }
+    check "the switch refuses to end a node in its own PID namespace (the rabbit, here the host's)" refuses_own
     check "compute-2 restarts and rejoins" back compute-2
     check "compute-3 restarts and rejoins" back compute-3
     ;;
