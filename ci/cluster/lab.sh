@@ -7,11 +7,12 @@
 # (ci/cluster/fence_lab) as level 2. Then the scenarios, each checked from Pacemaker's side
 # (stonith_admin --history, crm_mon), the switch's ledger and the audit chain, and the time from a
 # node lost to it fenced, split into its parts.
-# Usage (inside the lab): lab.sh LAB BIN [SCENARIO...]   SCENARIO: lost, watchers, chassis (default: all)
+# Usage (inside the lab): lab.sh LAB BIN [SCENARIO...]   SCENARIO: lost, watchers, chassis, nnf, stress
+# (default: all, in that order)
 set -uo pipefail
 LAB=$1 BIN=$2
 shift 2
-SCENARIOS=${*:-lost watchers chassis}
+SCENARIOS=${*:-lost watchers chassis nnf stress}
 HERE=$(cd "$(dirname "$0")" && pwd)
 COMPUTES=(compute-2 compute-3 compute-4 compute-5)
 NODES=(rabbit-1 "${COMPUTES[@]}")
@@ -44,9 +45,10 @@ done
 
 # ---- what every node shares: corosync.conf, authkey, the CIB to start from, the agents
 mkdir -p "$LAB/nodes" "$LAB/sbin" "$LAB/bin" "$LOGS"
+readlink /proc/self/ns/pid >"$LAB/pidns"
 chmod 0700 "$LOGS"
 install -m 0755 "$BIN/fence_gfs2_recorder" "$HERE/fence_lab" "$LAB/sbin/"
-install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-events" "$LAB/bin/"
+install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-events" "$BIN/nnf-sos-standin" "$LAB/bin/"
 cat >"$LAB/watcher.json" <<JSON
 {"default": {"command": "$LAB/sbin/fence_lab", "options": {"lab": "$LAB"}}}
 JSON
@@ -183,6 +185,13 @@ split_times() { # NODE FAULT_MS FENCED_MS
     asked=$(for f in $pl; do log_ms "$f" "Requesting fencing .* targeting node $n\|Requesting fencing .* of node $n"; done | sort -n | tail -n 1)
     start=$(grep "\"target\":\"$n\"" "$LAB/fence-ledger.jsonl" | grep '"event":"start"' | tail -n 1 | sed 's/.*"t_ms":\([0-9]*\).*/\1/')
     ended=$(grep "\"target\":\"$n\"" "$LAB/fence-ledger.jsonl" | grep -E '"event":"(off|reboot)"' | tail -n 1 | sed 's/.*"t_ms":\([0-9]*\).*/\1/')
+    if [ -z "$start" ] || [ "$start" -lt "$fault" ]; then
+        # Not the switch (nnf-sos detached the node's storage): the agent and its responder together.
+        printf '   %s: lost after %s ms (corosync); fencing asked %s ms later (Pacemaker); fenced %s ms later (agent and nnf-sos, seen in the history); %s ms in all\n' \
+            "$n" "$(( ${lost:-$fault} - fault ))" "$(( ${asked:-$lost} - ${lost:-$fault} ))" "$(( done - ${asked:-$fault} ))" \
+            "$(( done - fault ))" | tee -a "$LAB/times.txt"
+        return
+    fi
     printf '   %s: lost after %s ms (corosync); fencing asked %s ms later (Pacemaker); switch started %s ms later (agent, watchers); node ended %s ms later; Pacemaker saw it fenced %s ms later; %s ms in all\n' \
         "$n" "$(( ${lost:-$fault} - fault ))" "$(( ${asked:-$lost} - ${lost:-$fault} ))" "$(( ${start:-$asked} - ${asked:-$fault} ))" \
         "$(( ${ended:-$start} - ${start:-$fault} ))" "$(( done - ${ended:-$fault} ))" "$(( done - fault ))" | tee -a "$LAB/times.txt"
@@ -324,6 +333,82 @@ chassis)
     echo "== 3. three compute nodes lost at once"
     check "compute-3, compute-4 and compute-5 (corosync frozen together) each fenced once" lose freeze compute-3 compute-4 compute-5
     for c in compute-3 compute-4 compute-5; do back "$c" >/dev/null || fail "$c rejoins"; done
+    ;;
+nnf)
+    echo "== 4. nnf-sos as the responder: storage detached, status, an unfence by command, Pacemaker's unfencing"
+    NNF=/run/nnf
+    echo '{"compute-4": ["sg-compute-4-a"], "compute-5": ["sg-compute-5-a", "sg-compute-5-b"]}' >"$LAB/nnf-storage.json"
+    in_rabbit setsid env NNF_FENCE_REQUEST_DIR=$NNF/requests NNF_FENCE_RESPONSE_DIR=$NNF/responses \
+        "$LAB/bin/nnf-sos-standin" --storage "$LAB/nnf-storage.json" --ledger "$LAB/nnf-fences.jsonl" \
+        --state "$LAB/nnf-state.json" </dev/null >>"$LAB/nnf-sos.log" 2>&1 &
+    attached() { python3 -c "import json, sys; sys.exit('$1' not in json.load(open('$LAB/nnf-state.json'))['attached'])"; }
+    check "the nnf-sos stand-in on the rabbit has compute-5's storage attached" wait_for 20 attached compute-5
+    in_rabbit cibadmin --create --scope resources --xml-text "<primitive id=\"nnf-fence\" class=\"stonith\" type=\"fence_gfs2_recorder\">
+        <instance_attributes id=\"nnf-fence-ia\">$(nv nnf-fence responder nnf-sos) $(nv nnf-fence pcmk_host_list 'compute-4 compute-5')
+          $(nv nnf-fence request_dir $NNF/requests) $(nv nnf-fence response_dir $NNF/responses) $(nv nnf-fence log_dir "$LOGS")
+          $(nv nnf-fence fence_timeout 20) $(nv nnf-fence pcmk_reboot_timeout 60)</instance_attributes></primitive>" >>"$LAB/checks.log" 2>&1
+    in_rabbit cibadmin --create --scope constraints --xml-text '<rsc_location id="loc-nnf" rsc="nnf-fence" node="rabbit-1" score="INFINITY"/>' >>"$LAB/checks.log" 2>&1
+    in_rabbit cibadmin --modify --xml-text '<fencing-level id="l1-compute-5" devices="nnf-fence"/>' >>"$LAB/checks.log" 2>&1
+    check "the nnf-sos device Started" wait_for 60 device_started nnf-fence
+    nnf_fences() { grep -c '"target":"compute-5"' "$LAB/nnf-fences.jsonl" 2>/dev/null || true; }
+    records() { in_rabbit find "$NNF/responses" -maxdepth 1 -name 'compute-5-*.json' | wc -l; }
+    check "compute-5 lost: fenced once through nnf-sos" lose freeze compute-5
+    check "  nnf-sos detached its storage (one fence in its ledger), its record stands" \
+        bash -c "[ \$(grep -c '\"target\":\"compute-5\"' $LAB/nnf-fences.jsonl) = 1 ] && ! python3 -c \"import json,sys; sys.exit('compute-5' not in json.load(open('$LAB/nnf-state.json'))['attached'])\""
+    status_off() {
+        local rc=0
+        printf 'action=status\nport=compute-5\nresponder=nnf-sos\nrequest_dir=%s/requests\nresponse_dir=%s/responses\nlog_dir=%s\n' \
+            "$NNF" "$NNF" "$LOGS" | in_rabbit fence_gfs2_recorder >/dev/null 2>&1 || rc=$?
+        [ "$rc" = 2 ] && [ "$(nnf_fences)" = 1 ]
+    }
+    check "  status says OFF from the record and fences nothing" status_off
+    reboot_node() { kill -KILL "$(init_of "$1")"; wait_for 20 ended "$1"; back "$1"; }
+    check "compute-5 reboots and rejoins: without provides=unfencing nothing unfences it" reboot_node compute-5
+    check "  its record stands" test "$(records)" = 1
+    unfence_by_hand() {
+        in_rabbit "$LAB/bin/gfs2-fence-events" --log-dir "$LOGS" unfence compute-5 --reason "rebooted (cluster suite)" \
+            --request-dir "$NNF/requests" --response-dir "$NNF/responses" && [ "$(records)" = 0 ]
+    }
+    check "an operator's unfence by command while the cluster runs moves the record" unfence_by_hand
+    kill -HUP "$(in_rabbit pgrep -x nnf-sos-standin)"
+    check "  nnf-sos's next reconcile re-creates compute-5's storage" wait_for 20 attached compute-5
+    # Pacemaker's unfencing: provides=unfencing turns unfencing on cluster-wide, so the rabbit needs a
+    # device able to unfence it, run by another node (a node does not fence itself while a peer can):
+    # the switch's rabbit outlet, on the compute nodes, whose on changes nothing and whose off refuses.
+    in_rabbit crm_attribute --type crm_config --name fence-reaction --update panic >>"$LAB/checks.log" 2>&1
+    in_rabbit cibadmin --create --scope resources --xml-text "<primitive id=\"rabbit-power\" class=\"stonith\" type=\"fence_lab\">
+        <instance_attributes id=\"rabbit-power-ia\">$(nv rabbit-power pcmk_host_list rabbit-1) $(nv rabbit-power lab "$LAB")</instance_attributes></primitive>" \
+        >>"$LAB/checks.log" 2>&1
+    for c in "${COMPUTES[@]}"; do
+        in_rabbit cibadmin --create --scope constraints --xml-text "<rsc_location id=\"loc-rp-$c\" rsc=\"rabbit-power\" node=\"$c\" score=\"100\"/>" \
+            >>"$LAB/checks.log" 2>&1
+    done
+    in_rabbit crm_resource --resource nnf-fence --set-parameter allow_unfencing --parameter-value 1 >>"$LAB/checks.log" 2>&1
+    in_rabbit crm_resource --resource nnf-fence --meta --set-parameter provides --parameter-value unfencing >>"$LAB/checks.log" 2>&1
+    check "with provides=unfencing the rabbit is unfenced through its outlet, from a compute node (on)" \
+        wait_for 60 bash -c "grep -q '\"event\":\"on\",\"target\":\"rabbit-1\"' $LAB/fence-ledger.jsonl"
+    check "  and the nnf-sos device Started again" wait_for 60 device_started nnf-fence
+    check "compute-5 lost again: fenced through nnf-sos" lose freeze compute-5
+    check "  its record stands" test "$(records)" = 1
+    unfenced_by_pacemaker() {
+        [ "$(records)" = 0 ] && tail -n 8 "$LOGS/fence-events-detailed.jsonl" | grep '"status": "unfenced"' | grep -q '"by": "pacemaker-fenced"'
+    }
+    check "compute-5 reboots and rejoins: Pacemaker's unfencing moves its record, audited" reboot_node compute-5
+    check "  as pacemaker-fenced's" wait_for 30 unfenced_by_pacemaker
+    kill -HUP "$(in_rabbit pgrep -x nnf-sos-standin)"
+    check "  nnf-sos's next reconcile re-creates compute-5's storage" wait_for 20 attached compute-5
+    check "  nnf-sos fenced compute-5 twice in all, never at a status, on or join" test "$(nnf_fences)" = 2
+    check "the audit chain verifies" in_rabbit "$LAB/bin/gfs2-fence-events" --log-dir "$LOGS" verify
+    ;;
+stress)
+    echo "== 5. the rabbit under stress: requests/ removed by hand, the metrics port squatted"
+    in_rabbit rm -rf "$SPOOL/requests"
+    in_rabbit setsid setpriv --reuid=nobody --regid=nogroup --clear-groups python3 -c \
+        "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 9850)); s.listen(); time.sleep(600)" \
+        </dev/null >/dev/null 2>&1 &
+    check "compute-4 lost with requests/ gone and the port squatted: fenced once through the watchers" lose freeze compute-4
+    check "  by the watchers" bash -c "grep '\"target\":\"compute-4\"' $LAB/fence-ledger.jsonl | tail -n 1 | grep -q '\"by\":\"watcher\"'"
+    check "compute-4 rejoins" back compute-4
     ;;
 esac; done
 [ "$FAIL" = 0 ]
