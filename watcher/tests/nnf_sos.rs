@@ -88,20 +88,7 @@ impl Nnf {
 
     /// [`Nnf::spawn_agent`] with these environment variables.
     fn spawn_agent_with(&self, lines: &str, env: &[(&str, &str)]) -> Child {
-        use std::io::Write;
-        let mut child = Command::new(agent_bin())
-            .env_remove("NNF_FENCE_REQUEST_DIR")
-            .env_remove("NNF_FENCE_RESPONSE_DIR")
-            .env_remove("PCMK_service")
-            .env_remove("SUDO_USER")
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(self.stdin(lines).as_bytes()).unwrap();
-        child
+        spawn_bare(&self.stdin(lines), env)
     }
 
     /// Runs the agent; fails the test instead of hanging if it has not exited within 30 s.
@@ -634,12 +621,15 @@ fn on_unfences_only_when_the_cib_shows_provides_unfencing_and_the_panic_reaction
     assert_eq!(n.fences().len(), 1, "on never fenced");
 }
 
-/// Runs the agent with exactly `stdin` (no options of the test's own) and `env`.
-fn bare_agent(stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
+/// Starts the agent with exactly `stdin` (no options of the test's own) and `env`, nothing else of
+/// the test's environment that would change it.
+fn spawn_bare(stdin: &str, env: &[(&str, &str)]) -> Child {
     use std::io::Write;
     let mut child = scrub(&mut Command::new(agent_bin()))
         .env_remove("NNF_FENCE_REQUEST_DIR")
         .env_remove("NNF_FENCE_RESPONSE_DIR")
+        .env_remove("PCMK_service")
+        .env_remove("SUDO_USER")
         .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -647,7 +637,12 @@ fn bare_agent(stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
         .spawn()
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
+    child
+}
+
+/// Runs [`spawn_bare`] to its end.
+fn bare_agent(stdin: &str, env: &[(&str, &str)]) -> std::process::Output {
+    spawn_bare(stdin, env).wait_with_output().unwrap()
 }
 
 #[test]
