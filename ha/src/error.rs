@@ -75,6 +75,19 @@ impl HaError {
     pub fn errno(op: &'static str, path: &Path, errno: nix::errno::Errno) -> Self {
         HaError::io(op, path, std::io::Error::from(errno))
     }
+
+    /// Whether this is a passing shortage (see [`transient`]): the same call may succeed a moment
+    /// later, so the work is tried again soon rather than given up or judged.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, HaError::Io { source, .. } if transient(source))
+    }
+}
+
+/// Whether an I/O error is a passing shortage of descriptors, processes or memory (EMFILE, ENFILE,
+/// EAGAIN, ENOMEM) rather than something wrong with the file or the call.
+pub fn transient(e: &std::io::Error) -> bool {
+    use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM};
+    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | EAGAIN | ENOMEM))
 }
 
 /// What an operator can do about the common causes of an I/O error.
@@ -85,6 +98,9 @@ fn hint(e: &std::io::Error) -> &'static str {
             "; check its owner, mode and mount options"
         }
         Some(nix::libc::ELOOP) => "; it is a symbolic link, which the spool never follows",
+        Some(nix::libc::EMFILE) | Some(nix::libc::ENFILE) => {
+            "; the process or the system is out of file descriptors (LimitNOFILE, fs.file-max); tried again shortly"
+        }
         _ => "",
     }
 }

@@ -45,9 +45,6 @@ use crate::{election, fencepath, notify};
 /// at every rescan would cost more than serving them). Young files are retried at every rescan.
 const FULL_RECONCILE: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// How soon to try again a target whose lock another process holds.
-const BUSY_RETRY: std::time::Duration = std::time::Duration::from_millis(20);
-
 /// The inotify instance watching `requests/` and `members/`, with their watch descriptors.
 pub struct InotifyFd(Inotify, WatchDescriptor, WatchDescriptor);
 
@@ -101,7 +98,7 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<String>();
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut dirty = true;
-    let mut busy = false;
+    let mut retry: Option<std::time::Duration> = None;
     let mut last_full = std::time::Instant::now();
     let mut spooled = crate::vanished::Spooled::read(&spool);
     let mut lost: Option<String> = None;
@@ -136,19 +133,22 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
         }
         if dirty {
             dirty = false;
-            busy = dispatch::fill(&shared, &mut index, &mut running, &done_tx, &mut |index: &mut Index| {
+            retry = dispatch::fill(&shared, &mut index, &mut running, &done_tx, &mut |index: &mut Index| {
                 catch_up(inotify.as_ref(), index, &shared)
             });
             shared.metrics.set_in_flight(running.len());
         }
         tokio::select! {
             _ = shutdown.wait_for(|s| *s) => break,
-            // A target held by another process: try again soon, not only at the next event.
-            // A dead claim whose key lock was still held (its fence command dying): recover it soon.
-            _ = tokio::time::sleep(BUSY_RETRY), if busy || shared.recovery_deferred.load(std::sync::atomic::Ordering::Relaxed) => {
+            // A target held by another process, or a claim stopped by a passing shortage of
+            // descriptors or memory: try again soon, not only at the next event (files that could
+            // not be read then are read again). A dead claim whose key lock was still held (its
+            // fence command dying): recover it soon.
+            _ = tokio::time::sleep(retry.unwrap_or(dispatch::BUSY_RETRY)), if retry.is_some() || shared.recovery_deferred.load(std::sync::atomic::Ordering::Relaxed) => {
                 if shared.recovery_deferred.load(std::sync::atomic::Ordering::Relaxed) {
                     recover(&shared);
                 }
+                index.retry_young(&spool, &shared.boot_id);
                 dirty = true;
             }
             ready = readable(inotify.as_ref()) => {

@@ -20,7 +20,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
@@ -53,12 +53,21 @@ enum Take {
     /// Another process holds the target's lock (a peer's job, or a dead peer's fence command not yet
     /// reaped): worth trying again soon.
     Busy,
+    /// A passing shortage (descriptors, memory) stopped the claim: worth trying again after a moment.
+    Short,
     /// Nothing runnable now.
     Nothing,
 }
 
-/// Claims work up to `max_parallel` jobs and starts a task for each. Returns true when a target was
-/// skipped because another process held its lock: the caller tries again shortly.
+/// How soon to try a target another process holds again.
+pub const BUSY_RETRY: Duration = Duration::from_millis(20);
+/// How soon to try again after a passing shortage: long enough not to spin on it, short beside any
+/// fence's deadline.
+pub const SHORT_RETRY: Duration = Duration::from_millis(200);
+
+/// Claims work up to `max_parallel` jobs and starts a task for each. Returns how soon to try again
+/// when a target was skipped because another process held its lock ([`BUSY_RETRY`]) or a passing
+/// shortage stopped a claim ([`SHORT_RETRY`]); `None` when the next event or rescan is soon enough.
 /// `catch_up` brings the index up to date with every request placed so far (see `daemon::catch_up`).
 pub fn fill(
     shared: &Arc<Shared>,
@@ -66,11 +75,11 @@ pub fn fill(
     running: &mut HashMap<String, Running>,
     done: &mpsc::UnboundedSender<String>,
     catch_up: &mut dyn FnMut(&mut Index),
-) -> bool {
+) -> Option<Duration> {
     let s = &shared.settings;
     if crate::aside::standing_aside(shared) {
         // A live peer speaks an older spool format: it alone claims (see `aside`).
-        return false;
+        return None;
     }
     for name in index.take_bad() {
         match claim::try_claim(&s.spool, &name, &s.id) {
@@ -89,7 +98,7 @@ pub fn fill(
     // how many requests are pending.
     let look = running.len() + (s.max_parallel - running.len().min(s.max_parallel)) + LOOKAHEAD;
     let targets: Vec<String> = index.queue.heads().take(look).map(|e| e.target.clone()).collect();
-    let mut busy = false;
+    let mut retry: Option<Duration> = None;
     for target in targets {
         if running.len() >= s.max_parallel {
             break;
@@ -100,7 +109,11 @@ pub fn fill(
         let job = match take_target(shared, index, &target, catch_up) {
             Take::Job(job) => job,
             Take::Busy => {
-                busy = true;
+                retry = Some(BUSY_RETRY);
+                continue;
+            }
+            Take::Short => {
+                retry = retry.or(Some(SHORT_RETRY));
                 continue;
             }
             Take::Nothing => continue,
@@ -116,7 +129,7 @@ pub fn fill(
             let _ = done.send(id);
         });
     }
-    busy
+    retry
 }
 
 /// Under the target's lock, claims the target's next runnable request and the identical ones queued.
@@ -132,7 +145,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
             Ok(None) => return Take::Busy,
             Err(e) => {
                 tracing::error!(target = %target, "target lock: {e}");
-                return Take::Nothing;
+                return if e.is_transient() { Take::Short } else { Take::Nothing };
             }
         }
     };
@@ -154,7 +167,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
         Ok(_) => return Take::Busy,
         Err(e) => {
             tracing::error!(target = %target, "looking for earlier claims: {e}");
-            return Take::Busy;
+            return Take::Short;
         }
     }
     // Held while a watcher of spool format 1 (which locks by requested name) fences that node now: a
@@ -168,7 +181,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 Ok(false) => return Take::Busy,
                 Err(e) => {
                     tracing::error!(target = %target, "spool format 1 lock: {e}");
-                    return Take::Nothing;
+                    return if e.is_transient() { Take::Short } else { Take::Nothing };
                 }
             }
         }
@@ -195,8 +208,10 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
             }
             Ok(Claim::Busy | Claim::Skipped) => continue,
             Err(e) => {
+                // Still pending: known again, to be claimed at the next try.
                 tracing::error!(file = %first.name, "claiming: {e}");
-                return Take::Nothing;
+                index.observe(&s.spool, &shared.boot_id, &first.name);
+                return if e.is_transient() { Take::Short } else { Take::Nothing };
             }
         };
         if let Some((by, action)) = superseded_by {
@@ -224,7 +239,10 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 Ok(Claim::Claimed(c)) => claims.push(*c),
                 Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
                 Ok(_) => {}
-                Err(e) => tracing::error!(file = %name, "claiming: {e}"),
+                Err(e) => {
+                    tracing::error!(file = %name, "claiming: {e}");
+                    index.observe(&s.spool, &shared.boot_id, &name);
+                }
             }
         }
         return Take::Job(Job { claims, target_lock, format1_locks });

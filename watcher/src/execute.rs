@@ -43,12 +43,6 @@ pub enum Ending {
     NotStarted(String),
 }
 
-/// Whether a failure to start a command is a passing shortage of descriptors, processes or memory.
-pub fn transient(e: &std::io::Error) -> bool {
-    use nix::libc::{EAGAIN, EMFILE, ENFILE, ENOMEM};
-    matches!(e.raw_os_error(), Some(EMFILE | ENFILE | EAGAIN | ENOMEM))
-}
-
 /// One execution's result.
 #[derive(Debug, Clone)]
 pub struct Execution {
@@ -135,7 +129,7 @@ pub async fn execute(
     let started = Instant::now();
     let program = inv.program;
     let failed = |e: std::io::Error| Execution {
-        ending: if transient(&e) {
+        ending: if ha::error::transient(&e) {
             Ending::NotStarted(format!("cannot start {} now: {e}", program.display()))
         } else {
             Ending::SpawnFailed(format!("cannot run {}: {e}", program.display()))

@@ -20,7 +20,8 @@ pub struct Index {
     pub queue: Queue,
     /// The configuration the keys come from.
     keys: FenceConfig,
-    /// Files that do not parse yet and may still be being written in place.
+    /// Files that do not parse yet and may still be being written in place, and files that could
+    /// not be read for a passing shortage (descriptors, memory): read again at every rescan.
     young: BTreeSet<String>,
     /// Files to quarantine (the claim step does it, under the file's lock).
     bad: BTreeSet<String>,
@@ -65,6 +66,11 @@ impl Index {
         let bytes = match fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) {
             Ok(b) => b,
             Err(ReadError::Gone) => return,
+            Err(ReadError::Io(e)) if e.is_transient() => {
+                tracing::warn!(file = %name, "reading a request: {e}");
+                self.young.insert(name.to_string());
+                return;
+            }
             Err(_) => {
                 self.bad.insert(name.to_string());
                 return;

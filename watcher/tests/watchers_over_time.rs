@@ -143,26 +143,56 @@ fn limit_descriptors(pid: i32, n: usize) {
     assert!(out.status.success(), "prlimit: {}", text(&out.stderr));
 }
 
+/// The watcher's open descriptors once it holds all it keeps: the leader lock comes from a thread
+/// of its own, possibly after the watcher is live, and the least of several samples leaves out a
+/// heartbeat's or a health check's passing descriptors.
+fn settled_descriptors(watcher: &Proc) -> Vec<usize> {
+    let leader = wait_until(Duration::from_secs(10), || watcher.stderr_text().contains("now the leader"));
+    assert!(leader, "the only watcher is elected: {}", watcher.stderr_text());
+    (0..8)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            std::fs::read_dir(format!("/proc/{}/fd", watcher.pid()))
+                .unwrap()
+                .filter_map(|e| e.unwrap().file_name().to_str()?.parse().ok())
+                .collect::<Vec<usize>>()
+        })
+        .min_by_key(Vec::len)
+        .unwrap()
+}
+
+#[test]
+fn a_request_that_cannot_be_read_or_claimed_for_want_of_descriptors_is_claimed_once_they_are_back() {
+    let w = World::new();
+    let watcher = w.watcher("w1", &[]);
+    // No descriptor to spare: reading the request, its lease and the target's lock all fail with
+    // EMFILE. The request is neither judged bad nor forgotten until the next full listing (30 s,
+    // past this fence's deadline): it is claimed within a moment of the descriptors' return.
+    // A new descriptor takes the lowest free number, which must be below the limit: a limit at the
+    // lowest free number leaves none, whatever numbers the watcher holds above it.
+    let held = settled_descriptors(&watcher);
+    limit_descriptors(watcher.pid(), (0..).find(|n| !held.contains(n)).unwrap());
+    let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=15\n");
+    assert!(wait_until(Duration::from_secs(10), || !w.files("requests").is_empty()), "the request was placed");
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(w.files("claimed").is_empty() && w.ledger().is_empty(), "nothing could be claimed meanwhile");
+    limit_descriptors(watcher.pid(), 1024);
+    let out = agent.wait_with_output().unwrap();
+    assert_exit(&out, 0);
+    assert!(w.files("quarantine").is_empty(), "a valid request is never quarantined: {:?}", w.files("quarantine"));
+    assert!(watcher.stderr_text().contains("file descriptors"), "the log says why: {}", watcher.stderr_text());
+}
+
 #[test]
 fn a_fence_command_that_cannot_start_for_want_of_descriptors_is_started_later_and_never_counted() {
     let w = World::new();
     // Two attempts 0.2 s apart: a failed start counted as an attempt would use both at once.
     let watcher = w.watcher("w1", &["--max-attempts", "2", "--retry-delay", "0.2", "--retry-max-delay", "0.2"]);
-    // The watcher's descriptors are all it may have, but for the few a claim takes (the lease, the
-    // target's locks): starting the command (its pipes) fails with EMFILE.
-    // Counted once the watcher holds all it keeps (the leader lock comes from a thread of its own,
-    // possibly after the watcher is live): the least of several counts leaves out a heartbeat's or a
-    // health check's passing descriptors.
-    let leader = wait_until(Duration::from_secs(10), || watcher.stderr_text().contains("now the leader"));
-    assert!(leader, "the only watcher is elected: {}", watcher.stderr_text());
-    let open = (0..8)
-        .map(|_| {
-            std::thread::sleep(Duration::from_millis(100));
-            std::fs::read_dir(format!("/proc/{}/fd", watcher.pid())).unwrap().count()
-        })
-        .min()
-        .unwrap();
-    limit_descriptors(watcher.pid(), open + 3);
+    // The watcher's descriptors are all it may have, but for five: a claim keeps three (the lease,
+    // the target's two locks) and briefly needs one or two more (a directory's fsync), where
+    // starting the command needs six at once (its three pipes): the start fails with EMFILE.
+    // A claim that fails for want of them is tried again shortly (see the test below).
+    limit_descriptors(watcher.pid(), settled_descriptors(&watcher).len() + 5);
     let agent = w.spawn_agent("action=off\nport=n1\nfence_timeout=20\n");
     assert!(wait_until(Duration::from_secs(10), || !w.files("claimed").is_empty()), "the request was claimed");
     // Descriptors stay short for 1.5 s, well past both attempts' worth of retry delays.
