@@ -57,7 +57,8 @@ fn fences_make_one_verified_chain_and_tampering_is_the_first_broken_link() {
     let (_, latency) = events(&w, &["--format", "csv", "latency", "--node", "c4"]);
     assert!(latency.starts_with("node,fences,p50_ms") && latency.contains("\nc4,1,"), "{latency}");
     let (_, list) = events(&w, &["list", "--status", "completed", "--since", "1h"]);
-    assert_eq!(list.lines().count(), 5, "{list}");
+    assert_eq!(list.lines().count(), 6, "a header, four fences, the one rabbit said once: {list}");
+    assert!(list.lines().last().unwrap().starts_with("(all from rabbit "), "{list}");
 
     // logrotate compresses older copies: verify reads them as they are.
     let gz = w.logs.join("fence-events-detailed.jsonl.2.gz");
@@ -114,4 +115,44 @@ fn fences_make_one_verified_chain_and_tampering_is_the_first_broken_link() {
     let (code, out) = events(&w, &["verify", "--file", &rotated.display().to_string(), "--anchors", &anchors_arg]);
     assert_eq!(code, 1);
     assert!(out.contains("differs from its journal anchor"), "{out}");
+}
+
+#[test]
+fn reports_pair_then_filter_count_only_fences_and_refuse_what_no_record_carries() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    w.behave("bad", "fail");
+    fence(&w, "c1");
+    assert_exit(&w.agent("action=status\nport=c1\n"), 0);
+    assert_exit(&w.agent("action=off\nport=bad\nnodename=bad\n"), 1);
+    // A failed fence: its row keeps its request's time and its latency.
+    let (code, out) = events(&w, &["--format", "json", "timeline", "--status", "failed"]);
+    assert_eq!(code, 0, "{out}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{out}");
+    assert!(
+        rows[0]["latency_ms"].as_u64().is_some() && rows[0]["result"].as_str().unwrap().starts_with("failed"),
+        "{out}"
+    );
+    // count reports fences (a status is none), unless asked; filters take lists.
+    let (_, out) = events(&w, &["--format", "json", "count", "--node", "c1"]);
+    let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(counted[0]["requested"], 1, "the status is not a fence: {out}");
+    let (_, out) = events(&w, &["--format", "json", "count", "--node", "c1", "--action", "off,status"]);
+    let counted: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(counted[0]["requested"], 2, "{out}");
+    let (_, out) = events(&w, &["--format", "csv", "count", "--node", "c1", "--node", "bad"]);
+    assert_eq!(out.lines().count(), 3, "repeated: {out}");
+    // A value no record carries is refused, naming those that are.
+    for (flag, value) in [("--action", "bogus"), ("--status", "complete")] {
+        let (code, out) = events(&w, &["list", flag, value]);
+        assert_eq!(code, 2, "{out}");
+        assert!(out.contains("matches no record") && out.contains("completed") | out.contains("reboot"), "{out}");
+    }
+    // Asked to check against anchors, verify fails when it could read none.
+    let anchors = w.dir.path().join("anchors.txt");
+    std::fs::write(&anchors, "not an anchor\n").unwrap();
+    let (code, out) = events(&w, &["verify", "--anchors", path_str(&anchors)]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("holds no anchor"), "{out}");
 }

@@ -111,7 +111,11 @@ fn every_documented_events_and_status_command_runs() {
         assert_exit(&w.agent(&format!("action=reboot\nport={node}\nnodename={node}\n")), 0);
     }
     let cwd = w.dir.path();
-    std::fs::write(cwd.join("anchors.txt"), "").unwrap();
+    // An anchor as the journal keeps them: the last record's seq and hash.
+    let detailed = std::fs::read_to_string(w.logs.join("fence-events-detailed.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(detailed.lines().last().unwrap()).unwrap();
+    std::fs::write(cwd.join("anchors.txt"), format!("seq={} hash={}\n", last["seq"], last["hash"].as_str().unwrap()))
+        .unwrap();
     // The site view's examples: a gathered directory holding this rabbit's logs, an empty journal.
     let gathered = cwd.join("site").join(ha::os::host::name());
     std::fs::create_dir_all(&gathered).unwrap();

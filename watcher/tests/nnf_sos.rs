@@ -473,7 +473,7 @@ fn an_unfence_by_command_moves_the_record_audited_and_nnf_sos_gives_the_storage_
     assert_eq!(code, 0, "{out}");
     let (_, out) = events(&n.w, &["count", "--format", "json"]);
     let counts: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!((counts[0]["requested"].as_str(), counts[0]["unfenced"].as_str()), (Some("1"), Some("1")), "{out}");
+    assert_eq!((counts[0]["requested"].as_u64(), counts[0]["unfenced"].as_u64()), (Some(1), Some(1)), "numbers: {out}");
     let (_, out) = events(&n.w, &["timeline"]);
     assert!(out.lines().any(|l| l.contains("unfence") && l.contains("unfenced")), "{out}");
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::records::Record;
-use super::report::Table;
+use super::report::{Column, Table};
 use crate::standing::Standing;
 
 /// What the chain says of a request: Pacemaker's name of the node and the GFS2 file systems.
@@ -59,7 +59,16 @@ pub fn table(standing: &[Standing], chain: &[Record], node: Option<&str>) -> Tab
         .collect();
     rows.sort();
     Table {
-        headers: vec!["node", "plug", "since", "request_id", "action_performed", "gfs2", "storage", "file"],
+        columns: vec![
+            Column::text("node"),
+            Column::text("plug"),
+            Column::text("since"),
+            Column::id("request_id"),
+            Column::text("action_performed"),
+            Column::list("gfs2"),
+            Column::text("storage"),
+            Column::elastic("file"),
+        ],
         rows: rows.into_iter().map(|(_, row)| row).collect(),
     }
 }

@@ -6,8 +6,8 @@
 //! `crate::unfence`). Every command but `unfence` reads only and never takes the log's lock;
 //! `unfence` appends to the chain as the agent does.
 //!
-//! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters;
-//!   [`sources`]: one chain per rabbit from log directories, gathered directories and files;
+//! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters; [`fences`]:
+//!   records paired into fences, which the reports but `list` filter; [`sources`]: one chain per rabbit from log directories, gathered directories and files;
 //!   [`journal`]: chains from journal files; [`report`]: the tables and formats; [`answers`]: a
 //!   spool's durable answers against the records (`verify --spool`); [`verify`]: each chain on its
 //!   own; [`nnf_dirs`]: the options naming nnf-sos's directories; [`fenced`]: the standing records as a
@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod records;
+pub mod fences;
 pub mod sources;
 pub mod journal;
 pub mod report;
@@ -101,29 +102,32 @@ struct FencedArgs {
 #[derive(Debug, Args)]
 struct FilterArgs {
     /// Only events at or after: 90s, 30m, 12h, 7d, 2w ago, a date (2026-11-25) or an RFC 3339 time.
+    /// A fence is kept or dropped whole, by the time of its request.
     #[arg(long)]
     since: Option<String>,
     /// Only events before (same forms as --since).
     #[arg(long)]
     until: Option<String>,
-    /// Only this node (Pacemaker's name or the plug).
-    #[arg(long)]
-    node: Option<String>,
-    /// Only this action (off, on, reboot, status).
-    #[arg(long)]
-    action: Option<String>,
-    /// Only this status (requested, completed, failed).
-    #[arg(long)]
-    status: Option<String>,
-    /// Only events naming this GFS2 file system.
-    #[arg(long)]
-    fs: Option<String>,
-    /// Only events recorded on this rabbit (recorder_node).
-    #[arg(long)]
-    rabbit: Option<String>,
-    /// Only events of this Pacemaker cluster.
-    #[arg(long)]
-    cluster: Option<String>,
+    /// Only these nodes (Pacemaker's name or the plug; repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    node: Vec<String>,
+    /// Only these actions: off, on, reboot, status, unfence (repeatable, or comma-separated).
+    /// count, latency and filesystems report off, reboot and unfence unless given.
+    #[arg(long, value_delimiter = ',')]
+    action: Vec<String>,
+    /// Only these statuses: requested, completed, failed, unfencing, unfenced (repeatable, or
+    /// comma-separated); the reports but list keep a fence one of whose records has it.
+    #[arg(long, value_delimiter = ',')]
+    status: Vec<String>,
+    /// Only events naming these GFS2 file systems (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    fs: Vec<String>,
+    /// Only events recorded on these rabbits (recorder_node; repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    rabbit: Vec<String>,
+    /// Only events of these Pacemaker clusters (repeatable, or comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    cluster: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -186,24 +190,53 @@ fn chains(cli: &Cli) -> Result<Vec<Chain>, EventsError> {
     Ok(chains)
 }
 
-fn filter(a: &FilterArgs) -> Result<Filter, EventsError> {
+/// The filter `a` gives; `fences_only`: the fence actions when no action is given. A value no
+/// record can carry is refused, naming those that can.
+fn filter(a: &FilterArgs, fences_only: bool) -> Result<Filter, EventsError> {
     let now = chrono::Utc::now();
     let t =
         |s: &Option<String>| s.as_deref().map(|s| records::parse_time(s, now)).transpose().map_err(EventsError::Usage);
+    let known = |what: &str, given: &[String], valid: &[&str]| -> Result<Vec<String>, EventsError> {
+        let given: Vec<String> = given.iter().map(|v| v.trim().to_ascii_lowercase()).collect();
+        match given.iter().find(|v| !valid.contains(&v.as_str())) {
+            Some(bad) => Err(EventsError::Usage(format!(
+                "--{what} {bad:?} matches no record: records carry {}",
+                valid.join(", ")
+            ))),
+            None => Ok(given),
+        }
+    };
+    let mut action = known("action", &a.action, &records::ACTIONS)?;
+    if action.is_empty() && fences_only {
+        action = records::FENCE_ACTIONS.iter().map(|s| s.to_string()).collect();
+    }
     Ok(Filter {
         since: t(&a.since)?,
         until: t(&a.until)?,
         node: a.node.clone(),
-        action: a.action.clone(),
-        status: a.status.clone(),
+        action,
+        status: known("status", &a.status, &records::STATUSES)?,
         fs: a.fs.clone(),
         rabbit: a.rabbit.clone(),
         cluster: a.cluster.clone(),
     })
 }
 
-/// How a subcommand makes its table from the records.
-type MakeTable<'a> = Box<dyn Fn(&[Record]) -> report::Table + 'a>;
+/// How a subcommand makes its table from the fences its filter keeps.
+type MakeTable<'a> = Box<dyn Fn(&[fences::Fence]) -> report::Table + 'a>;
+
+/// The width to fit a table to: the terminal's, when stdout is one (as `ps` does); none into a pipe
+/// or a file, where every character is kept.
+fn terminal_width() -> Option<usize> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() {
+        return None;
+    }
+    let mut ws = nix::libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ fills the winsize it is given; stdout stays open for the call.
+    let ok = unsafe { nix::libc::ioctl(nix::libc::STDOUT_FILENO, nix::libc::TIOCGWINSZ, &mut ws) } == 0;
+    Some(if ok && ws.ws_col > 0 { usize::from(ws.ws_col) } else { 80 })
+}
 
 /// Runs the CLI.
 pub fn run() -> Result<ExitCode, EventsError> {
@@ -217,32 +250,48 @@ pub fn run() -> Result<ExitCode, EventsError> {
         }
         (_, Err(e)) => return Err(e),
     };
-    let (args, make): (&FilterArgs, MakeTable) = match &cli.command {
+    let (args, fences_only, make): (&FilterArgs, bool, MakeTable) = match &cli.command {
         Command::Verify(v) => return verify_command(&chains, v),
         Command::Fenced(a) => return fenced_command(&chains, a, cli.format),
         Command::Unfence(a) => return unfence::run(a, &chains, &cli.log_dirs, cli.format),
-        Command::List(a) => (a, Box::new(report::list)),
-        Command::Count(a) => (&a.filter, Box::new(|r: &[Record]| report::count(r, a.by))),
-        Command::Filesystems(a) => (a, Box::new(report::filesystems)),
-        Command::Timeline(a) => (a, Box::new(report::timeline)),
-        Command::Latency(a) => (&a.filter, Box::new(|r: &[Record]| report::latency(r, a.by))),
+        Command::List(a) => return list_command(chains, a, cli.format),
+        Command::Count(a) => (&a.filter, true, Box::new(|f: &[fences::Fence]| report::count(f, a.by))),
+        Command::Filesystems(a) => (a, true, Box::new(report::filesystems)),
+        Command::Timeline(a) => (a, false, Box::new(report::timeline)),
+        Command::Latency(a) => (&a.filter, true, Box::new(|f: &[fences::Fence]| report::latency(f, a.by))),
     };
+    let f = filter(args, fences_only)?;
+    let recs = merged(chains);
+    // Paired first, then filtered: a fence is kept or dropped whole.
+    let kept: Vec<fences::Fence> = fences::pair(&recs).into_iter().filter(|fence| fence.passes(&f)).collect();
+    print!("{}", make(&kept).render(cli.format, terminal_width()));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every record of `chains` (their notes said on stderr), in time order across sources; a rabbit's
+/// own records keep their order within a second.
+fn merged(chains: Vec<Chain>) -> Vec<Record> {
     for note in sources::notes(&chains) {
         eprintln!("gfs2-fence-events: note: {note}");
     }
-    let f = filter(args)?;
     let several = chains.len() > 1;
-    let mut recs: Vec<Record> = chains.into_iter().flat_map(|c| c.records).filter(|r| f.keeps(r)).collect();
-    // One timeline over every source; a rabbit's own records keep their order within a second.
+    let mut recs: Vec<Record> = chains.into_iter().flat_map(|c| c.records).collect();
     if several {
         recs.sort_by_key(|r| r.time);
     }
-    let out = match (&cli.command, cli.format) {
-        (Command::List(_), Format::Json) => {
+    recs
+}
+
+/// `list`: each record the filter keeps (JSON: the records as written).
+fn list_command(chains: Vec<Chain>, a: &FilterArgs, format: Format) -> Result<ExitCode, EventsError> {
+    let f = filter(a, false)?;
+    let recs: Vec<Record> = merged(chains).into_iter().filter(|r| f.keeps(r)).collect();
+    let out = match format {
+        Format::Json => {
             let raw: Vec<&serde_json::Value> = recs.iter().map(|r| &r.raw).collect();
             format!("{}\n", serde_json::to_string_pretty(&raw).expect("records serialise"))
         }
-        _ => make(&recs).render(cli.format),
+        _ => report::list(&recs).render(format, terminal_width()),
     };
     print!("{out}");
     Ok(ExitCode::SUCCESS)
@@ -260,14 +309,32 @@ fn verify_command(chains: &[Chain], v: &VerifyArgs) -> Result<ExitCode, EventsEr
         } else {
             String::from_utf8_lossy(&sources::read(path)?).into_owned()
         };
-        anchors.extend(audit::parse_anchors(&text));
+        let read = audit::parse_anchors(&text);
+        // Asked to check against anchors, verify never says OK having checked none.
+        if read.is_empty() {
+            return Err(EventsError::Usage(format!(
+                "{} holds no anchor (a `seq=N hash=H` line, as `journalctl -t {} -o cat` prints them): nothing \
+                 could be checked against it; give the anchors of this rabbit's journal",
+                path.display(),
+                audit::log::ANCHOR_IDENT
+            )));
+        }
+        anchors.extend(read);
     }
     if v.journal {
         let args = ["-t", audit::log::ANCHOR_IDENT, "-o", "cat", "--no-pager"];
         let out =
             ha::discovery::run::run_tool(&["journalctl".to_string()], &args, Instant::now() + Duration::from_secs(60))
                 .map_err(|e| EventsError::Journal(e.to_string()))?;
-        anchors.extend(audit::parse_anchors(&String::from_utf8_lossy(&out)));
+        let read = audit::parse_anchors(&String::from_utf8_lossy(&out));
+        if read.is_empty() {
+            return Err(EventsError::Journal(format!(
+                "the local journal holds no {} anchor: nothing could be checked against it (is this the rabbit \
+                 whose records these are, and does its journal keep them?)",
+                audit::log::ANCHOR_IDENT
+            )));
+        }
+        anchors.extend(read);
     }
     verify::run(chains, &anchors, v.spool.as_deref())
 }
@@ -283,7 +350,7 @@ fn fenced_command(chains: &[Chain], a: &FencedArgs, format: Format) -> Result<Ex
             a.node.as_deref().map(|n| format!(" for {n}")).unwrap_or_default(),
             exchange.responses.display()
         ),
-        _ => print!("{}", table.render(format)),
+        _ => print!("{}", table.render(format, terminal_width())),
     }
     Ok(if table.rows.is_empty() { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

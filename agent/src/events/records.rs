@@ -95,40 +95,69 @@ pub fn log_files(dir: &Path) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     Ok((plain.into_iter().map(|p| p.2).collect(), compressed))
 }
 
-/// Which records to keep.
+/// The actions records carry: the agent's and Pacemaker's alerts' (`off`, `on`, `reboot`, `status`)
+/// and the way back's (`unfence`).
+pub const ACTIONS: [&str; 5] = ["off", "on", "reboot", "status", "unfence"];
+/// The fence actions: what `count`, `latency` and `filesystems` report unless asked for others
+/// (`status` and `on` take no node out), with the unfences that undo them.
+pub const FENCE_ACTIONS: [&str; 3] = ["off", "reboot", "unfence"];
+/// The statuses records carry.
+pub const STATUSES: [&str; 5] = ["requested", "completed", "failed", "unfencing", "unfenced"];
+
+/// Which records to keep. A list filter keeps a record that matches any of its values (none: any).
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     /// At or after.
     pub since: Option<DateTime<Utc>>,
     /// Before.
     pub until: Option<DateTime<Utc>>,
-    /// Node (Pacemaker name or plug).
-    pub node: Option<String>,
-    /// Action.
-    pub action: Option<String>,
-    /// Status.
-    pub status: Option<String>,
-    /// A file system the record names.
-    pub fs: Option<String>,
-    /// The rabbit that recorded it.
-    pub rabbit: Option<String>,
-    /// Its cluster.
-    pub cluster: Option<String>,
+    /// Nodes (Pacemaker name or plug).
+    pub node: Vec<String>,
+    /// Actions.
+    pub action: Vec<String>,
+    /// Statuses.
+    pub status: Vec<String>,
+    /// File systems the record names.
+    pub fs: Vec<String>,
+    /// The rabbits that recorded it.
+    pub rabbit: Vec<String>,
+    /// Its clusters.
+    pub cluster: Vec<String>,
+}
+
+fn any_of(want: &[String], have: &str) -> bool {
+    want.is_empty() || want.iter().any(|w| w.eq_ignore_ascii_case(have))
 }
 
 impl Filter {
-    /// Whether `r` passes.
+    /// Whether `r` passes every part of the filter.
     pub fn keeps(&self, r: &Record) -> bool {
-        let eq = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w.eq_ignore_ascii_case(have));
-        let target = r.raw.get("target_node").and_then(Value::as_str).unwrap_or_default();
+        self.keeps_time(r) && self.keeps_action(r) && self.keeps_status(r) && self.keeps_names(r)
+    }
+
+    /// Whether `r`'s time is in the window.
+    pub fn keeps_time(&self, r: &Record) -> bool {
         self.since.is_none_or(|s| r.time.is_some_and(|t| t >= s))
             && self.until.is_none_or(|u| r.time.is_some_and(|t| t < u))
-            && (eq(&self.node, &r.node) || self.node.as_deref() == Some(target))
-            && eq(&self.action, &r.action)
-            && eq(&self.status, &r.status)
-            && self.fs.as_deref().is_none_or(|f| r.gfs2.iter().any(|g| g == f))
-            && eq(&self.rabbit, &r.rabbit)
-            && eq(&self.cluster, &r.cluster)
+    }
+
+    /// Whether `r`'s action is one asked for.
+    pub fn keeps_action(&self, r: &Record) -> bool {
+        any_of(&self.action, &r.action)
+    }
+
+    /// Whether `r`'s status is one asked for.
+    pub fn keeps_status(&self, r: &Record) -> bool {
+        any_of(&self.status, &r.status)
+    }
+
+    /// Whether `r` names a node, file system, rabbit and cluster asked for.
+    pub fn keeps_names(&self, r: &Record) -> bool {
+        let target = r.raw.get("target_node").and_then(Value::as_str).unwrap_or_default();
+        (any_of(&self.node, &r.node) || any_of(&self.node, target))
+            && (self.fs.is_empty() || r.gfs2.iter().any(|g| self.fs.contains(g)))
+            && any_of(&self.rabbit, &r.rabbit)
+            && any_of(&self.cluster, &r.cluster)
     }
 }
 

@@ -1,18 +1,21 @@
 //! The events CLI's reports as tables (pure): list, count by node, rabbit or cluster, file systems,
 //! timeline, latency. Every row says which rabbit and cluster it is from; a column added later goes
-//! last, so that scripts reading the earlier ones by position keep working. [`Table::render`] prints
-//! a table as aligned text, JSON or CSV.
+//! last, so that scripts reading the earlier ones by position keep working. The reports but `list`
+//! are made of fences ([`super::fences`]: paired, then filtered by the caller); `count`, `latency`
+//! and `filesystems` are given the fence actions only unless asked for others. [`Table::render`]
+//! prints a table as aligned text (fitted to a terminal's width), typed JSON or CSV.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::fences::Fence;
 use super::records::Record;
 
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
-    /// Aligned columns, for people.
+    /// Aligned columns, for people (cut to the terminal's width when printed to one).
     Table,
-    /// A JSON array of objects.
+    /// A JSON array of objects, numbers as numbers and lists as arrays.
     Json,
     /// Comma-separated values with a header.
     Csv,
@@ -49,6 +52,21 @@ impl By {
             By::Cluster => "cluster",
         }
     }
+
+    /// The trailing columns of a grouped row: `rabbit` and `cluster`, less the one grouped by (a
+    /// column twice would be one JSON key twice).
+    fn trailing(self) -> Vec<Column> {
+        [Column::list("rabbit"), Column::text("cluster")].into_iter().filter(|c| c.name != self.header()).collect()
+    }
+
+    /// `rabbits` and `cluster` as [`By::trailing`] keeps them.
+    fn trailing_cells(self, rabbits: String, cluster: String) -> Vec<String> {
+        match self {
+            By::Node => vec![rabbits, cluster],
+            By::Rabbit => vec![cluster],
+            By::Cluster => vec![rabbits],
+        }
+    }
 }
 
 /// The values of a set, in order and space-separated, the empty one left out.
@@ -56,12 +74,59 @@ fn joined(set: &BTreeSet<&str>) -> String {
     set.iter().copied().filter(|s| !s.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// Rows under headers.
+/// What a column holds: how JSON types it and how a table may shorten it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Text, printed whole.
+    Text,
+    /// Free text a table cuts to fit the terminal.
+    Elastic,
+    /// A whole number (empty: none, JSON null).
+    Number,
+    /// Space-separated values (a JSON array); a table cuts it to fit.
+    List,
+    /// A request id (a table shows its first 8 characters, enough to find it, under `ID`).
+    Id,
+}
+
+/// A named column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    /// Its name (a CSV header, a JSON key; upper-cased over a table).
+    pub name: &'static str,
+    /// What it holds.
+    pub kind: Kind,
+}
+
+impl Column {
+    /// A text column.
+    pub fn text(name: &'static str) -> Column {
+        Column { name, kind: Kind::Text }
+    }
+    /// A free-text column.
+    pub fn elastic(name: &'static str) -> Column {
+        Column { name, kind: Kind::Elastic }
+    }
+    /// A number column.
+    pub fn number(name: &'static str) -> Column {
+        Column { name, kind: Kind::Number }
+    }
+    /// A list column.
+    pub fn list(name: &'static str) -> Column {
+        Column { name, kind: Kind::List }
+    }
+    /// A request id column.
+    pub fn id(name: &'static str) -> Column {
+        Column { name, kind: Kind::Id }
+    }
+}
+
+/// Rows under columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Table {
-    /// Column names.
-    pub headers: Vec<&'static str>,
-    /// Rows, each as long as `headers`.
+    /// The columns.
+    pub columns: Vec<Column>,
+    /// Rows, each as long as `columns`, each cell as a table prints it whole.
     pub rows: Vec<Vec<String>>,
 }
 
@@ -73,50 +138,118 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// The least a cut column keeps.
+const MIN_CUT: usize = 6;
+
+/// `s` in at most `w` characters, a cut one ending in `…`.
+fn cut(s: &str, w: usize) -> String {
+    if s.chars().count() <= w {
+        s.to_string()
+    } else {
+        s.chars().take(w.saturating_sub(1)).chain(['…']).collect()
+    }
+}
+
 impl Table {
-    /// The table in `format`, ending with a newline.
-    pub fn render(&self, format: Format) -> String {
+    fn json_value(kind: Kind, cell: &str) -> serde_json::Value {
+        match kind {
+            Kind::Number => cell.parse::<u64>().map_or(serde_json::Value::Null, Into::into),
+            Kind::List => cell.split_whitespace().collect::<Vec<_>>().into(),
+            Kind::Text | Kind::Elastic | Kind::Id => cell.into(),
+        }
+    }
+
+    /// The table in `format`, ending with a newline. `width`: the terminal's columns, which a table
+    /// fits by cutting its free-text and list columns (none: printed whole, as into a pipe).
+    pub fn render(&self, format: Format, width: Option<usize>) -> String {
         match format {
             Format::Json => {
                 let rows: Vec<serde_json::Map<String, serde_json::Value>> = self
                     .rows
                     .iter()
-                    .map(|r| self.headers.iter().zip(r).map(|(h, v)| (h.to_string(), v.clone().into())).collect())
+                    .map(|r| {
+                        self.columns
+                            .iter()
+                            .zip(r)
+                            .map(|(c, v)| (c.name.to_string(), Self::json_value(c.kind, v)))
+                            .collect()
+                    })
                     .collect();
                 format!("{}\n", serde_json::to_string_pretty(&rows).expect("rows serialise"))
             }
-            Format::Csv => std::iter::once(self.headers.iter().map(|h| csv_field(h)).collect::<Vec<_>>())
+            Format::Csv => std::iter::once(self.columns.iter().map(|c| csv_field(c.name)).collect::<Vec<_>>())
                 .chain(self.rows.iter().map(|r| r.iter().map(|v| csv_field(v)).collect()))
                 .map(|r| format!("{}\n", r.join(",")))
                 .collect(),
-            Format::Table => {
-                if self.rows.is_empty() {
-                    return "(no matching events)\n".into();
+            Format::Table => self.aligned(width),
+        }
+    }
+
+    /// Aligned columns: ids shortened; a rabbit or cluster column with one value in every row said
+    /// once below instead; free text and lists cut, widest first, until the rows fit `width`.
+    fn aligned(&self, width: Option<usize>) -> String {
+        if self.rows.is_empty() {
+            return "(no matching events)\n".into();
+        }
+        let mut said = Vec::new();
+        let keep: Vec<usize> = (0..self.columns.len())
+            .filter(|&i| {
+                let c = self.columns[i];
+                let first = &self.rows[0][i];
+                let constant =
+                    matches!(c.name, "rabbit" | "cluster") && i > 0 && self.rows.iter().all(|r| &r[i] == first);
+                if constant && !first.is_empty() {
+                    said.push(format!("{} {first}", c.name));
                 }
-                let widths: Vec<usize> = (0..self.headers.len())
-                    .map(|i| {
-                        self.rows.iter().map(|r| r[i].chars().count()).chain([self.headers[i].len()]).max().unwrap_or(0)
+                !constant
+            })
+            .collect();
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                keep.iter()
+                    .map(|&i| match self.columns[i].kind {
+                        Kind::Id => r[i].chars().take(8).collect(),
+                        _ => r[i].clone(),
                     })
-                    .collect();
-                let line = |cells: Vec<&str>| {
-                    let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
-                    format!("{}\n", padded.join("  ").trim_end())
-                };
-                let mut out = line(
-                    self.headers
-                        .iter()
-                        .map(|h| h.to_uppercase())
-                        .collect::<Vec<_>>()
-                        .iter()
-                        .map(String::as_str)
-                        .collect(),
-                );
-                for r in &self.rows {
-                    out += &line(r.iter().map(String::as_str).collect());
-                }
-                out
+                    .collect()
+            })
+            .collect();
+        // An id column, shortened, is headed `ID`.
+        let headers: Vec<String> = keep
+            .iter()
+            .map(|&i| match self.columns[i].kind {
+                Kind::Id => "ID".to_string(),
+                _ => self.columns[i].name.to_uppercase(),
+            })
+            .collect();
+        let mut widths: Vec<usize> = (0..keep.len())
+            .map(|j| cells.iter().map(|r| r[j].chars().count()).chain([headers[j].len()]).max().unwrap_or(0))
+            .collect();
+        if let Some(width) = width {
+            let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len().saturating_sub(1);
+            while total(&widths) > width {
+                let cuttable = (0..keep.len())
+                    .filter(|&j| matches!(self.columns[keep[j]].kind, Kind::Elastic | Kind::List))
+                    .filter(|&j| widths[j] > MIN_CUT.max(headers[j].len()))
+                    .max_by_key(|&j| widths[j]);
+                let Some(j) = cuttable else { break };
+                widths[j] -= 1;
             }
         }
+        let line = |cells: &[String]| {
+            let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{:<w$}", cut(c, *w))).collect();
+            format!("{}\n", padded.join("  ").trim_end())
+        };
+        let mut out = line(&headers);
+        for r in &cells {
+            out += &line(r);
+        }
+        if !said.is_empty() {
+            out += &format!("(all from {})\n", said.join(", "));
+        }
+        out
     }
 }
 
@@ -131,7 +264,17 @@ fn field(r: &Record, k: &str) -> String {
 /// Every record.
 pub fn list(records: &[Record]) -> Table {
     Table {
-        headers: vec!["time", "node", "action", "status", "gfs2", "request_id", "details", "rabbit", "cluster"],
+        columns: vec![
+            Column::text("time"),
+            Column::text("node"),
+            Column::text("action"),
+            Column::text("status"),
+            Column::list("gfs2"),
+            Column::id("request_id"),
+            Column::elastic("details"),
+            Column::text("rabbit"),
+            Column::text("cluster"),
+        ],
         rows: records
             .iter()
             .map(|r| {
@@ -151,8 +294,8 @@ pub fn list(records: &[Record]) -> Table {
     }
 }
 
-/// Fence requests per node (or rabbit, or cluster), with how they ended.
-pub fn count(records: &[Record], by: By) -> Table {
+/// Fences per node (or rabbit, or cluster): how many were requested, how they ended, the last.
+pub fn count(fences: &[Fence], by: By) -> Table {
     #[derive(Default)]
     struct C<'a> {
         requested: u64,
@@ -163,43 +306,52 @@ pub fn count(records: &[Record], by: By) -> Table {
         rabbits: BTreeSet<&'a str>,
     }
     let mut rows: BTreeMap<RowKey, C> = BTreeMap::new();
-    for r in records {
-        let c = rows.entry(by.key(r)).or_default();
-        // An unfence's records count as an unfence, never as a fence request or its end.
-        match (r.action.as_str(), r.status.as_str()) {
-            (_, "unfenced") => c.unfenced += 1,
-            ("unfence", _) => {}
-            (_, "requested") => c.requested += 1,
-            (_, "completed") => c.completed += 1,
-            (_, "failed") => c.failed += 1,
-            _ => {}
+    for f in fences {
+        let first = f.first();
+        let c = rows.entry(by.key(first)).or_default();
+        // An unfence counts as an unfence, never as a fence request or its end.
+        if first.action == "unfence" {
+            c.unfenced += u64::from(f.ended.is_some_and(|e| e.status == "unfenced"));
+        } else {
+            c.requested += u64::from(f.asked.is_some());
+            match f.ended.map(|e| e.status.as_str()) {
+                Some("completed") => c.completed += 1,
+                Some("failed") => c.failed += 1,
+                _ => {}
+            }
         }
-        c.last = c.last.clone().max(time(r));
-        c.rabbits.insert(&r.rabbit);
+        for r in f.asked.iter().chain(&f.ended) {
+            c.last = c.last.clone().max(time(r));
+            c.rabbits.insert(&r.rabbit);
+        }
     }
+    let mut columns = vec![
+        Column::text(by.header()),
+        Column::number("requested"),
+        Column::number("completed"),
+        Column::number("failed"),
+        Column::text("last"),
+    ];
+    columns.extend(by.trailing());
+    // `unfenced` came later than the rabbit and cluster: last, so that columns keep their places.
+    columns.push(Column::number("unfenced"));
     Table {
-        // `unfenced` came later than the rabbit and cluster: last, so that columns keep their places.
-        headers: vec![by.header(), "requested", "completed", "failed", "last", "rabbit", "cluster", "unfenced"],
+        columns,
         rows: rows
             .into_iter()
             .map(|((first, _, cluster), c)| {
-                vec![
-                    first,
-                    c.requested.to_string(),
-                    c.completed.to_string(),
-                    c.failed.to_string(),
-                    c.last,
-                    joined(&c.rabbits),
-                    cluster,
-                    c.unfenced.to_string(),
-                ]
+                let mut row =
+                    vec![first, c.requested.to_string(), c.completed.to_string(), c.failed.to_string(), c.last];
+                row.extend(by.trailing_cells(joined(&c.rabbits), cluster));
+                row.push(c.unfenced.to_string());
+                row
             })
             .collect(),
     }
 }
 
 /// Every GFS2 file system named by a completed fence: how many fences, which nodes, the last time.
-pub fn filesystems(records: &[Record]) -> Table {
+pub fn filesystems(fences: &[Fence]) -> Table {
     #[derive(Default)]
     struct F<'a> {
         fences: u64,
@@ -209,7 +361,7 @@ pub fn filesystems(records: &[Record]) -> Table {
         clusters: BTreeSet<&'a str>,
     }
     let mut by: BTreeMap<&str, F> = BTreeMap::new();
-    for r in records.iter().filter(|r| r.status == "completed") {
+    for r in fences.iter().filter_map(|f| f.ended).filter(|r| r.status == "completed") {
         for fs in r.filesystems() {
             let e = by.entry(fs).or_default();
             e.fences += 1;
@@ -220,7 +372,14 @@ pub fn filesystems(records: &[Record]) -> Table {
         }
     }
     Table {
-        headers: vec!["filesystem", "fences", "nodes", "last", "rabbit", "cluster"],
+        columns: vec![
+            Column::text("filesystem"),
+            Column::number("fences"),
+            Column::list("nodes"),
+            Column::text("last"),
+            Column::list("rabbit"),
+            Column::list("cluster"),
+        ],
         rows: by
             .into_iter()
             .map(|(fs, f)| {
@@ -230,46 +389,42 @@ pub fn filesystems(records: &[Record]) -> Table {
     }
 }
 
-/// One row per fence request (and per unfence), in time order: when asked, how it ended, how long it
-/// took.
-pub fn timeline(records: &[Record]) -> Table {
-    let mut order: Vec<&str> = Vec::new();
-    let mut by: BTreeMap<&str, (Option<&Record>, Option<&Record>)> = BTreeMap::new();
-    for r in records {
-        let Some(id) = r.request_id.as_deref() else { continue };
-        let e = by.entry(id).or_insert_with(|| {
-            order.push(id);
-            (None, None)
-        });
-        // A fence starts `requested`, an unfence `unfencing`.
-        if matches!(r.status.as_str(), "requested" | "unfencing") {
-            e.0 = Some(r);
-        } else {
-            e.1 = Some(r);
-        }
-    }
+/// One row per fence (and per unfence), in time order: when asked, how it ended, how long it took.
+/// A fence refused before any request, or recorded from Pacemaker's alerts, is a row of its own
+/// (no request id, no latency).
+pub fn timeline(fences: &[Fence]) -> Table {
     Table {
-        headers: vec!["requested", "node", "action", "result", "latency_ms", "gfs2", "request_id", "rabbit", "cluster"],
-        rows: order
-            .into_iter()
-            .map(|id| {
-                let (asked, ended) = by[id];
-                let first = asked.or(ended).expect("an entry has a record");
+        columns: vec![
+            Column::text("requested"),
+            Column::text("node"),
+            Column::text("action"),
+            Column::text("result"),
+            Column::number("latency_ms"),
+            Column::list("gfs2"),
+            Column::id("request_id"),
+            Column::text("rabbit"),
+            Column::text("cluster"),
+        ],
+        rows: fences
+            .iter()
+            .map(|f| {
+                let first = f.first();
                 vec![
                     time(first),
                     first.node.clone(),
                     first.action.clone(),
-                    ended.map_or("pending or lost".into(), |e| {
+                    f.ended.map_or("pending or lost".into(), |e| {
                         let outcome = field(e, "outcome");
-                        if outcome.is_empty() {
-                            e.status.clone()
-                        } else {
-                            format!("{} ({outcome})", e.status)
+                        let source = field(e, "source");
+                        match (outcome.is_empty(), source.is_empty()) {
+                            (false, _) => format!("{} ({outcome})", e.status),
+                            (true, false) => format!("{} ({source})", e.status),
+                            (true, true) => e.status.clone(),
                         }
                     }),
-                    latency_of(asked, ended).map_or(String::new(), |l| l.to_string()),
-                    ended.unwrap_or(first).gfs2.join(" "),
-                    id.into(),
+                    f.latency_ms().map_or(String::new(), |l| l.to_string()),
+                    f.ended.unwrap_or(first).gfs2.join(" "),
+                    first.request_id.clone().unwrap_or_default(),
                     first.rabbit.clone(),
                     first.cluster.clone(),
                 ]
@@ -278,48 +433,41 @@ pub fn timeline(records: &[Record]) -> Table {
     }
 }
 
-fn latency_of(asked: Option<&Record>, ended: Option<&Record>) -> Option<u64> {
-    Some(ended?.elapsed_ms?.saturating_sub(asked?.elapsed_ms?))
-}
-
-/// Per node (or rabbit, or cluster), completed fences' latency from request to completion (the
-/// agent's clock).
-pub fn latency(records: &[Record], by: By) -> Table {
-    let mut asked: BTreeMap<&str, &Record> = BTreeMap::new();
-    let mut rows: BTreeMap<RowKey, (Vec<u64>, BTreeSet<&str>)> = BTreeMap::new();
-    for r in records {
-        let Some(id) = r.request_id.as_deref() else { continue };
-        match r.status.as_str() {
-            "requested" => {
-                asked.insert(id, r);
-            }
-            "completed" => {
-                if let Some(l) = latency_of(asked.get(id).copied(), Some(r)) {
-                    let row = rows.entry(by.key(r)).or_default();
-                    row.0.push(l);
-                    row.1.insert(&r.rabbit);
-                }
-            }
-            _ => {}
-        }
+/// Per node (or rabbit, or cluster), the latency from request to end of the fences that ended
+/// (the agent's clock), completed or failed: a fence that failed at its timeout counts too, and
+/// `failed` says how many did.
+pub fn latency(fences: &[Fence], by: By) -> Table {
+    let mut rows: BTreeMap<RowKey, (Vec<u64>, u64, BTreeSet<&str>)> = BTreeMap::new();
+    for f in fences {
+        let Some(ended) = f.ended.filter(|e| matches!(e.status.as_str(), "completed" | "failed")) else { continue };
+        let Some(l) = f.latency_ms() else { continue };
+        let row = rows.entry(by.key(ended)).or_default();
+        row.0.push(l);
+        row.1 += u64::from(ended.status == "failed");
+        row.2.insert(&ended.rabbit);
     }
     let pct = |v: &[u64], p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1].to_string();
+    let mut columns = vec![
+        Column::text(by.header()),
+        Column::number("fences"),
+        Column::number("p50_ms"),
+        Column::number("p90_ms"),
+        Column::number("p99_ms"),
+        Column::number("max_ms"),
+    ];
+    columns.extend(by.trailing());
+    // `failed` came later: last.
+    columns.push(Column::number("failed"));
     Table {
-        headers: vec![by.header(), "fences", "p50_ms", "p90_ms", "p99_ms", "max_ms", "rabbit", "cluster"],
+        columns,
         rows: rows
             .into_iter()
-            .map(|((first, _, cluster), (mut v, rabbits))| {
+            .map(|((first, _, cluster), (mut v, failed, rabbits))| {
                 v.sort_unstable();
-                vec![
-                    first,
-                    v.len().to_string(),
-                    pct(&v, 0.5),
-                    pct(&v, 0.9),
-                    pct(&v, 0.99),
-                    pct(&v, 1.0),
-                    joined(&rabbits),
-                    cluster,
-                ]
+                let mut row = vec![first, v.len().to_string(), pct(&v, 0.5), pct(&v, 0.9), pct(&v, 0.99), pct(&v, 1.0)];
+                row.extend(by.trailing_cells(joined(&rabbits), cluster));
+                row.push(failed.to_string());
+                row
             })
             .collect(),
     }
@@ -327,6 +475,7 @@ pub fn latency(records: &[Record], by: By) -> Table {
 
 #[cfg(test)]
 mod tests {
+    use super::super::fences::pair;
     use super::*;
 
     fn rec(node: &str, status: &str, id: &str, ms: u64, fs: &[&str]) -> Record {
@@ -346,17 +495,23 @@ mod tests {
         r.push(rec_on("r2", "c2", "n1", "requested", "d", 1, &["fs9"]));
         r.push(rec_on("r2", "c2", "n1", "completed", "d", 101, &["fs9"]));
         r.push(rec_on("r3", "c2", "n7", "failed", "e", 5, &[]));
-        let nodes = count(&r, By::Node);
+        let f = pair(&r);
+        let nodes = count(&f, By::Node);
         assert_eq!(nodes.rows.len(), 4, "{:?}", nodes.rows);
         assert_eq!(nodes.rows[1], ["n1", "1", "1", "0", "2026-11-25T10:00:00Z", "r2", "c2", "0"]);
-        let rabbits = count(&r, By::Rabbit);
-        assert_eq!(rabbits.headers[0], "rabbit");
+        let rabbits = count(&f, By::Rabbit);
+        let names: Vec<&str> = rabbits.columns.iter().map(|c| c.name).collect();
+        assert_eq!(
+            names,
+            ["rabbit", "requested", "completed", "failed", "last", "cluster", "unfenced"],
+            "no column twice"
+        );
         assert_eq!(rabbits.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["r1", "r2", "r3"]);
-        let clusters = count(&r, By::Cluster);
-        assert_eq!(clusters.rows[1], ["c2", "1", "1", "1", "2026-11-25T10:00:00Z", "r2 r3", "c2", "0"]);
-        let l = latency(&r, By::Cluster);
-        assert_eq!(l.rows[1], ["c2", "1", "100", "100", "100", "100", "r2", "c2"]);
-        let fs = filesystems(&r);
+        let clusters = count(&f, By::Cluster);
+        assert_eq!(clusters.rows[1], ["c2", "1", "1", "1", "2026-11-25T10:00:00Z", "r2 r3", "0"]);
+        let l = latency(&f, By::Cluster);
+        assert_eq!(l.rows[1], ["c2", "1", "100", "100", "100", "100", "r2", "0"]);
+        let fs = filesystems(&f);
         assert_eq!(fs.rows[2], ["fs9", "1", "n1", "2026-11-25T10:00:00Z", "r2", "c2"]);
     }
 
@@ -374,16 +529,41 @@ mod tests {
     #[test]
     fn reports_aggregate_per_node_and_file_system() {
         let r = sample();
-        assert_eq!(count(&r, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T10:00:00Z", "r1", "c1", "0"]);
-        assert_eq!(count(&r, By::Node).rows[1][3], "1");
-        let fs = filesystems(&r);
+        let f = pair(&r);
+        assert_eq!(count(&f, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T10:00:00Z", "r1", "c1", "0"]);
+        assert_eq!(count(&f, By::Node).rows[1][3], "1");
+        let fs = filesystems(&f);
         assert_eq!(fs.rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["fs1", "fs2"]);
         assert_eq!(fs.rows[0][1], "2");
-        let t = timeline(&r);
+        let t = timeline(&f);
         assert_eq!(t.rows[1][3], "failed");
         assert_eq!(t.rows[0][4], "40");
-        let l = latency(&r, By::Node);
-        assert_eq!(l.rows, [["n1", "2", "10", "40", "40", "40", "r1", "c1"]]);
+        let l = latency(&f, By::Node);
+        assert_eq!(l.rows[0], ["n1", "2", "10", "40", "40", "40", "r1", "c1", "0"]);
+        assert_eq!(
+            l.rows[1],
+            ["n2", "1", "900", "900", "900", "900", "r1", "c1", "1"],
+            "a failed fence has a latency too"
+        );
+    }
+
+    #[test]
+    fn a_fence_without_a_request_and_an_alerts_record_are_rows_of_the_timeline() {
+        let mut r = sample();
+        let line = |source: Option<&str>| {
+            let mut v = serde_json::json!({"timestamp": "2026-11-25T12:00:00Z", "action": "reboot", "target_node": "n3",
+                "status": "failed", "recorder_node": "r1", "cluster": "c1"});
+            if let Some(s) = source {
+                v["source"] = s.into();
+            }
+            Record::parse(&v.to_string()).unwrap()
+        };
+        r.push(line(None));
+        r.push(line(Some("pacemaker-alert")));
+        let t = timeline(&pair(&r));
+        let last: Vec<&str> = t.rows.iter().rev().take(2).map(|row| row[3].as_str()).collect();
+        assert_eq!(last, ["failed (pacemaker-alert)", "failed"]);
+        assert_eq!(count(&pair(&r), By::Node).rows[2][..4], ["n3", "0", "0", "2"]);
     }
 
     #[test]
@@ -396,25 +576,45 @@ mod tests {
         };
         r.push(unfence("unfencing"));
         r.push(unfence("unfenced"));
-        assert_eq!(count(&r, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T11:00:00Z", "r1", "c1", "1"]);
-        let t = timeline(&r);
+        let f = pair(&r);
+        assert_eq!(count(&f, By::Node).rows[0], ["n1", "2", "2", "0", "2026-11-25T11:00:00Z", "r1", "c1", "1"]);
+        let t = timeline(&f);
         let row = t.rows.iter().find(|row| row[6] == "u").unwrap();
         assert_eq!(
             (row[0].as_str(), row[2].as_str(), row[3].as_str()),
             ("2026-11-25T11:00:00Z", "unfence", "unfenced")
         );
-        assert_eq!(latency(&r, By::Node).rows[0][1], "2", "no latency of its own");
-        assert_eq!(filesystems(&r).rows[0][1], "2");
+        assert_eq!(latency(&f, By::Node).rows[0][1], "2", "no latency of its own");
+        assert_eq!(filesystems(&f).rows[0][1], "2");
     }
 
     #[test]
-    fn formats_render_tables_json_and_quoted_csv() {
+    fn formats_render_tables_json_typed_and_quoted_csv() {
         let t = list(&sample()[..1]);
-        assert!(t.render(Format::Table).starts_with("TIME"));
-        let csv = t.render(Format::Csv);
+        assert!(t.render(Format::Table, None).starts_with("TIME"));
+        let csv = t.render(Format::Csv, None);
         assert!(csv.lines().nth(1).unwrap().ends_with(",\"a, \"\"b\"\"\",r1,c1"), "{csv}");
-        let json: serde_json::Value = serde_json::from_str(&t.render(Format::Json)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&t.render(Format::Json, None)).unwrap();
         assert_eq!(json[0]["node"], "n1");
-        assert_eq!(Table { headers: vec!["x"], rows: vec![] }.render(Format::Table), "(no matching events)\n");
+        assert_eq!(json[0]["gfs2"], serde_json::json!(["fs1"]), "a list is an array");
+        let counted: serde_json::Value =
+            serde_json::from_str(&count(&pair(&sample()), By::Node).render(Format::Json, None)).unwrap();
+        assert_eq!(counted[0]["requested"], 2, "a number is a number");
+        let empty = Table { columns: vec![Column::text("x")], rows: vec![] };
+        assert_eq!(empty.render(Format::Table, None), "(no matching events)\n");
+    }
+
+    #[test]
+    fn a_table_fits_the_terminal_by_cutting_free_text_and_says_a_single_rabbit_once() {
+        let mut r = sample();
+        let long = serde_json::json!({"timestamp": "2026-11-25T10:00:00Z", "action": "reboot", "target_node": "compute-12",
+            "gfs2_filesystems": ["/mnt/gfs2/scratch-a", "/mnt/gfs2/scratch-b"], "status": "failed",
+            "details": "x".repeat(450), "request_id": "0123456789abcdef", "recorder_node": "r1", "cluster": "c1"});
+        r.push(Record::parse(&long.to_string()).unwrap());
+        let out = list(&r).render(Format::Table, Some(80));
+        assert!(out.lines().all(|l| l.chars().count() <= 80), "{out}");
+        assert!(out.contains("01234567 ") && !out.contains("0123456789"), "ids shortened: {out}");
+        assert!(out.ends_with("(all from rabbit r1, cluster c1)\n"), "{out}");
+        assert!(list(&r).render(Format::Table, None).contains(&"x".repeat(450)), "whole into a pipe");
     }
 }
