@@ -31,6 +31,8 @@ echo '{"bad-node": "fail", "compute-03": "flaky", "compute-01": "sleep:2000"}' >
 printf '#!/bin/sh\nexec cat %s\n' "$PWD/ha/tests/fixtures/discovery/kubectl-nnf.json" >"$DEMO/kubectl"
 chmod +x "$DEMO/kubectl"
 export GFS2_FENCE_KUBECTL_CMD=$DEMO/kubectl GFS2_FENCE_DISCOVERY_SOURCES=kubernetes
+# The demo's records name a cluster of its own, never this host's corosync cluster.
+export GFS2_FENCE_CLUSTER_NAME=demo
 
 for i in 1 2 3; do
     GFS2_FENCE_LOG=info "$BIN/gfs2-fence-watcher" run --spool-dir "$SPOOL" --id "demo-w$i" \

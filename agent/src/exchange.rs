@@ -96,9 +96,18 @@ impl Exchange {
     }
 
     /// Makes the directories ready for a fence: our spool's are created as needed (0700), nnf-sos's
-    /// must exist. All are checked (real directory, owner, not writable by others, local).
+    /// must exist. All are checked (real directory, owner, not writable by others, local). A spool no
+    /// watcher has run on is left as it is (the watchers make theirs; one the agent made would only
+    /// hide that none runs there): that is the failure.
     pub fn prepare(&self) -> Result<(), Failure> {
         if let Some(s) = &self.spool {
+            if self.responder == Responder::Watchers && s.dir(Dir::Members).symlink_metadata().is_err() {
+                // An unsafe spool is named as such first (checking creates nothing).
+                if s.base().symlink_metadata().is_ok() {
+                    s.inspect(&[])?;
+                }
+                self.responder.check(s)?;
+            }
             s.prepare(&AGENT_DIRS)?;
         }
         let create = self.responder != Responder::NnfSos;

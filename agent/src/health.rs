@@ -4,7 +4,9 @@
 //! owned, the agent can create its files there (a read-only or full spool fails every fence), the
 //! configured responder can answer (with our watchers: one is live, and the fence path the leader
 //! checked last is not broken; an external responder's liveness cannot be judged and a warning says
-//! so). Log problems are warnings, never a failed monitor. With another responder, `monitor` also
+//! so), and a fence could write its records in `log_dir` (a fence goes on unrecorded, so only the
+//! monitor can tell; Pacemaker still fences through a device whose monitor failed). It creates
+//! nothing. With another responder, `monitor` also
 //! takes back the requests of agents Pacemaker killed (`crate::abandoned`).
 //! `validate-all` (what `pcs` and `stonith_admin --validate` run, possibly on a node that is not a
 //! rabbit) checks the options and, where the spool exists here, that it is safe. With nnf-sos, both
@@ -19,15 +21,16 @@ use crate::failure::Failure;
 use crate::options::Options;
 use crate::responder::Responder;
 
-fn warn_about_logs(opts: &Options) {
-    if let Err(e) = ha::spool::ensure_private_dir(&opts.log_dir, false) {
-        tracing::warn!("fence event logs: {e}");
-    }
-}
-
 /// `monitor`.
 pub fn monitor(opts: &Options) -> Result<(), Failure> {
-    warn_about_logs(opts);
+    // A fence goes on when it cannot be recorded (fencing comes first), so nothing else would tell.
+    crate::logs::check_recordable(&opts.log_dir).map_err(|e| {
+        Failure::Fence(format!(
+            "fences cannot be recorded in log_dir {}: {e}; they still fence, but leave no record there \
+             (the journal at most) until this is fixed",
+            opts.log_dir.display()
+        ))
+    })?;
     let exchange = Exchange::resolve(opts, |k| std::env::var(k).ok())?;
     exchange.prepare()?;
     for d in exchange.written_dirs() {

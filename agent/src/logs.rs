@@ -18,6 +18,7 @@
 //! events too; never errors: the agent's final `Failed: …` line says those once.
 
 use std::fs::File;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -180,6 +181,39 @@ pub struct EventLog {
     cluster: Option<String>,
 }
 
+/// The readable log's file name.
+const READABLE: &str = "fence-events-readable.log";
+/// The detailed (chained) log's file name.
+const DETAILED: &str = "fence-events-detailed.jsonl";
+
+/// Whether a fence could record itself in `dir`, creating nothing (what `monitor` checks): the
+/// directory is private to this user and takes a new file, and the logs already there (and the
+/// chain's lock) open for appending; a directory still missing can be made (tried, then removed).
+pub fn check_recordable(dir: &Path) -> Result<(), String> {
+    match dir.symlink_metadata() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // The first fence creates it (not its parents): tried here, and removed at once.
+            let made = std::fs::DirBuilder::new().mode(0o700).create(dir);
+            made.and_then(|()| std::fs::remove_dir(dir))
+                .map_err(|e| format!("{} does not exist, and the first fence cannot create it: {e}", dir.display()))
+        }
+        Err(e) => Err(format!("cannot stat {}: {e}", dir.display())),
+        Ok(_) => {
+            ha::spool::ensure_private_dir(dir, false).map_err(|e| e.to_string())?;
+            ha::fsio::probe_writable(dir).map_err(|e| e.to_string())?;
+            let lock = format!("{DETAILED}.lock");
+            for name in [READABLE, DETAILED, &lock] {
+                let path = dir.join(name);
+                if path.symlink_metadata().is_ok() {
+                    ha::fsio::open_append(&path)
+                        .map_err(|e| format!("cannot open {} to append: {e}", path.display()))?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
 impl EventLog {
     /// Opens the two event logs in `dir` (creating it 0700). Problems become warnings.
     pub fn open(dir: &Path) -> EventLog {
@@ -211,14 +245,12 @@ impl EventLog {
             }
         };
         EventLog {
-            readable: open("fence-events-readable.log"),
-            jsonl: usable.then(|| dir.join("fence-events-detailed.jsonl")).and_then(|path| {
-                match ChainedLog::open(&path) {
-                    Ok(log) => Some(log),
-                    Err(e) => {
-                        tracing::warn!("cannot open {}: {e}; fence events are not recorded there", path.display());
-                        None
-                    }
+            readable: open(READABLE),
+            jsonl: usable.then(|| dir.join(DETAILED)).and_then(|path| match ChainedLog::open(&path) {
+                Ok(log) => Some(log),
+                Err(e) => {
+                    tracing::warn!("cannot open {}: {e}; fence events are not recorded there", path.display());
+                    None
                 }
             }),
             recorder_node,
@@ -324,12 +356,22 @@ fn level_name(l: &Level) -> &'static str {
 
 impl OpsLayer {
     /// Opens the operational log (and the debug file, if any). Returns the layer and the warnings
-    /// to report once tracing is installed.
-    pub fn new(ops_log: &Path, debug_file: Option<&Path>, verbose: bool, quiet: bool) -> (OpsLayer, Vec<String>) {
+    /// to report once tracing is installed. Without `create` a missing directory is not made (the
+    /// log is then not written).
+    pub fn new(
+        ops_log: &Path,
+        debug_file: Option<&Path>,
+        verbose: bool,
+        quiet: bool,
+        create: bool,
+    ) -> (OpsLayer, Vec<String>) {
         let mut warnings = Vec::new();
         let mut open = |p: &Path| {
             if let Some(parent) = p.parent() {
-                if let Err(e) = ha::spool::ensure_private_dir(parent, true) {
+                if !create && parent.symlink_metadata().is_err() {
+                    return None;
+                }
+                if let Err(e) = ha::spool::ensure_private_dir(parent, create) {
                     warnings.push(format!("operational log disabled: {e}"));
                     return None;
                 }

@@ -219,7 +219,7 @@ fn seconds(name: &str, value: &str, min: Duration) -> Result<Duration, BadValue>
     let bad = |why: String| BadValue { name: name.to_string(), value: value.to_string(), why };
     let range = || format!("expected {} to {} seconds", min.as_secs_f64(), MAX_SECONDS.as_secs());
     let v = value.trim().trim_end_matches('s');
-    let secs: f64 = v.parse().map_err(|_| bad(format!("expected a number of seconds ({})", range())))?;
+    let secs: f64 = v.parse().map_err(|_| bad(format!("not a number of seconds ({})", range())))?;
     if !secs.is_finite() || secs < min.as_secs_f64() || secs > MAX_SECONDS.as_secs_f64() {
         return Err(bad(range()));
     }
@@ -229,21 +229,22 @@ fn seconds(name: &str, value: &str, min: Duration) -> Result<Duration, BadValue>
 /// Parses `fence_timeout`: it must leave the watchers their answer margin and a fence command at
 /// least [`ha::spool::decide::MIN_EXECUTION_BUDGET`]; the message gives the smallest value that does.
 fn fence_timeout(name: &str, value: &str) -> Result<Duration, BadValue> {
-    let t = seconds(name, value, Duration::ZERO)?;
-    if ha::spool::decide::execution_budget(t) < ha::spool::decide::MIN_EXECUTION_BUDGET {
+    use ha::spool::decide::{answer_margin, MIN_EXECUTION_BUDGET, MIN_FENCE_TIMEOUT};
+    let below = value.trim().trim_end_matches('s').parse::<f64>().ok().filter(|v| *v < MIN_FENCE_TIMEOUT.as_secs_f64());
+    if let Some(v) = below {
         return Err(BadValue {
             name: name.to_string(),
             value: value.to_string(),
             why: format!(
                 "a fence cannot work with it: the watchers answer {:.1}s before the agent gives up and a fence \
                  command needs at least {:.1}s, so the smallest fence_timeout is {} seconds",
-                ha::spool::decide::answer_margin(t).as_secs_f64(),
-                ha::spool::decide::MIN_EXECUTION_BUDGET.as_secs_f64(),
-                ha::spool::decide::MIN_FENCE_TIMEOUT.as_secs_f64()
+                answer_margin(Duration::from_secs_f64(v.max(0.0))).as_secs_f64(),
+                MIN_EXECUTION_BUDGET.as_secs_f64(),
+                MIN_FENCE_TIMEOUT.as_secs_f64()
             ),
         });
     }
-    Ok(t)
+    seconds(name, value, MIN_FENCE_TIMEOUT)
 }
 
 impl Options {

@@ -115,10 +115,12 @@ impl Responder {
         if members.symlink_metadata().is_err() {
             return Err(Failure::Fence(format!(
                 "no gfs2-fence-watcher has run on spool {} ({} does not exist): fences would wait for an answer \
-                 nobody gives; start the watchers (systemctl start gfs2-fence-watcher@1), or set responder=external \
-                 on the device if another program answers this spool",
+                 nobody gives; start the watchers ({}); if they run with another spool (their --spool-dir or \
+                 GFS2_FENCE_SPOOL_DIR), set spool_dir on the device to theirs; or set responder=external if \
+                 another program answers this spool",
                 spool.base().display(),
-                members.display()
+                members.display(),
+                restart_command(&[])
             )));
         }
         spool.inspect(&[Dir::Members])?;
@@ -129,14 +131,29 @@ impl Responder {
             let seen: Vec<String> = states.iter().map(|m| describe(m, now, &boot)).collect();
             return Err(Failure::Fence(format!(
                 "no live gfs2-fence-watcher on spool {} ({}): failing at once so that Pacemaker can use the next \
-                 fencing level; start or unfreeze the watchers (systemctl start gfs2-fence-watcher@1), or set \
-                 responder=external on the device if another program answers this spool",
+                 fencing level; start or unfreeze the watchers ({}), or set responder=external on the device if \
+                 another program answers this spool",
                 spool.base().display(),
-                if seen.is_empty() { "no member in members/".to_string() } else { seen.join("; ") }
+                if seen.is_empty() { "no member in members/".to_string() } else { seen.join("; ") },
+                restart_command(&states.iter().map(|m| m.id.as_str()).collect::<Vec<_>>())
             )));
         }
         Ok(live)
     }
+}
+
+/// The command that starts the watchers: the shipped units of the members named (`<host>-<N>` is
+/// instance N of `gfs2-fence-watcher@.service`), else the three instances the shipped layout enables.
+fn restart_command(ids: &[&str]) -> String {
+    let mut instances: Vec<u32> =
+        ids.iter().filter_map(|id| id.rsplit_once('-').and_then(|(_, n)| n.parse().ok())).collect();
+    instances.sort_unstable();
+    instances.dedup();
+    if instances.is_empty() {
+        instances = vec![1, 2, 3];
+    }
+    let units: Vec<String> = instances.iter().map(|n| format!("gfs2-fence-watcher@{n}")).collect();
+    format!("systemctl restart {}", units.join(" "))
 }
 
 /// One member, for the failure message: why it does not count as live.

@@ -7,9 +7,20 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+/// A directory of this test process's own for the agent's spool and logs: an action that gets as far
+/// as logging (an unknown one does) must not write to the host's `/var/log/gfs2-fencing`.
+fn scratch() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 fn agent() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_fence_gfs2_recorder"));
     c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for k in ha::os::setting::ALL.iter().flat_map(|s| s.names()) {
+        c.env_remove(k);
+    }
+    c.env("GFS2_FENCE_LOG_DIR", scratch().join("logs")).env("GFS2_FENCE_SPOOL_DIR", scratch().join("spool"));
     c
 }
 

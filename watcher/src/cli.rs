@@ -239,6 +239,20 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
              records and gfs2_fencing_info carry none; set GFS2_FENCE_CLUSTER_NAME for a site view"
         ),
     }
+    // Agents and peers count a watcher live while its heartbeat is younger than the TTL: one that
+    // does not outlast two heartbeats makes every watcher look frozen, and every fence fail.
+    if a.ttl < 2 * a.heartbeat_interval {
+        return Err(WatchError::Usage(format!(
+            "{}={:.3} is less than twice the heartbeat interval ({}={:.3}): every watcher would look \
+             frozen to the agents and its peers, and every fence would fail; give a TTL of at least {:.3} s \
+             (the default is 10 s with a 1 s heartbeat)",
+            given_as("ttl", "GFS2_FENCE_TTL"),
+            a.ttl.as_secs_f64(),
+            given_as("heartbeat-interval", "GFS2_FENCE_HEARTBEAT_INTERVAL"),
+            a.heartbeat_interval.as_secs_f64(),
+            (2 * a.heartbeat_interval).as_secs_f64()
+        )));
+    }
     Ok(Settings {
         spool,
         id,
@@ -276,6 +290,56 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
     })
 }
 
+/// Parses the command line as clap does, except that a bad value read from the environment (what an
+/// operator sets in /etc/sysconfig/gfs2-fence-watcher) is reported under the variable's name, not
+/// under the flag the operator never typed.
+fn parse_naming_the_environment() -> Cli {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::{CommandFactory, FromArgMatches};
+    let mut cmd = Cli::command();
+    let err = match cmd.try_get_matches_from_mut(std::env::args_os()) {
+        Ok(m) => match Cli::from_arg_matches(&m) {
+            Ok(cli) => return cli,
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    if matches!(err.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        if let Some(ContextValue::String(shown)) = err.get(ContextKind::InvalidArg) {
+            let long = shown.split_whitespace().next().unwrap_or_default().trim_start_matches("--");
+            let env = cmd
+                .get_subcommands()
+                .flat_map(|c| c.get_arguments())
+                .find(|a| a.get_long() == Some(long))
+                .and_then(|a| a.get_env())
+                .map(|v| v.to_string_lossy().into_owned());
+            if let Some(var) = env.filter(|v| given_as(long, v) == *v) {
+                let said = err.render().to_string().replacen(
+                    &format!("'{shown}'"),
+                    &format!("{var} (set in the environment)"),
+                    1,
+                );
+                eprintln!("{}", said.trim_end());
+                std::process::exit(2);
+            }
+        }
+    }
+    err.exit()
+}
+
+/// How an operator gave the option `--<long>` whose variable is `var`: the flag when it is on the
+/// command line (which wins), else the variable when it is set, else neither (the default).
+fn given_as(long: &str, var: &str) -> String {
+    let flag = format!("--{long}");
+    if std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}="))) {
+        flag
+    } else if std::env::var_os(var).is_some() {
+        var.to_string()
+    } else {
+        format!("{flag} (default)")
+    }
+}
+
 /// How long the watcher's start may spend asking corosync and the CIB for the cluster's name.
 const CLUSTER_NAME_BUDGET: Duration = Duration::from_secs(3);
 
@@ -299,7 +363,7 @@ pub fn run() -> Result<ExitCode, WatchError> {
     // Before any thread: what the watcher's parent left open never reaches a fence command.
     ha::os::child::cloexec_inherited();
     let tz_warning = ha::os::tz::bound();
-    let args = match Cli::parse().command {
+    let args = match parse_naming_the_environment().command {
         Command::Run(args) => args,
         Command::Status(a) => {
             let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;

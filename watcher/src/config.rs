@@ -103,6 +103,23 @@ pub fn is_secret(key: &str) -> bool {
     ["passwd", "password", "secret", "token", "key", "credential"].iter().any(|s| k.contains(s))
 }
 
+/// Warns when a configuration holding a secret (a fence device's password) can be read by users
+/// other than its owner. A warning, not a refusal: watchers that refused their configuration after an
+/// upgrade would stop every fence.
+fn warn_if_others_read_secrets(path: &Path, config: &FenceConfig) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else { return };
+    let mode = meta.permissions().mode() & 0o777;
+    let secret = config.commands().flat_map(|c| c.options.keys()).find(|k| is_secret(k));
+    if let (true, Some(key)) = (mode & 0o077 != 0, secret) {
+        tracing::warn!(
+            "{} holds a secret ({key}) and is readable by others (mode {mode:04o}): chmod 0600 {}",
+            path.display(),
+            path.display()
+        );
+    }
+}
+
 impl std::fmt::Debug for FenceCommand {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown: BTreeMap<&str, &str> = self
@@ -197,6 +214,9 @@ impl FenceConfig {
             let rendered = ha::protocol::fence_args::render(cmd.options.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             rendered.map_err(|e| invalid(e.to_string()))?;
         }
+        if let Some(p) = path {
+            warn_if_others_read_secrets(p, &config);
+        }
         Ok(config)
     }
 
@@ -221,6 +241,11 @@ impl FenceConfig {
         }
         key.push_str(cmd.plug.as_deref().unwrap_or(target));
         key
+    }
+
+    /// The targets the configuration names, in order (a default entry covers the others).
+    pub fn target_names(&self) -> impl Iterator<Item = &str> {
+        self.targets.keys().map(String::as_str)
     }
 
     /// Every configured command (default first).

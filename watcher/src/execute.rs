@@ -43,6 +43,20 @@ pub enum Ending {
     NotStarted(String),
 }
 
+impl std::fmt::Display for Ending {
+    /// How it ended, in words (for messages and health reports).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ending::Exited(code) => write!(f, "exited with status {code}"),
+            Ending::Signalled(sig) => write!(f, "was killed by signal {sig}"),
+            Ending::TimedOut(after) => write!(f, "ran past its {:.1}s timeout and was killed", after.as_secs_f64()),
+            Ending::Aborted => write!(f, "was killed as the watcher shut down"),
+            Ending::SpawnFailed(why) => write!(f, "could not be started: {why}"),
+            Ending::NotStarted(why) => write!(f, "could not be started for now: {why}"),
+        }
+    }
+}
+
 /// One execution's result.
 #[derive(Debug, Clone)]
 pub struct Execution {

@@ -35,7 +35,7 @@ pub async fn check(shared: &Shared) -> Health {
             (Ending::Exited(c), false) => {
                 format!("monitor exited with status {c}: {}", exec.output)
             }
-            (other, _) => format!("monitor did not complete: {other:?}"),
+            (other, _) => format!("monitor {other}"),
         };
         paths.push(PathHealth { command: cmd.program.display().to_string(), targets, default, ok, message });
     }

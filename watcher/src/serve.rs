@@ -85,7 +85,13 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
     let Some(cmd) = s.fence.command_for(&target) else {
         let mut resp = reply::for_claim(shared, primary);
         resp.outcome = Some(Outcome::Failed);
-        resp.message = format!("no fence command is configured for target {target:?}");
+        let known: Vec<&str> = s.fence.target_names().collect();
+        resp.message = format!(
+            "no fence command is configured for target {target:?}: the watchers' configuration names {} and has \
+             no default entry; add the target (or a default) to it, or correct the device's plug \
+             (pcmk_host_map, pcmk_host_list)",
+            if known.is_empty() { "no target".to_string() } else { known.join(", ") }
+        );
         return answer_all(shared, runnable, resp, started);
     };
     let mut schedule = Schedule::new(s.retry, s.jitter_seed ^ primary.name.attempt as u64, primary.name.attempt - 1);

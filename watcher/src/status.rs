@@ -253,6 +253,8 @@ pub fn run(
     }
     if let Some(every) = watch {
         // A terminal view for hosts without Grafana: redraw until interrupted (or `frames` times).
+        // Into a pipe or a file, frames follow one another, with no terminal escapes among them.
+        let clear = if std::io::IsTerminal::is_terminal(&std::io::stdout()) { "\x1b[H\x1b[2J" } else { "" };
         let mut n = 0;
         loop {
             let body = match report(spool) {
@@ -260,7 +262,7 @@ pub fn run(
                 Err(e) => format!("cannot read the spool: {e}\n"),
             };
             print!(
-                "\x1b[H\x1b[2J{} — every {:.1}s (Ctrl-C to stop)\n\n{body}",
+                "{clear}{} — every {:.1}s (Ctrl-C to stop)\n\n{body}",
                 ha::os::clock::rfc3339_now(),
                 every.as_secs_f64()
             );

@@ -20,7 +20,10 @@ use common::*;
 /// within `within`: a hang fails the test instead of hanging it.
 fn agent_bounded(stdin: &[u8], env: &[(&str, &str)], within: Duration) -> std::process::Output {
     let mut cmd = std::process::Command::new(agent_bin());
-    cmd.env_remove("GFS2_FENCING_DIR").env_remove("FENCE_TIMEOUT").env_remove("LOG_DIR");
+    // Nothing of the host's: whatever the agent gets as far as writing goes to a directory of its own.
+    let scratch = tempfile::tempdir().unwrap();
+    scrub(&mut cmd).env("GFS2_FENCE_LOG_DIR", scratch.path().join("logs"));
+    cmd.env("GFS2_FENCE_SPOOL_DIR", scratch.path().join("spool"));
     cmd.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     let mut input = child.stdin.take().unwrap();

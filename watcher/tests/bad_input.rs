@@ -124,3 +124,35 @@ fn a_bad_configuration_is_refused_with_the_reason() {
     let err = w.watcher_refused(&["--spool-dir", path_str(&w.spool), "--config", path_str(&config)]);
     assert!(err.contains("unknown field `optoins`"), "{err}");
 }
+
+#[test]
+fn settings_that_cannot_work_are_refused_at_start_under_the_name_the_operator_used() {
+    let w = World::new();
+    let base = ["--spool-dir", path_str(&w.spool), "--fence-command", executor_bin()];
+    // A value from the environment (the sysconfig file) is named by its variable, not by a flag.
+    let err = w.watcher_refused_with(&[("GFS2_FENCE_TTL", "abc")], &base);
+    assert!(err.contains("GFS2_FENCE_TTL") && !err.contains("--ttl"), "{err}");
+    // A TTL that two heartbeats outlast would make every watcher look frozen: refused.
+    let err = w.watcher_refused_with(&[("GFS2_FENCE_TTL", "0.5")], &base);
+    assert!(err.contains("GFS2_FENCE_TTL=0.500") && err.contains("twice the heartbeat interval"), "{err}");
+    let err = w.watcher_refused(&[&base[..], &["--ttl", "3", "--heartbeat-interval", "2"]].concat());
+    assert!(err.contains("--ttl=3.000") && err.contains("--heartbeat-interval=2.000"), "{err}");
+    assert!(!w.spool.join("members").exists(), "nothing started");
+    // The agent's fence_timeout: said once, with the smallest value that works.
+    let out = w.agent("action=off\nport=n1\nfence_timeout=abc\n");
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(said.matches("expected").count() == 1 && said.contains("expected 1.5 to 86400"), "{said}");
+}
+
+#[test]
+fn a_configuration_holding_a_password_that_others_can_read_is_warned_of() {
+    let w = World::new();
+    let config = w.dir.path().join("c.json");
+    std::fs::write(&config, r#"{"targets":{"n1":{"command":"/bin/true","options":{"passwd":"s3cret"}}}}"#).unwrap();
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let watcher = w.watcher("w1", &["--config", path_str(&config)]);
+    let said = watcher.stderr_text();
+    assert!(said.contains("holds a secret (passwd)") && said.contains("chmod 0600"), "{said}");
+    assert!(!said.contains("s3cret"), "the secret itself is never logged: {said}");
+}

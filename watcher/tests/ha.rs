@@ -233,6 +233,19 @@ fn a_broken_fence_path_fails_monitor_and_shows_in_status() {
 }
 
 #[test]
+fn a_fence_command_that_cannot_start_is_reported_in_words() {
+    let w = World::new();
+    let _w = w.watcher("w1", &["--fence-command", "/nonexistent/fence_x", "--health-interval", "0.5"]);
+    let health = ha::cluster::health::path(&w.spool());
+    assert!(wait_until(Duration::from_secs(20), || health.exists()));
+    let out = w.agent("action=monitor\n");
+    assert_exit(&out, 1);
+    let said = text(&out.stderr);
+    assert!(said.contains("monitor could not be started: cannot run /nonexistent/fence_x"), "{said}");
+    assert!(!said.contains("SpawnFailed") && !said.contains("(\""), "no internal names: {said}");
+}
+
+#[test]
 fn status_exits_non_zero_with_no_live_watcher() {
     let w = World::new();
     w.watcher("w1", &[]).terminate();
@@ -262,16 +275,22 @@ fn status_wait_waits_for_a_live_watcher() {
 }
 
 #[test]
-fn status_watch_redraws_the_report() {
+fn status_watch_redraws_a_terminal_and_writes_plain_frames_into_a_pipe() {
     let w = World::new();
     let _w1 = w.watcher("w1", &[]);
     let args = ["status", "--watch", "0.1", "--frames", "3", "--spool-dir", path_str(&w.spool)];
     let out = std::process::Command::new(watcher_bin()).args(args).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let text = text(&out.stdout);
-    assert_eq!(text.matches("\x1b[H\x1b[2J").count(), 3, "{text}");
-    let frames: Vec<&str> = text.split("\x1b[H\x1b[2J").skip(1).collect();
-    assert!(frames.len() == 3 && frames.iter().all(|f| f.contains("w1")), "{text}");
+    let piped = text(&out.stdout);
+    assert!(!piped.contains('\x1b'), "no terminal escapes into a pipe: {piped:?}");
+    let frames: Vec<&str> = piped.split(" (Ctrl-C to stop)").skip(1).collect();
+    assert!(frames.len() == 3 && frames.iter().all(|f| f.contains("w1")), "{piped}");
+    // On a terminal (util-linux's script gives it one), each frame clears the screen first.
+    let line = format!("{} {}", watcher_bin(), args.join(" "));
+    let out = std::process::Command::new("script").args(["-q", "-e", "-c", &line, "/dev/null"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert_eq!(shown.matches("\x1b[H\x1b[2J").count(), 3, "{shown:?}");
 }
 
 #[test]

@@ -174,12 +174,16 @@ fn planted_responses_cost_the_real_answer() {
 }
 
 #[test]
-fn writable_and_hard_linked_requests_are_executed() {
+fn requests_writable_by_others_or_hard_linked_are_rejected_never_executed() {
     let w = World::new();
     let _watcher = w.watcher("w1", &["--rescan-interval", "0.3"]);
-    let open = w.queue("off", "n1", 100, 60, 10_000);
-    let path = w.sub("requests").join(format!("{open}.json"));
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // Made 0666 before it is placed (written aside, then renamed in): a watcher running meanwhile
+    // never sees it with any other mode.
+    let open = new_id();
+    let tmp = w.sub("tmp").join("open");
+    std::fs::write(&tmp, bare_request(&open, "off", "n1")).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::rename(&tmp, w.sub("requests").join(format!("{open}.json"))).unwrap();
     let resp = w.await_response(&open);
     assert_eq!(resp.outcome, Some(Outcome::Rejected));
     let reason = std::fs::read_to_string(w.sub("quarantine").join(format!("{open}.json.reason"))).unwrap();

@@ -232,7 +232,7 @@ pub fn ensure_private_dir(path: &Path, create: bool) -> Result<()> {
     if meta.uid() != euid {
         return Err(unsafe_dir(
             format!("it is owned by uid {}, not by this process's uid {euid}", meta.uid()),
-            format!("chown {euid} {}", path.display()),
+            ownership_fix(path, meta.uid(), euid),
         ));
     }
     let mode = meta.permissions().mode() & 0o7777;
@@ -243,6 +243,20 @@ pub fn ensure_private_dir(path: &Path, create: bool) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// What to do about a directory owned by `owner` found by a process of `euid`. Root's directories
+/// are the daemons' (the watchers and Pacemaker run as root): one run by hand as another user must
+/// not take them over, which would make the daemons refuse them in turn.
+fn ownership_fix(path: &Path, owner: u32, euid: u32) -> String {
+    match (owner, euid) {
+        (0, _) => format!(
+            "run this as root, as Pacemaker and the watchers do, or give it a directory of its own (not {})",
+            path.display()
+        ),
+        (_, 0) => format!("chown root {} (the daemons run as root)", path.display()),
+        (_, _) => format!("run this as uid {owner}, or give it a directory of its own"),
+    }
 }
 
 /// Names file systems by statfs magic: `Ok` for local ones where flock is a real node-local lock,

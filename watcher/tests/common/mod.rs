@@ -282,8 +282,13 @@ impl World {
 
     /// Runs a watcher that must refuse to start; returns what it said.
     pub fn watcher_refused(&self, args: &[&str]) -> String {
+        self.watcher_refused_with(&[], args)
+    }
+
+    /// [`World::watcher_refused`] with `env` set (as the unit's EnvironmentFile would).
+    pub fn watcher_refused_with(&self, env: &[(&str, &str)], args: &[&str]) -> String {
         let mut cmd = Command::new(watcher_bin());
-        scrub(&mut cmd);
+        scrub(&mut cmd).envs(env.iter().copied());
         let out = cmd.arg("run").args(args).output().unwrap();
         assert!(!out.status.success(), "the watcher should have refused to start");
         text(&out.stderr)
@@ -300,7 +305,8 @@ impl World {
         found.unwrap()
     }
 
-    fn agent_command(&self) -> Command {
+    /// The agent with the world's environment, its stdin, stdout and stderr piped, nothing written.
+    pub fn agent_command(&self) -> Command {
         self.agent_command_of(&agent_bin())
     }
 
