@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# ci/pacemaker-suite.sh on Pacemaker 3.0: Debian 13's pacemaker 3.0.0, corosync 3.1.9 and
+# The project's Pacemaker suites on Pacemaker 3.0: Debian 13's pacemaker 3.0.0, corosync 3.1.9 and
 # fence-agents 4.16, in a Debian 13 root that debootstrap makes from Debian's packages (minbase plus
-# what the suite runs; trixie splits fence-agents, and fence-agents-common has metadata.rng and
+# what the suites run; trixie splits fence-agents, and fence-agents-common has metadata.rng and
 # fencing.py). The root is kept between runs on one machine (GFS2_DEBIAN13_ROOT, default
 # /var/cache/gfs2-fencing-ci/debian13) and made anew when missing, unfinished or made for another
 # package list. The suite runs chrooted there inside private mount, network, UTS, IPC and PID
@@ -9,6 +9,9 @@
 # network namespace), its /run, /dev/shm and /tmp are its own, and every process it starts dies with
 # the namespace's first process. The repository is bind-mounted at /src; the binaries are those
 # built on the host (BIN, default target/debug). Needs root; runs only with GFS2_PACEMAKER_SUITE=1.
+# Usage: ci/pacemaker3-suite.sh                  ci/pacemaker-suite.sh (the agent and one node)
+#        ci/pacemaker3-suite.sh cluster [SCENARIO...]   ci/cluster-suite.sh (five nodes; its
+#                                                 previous build made on the host first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,10 +22,17 @@ fi
 [ "$(id -u)" = 0 ] || { echo "pacemaker 3.0 suite: needs root" >&2; exit 1; }
 
 ROOT=${GFS2_DEBIAN13_ROOT:-/var/cache/gfs2-fencing-ci/debian13}
-PACKAGES=pacemaker,pacemaker-cli-utils,corosync,libxml2-utils,python3,procps,fence-agents-common
+PACKAGES=pacemaker,pacemaker-cli-utils,corosync,libxml2-utils,python3,procps,fence-agents-common,iproute2
 BIN=${BIN:-target/debug}
 case "$BIN" in /*) ;; *) BIN=$PWD/$BIN ;; esac
 case "$BIN" in "$PWD"/*) ;; *) echo "BIN must be inside the repository (it is bind-mounted at /src)" >&2; exit 1 ;; esac
+SUITE=ci/pacemaker-suite.sh OLD_BIN=
+if [ "${1:-}" = cluster ]; then
+    shift
+    SUITE="ci/cluster-suite.sh $*"
+    # Built here (the root has no cargo), inside the repository, so the root sees it under /src.
+    if [[ " $* " = *" upgrade "* ]]; then OLD_BIN=$(ci/old-build.sh); fi
+fi
 
 # The Debian mirror this machine's apt uses (deb822 sources first, then the one-line format).
 mirror() {
@@ -51,13 +61,17 @@ else
 fi
 chroot "$ROOT" dpkg-query -W -f '   ${Package} ${Version}\n' pacemaker corosync fence-agents-common
 
-# In the namespaces: loopback up, host name node1, the root's own /proc, /dev (the host's devices,
-# a private /dev/shm), /run and /tmp, the repository at /src; then the suite, chrooted.
+# In the namespaces: loopback up, host name node1, the root bind-mounted on itself, its own /proc,
+# /dev (the host's devices, a private /dev/shm), /run and /tmp, the repository at /src; then the
+# suite, chrooted.
 unshare --mount --net --uts --ipc --pid --fork --propagation private \
     bash -euo pipefail -c '
-        ROOT=$1 SRC=$2 BIN=$3
+        ROOT=$1 SRC=$2 BIN=$3 OLD_BIN=$4 SUITE=$5
         ip link set lo up
         hostname node1
+        # The root a mount of its own: inside the chroot, / is then a mount point, which a suite
+        # that makes namespaces of its own (unshare --propagation private) needs.
+        mount --bind "$ROOT" "$ROOT"
         mount -t proc proc "$ROOT/proc"
         mount --rbind /dev "$ROOT/dev"
         mount -t tmpfs -o mode=1777 tmpfs "$ROOT/dev/shm"
@@ -65,6 +79,8 @@ unshare --mount --net --uts --ipc --pid --fork --propagation private \
         mount -t tmpfs -o mode=1777 tmpfs "$ROOT/tmp"
         mkdir -p "$ROOT/src"
         mount --bind "$SRC" "$ROOT/src"
+        [ -z "$OLD_BIN" ] || OLD_BIN=/src/${OLD_BIN#"$SRC"/}
         exec chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
-            GFS2_PACEMAKER_SUITE=1 BIN="/src/${BIN#"$SRC"/}" /bin/bash -c "cd /src && ci/pacemaker-suite.sh"
-    ' pacemaker3 "$ROOT" "$PWD" "$BIN"
+            GFS2_PACEMAKER_SUITE=1 GFS2_CLUSTER_SUITE=1 BIN="/src/${BIN#"$SRC"/}" OLD_BIN="$OLD_BIN" KEEP="${KEEP:-}" \
+            /bin/bash -c "cd /src && $SUITE"
+    ' pacemaker3 "$ROOT" "$PWD" "$BIN" "$OLD_BIN" "$SUITE"
