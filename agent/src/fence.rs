@@ -112,7 +112,26 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     // while waiting, so that the agent can take back its unanswered request instead of dying.
     let signals = Signals::block()?;
     let exchange = Exchange::resolve(opts, |k| std::env::var(k).ok())?;
-    exchange.prepare()?;
+    if let Err(failure) = exchange.prepare() {
+        // A fence that cannot even be asked is still recorded (a status is not a fence: run by hand
+        // where no watcher ran, it leaves nothing behind).
+        if action != Action::Status {
+            EventLog::open(&opts.log_dir).record(&Event {
+                action: action.as_str(),
+                target_node: &target,
+                gfs2: &[],
+                gfs2_discovery: None,
+                status: Status::Failed,
+                details: &failure.to_string(),
+                request_id: None,
+                nodename: opts.nodename.as_deref(),
+                outcome: None,
+                watcher_id: None,
+                elapsed_ms: Some(start.instant.elapsed().as_millis() as u64),
+            });
+        }
+        return Err(failure);
+    }
     let names = opts.nodename.iter().chain([&target]).cloned().collect();
     let mut discovery = Discovery::start(opts, exchange.spool.as_ref(), names);
     let log = EventLog::open(&opts.log_dir);

@@ -321,8 +321,9 @@ fn other_responders_may_not_use_nnf_sos_directories() {
     let _nnf = n.start(0);
     let spool = n.requests.parent().unwrap();
     let mut cmd = Command::new(agent_bin());
-    let out = cmd
+    let out = scrub(&mut cmd)
         .env("NNF_FENCE_REQUEST_DIR", &n.requests)
+        .env("GFS2_FENCE_LOG_DIR", &n.w.logs)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
