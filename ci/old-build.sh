@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Prints the directory of the previous build's binaries, building them first if they are missing: the
-# watchers and agent of commit a31b92f (spool format 1), the build watcher/tests/rolling_upgrade.rs
-# mixes with this one. The same directory and lock as that test (target/old-builds/a31b92f, built
-# from `git archive` of the commit with its own Cargo.lock, about 80 s once), so whichever runs first
-# builds for both. Needs a full clone (the commit must be in the history) and cargo.
+# watchers and agent of commit a31b92f (spool format 1), which watcher/tests/rolling_upgrade.rs and
+# the cluster suite's upgrade scenario mix with this build; both run this script, the one recipe
+# (target/old-builds/a31b92f, built from `git archive` of the commit with its own Cargo.lock, about
+# 80 s once, under a lock, so whichever runs first builds for both). Needs a full clone (the commit
+# must be in the history) and cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OLD=a31b92f

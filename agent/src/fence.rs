@@ -112,35 +112,12 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     // while waiting, so that the agent can take back its unanswered request instead of dying.
     let signals = Signals::block()?;
     let exchange = Exchange::resolve(opts, |k| std::env::var(k).ok())?;
-    if let Err(failure) = exchange.prepare() {
-        // A fence that cannot even be asked is still recorded (a status is not a fence: run by hand
-        // where no watcher ran, it leaves nothing behind).
-        if action != Action::Status {
-            EventLog::open(&opts.log_dir).record(&Event {
-                action: action.as_str(),
-                target_node: &target,
-                gfs2: &[],
-                gfs2_discovery: None,
-                status: Status::Failed,
-                details: &failure.to_string(),
-                request_id: None,
-                nodename: opts.nodename.as_deref(),
-                outcome: None,
-                watcher_id: None,
-                elapsed_ms: Some(start.instant.elapsed().as_millis() as u64),
-            });
-        }
-        return Err(failure);
-    }
-    let names = opts.nodename.iter().chain([&target]).cloned().collect();
-    let mut discovery = Discovery::start(opts, exchange.spool.as_ref(), names);
-    let log = EventLog::open(&opts.log_dir);
-    tracing::info!("Fence action requested: {action} for target: {target}");
-    std::thread::sleep(opts.delay);
-
-    let (give_up, deadline) = opts.timing(start);
+    // The logs are opened at the first record: a status refused before anything was asked leaves
+    // the host as it was (see below).
+    let opened = std::cell::OnceCell::new();
+    let log = || opened.get_or_init(|| EventLog::open(&opts.log_dir));
     let record = |status, found: &crate::discovery::Result, details: &str, id: Option<&str>, r: Option<&Response>| {
-        log.record(&Event {
+        log().record(&Event {
             action: action.as_str(),
             target_node: &target,
             gfs2: &found.0,
@@ -154,6 +131,22 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
             elapsed_ms: Some(start.instant.elapsed().as_millis() as u64),
         })
     };
+    if let Err(failure) = exchange.prepare() {
+        // A fence that cannot even be asked is still recorded (a status is not a fence: run by hand
+        // where no watcher ran, it leaves nothing behind).
+        if action != Action::Status {
+            record(Status::Failed, &Default::default(), &failure.to_string(), None, None);
+        }
+        return Err(failure);
+    }
+    let names = opts.nodename.iter().chain([&target]).cloned().collect();
+    let mut discovery = Discovery::start(opts, exchange.spool.as_ref(), names);
+    // Opened before the delay, whose time hides the opening's.
+    log();
+    tracing::info!("Fence action requested: {action} for target: {target}");
+    std::thread::sleep(opts.delay);
+
+    let (give_up, deadline) = opts.timing(start);
 
     // Answered without a request (nnf-sos's status and on), or refused before one (no live watcher).
     let early = match (exchange.responder, &exchange.spool) {
@@ -210,7 +203,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         action,
         target_node: target.clone(),
         gfs2_filesystems: discovery.now().map(|r| r.0.clone()).unwrap_or_default(),
-        recorder_node: log.recorder_node().to_string(),
+        recorder_node: log().recorder_node().to_string(),
         version: Some(SPOOL_VERSION),
         nodename: opts.nodename.clone(),
         queue_priority: Some(opts.queue_priority.unwrap_or_else(|| action.default_priority())),

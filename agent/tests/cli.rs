@@ -8,7 +8,7 @@ use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 /// A directory of this test process's own for the agent's spool and logs: an action that gets as far
-/// as logging (an unknown one does) must not write to the host's `/var/log/gfs2-fencing`.
+/// as logging (an unknown one does) must not write to the host's default log directory.
 fn scratch() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()

@@ -59,6 +59,18 @@ enum Take {
     Nothing,
 }
 
+impl Take {
+    /// What a claim stopped by `e` gives: a passing shortage is tried again shortly, anything else
+    /// at the next event or rescan.
+    fn after(e: &ha::HaError) -> Take {
+        if e.is_transient() {
+            Take::Short
+        } else {
+            Take::Nothing
+        }
+    }
+}
+
 /// How soon to try a target another process holds again.
 pub const BUSY_RETRY: Duration = Duration::from_millis(20);
 /// How soon to try again after a passing shortage: long enough not to spin on it, short beside any
@@ -145,7 +157,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
             Ok(None) => return Take::Busy,
             Err(e) => {
                 tracing::error!(target = %target, "target lock: {e}");
-                return if e.is_transient() { Take::Short } else { Take::Nothing };
+                return Take::after(&e);
             }
         }
     };
@@ -181,7 +193,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 Ok(false) => return Take::Busy,
                 Err(e) => {
                     tracing::error!(target = %target, "spool format 1 lock: {e}");
-                    return if e.is_transient() { Take::Short } else { Take::Nothing };
+                    return Take::after(&e);
                 }
             }
         }
@@ -211,7 +223,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 // Still pending: known again, to be claimed at the next try.
                 tracing::error!(file = %first.name, "claiming: {e}");
                 index.observe(&s.spool, &shared.boot_id, &first.name);
-                return if e.is_transient() { Take::Short } else { Take::Nothing };
+                return Take::after(&e);
             }
         };
         if let Some((by, action)) = superseded_by {

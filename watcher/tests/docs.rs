@@ -138,7 +138,7 @@ fn every_documented_events_and_status_command_runs() {
         let spool = path_str(&w.spool);
         let words = words(cmd);
         let args: Vec<&str> =
-            words.iter().skip(1).map(|a| if a == "/run/gfs2-fencing" { spool } else { a.as_str() }).collect();
+            words.iter().skip(1).map(|a| if a == ha::spool::DEFAULT_BASE { spool } else { a.as_str() }).collect();
         let out = Command::new(events_bin())
             .current_dir(cwd)
             .env("NNF_FENCE_REQUEST_DIR", &nnf[0])

@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -18,7 +18,8 @@ use common::*;
 /// The last commit whose watchers speak spool format 1.
 const OLD: &str = "a31b92f";
 
-/// The directory holding the binaries of [`OLD`], built once (across test processes, under a lock).
+/// The directory holding the binaries of [`OLD`], built once (across test processes and the cluster
+/// suite, under a lock) by `ci/old-build.sh`, the one recipe for the previous build.
 fn old_build() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(build_old).clone()
@@ -26,40 +27,29 @@ fn old_build() -> PathBuf {
 
 fn build_old() -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let base = repo.join("target/old-builds").join(OLD);
-    let bins = base.join("target/debug");
-    std::fs::create_dir_all(&base).unwrap();
-    let lock_path = base.with_extension("lock");
-    let _one_builder = ha::fsio::lock::exclusive(ha::fsio::lock::open_lock_file(&lock_path).unwrap(), &lock_path);
-    if ["gfs2-fence-watcher", "fence_gfs2_recorder"].iter().all(|b| bins.join(b).exists()) {
-        return bins;
-    }
-    let src = base.join("src");
-    if !src.join("Cargo.lock").exists() {
-        let _ = std::fs::remove_dir_all(&src);
-        std::fs::create_dir_all(&src).unwrap();
-        let archive = Command::new("git").arg("-C").arg(repo).args(["archive", "--format=tar", OLD]).output().unwrap();
-        assert!(
-            archive.status.success(),
-            "this test builds the watchers of commit {OLD} from the repository's history: run it in a full clone \
-             (git clone without --depth): {}",
-            text(&archive.stderr)
-        );
-        let mut tar = Command::new("tar").arg("-x").arg("-C").arg(&src).stdin(Stdio::piped()).spawn().unwrap();
-        std::io::Write::write_all(tar.stdin.as_mut().unwrap(), &archive.stdout).unwrap();
-        drop(tar.stdin.take());
-        assert!(tar.wait().unwrap().success(), "unpacking {OLD}");
-    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--locked", "--quiet", "--bins", "--target-dir"])
-        .arg(base.join("target"))
-        .current_dir(&src)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET_DIR")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "building {OLD}: {}", text(&out.stderr));
+    // The script finds cargo on PATH: the one running these tests goes first.
+    let path = std::env::join_paths(
+        Path::new(&cargo)
+            .parent()
+            .into_iter()
+            .map(Path::to_path_buf)
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())),
+    )
+    .unwrap();
+    let out = Command::new("bash").arg(repo.join("ci/old-build.sh")).env("PATH", path).output().unwrap();
+    assert!(
+        out.status.success(),
+        "building the watchers of commit {OLD} from the repository's history (run the tests in a full clone, \
+         git clone without --depth): {}",
+        text(&out.stderr)
+    );
+    let bins = PathBuf::from(text(&out.stdout).trim());
+    assert!(
+        bins.ends_with(format!("old-builds/{OLD}/target/debug")),
+        "ci/old-build.sh builds {OLD}: {}",
+        bins.display()
+    );
     bins
 }
 

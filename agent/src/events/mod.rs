@@ -7,7 +7,8 @@
 //! `unfence` appends to the chain as the agent does.
 //!
 //! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters; [`fences`]:
-//!   records paired into fences, which the reports but `list` filter; [`sources`]: one chain per rabbit from log directories, gathered directories and files;
+//!   records paired into fences, which the reports but `list` filter; [`sources`]: one chain per
+//!   rabbit from log directories, gathered directories and files;
 //!   [`journal`]: chains from journal files; [`report`]: the tables and formats; [`answers`]: a
 //!   spool's durable answers against the records (`verify --spool`); [`verify`]: each chain on its
 //!   own; [`nnf_dirs`]: the options naming nnf-sos's directories; [`fenced`]: the standing records as a

@@ -53,19 +53,27 @@ impl By {
         }
     }
 
-    /// The trailing columns of a grouped row: `rabbit` and `cluster`, less the one grouped by (a
-    /// column twice would be one JSON key twice).
-    fn trailing(self) -> Vec<Column> {
-        [Column::list("rabbit"), Column::text("cluster")].into_iter().filter(|c| c.name != self.header()).collect()
+    /// A grouped table's columns: the group, `middle`, then `rabbit` and `cluster` less the one grouped
+    /// by (a column twice would be one JSON key twice), then `later` (a column added after those, last
+    /// so that the earlier keep their places).
+    fn columns(self, middle: &[Column], later: Column) -> Vec<Column> {
+        let trailing =
+            [Column::list("rabbit"), Column::text("cluster")].into_iter().filter(|c| c.name != self.header());
+        std::iter::once(Column::text(self.header()))
+            .chain(middle.iter().copied())
+            .chain(trailing)
+            .chain([later])
+            .collect()
     }
 
-    /// `rabbits` and `cluster` as [`By::trailing`] keeps them.
-    fn trailing_cells(self, rabbits: String, cluster: String) -> Vec<String> {
-        match self {
+    /// A grouped row, in [`By::columns`]' order.
+    fn row(self, first: String, middle: Vec<String>, rabbits: String, cluster: String, later: String) -> Vec<String> {
+        let trailing = match self {
             By::Node => vec![rabbits, cluster],
             By::Rabbit => vec![cluster],
             By::Cluster => vec![rabbits],
-        }
+        };
+        std::iter::once(first).chain(middle).chain(trailing).chain([later]).collect()
     }
 }
 
@@ -325,26 +333,16 @@ pub fn count(fences: &[Fence], by: By) -> Table {
             c.rabbits.insert(&r.rabbit);
         }
     }
-    let mut columns = vec![
-        Column::text(by.header()),
-        Column::number("requested"),
-        Column::number("completed"),
-        Column::number("failed"),
-        Column::text("last"),
-    ];
-    columns.extend(by.trailing());
-    // `unfenced` came later than the rabbit and cluster: last, so that columns keep their places.
-    columns.push(Column::number("unfenced"));
+    let middle =
+        [Column::number("requested"), Column::number("completed"), Column::number("failed"), Column::text("last")];
     Table {
-        columns,
+        // `unfenced` came later than the rabbit and cluster.
+        columns: by.columns(&middle, Column::number("unfenced")),
         rows: rows
             .into_iter()
             .map(|((first, _, cluster), c)| {
-                let mut row =
-                    vec![first, c.requested.to_string(), c.completed.to_string(), c.failed.to_string(), c.last];
-                row.extend(by.trailing_cells(joined(&c.rabbits), cluster));
-                row.push(c.unfenced.to_string());
-                row
+                let middle = vec![c.requested.to_string(), c.completed.to_string(), c.failed.to_string(), c.last];
+                by.row(first, middle, joined(&c.rabbits), cluster, c.unfenced.to_string())
             })
             .collect(),
     }
@@ -447,27 +445,22 @@ pub fn latency(fences: &[Fence], by: By) -> Table {
         row.2.insert(&ended.rabbit);
     }
     let pct = |v: &[u64], p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1].to_string();
-    let mut columns = vec![
-        Column::text(by.header()),
+    let middle = [
         Column::number("fences"),
         Column::number("p50_ms"),
         Column::number("p90_ms"),
         Column::number("p99_ms"),
         Column::number("max_ms"),
     ];
-    columns.extend(by.trailing());
-    // `failed` came later: last.
-    columns.push(Column::number("failed"));
     Table {
-        columns,
+        // `failed` came later than the rabbit and cluster.
+        columns: by.columns(&middle, Column::number("failed")),
         rows: rows
             .into_iter()
             .map(|((first, _, cluster), (mut v, failed, rabbits))| {
                 v.sort_unstable();
-                let mut row = vec![first, v.len().to_string(), pct(&v, 0.5), pct(&v, 0.9), pct(&v, 0.99), pct(&v, 1.0)];
-                row.extend(by.trailing_cells(joined(&rabbits), cluster));
-                row.push(failed.to_string());
-                row
+                let middle = vec![v.len().to_string(), pct(&v, 0.5), pct(&v, 0.9), pct(&v, 0.99), pct(&v, 1.0)];
+                by.row(first, middle, joined(&rabbits), cluster, failed.to_string())
             })
             .collect(),
     }

@@ -316,7 +316,7 @@ impl World {
         cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).env("PATH", self.path());
         cmd.env("GFS2_FENCE_JOURNAL_SOCKET", self.journal_socket());
         // Stdin without log_dir (raw stdin, a refused option) logs here, never into the host's
-        // /var/log/gfs2-fencing; a log_dir on stdin still wins.
+        // default log directory; a log_dir on stdin still wins.
         cmd.env("GFS2_FENCE_LOG_DIR", &self.logs);
         cmd.envs(self.agent_env.iter().map(|(k, v)| (k, v)));
         cmd
