@@ -8,7 +8,9 @@
 # namespaces: its corosync and Pacemaker cannot meet the host's (libqb's abstract sockets live in the
 # network namespace), its /run, /dev/shm and /tmp are its own, and every process it starts dies with
 # the namespace's first process. The repository is bind-mounted at /src; the binaries are those
-# built on the host (BIN, default target/debug). Needs root; runs only with GFS2_PACEMAKER_SUITE=1.
+# built on the host (BIN, default target/debug). With KEEP=1 the suite's /tmp is a directory of the
+# host's /tmp, kept (with the suite's own work files) after the run for a look at what failed.
+# Needs root; runs only with GFS2_PACEMAKER_SUITE=1.
 # Usage: ci/pacemaker3-suite.sh                  ci/pacemaker-suite.sh (the agent and one node)
 #        ci/pacemaker3-suite.sh cluster [SCENARIO...]   ci/cluster-suite.sh (five nodes; its
 #                                                 previous build made on the host first)
@@ -31,7 +33,7 @@ if [ "${1:-}" = cluster ]; then
     shift
     SUITE="ci/cluster-suite.sh $*"
     # Built here (the root has no cargo), inside the repository, so the root sees it under /src.
-    if [[ " $* " = *" upgrade "* ]]; then OLD_BIN=$(ci/old-build.sh); fi
+    if [ $# = 0 ] || [[ " $* " = *" upgrade "* ]]; then OLD_BIN=$(ci/old-build.sh); fi
 fi
 
 # The Debian mirror this machine's apt uses (deb822 sources first, then the one-line format).
@@ -60,13 +62,19 @@ else
     echo "== the Debian 13 root in $ROOT (kept from an earlier run)"
 fi
 chroot "$ROOT" dpkg-query -W -f '   ${Package} ${Version}\n' pacemaker corosync fence-agents-common
+KEPT=
+if [ "${KEEP:-}" = 1 ]; then
+    KEPT=$(mktemp -d /tmp/gfs2-pacemaker3.XXXXXX)
+    chmod 1777 "$KEPT"
+    echo "   the suite's /tmp is $KEPT (KEEP=1: kept after the run)"
+fi
 
 # In the namespaces: loopback up, host name node1, the root bind-mounted on itself, its own /proc,
 # /dev (the host's devices, a private /dev/shm), /run and /tmp, the repository at /src; then the
 # suite, chrooted.
 unshare --mount --net --uts --ipc --pid --fork --propagation private \
     bash -euo pipefail -c '
-        ROOT=$1 SRC=$2 BIN=$3 OLD_BIN=$4 SUITE=$5
+        ROOT=$1 SRC=$2 BIN=$3 OLD_BIN=$4 KEPT=$5 SUITE=$6
         ip link set lo up
         hostname node1
         # The root a mount of its own: inside the chroot, / is then a mount point, which a suite
@@ -76,11 +84,11 @@ unshare --mount --net --uts --ipc --pid --fork --propagation private \
         mount --rbind /dev "$ROOT/dev"
         mount -t tmpfs -o mode=1777 tmpfs "$ROOT/dev/shm"
         mount -t tmpfs -o mode=0755 tmpfs "$ROOT/run"
-        mount -t tmpfs -o mode=1777 tmpfs "$ROOT/tmp"
+        if [ -n "$KEPT" ]; then mount --bind "$KEPT" "$ROOT/tmp"; else mount -t tmpfs -o mode=1777 tmpfs "$ROOT/tmp"; fi
         mkdir -p "$ROOT/src"
         mount --bind "$SRC" "$ROOT/src"
         [ -z "$OLD_BIN" ] || OLD_BIN=/src/${OLD_BIN#"$SRC"/}
         exec chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 \
             GFS2_PACEMAKER_SUITE=1 GFS2_CLUSTER_SUITE=1 BIN="/src/${BIN#"$SRC"/}" OLD_BIN="$OLD_BIN" KEEP="${KEEP:-}" \
             /bin/bash -c "cd /src && $SUITE"
-    ' pacemaker3 "$ROOT" "$PWD" "$BIN" "$OLD_BIN" "$SUITE"
+    ' pacemaker3 "$ROOT" "$PWD" "$BIN" "$OLD_BIN" "$KEPT" "$SUITE"
