@@ -17,6 +17,9 @@ UNITDIR      = $(PREFIX)/lib/systemd/system
 TMPFILESDIR  = $(PREFIX)/lib/tmpfiles.d
 MANDIR       = $(PREFIX)/share/man/man8
 DOCDIR       = $(PREFIX)/share/doc/gfs2-fencing
+# What the programs and operators use (rules, dashboard, example configurations): outside the doc
+# directory, which an install without documentation (rpm --nodocs, dnf's tsflags=nodocs) leaves out.
+DATADIR      = $(PREFIX)/share/gfs2-fencing
 MAN          = target/man
 VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 
@@ -41,11 +44,14 @@ ifeq ($(RELEASE),target/$(TARGET)/release)
 man: build
 endif
 
+# Each page from the program's own definition: the agent's from its parameter table (-o manpage, as
+# fence-agents do), the others from their clap definitions (--generate man, as ripgrep does).
 man:
 	mkdir -p $(MAN)
 	$(RELEASE)/fence_gfs2_recorder -o manpage > $(MAN)/fence_gfs2_recorder.8
-	packaging/help2man.sh $(RELEASE)/gfs2-fence-watcher gfs2-fence-watcher "highly available fencing watchers for gfs2-fencing spools" run status > $(MAN)/gfs2-fence-watcher.8
-	packaging/help2man.sh $(RELEASE)/gfs2-fence-events gfs2-fence-events "fence events and the audit chain" list count filesystems timeline latency verify > $(MAN)/gfs2-fence-events.8
+	$(RELEASE)/gfs2-fence-watcher --generate man > $(MAN)/gfs2-fence-watcher.8
+	$(RELEASE)/gfs2-fence-events --generate man > $(MAN)/gfs2-fence-events.8
+	$(RELEASE)/gfs2-fence-alert --generate man > $(MAN)/gfs2-fence-alert.8
 
 install: man
 	install -D -m 0755 $(RELEASE)/fence_gfs2_recorder $(DESTDIR)$(SBINDIR)/fence_gfs2_recorder
@@ -57,17 +63,17 @@ install: man
 	chmod 0644 $(DESTDIR)$(UNITDIR)/gfs2-fence-watcher@.service
 	install -D -m 0644 systemd/gfs2-fencing.conf $(DESTDIR)$(TMPFILESDIR)/gfs2-fencing.conf
 	install -D -m 0644 systemd/gfs2-fencing.logrotate $(DESTDIR)$(SYSCONFDIR)/logrotate.d/gfs2-fencing
-	install -D -m 0644 $(MAN)/fence_gfs2_recorder.8 $(DESTDIR)$(MANDIR)/fence_gfs2_recorder.8
-	install -D -m 0644 $(MAN)/gfs2-fence-watcher.8 $(DESTDIR)$(MANDIR)/gfs2-fence-watcher.8
-	install -D -m 0644 $(MAN)/gfs2-fence-events.8 $(DESTDIR)$(MANDIR)/gfs2-fence-events.8
-	install -d $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR)/examples
+	install -d $(DESTDIR)$(MANDIR)
+	install -m 0644 $(MAN)/fence_gfs2_recorder.8 $(MAN)/gfs2-fence-watcher.8 $(MAN)/gfs2-fence-events.8 \
+		$(MAN)/gfs2-fence-alert.8 $(DESTDIR)$(MANDIR)/
+	install -d $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DATADIR)/prometheus $(DESTDIR)$(DATADIR)/grafana
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
-	install -m 0644 packaging/examples/watcher.json packaging/examples/gfs2-fence-watcher.sysconfig $(DESTDIR)$(DOCDIR)/examples/
-	install -D -m 0644 packaging/prometheus/gfs2-fencing.rules.yml $(DESTDIR)$(DOCDIR)/prometheus/gfs2-fencing.rules.yml
-	install -D -m 0644 packaging/prometheus/gfs2-fencing.rules.test.yml $(DESTDIR)$(DOCDIR)/prometheus/gfs2-fencing.rules.test.yml
-	install -D -m 0644 packaging/prometheus/prometheus.yml $(DESTDIR)$(DOCDIR)/prometheus/prometheus.yml
-	install -D -m 0644 packaging/grafana/gfs2-fencing.json $(DESTDIR)$(DOCDIR)/grafana/gfs2-fencing.json
+	install -m 0644 packaging/examples/watcher.json packaging/examples/gfs2-fence-watcher.sysconfig $(DESTDIR)$(DATADIR)/examples/
+	install -m 0644 packaging/prometheus/gfs2-fencing.rules.yml packaging/prometheus/gfs2-fencing.rules.test.yml $(DESTDIR)$(DATADIR)/prometheus/
+	sed 's|/usr/share/gfs2-fencing/|$(DATADIR)/|' packaging/prometheus/prometheus.yml > $(DESTDIR)$(DATADIR)/prometheus/prometheus.yml
+	chmod 0644 $(DESTDIR)$(DATADIR)/prometheus/prometheus.yml
+	install -m 0644 packaging/grafana/gfs2-fencing.json $(DESTDIR)$(DATADIR)/grafana/
 
 rpm:
 	@command -v rpmbuild >/dev/null || { echo "make rpm needs rpmbuild: apt-get install rpm (Debian) or dnf install rpm-build (RHEL)" >&2; exit 1; }

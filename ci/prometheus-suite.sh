@@ -78,7 +78,7 @@ cp "$RULES" "$W/rules.yml"
 # The example configuration, with this run's ports, a 1 s scrape and evaluation, and the rules here.
 sed -e "s|'127.0.0.1:9851', '127.0.0.1:9852', '127.0.0.1:9853'|'127.0.0.1:${PORTS[1]}', '127.0.0.1:${PORTS[2]}', '127.0.0.1:${PORTS[3]}'|" \
     -e "s|rabbit: rabbit-1|rabbit: $RABBIT|" -e 's|_interval: 15s|_interval: 1s|' \
-    -e "s|/usr/share/doc/gfs2-fencing/prometheus/gfs2-fencing.rules.yml|$W/rules.yml|" \
+    -e "s|/usr/share/gfs2-fencing/prometheus/gfs2-fencing.rules.yml|$W/rules.yml|" \
     packaging/prometheus/prometheus.yml >"$W/prometheus.yml"
 # The second rabbit: one more target of the same job, with its own rabbit label.
 printf "      - targets: ['127.0.0.1:%s']\n        labels:\n          rabbit: %s\n" "${PORTS[4]}" "$RABBIT2" >>"$W/prometheus.yml"

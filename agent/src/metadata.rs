@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::params::{getopt_mixed, Kind, ACTIONS, PARAMS};
+use crate::params::{getopt_mixed, ActionInfo, Kind, ACTIONS, PARAMS};
 
 /// The agent's name, as devices name it in the CIB (`type`).
 pub const NAME: &str = "fence_gfs2_recorder";
@@ -57,7 +57,7 @@ pub fn xml() -> String {
     }
     let _ = writeln!(x, "</parameters>");
     let _ = writeln!(x, "<actions>");
-    for (name, automatic) in ACTIONS {
+    for ActionInfo { name, automatic, .. } in ACTIONS {
         match automatic {
             Some(a) => {
                 let _ = writeln!(x, "\t<action name=\"{name}\" automatic=\"{}\" />", u8::from(*a));
@@ -97,12 +97,13 @@ pub fn manpage() -> String {
         }
     }
     let _ = writeln!(m, ".SH ACTIONS");
-    for (name, _) in ACTIONS {
-        let _ = writeln!(m, ".TP\n\\fB{}\\fP", groff(name));
+    for a in ACTIONS {
+        let _ = writeln!(m, ".TP\n\\fB{}\\fP\n{}", groff(a.name), groff(a.what));
     }
     let _ = writeln!(
         m,
-        ".SH \"EXIT STATUS\"\n0 success (status: ON); 1 failure; 2 status: OFF.\n.SH \"SEE ALSO\"\ngfs2\\-fence\\-watcher(8), stonith_admin(8)"
+        ".SH \"EXIT STATUS\"\n0 success (status: ON); 1 failure; 2 status: OFF.\n.SH \"SEE ALSO\"\ngfs2\\-fence\\-watcher(8), gfs2\\-fence\\-events(8), gfs2\\-fence\\-alert(8), stonith_admin(8), \
+         pacemaker\\-fenced(7); /usr/share/doc/gfs2\\-fencing/docs/DEPLOYMENT.md"
     );
     m
 }

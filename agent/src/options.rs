@@ -380,7 +380,7 @@ pub fn usage() -> String {
         let mut text = if p.name == "action" {
             let names: Vec<String> = params::ACTIONS
                 .iter()
-                .map(|(a, _)| if Some(*a) == p.default { format!("{a} (default)") } else { a.to_string() })
+                .map(|a| if Some(a.name) == p.default { format!("{} (default)", a.name) } else { a.name.to_string() })
                 .collect();
             let (last, rest) = names.split_last().expect("actions");
             format!("Action: {} or {last}", rest.join(", "))

@@ -200,17 +200,67 @@ pub fn getopt_mixed(p: &Param) -> String {
     }
 }
 
-/// The actions the agent implements, as (name, automatic) for the metadata.
-pub const ACTIONS: &[(&str, Option<bool>)] = &[
-    ("on", Some(false)),
-    ("off", None),
-    ("reboot", None),
-    ("status", None),
-    ("list", None),
-    ("monitor", None),
-    ("metadata", None),
-    ("manpage", None),
-    ("validate-all", None),
+/// One action of the agent: its name, the metadata's `automatic` attribute, and what it does (the man
+/// page's ACTIONS section, as fence-agents' pages describe each).
+#[derive(Debug)]
+pub struct ActionInfo {
+    pub name: &'static str,
+    pub automatic: Option<bool>,
+    pub what: &'static str,
+}
+
+const fn action(name: &'static str, automatic: Option<bool>, what: &'static str) -> ActionInfo {
+    ActionInfo { name, automatic, what }
+}
+
+/// The actions the agent implements.
+pub const ACTIONS: &[ActionInfo] = &[
+    action(
+        "on",
+        Some(false),
+        "Unfence the node: with the watchers, their fence command's on; with nnf-sos, where nothing is \
+         switched on, the audited unfence that moves nnf-sos's records of the node aside, only with \
+         allow_unfencing and never while a fence of the node is pending (refused otherwise).",
+    ),
+    action(
+        "off",
+        None,
+        "Fence the node: record the event, name its GFS2 file systems, write a fence request and wait up \
+         to fence_timeout for the responder's answer; success only on an answer that the node was fenced.",
+    ),
+    action(
+        "reboot",
+        None,
+        "Fence the node as off does, asking the responder for a reboot; a reboot that leaves the node \
+         off has fenced it (the records say what was performed).",
+    ),
+    action(
+        "status",
+        None,
+        "Report the node's state: exit 0 (ON) or 2 (OFF). With the watchers, their fence command's \
+         status; with nnf-sos, OFF while one of its success answers for the node stands, and no \
+         request is written (nnf-sos would fence).",
+    ),
+    action(
+        "list",
+        None,
+        "Print the nodes the watchers' configuration names, one per line as plug and alias; fails for \
+         other responders (set pcmk_host_list or pcmk_host_map on the device).",
+    ),
+    action(
+        "monitor",
+        None,
+        "Check the fence path without fencing: a live watcher and its last health check (or the \
+         responder's directories), and that fences can be recorded in log_dir; fails otherwise.",
+    ),
+    action("metadata", None, "Print the agent's metadata (XML) for Pacemaker."),
+    action("manpage", None, "Print this page."),
+    action(
+        "validate-all",
+        None,
+        "Check the parameters given and the directories they name, creating nothing; fails with the \
+         reason.",
+    ),
 ];
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! - [`error`]: the error every layer returns.
 //! - [`fsio`]: the only module that renames, fsyncs and takes flocks.
 //! - [`os`]: processes, clocks, the time zone, the environment.
+//! - [`manpage`]: the programs' manual pages, from their clap definitions.
 //! - [`protocol`]: the file formats and names other programs read and write.
 //! - [`spool`]: the spool's layout and trust, and a request's life cycle in it.
 //! - [`cluster`]: members, targets, fence path health, the leader.
@@ -16,6 +17,7 @@
 pub mod error;
 pub mod fsio;
 pub mod os;
+pub mod manpage;
 pub mod protocol;
 pub mod spool;
 pub mod cluster;

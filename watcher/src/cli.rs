@@ -86,7 +86,8 @@ struct RunArgs {
     /// comma-separated).
     #[arg(long = "fence-option", env = "GFS2_FENCE_OPTIONS", value_name = "KEY=VALUE", value_delimiter = ',')]
     fence_options: Vec<String>,
-    /// JSON configuration mapping targets to fence commands (see docs/CONFIGURATION.md).
+    /// JSON configuration mapping targets to fence commands (see
+    /// /usr/share/doc/gfs2-fencing/docs/CONFIGURATION.md).
     #[arg(long, env = "GFS2_FENCE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// This watcher's id, unique on the spool (default: <hostname>-<pid>).
@@ -360,6 +361,10 @@ fn init_tracing() {
 
 /// Parses the command line and runs the watcher until SIGTERM or SIGINT (see [`signals`]).
 pub fn run() -> Result<ExitCode, WatchError> {
+    if ha::manpage::requested(std::env::args_os()) {
+        print!("{}", ha::manpage::render(<Cli as clap::CommandFactory>::command(), &MANPAGE));
+        return Ok(ExitCode::SUCCESS);
+    }
     // Before any thread: what the watcher's parent left open never reaches a fence command.
     ha::os::child::cloexec_inherited();
     let tz_warning = ha::os::tz::bound();
@@ -386,6 +391,57 @@ pub fn run() -> Result<ExitCode, WatchError> {
     })?;
     Ok(ExitCode::SUCCESS)
 }
+
+/// What `gfs2-fence-watcher`'s man page says beyond its options (`--generate man`, run by `make man`).
+const MANPAGE: ha::manpage::Extra<'static> = ha::manpage::Extra {
+    sections: &[
+        (
+            "Exit status",
+            "run: 0 after an orderly stop (SIGTERM or SIGINT: claiming stops, fences in flight finish \
+             within --shutdown-grace); 1 when it cannot start or must stop on an error, with the reason \
+             on stderr or in the journal; 2 for a bad command line or setting.\n\n\
+             status: 0 while a watcher of the spool is alive; 1 when none is, or the spool cannot be read.",
+        ),
+        (
+            "Signals",
+            "TERM and INT stop the watcher as above. HUP, USR1 and USR2 are logged and ignored: every \
+             setting is read at start, so restart the instance to apply new ones. No signal kills a \
+             fence in flight; a watcher killed with KILL or stopped with STOP has its claims recovered \
+             by a live peer after --ttl.",
+        ),
+        (
+            "Environment",
+            "Every option has a GFS2_FENCE_* variable, named under the option above; the command line \
+             wins over the environment, which wins over the default. GFS2_FENCE_LOG sets the log \
+             filter (tracing's syntax; default info). Under systemd the unit reads \
+             /etc/sysconfig/gfs2-fence-watcher, then /etc/default/gfs2-fence-watcher.",
+        ),
+        (
+            "Files",
+            "/run/gfs2-fencing: the default spool (tmpfs); /var/lib/gfs2-fencing for one on disk.\n\n\
+             /etc/gfs2-fencing/watcher.json: the fence command configuration (mode 0600).\n\n\
+             /var/log/gfs2-fencing: the fence records and the audit chain.\n\n\
+             /usr/share/gfs2-fencing/examples: a settings file and a configuration to start from; \
+             /usr/share/gfs2-fencing/prometheus and grafana: alert rules, a scrape configuration \
+             and the dashboard.",
+        ),
+        (
+            "Example",
+            "Three watchers per rabbit, each fence through the site's fence command:\n\n\
+             \x20 systemctl enable --now gfs2-fence-watcher@1 \\\n\
+             \x20     gfs2-fence-watcher@2 gfs2-fence-watcher@3\n\
+             \x20 gfs2-fence-watcher status",
+        ),
+    ],
+    see_also: &[
+        "fence_gfs2_recorder(8)",
+        "gfs2-fence-events(8)",
+        "gfs2-fence-alert(8)",
+        "systemd.exec(5)",
+        "/usr/share/doc/gfs2-fencing/docs/CONFIGURATION.md",
+        "/usr/share/doc/gfs2-fencing/docs/OPERATIONS.md",
+    ],
+};
 
 /// What the watcher does with each signal an operator or a tool may send; none of them kills a fence
 /// in flight:

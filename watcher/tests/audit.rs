@@ -156,3 +156,53 @@ fn reports_pair_then_filter_count_only_fences_and_refuse_what_no_record_carries(
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("holds no anchor"), "{out}");
 }
+
+/// `gfs2-fence-events --log-dir <logs> chart <args>`: the SVG document on stdout, parsed; the marks
+/// drawn in each colour (circles for the timeline, bars for the latency), legends included.
+fn chart(w: &World, args: &[&str]) -> (String, usize, usize) {
+    let out = scrub(&mut std::process::Command::new(events_bin()))
+        .args(["--log-dir", path_str(&w.logs), "chart"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert_exit(&out, 0);
+    let svg = text(&out.stdout);
+    let doc = roxmltree::Document::parse(&svg).unwrap_or_else(|e| panic!("not an SVG document ({e}):\n{svg}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    let marks = |fill: &str| {
+        doc.descendants()
+            .filter(|n| matches!(n.tag_name().name(), "circle" | "rect") && n.attribute("fill") == Some(fill))
+            .count()
+    };
+    (svg.clone(), marks("#2E7D32"), marks("#C62828"))
+}
+
+/// Finding (#36, pictures operators would rather look at): `gfs2-fence-events` had no picture of
+/// what it reports. `chart timeline` draws a mark per fence the filters keep, per node, coloured by
+/// how it ended; `chart latency` stacks completed and failed fences per bucket of time; a filter
+/// that keeps nothing says so instead of drawing an empty frame.
+#[test]
+fn charts_draw_every_fence_the_filters_keep_coloured_by_how_it_ended() {
+    let w = World::new();
+    let _watcher = w.watcher("w1", &[]);
+    w.behave("bad", "fail");
+    fence(&w, "c1");
+    fence(&w, "c1");
+    fence(&w, "c2");
+    assert_exit(&w.agent("action=off\nport=bad\nnodename=bad\n"), 1);
+
+    let (svg, completed, failed) = chart(&w, &["timeline"]);
+    // A legend mark for each colour drawn.
+    assert_eq!((completed, failed), (3 + 1, 1 + 1), "{svg}");
+    for node in ["c1", "c2", "bad"] {
+        assert!(svg.contains(&format!("\n{node}\n")), "no row for {node}:\n{svg}");
+    }
+    let (svg, completed, failed) = chart(&w, &["timeline", "--node", "c2"]);
+    assert_eq!((completed, failed), (1 + 1, 0), "{svg}");
+
+    let (svg, completed, failed) = chart(&w, &["latency"]);
+    assert!(completed >= 2 && failed == 2, "bars: {completed} completed, {failed} failed:\n{svg}");
+
+    let (svg, completed, failed) = chart(&w, &["timeline", "--node", "nobody-fenced-it"]);
+    assert!(svg.contains("no fence matches the filters") && completed + failed == 0, "{svg}");
+}

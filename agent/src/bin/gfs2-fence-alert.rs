@@ -6,35 +6,29 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "Usage: gfs2-fence-alert (run by Pacemaker as an alert agent, options in CRM_alert_* variables)
-
-Hands every fencing alert of the cluster, by any fence device, to the gfs2-fencing audit trail: the
-leader watcher appends it to the tamper-evident chain. Other alerts are ignored.
-
-  pcs alert create path=/usr/libexec/gfs2-fencing/gfs2-fence-alert id=gfs2-fence-audit
-  pcs alert recipient add gfs2-fence-audit value=/run/gfs2-fencing-alerts
-
-Reads: CRM_alert_kind (only \"fencing\" is recorded), CRM_alert_node, CRM_alert_task, CRM_alert_rc,
-CRM_alert_desc, CRM_alert_timestamp, CRM_alert_recipient (the drop directory; default
-/run/gfs2-fencing-alerts). Options: -h, --help; -V, --version.
-";
+/// The command line: none (Pacemaker passes its options in `CRM_alert_*` variables); `--help`,
+/// `--version` and the man page for people.
+fn cli() -> clap::Command {
+    clap::Command::new("gfs2-fence-alert")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Pacemaker alert agent handing fencing alerts to the gfs2-fencing audit trail")
+        .long_about(
+            "Pacemaker alert agent handing fencing alerts to the gfs2-fencing audit trail.\n\n\
+             Run by Pacemaker for every alert, with its options in CRM_alert_* variables; records every \
+             fencing alert of the cluster, by any fence device, and ignores the others: it drops the alert \
+             into the recipient directory, and the leading gfs2-fence-watcher appends it to the \
+             tamper-evident chain. Reads CRM_alert_kind (only \"fencing\" is recorded), CRM_alert_node, \
+             CRM_alert_task, CRM_alert_rc, CRM_alert_desc, CRM_alert_timestamp and CRM_alert_recipient \
+             (the drop directory; default /run/gfs2-fencing-alerts).",
+        )
+}
 
 fn main() -> ExitCode {
-    match std::env::args().nth(1).as_deref() {
-        None => {}
-        Some("-h" | "--help") => {
-            print!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Some("-V" | "--version") => {
-            println!("gfs2-fence-alert {}", env!("CARGO_PKG_VERSION"));
-            return ExitCode::SUCCESS;
-        }
-        Some(other) => {
-            eprintln!("gfs2-fence-alert: unknown argument {other:?}; Pacemaker passes none (see --help)");
-            return ExitCode::FAILURE;
-        }
+    if ha::manpage::requested(std::env::args_os()) {
+        print!("{}", ha::manpage::render(cli(), &MANPAGE));
+        return ExitCode::SUCCESS;
     }
+    cli().get_matches();
     let host = ha::os::host::name();
     let alert = match ha::audit::alert::Alert::from_env(std::env::vars(), ha::os::clock::rfc3339_now(), host) {
         Ok(a) => a,
@@ -61,3 +55,32 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// What `gfs2-fence-alert`'s man page says beyond its options (`--generate man`, run by `make man`).
+const MANPAGE: ha::manpage::Extra<'static> = ha::manpage::Extra {
+    sections: &[
+        (
+            "Exit status",
+            "0: the alert was handed over, or was not a fencing alert. 1: it could not be (the reason \
+             on stderr, which Pacemaker logs); nothing was recorded. 2: a bad command line.",
+        ),
+        (
+            "Files",
+            "/run/gfs2-fencing-alerts: the drop directory (mode 1730 root:haclient, made by \
+             tmpfiles.d: Pacemaker's alert agents run as hacluster and may create files, not read \
+             or remove them).",
+        ),
+        (
+            "Example",
+            "  pcs alert create id=gfs2-fence-audit \\\n    path=/usr/libexec/gfs2-fencing/gfs2-fence-alert\n  \
+             pcs alert recipient add gfs2-fence-audit \\\n    value=/run/gfs2-fencing-alerts",
+        ),
+    ],
+    see_also: &[
+        "fence_gfs2_recorder(8)",
+        "gfs2-fence-watcher(8)",
+        "gfs2-fence-events(8)",
+        "pcs(8)",
+        "/usr/share/doc/gfs2-fencing/docs/OPERATIONS.md",
+    ],
+};

@@ -23,6 +23,9 @@ pub enum EventsError {
     /// nnf-sos's directories, a record or the unfence's lock (`crate::standing`, `crate::unfence`).
     #[error(transparent)]
     WayBack(#[from] crate::failure::Failure),
+    /// Drawing a chart (plotters).
+    #[error("cannot draw the chart: {0}")]
+    Chart(String),
     /// journalctl.
     #[error("cannot read the journal's anchors: {0}")]
     Journal(String),

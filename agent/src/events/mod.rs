@@ -12,7 +12,7 @@
 //!   [`journal`]: chains from journal files; [`report`]: the tables and formats; [`answers`]: a
 //!   spool's durable answers against the records (`verify --spool`); [`verify`]: each chain on its
 //!   own; [`nnf_dirs`]: the options naming nnf-sos's directories; [`fenced`]: the standing records as a
-//!   table; [`unfence`]: the `unfence` command.
+//!   table; [`unfence`]: the `unfence` command; [`chart`]: `timeline` and `latency` drawn as SVG.
 
 pub mod error;
 pub mod records;
@@ -25,6 +25,7 @@ pub mod verify;
 pub mod nnf_dirs;
 pub mod fenced;
 pub mod unfence;
+pub mod chart;
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -39,8 +40,11 @@ use records::{Filter, Record};
 use report::{By, Format};
 use sources::Chain;
 
-/// Fence events recorded by fence_gfs2_recorder: list, count, file systems, timeline, latency,
-/// and verification of the tamper-evident audit chain.
+/// Fence events recorded by fence_gfs2_recorder, and their audit chain.
+///
+/// Reports from the records of one rabbit or a whole site: list, count, file systems, timeline,
+/// latency; verification of the tamper-evident audit chain; the nodes nnf-sos holds fenced now and
+/// the audited unfence.
 #[derive(Debug, Parser)]
 #[command(name = "gfs2-fence-events", version)]
 struct Cli {
@@ -79,6 +83,9 @@ enum Command {
     Timeline(FilterArgs),
     /// Per node (or rabbit, or cluster), request-to-completion latency percentiles of completed fences.
     Latency(ByArgs),
+    /// Draw the timeline (fences per node over time) or the latency (a histogram) as an SVG document
+    /// on stdout, for a browser or a report: gfs2-fence-events chart timeline --since 7d > fences.svg
+    Chart(ChartArgs),
     /// Check each rabbit's audit chain: reports its first broken link (exit 1), across rotated files.
     Verify(VerifyArgs),
     /// The nodes nnf-sos holds fenced now: each success answer standing in its response directory
@@ -89,6 +96,24 @@ enum Command {
     /// the node is known to have rebooted since its fence (exit 0 unfenced or nothing to do, 1
     /// refused, 2 on error).
     Unfence(unfence::UnfenceArgs),
+}
+
+#[derive(Debug, Args)]
+struct ChartArgs {
+    /// What to draw.
+    #[arg(value_enum)]
+    what: Chart,
+    #[command(flatten)]
+    filter: FilterArgs,
+}
+
+/// The pictures `chart` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Chart {
+    /// A row per node, a mark per fence at its request, coloured by how it ended.
+    Timeline,
+    /// Fences per bucket of request-to-end time, completed and failed stacked.
+    Latency,
 }
 
 #[derive(Debug, Args)]
@@ -239,8 +264,45 @@ fn terminal_width() -> Option<usize> {
     Some(if ok && ws.ws_col > 0 { usize::from(ws.ws_col) } else { 80 })
 }
 
+/// What `gfs2-fence-events`'s man page says beyond its options (`--generate man`, run by `make man`).
+const MANPAGE: ha::manpage::Extra<'static> = ha::manpage::Extra {
+    sections: &[
+        (
+            "Exit status",
+            "0: the report was made (verify: every chain read verifies; fenced: a record stands; \
+             unfence: unfenced, or nothing to do). 1: verify found a broken link or read no anchor it \
+             was asked for; fenced found no record; unfence was refused. 2: an error, a bad command \
+             line, or a filter value no record carries.",
+        ),
+        ("Environment", "GFS2_FENCE_LOG_DIR (alias LOG_DIR): the log directory when no source is given."),
+        (
+            "Files",
+            "/var/log/gfs2-fencing/fence-events-detailed.jsonl and its rotated copies (compressed or \
+             not): the records and the audit chain read by every command.",
+        ),
+        (
+            "Examples",
+            "The last day's fences, the fences per node of the past month, the chain checked:\n\n\
+             \x20 gfs2-fence-events timeline --since 1d\n\
+             \x20 gfs2-fence-events count --since 30d\n\
+             \x20 gfs2-fence-events verify",
+        ),
+    ],
+    see_also: &[
+        "fence_gfs2_recorder(8)",
+        "gfs2-fence-watcher(8)",
+        "gfs2-fence-alert(8)",
+        "logrotate(8)",
+        "/usr/share/doc/gfs2-fencing/docs/OPERATIONS.md",
+    ],
+};
+
 /// Runs the CLI.
 pub fn run() -> Result<ExitCode, EventsError> {
+    if ha::manpage::requested(std::env::args_os()) {
+        print!("{}", ha::manpage::render(<Cli as clap::CommandFactory>::command(), &MANPAGE));
+        return Ok(ExitCode::SUCCESS);
+    }
     let cli = Cli::parse();
     let chains = match (&cli.command, chains(&cli)) {
         (_, Ok(chains)) => chains,
@@ -256,6 +318,7 @@ pub fn run() -> Result<ExitCode, EventsError> {
         Command::Fenced(a) => return fenced_command(&chains, a, cli.format),
         Command::Unfence(a) => return unfence::run(a, &chains, &cli.log_dirs, cli.format),
         Command::List(a) => return list_command(chains, a, cli.format),
+        Command::Chart(a) => return chart_command(chains, a),
         Command::Count(a) => (&a.filter, true, Box::new(|f: &[fences::Fence]| report::count(f, a.by))),
         Command::Filesystems(a) => (a, true, Box::new(report::filesystems)),
         Command::Timeline(a) => (a, false, Box::new(report::timeline)),
@@ -281,6 +344,19 @@ fn merged(chains: Vec<Chain>) -> Vec<Record> {
         recs.sort_by_key(|r| r.time);
     }
     recs
+}
+
+/// `chart`: the picture of the fences the filter keeps, as SVG on stdout.
+fn chart_command(chains: Vec<Chain>, a: &ChartArgs) -> Result<ExitCode, EventsError> {
+    let f = filter(&a.filter, a.what == Chart::Latency)?;
+    let recs = merged(chains);
+    let kept: Vec<fences::Fence> = fences::pair(&recs).into_iter().filter(|fence| fence.passes(&f)).collect();
+    let drawn = match a.what {
+        Chart::Timeline => chart::timeline(&kept),
+        Chart::Latency => chart::latency(&kept),
+    };
+    print!("{}", drawn.map_err(EventsError::Chart)?);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `list`: each record the filter keeps (JSON: the records as written).
