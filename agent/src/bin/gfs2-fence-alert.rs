@@ -21,6 +21,11 @@ fn cli() -> clap::Command {
              CRM_alert_task, CRM_alert_rc, CRM_alert_desc, CRM_alert_timestamp and CRM_alert_recipient \
              (the drop directory; default /run/gfs2-fencing-alerts).",
         )
+        .after_help(
+            "Configure it once for the cluster:\n  \
+             pcs alert create path=/usr/libexec/gfs2-fencing/gfs2-fence-alert id=gfs2-fence-audit\n  \
+             pcs alert recipient add gfs2-fence-audit value=/run/gfs2-fencing-alerts",
+        )
 }
 
 fn main() -> ExitCode {
@@ -28,7 +33,16 @@ fn main() -> ExitCode {
         print!("{}", ha::manpage::render(cli(), &MANPAGE));
         return ExitCode::SUCCESS;
     }
-    cli().get_matches();
+    if let Err(e) = cli().try_get_matches() {
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        let given: Vec<String> = std::env::args().skip(1).collect();
+        eprintln!("gfs2-fence-alert: unknown argument {:?}; Pacemaker passes none (see --help)", given.join(" "));
+        return ExitCode::FAILURE;
+    }
     let host = ha::os::host::name();
     let alert = match ha::audit::alert::Alert::from_env(std::env::vars(), ha::os::clock::rfc3339_now(), host) {
         Ok(a) => a,
@@ -61,8 +75,9 @@ const MANPAGE: ha::manpage::Extra<'static> = ha::manpage::Extra {
     sections: &[
         (
             "Exit status",
-            "0: the alert was handed over, or was not a fencing alert. 1: it could not be (the reason \
-             on stderr, which Pacemaker logs); nothing was recorded. 2: a bad command line.",
+            "0: the alert was handed over, or was not a fencing alert. 1: it could not be, and nothing \
+             was recorded (the reason on stderr, which Pacemaker logs); or it was given an argument \
+             (Pacemaker passes none).",
         ),
         (
             "Files",
