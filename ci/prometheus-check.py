@@ -6,7 +6,7 @@ implies. A dashboard query without an expectation here fails the check, so a new
 Usage: prometheus-check.py PROMETHEUS_URL DASHBOARD_JSON FACTS_JSON PHASE [PATIENCE_SECONDS]
 PHASE is `during` (a slow fence in flight, a request queued behind it) or `after` (everything done).
 FACTS_JSON: {"rabbit", "live", "leader", "epoch", "done_reboot", "done_off", "failed_off",
-"retries", "recovered", "killed", "cluster", "rabbit2", "cluster2", "done2"} as the suite observed them
+"retries", "recovered", "killed", "cluster", "rabbit2", "cluster2", "done2", "deadline"} as the suite observed them
 (spool files, exit codes). The dashboard's $rabbit is the first rabbit; the site row sees both."""
 
 import json
@@ -15,7 +15,7 @@ import time
 import urllib.parse
 import urllib.request
 
-WINDOW = "15m"  # for $__rate_interval: longer than the whole run, so increases count every event
+WINDOW = "15m"  # for $__rate_interval and $__range: longer than the whole run, so increases count every event
 
 
 def query(url, expr):
@@ -71,10 +71,10 @@ def expectations(f):
         'sum by (rabbit) (up{job="gfs2-fencing"})':
             ("after", lambda res: (eq(one(res, rabbit=r), f["live"], "watchers up"),
                                    eq(one(res, rabbit=r2), 1, "watchers up on the second rabbit"))),
-        f'sum by (rabbit) (increase(gfs2_fence_responses_total{{{power},outcome="done"}}[1h]))':
+        f'round(sum by (rabbit) (increase(gfs2_fence_responses_total{{{power},outcome="done"}}[1h])))':
             ("after", lambda res: (near(one(res, rabbit=r), f["done_reboot"] + f["done_off"], "fences done"),
                                    near(one(res, rabbit=r2), f["done2"], "fences done on the second rabbit"))),
-        f'sum by (rabbit) (increase(gfs2_fence_responses_total{{{power},outcome=~"failed|expired|abandoned"}}[{w}]))':
+        f'round(sum by (rabbit) (increase(gfs2_fence_responses_total{{{power},outcome=~"failed|expired|abandoned"}}[{w}])))':
             ("after", lambda res: (near(one(res, rabbit=r), f["failed_off"], "fences failed"),
                                    near(one(res, rabbit=r2), 0, "fences failed on the second rabbit"))),
         # The rabbit row: the first rabbit.
@@ -87,7 +87,7 @@ def expectations(f):
             ("during", lambda res: eq(one(res), 1, "executions in flight")),
         f'max by (rabbit) (gfs2_fence_quarantined_files{{rabbit=~"{r}"}})':
             ("after", lambda res: eq(one(res, rabbit=r), 1, "quarantined files")),
-        f'sum by (outcome, action) (increase(gfs2_fence_responses_total{{rabbit=~"{r}"}}[{w}]))':
+        f'round(sum by (outcome, action) (increase(gfs2_fence_responses_total{{rabbit=~"{r}"}}[{w}])))':
             ("after", lambda res: (near(one(res, outcome="done", action="reboot"), f["done_reboot"], "done reboots"),
                                    near(one(res, outcome="done", action="off"), f["done_off"], "done offs"),
                                    near(one(res, outcome="failed", action="off"), f["failed_off"], "failed offs"),
@@ -99,15 +99,37 @@ def expectations(f):
             ("after", lambda res: within(one(res), 5, 10, "p99 fence command time")),
         f'histogram_quantile(0.5, sum by (le) (rate(gfs2_fence_execution_seconds_bucket{{rabbit=~"{r}"}}[{w}])))':
             ("after", lambda res: within(one(res), 0, 0.5, "p50 fence command time")),
-        f'sum(increase(gfs2_fence_retries_total{{rabbit=~"{r}"}}[{w}]))':
+        f'round(sum(increase(gfs2_fence_retries_total{{rabbit=~"{r}"}}[{w}])))':
             ("after", lambda res: near(one(res), f["retries"], "retries")),
-        f'sum(increase(gfs2_fence_recovered_claims_total{{rabbit=~"{r}"}}[{w}]))':
+        f'round(sum(increase(gfs2_fence_recovered_claims_total{{rabbit=~"{r}"}}[{w}])))':
             ("after", lambda res: near(one(res), f["recovered"], "recovered claims")),
+        # The nodes row: per node (the first rabbit's watchers name n1-n6 in their configuration),
+        # fences, their time against the deadline, failures by reason; counts are whole numbers.
+        f'round(sum by (target, outcome) (increase(gfs2_fence_node_fences_total{{rabbit=~"{r}"}}[{w}]))) > 0':
+            ("after", lambda res: ([eq(one(res, target=n, outcome="done"), 1, f"{n}'s fences done") for n in ("n1", "n2", "n3", "n4")],
+                                   eq(one(res, target="n5", outcome="failed"), 1, "n5's failed fence"),
+                                   eq(one(res, target="n6", outcome="done"), 2, "n6's fences done"),
+                                   eq(len(res), 6, "series (no other, no zero)"))),
+        f'round(sum by (target) (increase(gfs2_fence_node_fences_total{{rabbit=~"{r}"}}[{w}]))) > 0':
+            ("after", lambda res: (eq(sorted((m["target"], v) for m, v in res),
+                                      [("n1", 1), ("n2", 1), ("n3", 1), ("n4", 1), ("n5", 1), ("n6", 2)], "fences per node"))),
+        f'histogram_quantile(0.95, sum by (target, le) (rate(gfs2_fence_node_fence_seconds_bucket{{rabbit=~"{r}"}}[{w}]))) > 0':
+            # n1's fence is the watchers' sub-second path; n6's slow reboot (6 s, its watcher killed,
+            # run again by a peer) and the off queued behind it took seconds, within their deadline.
+            ("after", lambda res: (within(one(res, target="n1"), 0, 1, "n1's fence time"),
+                                   within(one(res, target="n6"), 5, f["deadline"], "n6's fence time"))),
+        f'max by (target) (max_over_time(gfs2_fence_node_deadline_seconds{{rabbit=~"{r}"}}[{w}]))':
+            # (measured from the request file's time, converted from the wall clock: a few ms either way)
+            ("after", lambda res: [within(one(res, target=n), f["deadline"] - 1, f["deadline"] + 0.1, f"{n}'s deadline")
+                                   for n in ("n1", "n2", "n3", "n4", "n5", "n6")]),
+        f'round(sum by (target, reason) (increase(gfs2_fence_node_failures_total{{rabbit=~"{r}"}}[{w}]))) > 0':
+            ("after", lambda res: (eq(len(res), 1, "failure series"), eq(one(res, target="n5", reason="exit_status"), 1, "n5's failure"))),
         # The rules, evaluated by the same Prometheus on the same data.
         'ALERTS{alertname="GFS2FenceFailed",alertstate="firing"}':
-            ("after", lambda res: one(res, action="off", outcome="failed")),
+            ("after", lambda res: (eq(len(res), 1, "failed-fence alerts (one for the rabbit)"),
+                                   one(res, rabbit=r, action="off", outcome="failed"))),
         'ALERTS{alertname="GFS2FenceQuarantine",alertstate="firing"}':
-            ("after", lambda res: eq(len(res), f["live"], "quarantine alerts (one per live watcher)")),
+            ("after", lambda res: (eq(len(res), 1, "quarantine alerts (one for the rabbit)"), one(res, rabbit=r))),
         'ALERTS{alertname="GFS2FenceWatcherDown",alertstate="pending"}':
             ("after", lambda res: eq(len(res), f["killed"], "watchers down (pending for 2m)")),
         # The site rule joins the rabbit's cluster from gfs2_fencing_info (pending: it waits 2m).
@@ -120,7 +142,7 @@ def main():
     url, dashboard, facts, phase = sys.argv[1:5]
     f = json.load(open(facts))
     exp = expectations(f)
-    exprs = [t["expr"].replace("$__rate_interval", WINDOW).replace("$rabbit", f["rabbit"])
+    exprs = [t["expr"].replace("$__rate_interval", WINDOW).replace("$__range", WINDOW).replace("$rabbit", f["rabbit"])
              for p in json.load(open(dashboard))["panels"] for t in p.get("targets", [])]
     missing = [e for e in exprs if e not in exp]
     if missing:

@@ -59,12 +59,14 @@ agent() {
 leader() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$SPOOL/leader.json" "$1"; }
 
 echo '{}' >"$BEHAVIOR"
+echo '{"targets": {"n1": {}, "n2": {}, "n3": {}, "n4": {}, "n5": {}, "n6": {}}}' >"$W/watcher.json"
 PORTS=()
 for i in 1 2 3 4; do
     PORTS[$i]=$(free_port)
-    if [ "$i" = 4 ]; then spool=$SPOOL2 logs=$LOGS2 cluster=$CLUSTER2; else spool=$SPOOL logs=$LOGS cluster=$CLUSTER; fi
+    # The first rabbit's watchers name its nodes (per-node series); the second's name none (other).
+    if [ "$i" = 4 ]; then spool=$SPOOL2 logs=$LOGS2 cluster=$CLUSTER2 config=(); else spool=$SPOOL logs=$LOGS cluster=$CLUSTER config=(--config "$W/watcher.json"); fi
     GFS2_FENCE_CLUSTER_NAME=$cluster \
-    "$BIN/gfs2-fence-watcher" run --spool-dir "$spool" --id "prom-w$i" --fence-command "$BIN/gfs2-fence-test-executor" \
+    "$BIN/gfs2-fence-watcher" run --spool-dir "$spool" --id "prom-w$i" "${config[@]}" --fence-command "$BIN/gfs2-fence-test-executor" \
         --fence-option "ledger=$LEDGER" --fence-option "behavior_file=$BEHAVIOR" \
         --metrics-addr "127.0.0.1:${PORTS[$i]}" --rescan-interval 0.3 --heartbeat-interval 0.3 --ttl 3 \
         --retry-delay 0.1 --health-interval 0 --discovery-interval 0 --log-dir "$logs" --alerts-dir "" \
@@ -146,10 +148,13 @@ if [ "$FIRST_LEADER" != "$EXECUTOR" ]; then
 fi
 new_leader() { [ "$(leader watcher_id)" != "$FIRST_LEADER" ]; }
 wait_for 20 new_leader || { echo "prometheus suite: no leader took over from $FIRST_LEADER" >&2; exit 1; }
+# The watchers' share of the agents' fence_timeout=40, each request's deadline: 40 s less the answer
+# margin the agent keeps, a tenth of it capped at 3 s (ha::spool::decide::answer_margin).
+DEADLINE=37
 cat >"$W/facts.json" <<FACTS
 {"rabbit": "$RABBIT", "live": $((3 - KILLED)), "killed": $KILLED, "leader": "$(leader watcher_id)",
  "epoch": $(leader epoch), "done_reboot": 5, "done_off": 1, "failed_off": 1, "retries": 2, "recovered": 1,
- "cluster": "$CLUSTER", "rabbit2": "$RABBIT2", "cluster2": "$CLUSTER2", "done2": 2}
+ "cluster": "$CLUSTER", "rabbit2": "$RABBIT2", "cluster2": "$CLUSTER2", "done2": 2, "deadline": $DEADLINE}
 FACTS
 echo "== after: leader $FIRST_LEADER -> $(leader watcher_id), $KILLED watcher(s) SIGKILLed"
 python3 ci/prometheus-check.py "$PROM" "$DASHBOARD" "$W/facts.json" after

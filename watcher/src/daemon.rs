@@ -33,6 +33,7 @@ use crate::dispatch::{self, Running};
 use crate::error::WatchError;
 use crate::index::Index;
 use crate::member::Member;
+use crate::metrics::Metrics;
 use crate::peers::PeerWatch;
 use crate::recovery::recover;
 use crate::settings::Settings;
@@ -70,10 +71,10 @@ pub async fn run(settings: Settings, mut shutdown: watch::Receiver<bool>) -> Res
     tracing::info!(watcher_id = %settings.id, spool = %spool.base().display(), "watcher started");
 
     let shared = Arc::new(Shared {
+        metrics: Metrics::new(&settings),
         settings,
         boot_id,
         member: Mutex::new(member),
-        metrics: Default::default(),
         recovery_deferred: Default::default(),
         standing_aside: Default::default(),
     });

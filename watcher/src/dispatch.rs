@@ -230,7 +230,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
             let mut r = reply::for_claim(shared, &claimed);
             r.outcome = Some(Outcome::Superseded);
             r.message = format!("superseded by the later {action} request {by} for the same target; not executed");
-            if let Err(e) = reply::answer_and_retire(shared, claimed, r, Instant::now()) {
+            if let Err(e) = reply::answer_and_retire(shared, claimed, r, Instant::now(), None) {
                 tracing::error!(target = %target, "answering a superseded request: {e}");
             }
             continue;

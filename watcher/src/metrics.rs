@@ -1,14 +1,27 @@
-//! The watcher's Prometheus metrics: the counters and gauges, and their text exposition (served by
-//! `http`).
+//! The watcher's Prometheus metrics: typed counters, gauges and histograms (`prometheus-client`),
+//! and their exposition in Prometheus' text format (served by `http`).
 //!
-//! Counters and gauges are updated where things happen (answers, executions, retries, recoveries,
-//! the main loop's queue and in-flight counts) through atomics and short `std::sync::Mutex`es never
-//! held across an `.await`; the leader record and `quarantine/` are read at scrape time.
+//! Metrics are updated where things happen (answers, executions, retries, recoveries, the main
+//! loop's queue and in-flight counts); each is an atomic or a short lock of the crate's, never held
+//! across an `.await`. The leader record and `quarantine/` are read at scrape time.
+//!
+//! Per-node series are bounded: a `target` label is one of the configured targets or `other` (an
+//! NNF rabbit fences its 16 compute nodes: 17 values), whatever target names requests carry.
+//! Every series an alert or a "fences per node" panel counts exists from the start at 0, so that the
+//! first fence or failure is an increase Prometheus sees (a series born at 1 has no increase over
+//! any window).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::registry::Registry;
 
 use ha::protocol::request::Action;
 use ha::protocol::response::Outcome;
@@ -17,219 +30,357 @@ use ha::spool::Dir;
 use crate::settings::Settings;
 
 /// Upper bounds (seconds) of the execution time histogram's buckets.
-const BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const EXECUTION_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+/// Upper bounds (seconds) of a fence's request-to-answer time: from well under a second (the
+/// watchers' own path) to Pacemaker's usual device timeouts.
+const FENCE_BUCKETS: [f64; 13] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0];
+/// The `target` label of a target no configuration entry names.
+pub const OTHER: &str = "other";
+
+/// Outcomes whose series exist from the start.
+const ZEROED_OUTCOMES: [Outcome; 5] =
+    [Outcome::Done, Outcome::Failed, Outcome::Expired, Outcome::Abandoned, Outcome::Rejected];
+/// The fence actions per-node series count.
+const FENCE_ACTIONS: [Action; 2] = [Action::Off, Action::Reboot];
+
+/// Why a fence failed: how its command ended, or why it never ran.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)] // the label values, as Prometheus shows them
+pub enum Reason {
+    /// The command exited with a non-zero status.
+    exit_status,
+    /// The command was killed by a signal it did not get from us.
+    signal,
+    /// The command ran past its time and was killed.
+    timeout,
+    /// The command could not be started (or not before the deadline).
+    not_started,
+    /// The watcher was shutting down.
+    aborted,
+    /// No command is configured for the target.
+    no_command,
+    /// The deadline passed before the command could run.
+    expired,
+    /// The requesting agent was gone.
+    abandoned,
+    /// The request was invalid and quarantined.
+    rejected,
+}
+
+impl Reason {
+    const ALL: [Reason; 9] = [
+        Reason::exit_status,
+        Reason::signal,
+        Reason::timeout,
+        Reason::not_started,
+        Reason::aborted,
+        Reason::no_command,
+        Reason::expired,
+        Reason::abandoned,
+        Reason::rejected,
+    ];
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ActionOutcome {
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeFence {
+    target: String,
+    action: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Node {
+    target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NodeFailure {
+    target: String,
+    reason: Reason,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Priority {
+    priority: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeaderId {
+    leader: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn fence_histogram() -> Histogram {
+    Histogram::new(FENCE_BUCKETS)
+}
 
 /// The watcher's metrics.
 #[derive(Debug)]
 pub struct Metrics {
-    /// Responses placed, by action and outcome; every action with every outcome an alert watches
-    /// starts at 0, so that the first failure is an increase Prometheus sees (a series born at 1
-    /// has no increase over any window, and the first failed fence would raise no alert).
-    responses: Mutex<BTreeMap<(String, String), u64>>,
-    /// Execution times: bucket counts (the last is +Inf), sum of seconds.
-    executions: Mutex<([u64; BUCKETS.len() + 1], f64)>,
-    retries: AtomicU64,
-    recovered: AtomicU64,
-    terms: AtomicU64,
-    leader: AtomicBool,
-    in_flight: AtomicU64,
-    standing_aside: AtomicBool,
-    heartbeat_failures: AtomicU64,
-    metrics_bind_failures: AtomicU64,
-    /// Pending requests by priority.
-    queue: Mutex<BTreeMap<i32, u64>>,
-}
-
-/// Outcomes whose series exist from the start, for every action.
-const ZEROED_OUTCOMES: [Outcome; 5] =
-    [Outcome::Done, Outcome::Failed, Outcome::Expired, Outcome::Abandoned, Outcome::Rejected];
-
-impl Default for Metrics {
-    fn default() -> Metrics {
-        let responses = Action::ALL
-            .iter()
-            .flat_map(|a| ZEROED_OUTCOMES.iter().map(|o| ((a.as_str().to_string(), o.as_str().to_string()), 0)))
-            .collect();
-        Metrics {
-            responses: Mutex::new(responses),
-            executions: Mutex::default(),
-            retries: AtomicU64::default(),
-            recovered: AtomicU64::default(),
-            terms: AtomicU64::default(),
-            leader: AtomicBool::default(),
-            in_flight: AtomicU64::default(),
-            standing_aside: AtomicBool::default(),
-            heartbeat_failures: AtomicU64::default(),
-            metrics_bind_failures: AtomicU64::default(),
-            queue: Mutex::default(),
-        }
-    }
+    registry: Registry,
+    /// The configured targets: the values of `target` besides [`OTHER`].
+    targets: BTreeSet<String>,
+    responses: Family<ActionOutcome, Counter>,
+    node_fences: Family<NodeFence, Counter>,
+    node_failures: Family<NodeFailure, Counter>,
+    node_fence_seconds: HistogramFamily<Node>,
+    node_deadline_seconds: Family<Node, Gauge<f64, AtomicU64>>,
+    executions: Histogram,
+    retries: Counter,
+    recovered: Counter,
+    terms: Counter,
+    leader: Gauge,
+    in_flight: Gauge,
+    standing_aside: Gauge,
+    heartbeat_failures: Counter,
+    metrics_bind_failures: Counter,
+    queue: Family<Priority, Gauge>,
+    leader_epoch: Family<LeaderId, Gauge<i64, AtomicI64>>,
+    quarantined: Gauge,
 }
 
 impl Metrics {
-    /// A response was placed.
-    pub fn answered(&self, action: &str, outcome: &str) {
-        *self.responses.lock().unwrap().entry((action.to_string(), outcome.to_string())).or_default() += 1;
+    /// The metrics of a watcher with these settings (its id, its rabbit and cluster, its targets).
+    pub fn new(s: &Settings) -> Metrics {
+        let mut registry = Registry::default();
+        let mut m = Metrics {
+            targets: s.fence.target_names().map(str::to_string).collect(),
+            responses: Family::default(),
+            node_fences: Family::default(),
+            node_failures: Family::default(),
+            node_fence_seconds: Family::new_with_constructor(fence_histogram as fn() -> Histogram),
+            node_deadline_seconds: Family::default(),
+            executions: Histogram::new(EXECUTION_BUCKETS),
+            retries: Counter::default(),
+            recovered: Counter::default(),
+            terms: Counter::default(),
+            leader: Gauge::default(),
+            in_flight: Gauge::default(),
+            standing_aside: Gauge::default(),
+            heartbeat_failures: Counter::default(),
+            metrics_bind_failures: Counter::default(),
+            queue: Family::default(),
+            leader_epoch: Family::default(),
+            quarantined: Gauge::default(),
+            registry: Registry::default(),
+        };
+        let r = &mut registry;
+        r.register(
+            "gfs2_fence_watcher",
+            "This watcher",
+            Info::new(vec![("watcher_id", s.id.clone()), ("version", env!("CARGO_PKG_VERSION").to_string())]),
+        );
+        r.register(
+            "gfs2_fencing",
+            "The rabbit this watcher runs on and its Pacemaker cluster, for joining every rabbit's series on a site view",
+            Info::new(vec![
+                ("cluster", s.cluster.clone().unwrap_or_default()),
+                ("rabbit", ha::os::host::name()),
+            ]),
+        );
+        r.register(
+            "gfs2_fence_responses",
+            "Responses this watcher placed, by action and outcome (done, failed, expired, abandoned, rejected)",
+            m.responses.clone(),
+        );
+        r.register(
+            "gfs2_fence_node_fences",
+            "Fences (off, reboot) this watcher answered, by target (a configured one, or other) and outcome",
+            m.node_fences.clone(),
+        );
+        r.register(
+            "gfs2_fence_node_failures",
+            "Fences this watcher answered failed, by target and reason (exit_status, signal, timeout, not_started, aborted, no_command, expired, abandoned, rejected)",
+            m.node_failures.clone(),
+        );
+        r.register(
+            "gfs2_fence_node_fence_seconds",
+            "Time from a fence's request to this watcher's answer, by target",
+            m.node_fence_seconds.clone(),
+        );
+        r.register(
+            "gfs2_fence_node_deadline_seconds",
+            "Time the last fence of a target gave the watchers: its request's deadline, the agent's fence_timeout less the margin it keeps to answer Pacemaker",
+            m.node_deadline_seconds.clone(),
+        );
+        r.register("gfs2_fence_execution_seconds", "Fence command run times", m.executions.clone());
+        r.register("gfs2_fence_retries", "Failed executions retried", m.retries.clone());
+        r.register(
+            "gfs2_fence_recovered_claims",
+            "Dead watchers' claims recovered by this watcher",
+            m.recovered.clone(),
+        );
+        r.register("gfs2_fence_in_flight", "Claims this watcher is executing", m.in_flight.clone());
+        r.register(
+            "gfs2_fence_heartbeat_failures",
+            "Heartbeats this watcher could not write (a full or read-only spool): agents and peers then see it as not live",
+            m.heartbeat_failures.clone(),
+        );
+        r.register(
+            "gfs2_fence_metrics_bind_failures",
+            "Times this watcher could not bind its metrics address before it could (another process held the port); fencing went on",
+            m.metrics_bind_failures.clone(),
+        );
+        r.register(
+            "gfs2_fence_standing_aside",
+            "1 while this watcher claims nothing because a live peer speaks an older spool format (a rolling upgrade in progress)",
+            m.standing_aside.clone(),
+        );
+        r.register(
+            "gfs2_fence_queue_depth",
+            "Pending requests in this watcher's index, by queue priority",
+            m.queue.clone(),
+        );
+        r.register("gfs2_fence_leader", "1 while this watcher is the leader", m.leader.clone());
+        r.register("gfs2_fence_leader_terms", "Times this watcher took office", m.terms.clone());
+        r.register(
+            "gfs2_fence_leader_epoch",
+            "The spool's leader epoch (it grows by one at every leader change)",
+            m.leader_epoch.clone(),
+        );
+        r.register(
+            "gfs2_fence_quarantined_files",
+            "Files in quarantine/ (bad requests and alerts)",
+            m.quarantined.clone(),
+        );
+        m.registry = registry;
+        m.zero();
+        m
+    }
+
+    /// The series that exist from the start at 0.
+    fn zero(&self) {
+        for a in Action::ALL {
+            for o in ZEROED_OUTCOMES {
+                let _ = self
+                    .responses
+                    .get_or_create(&ActionOutcome { action: a.as_str().into(), outcome: o.as_str().into() });
+            }
+        }
+        for target in self.targets.iter().map(String::as_str).chain([OTHER]) {
+            for a in FENCE_ACTIONS {
+                for o in ZEROED_OUTCOMES {
+                    let _ = self.node_fences.get_or_create(&NodeFence {
+                        target: target.into(),
+                        action: a.as_str().into(),
+                        outcome: o.as_str().into(),
+                    });
+                }
+            }
+            for reason in Reason::ALL {
+                let _ = self.node_failures.get_or_create(&NodeFailure { target: target.into(), reason });
+            }
+            // A histogram is counters too: its first fence must be an increase a rate sees.
+            let _ = self.node_fence_seconds.get_or_create(&Node { target: target.into() });
+        }
+    }
+
+    /// The `target` label of `target`: itself when configured, else [`OTHER`].
+    pub fn target_label<'a>(&self, target: &'a str) -> &'a str {
+        if self.targets.contains(target) {
+            target
+        } else {
+            OTHER
+        }
+    }
+
+    /// A response was placed for `target`. A fence action's also counts for the node, with how long
+    /// it took from its request (`took`), what its deadline allowed (`allowed`) and, when it failed,
+    /// why.
+    pub fn answered(
+        &self,
+        target: &str,
+        action: &str,
+        outcome: &str,
+        times: Option<(Duration, Duration)>,
+        why: Option<Reason>,
+    ) {
+        self.responses.get_or_create(&ActionOutcome { action: action.into(), outcome: outcome.into() }).inc();
+        if !FENCE_ACTIONS.iter().any(|a| a.as_str() == action) {
+            return;
+        }
+        let target = self.target_label(target).to_string();
+        self.node_fences
+            .get_or_create(&NodeFence { target: target.clone(), action: action.into(), outcome: outcome.into() })
+            .inc();
+        if let Some(reason) = why {
+            self.node_failures.get_or_create(&NodeFailure { target: target.clone(), reason }).inc();
+        }
+        if let Some((took, allowed)) = times {
+            let node = Node { target };
+            self.node_fence_seconds.get_or_create(&node).observe(took.as_secs_f64());
+            self.node_deadline_seconds.get_or_create(&node).set(allowed.as_secs_f64());
+        }
     }
 
     /// A fence command ran for `d`.
     pub fn executed(&self, d: Duration) {
-        let mut h = self.executions.lock().unwrap();
-        let i = BUCKETS.iter().position(|b| d.as_secs_f64() <= *b).unwrap_or(BUCKETS.len());
-        h.0[i] += 1;
-        h.1 += d.as_secs_f64();
+        self.executions.observe(d.as_secs_f64());
     }
 
     /// A failed execution will be retried.
     pub fn retried(&self) {
-        self.retries.fetch_add(1, Ordering::Relaxed);
+        self.retries.inc();
     }
 
     /// Dead watchers' claims were recovered.
     pub fn recovered(&self, n: usize) {
-        self.recovered.fetch_add(n as u64, Ordering::Relaxed);
+        self.recovered.inc_by(n as u64);
     }
 
     /// This watcher took office.
     pub fn took_office(&self) {
-        self.terms.fetch_add(1, Ordering::Relaxed);
-        self.leader.store(true, Ordering::Relaxed);
+        self.terms.inc();
+        self.leader.set(1);
     }
 
     /// Claims being executed now.
     pub fn set_in_flight(&self, n: usize) {
-        self.in_flight.store(n as u64, Ordering::Relaxed);
+        self.in_flight.set(n as i64);
     }
 
     /// A heartbeat could not be written (a full or read-only spool).
     pub fn heartbeat_failed(&self) {
-        self.heartbeat_failures.fetch_add(1, Ordering::Relaxed);
+        self.heartbeat_failures.inc();
     }
 
     /// The metrics address could not be bound (tried again later).
     pub fn metrics_bind_failed(&self) {
-        self.metrics_bind_failures.fetch_add(1, Ordering::Relaxed);
+        self.metrics_bind_failures.inc();
     }
 
     /// Whether this watcher stands aside for a live peer of an older spool format.
     pub fn set_standing_aside(&self, aside: bool) {
-        self.standing_aside.store(aside, Ordering::Relaxed);
+        self.standing_aside.set(i64::from(aside));
     }
 
     /// Pending requests by priority (set at each rescan).
     pub fn set_queue(&self, queue: BTreeMap<i32, u64>) {
-        *self.queue.lock().unwrap() = queue;
+        self.queue.clear();
+        for (p, n) in queue {
+            self.queue.get_or_create(&Priority { priority: p.to_string() }).set(n as i64);
+        }
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, with the values read at scrape time brought up to date.
     pub fn render(&self, s: &Settings) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, lines: Vec<String>| {
-            out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
-            for l in lines {
-                out += &format!("{name}{l}\n");
-            }
-        };
-        let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
-        metric(
-            "gfs2_fence_watcher_info",
-            "gauge",
-            "This watcher.",
-            vec![format!("{{watcher_id=\"{}\",version=\"{}\"}} 1", esc(&s.id), env!("CARGO_PKG_VERSION"))],
-        );
-        metric(
-            "gfs2_fencing_info",
-            "gauge",
-            "The rabbit this watcher runs on and its Pacemaker cluster, for joining every rabbit's series on a site view.",
-            vec![format!(
-                "{{cluster=\"{}\",rabbit=\"{}\"}} 1",
-                esc(s.cluster.as_deref().unwrap_or_default()),
-                esc(&ha::os::host::name())
-            )],
-        );
-        let responses = self.responses.lock().unwrap().clone();
-        metric(
-            "gfs2_fence_responses_total",
-            "counter",
-            "Responses this watcher placed, by action and outcome (done, failed, expired, abandoned, rejected).",
-            responses
-                .iter()
-                .map(|((a, o), n)| format!("{{action=\"{}\",outcome=\"{}\"}} {n}", esc(a), esc(o)))
-                .collect(),
-        );
-        let (buckets, sum) = *self.executions.lock().unwrap();
-        let mut cumulative = 0;
-        let mut lines: Vec<String> = BUCKETS
-            .iter()
-            .zip(buckets)
-            .map(|(b, n)| {
-                cumulative += n;
-                format!("_bucket{{le=\"{b}\"}} {cumulative}")
-            })
-            .collect();
-        cumulative += buckets[BUCKETS.len()];
-        lines.push(format!("_bucket{{le=\"+Inf\"}} {cumulative}"));
-        lines.push(format!("_sum {sum}"));
-        lines.push(format!("_count {cumulative}"));
-        metric("gfs2_fence_execution_seconds", "histogram", "Fence command run times.", lines);
-        let counter = |v: &AtomicU64| vec![format!(" {}", v.load(Ordering::Relaxed))];
-        metric("gfs2_fence_retries_total", "counter", "Failed executions retried.", counter(&self.retries));
-        metric(
-            "gfs2_fence_recovered_claims_total",
-            "counter",
-            "Dead watchers' claims recovered by this watcher.",
-            counter(&self.recovered),
-        );
-        metric("gfs2_fence_in_flight", "gauge", "Claims this watcher is executing.", counter(&self.in_flight));
-        metric(
-            "gfs2_fence_heartbeat_failures_total",
-            "counter",
-            "Heartbeats this watcher could not write (a full or read-only spool): agents and peers then see it as not live.",
-            counter(&self.heartbeat_failures),
-        );
-        metric(
-            "gfs2_fence_metrics_bind_failures_total",
-            "counter",
-            "Times this watcher could not bind its metrics address before it could (another process held the port); fencing went on.",
-            counter(&self.metrics_bind_failures),
-        );
-        metric(
-            "gfs2_fence_standing_aside",
-            "gauge",
-            "1 while this watcher claims nothing because a live peer speaks an older spool format (a rolling upgrade in progress).",
-            vec![format!(" {}", self.standing_aside.load(Ordering::Relaxed) as u8)],
-        );
-        let queue = self.queue.lock().unwrap().clone();
-        metric(
-            "gfs2_fence_queue_depth",
-            "gauge",
-            "Pending requests in this watcher's index, by queue priority.",
-            queue.iter().map(|(p, n)| format!("{{priority=\"{p}\"}} {n}")).collect(),
-        );
-        metric(
-            "gfs2_fence_leader",
-            "gauge",
-            "1 while this watcher is the leader.",
-            vec![format!(" {}", self.leader.load(Ordering::Relaxed) as u8)],
-        );
-        metric("gfs2_fence_leader_terms_total", "counter", "Times this watcher took office.", counter(&self.terms));
+        self.leader_epoch.clear();
         if let Ok(Some(l)) = ha::cluster::leader::read(&s.spool) {
-            metric(
-                "gfs2_fence_leader_epoch",
-                "gauge",
-                "The spool's leader epoch (it grows by one at every leader change).",
-                vec![format!("{{leader=\"{}\"}} {}", esc(&l.watcher_id), l.epoch)],
-            );
+            self.leader_epoch.get_or_create(&LeaderId { leader: l.watcher_id }).set(l.epoch as i64);
         }
         let quarantined = std::fs::read_dir(s.spool.dir(Dir::Quarantine))
             .map(|r| r.flatten().filter(|e| !e.file_name().to_string_lossy().ends_with(".reason")).count())
             .unwrap_or(0);
-        metric(
-            "gfs2_fence_quarantined_files",
-            "gauge",
-            "Files in quarantine/ (bad requests and alerts).",
-            vec![format!(" {quarantined}")],
-        );
+        self.quarantined.set(quarantined as i64);
+        let mut out = String::new();
+        prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry).expect("writing to a String");
         out
     }
 }

@@ -2,12 +2,15 @@
 
 use std::time::Instant;
 
+use ha::os::clock::BootTime;
 use ha::protocol::request::SPOOL_VERSION;
 use ha::protocol::response::{Outcome, Response};
 use ha::spool::answer::{self, Placed};
 use ha::spool::claim::{Claimed, Quarantined};
+use ha::spool::decide;
 
 use crate::error::WatchError;
+use crate::metrics::Reason;
 use crate::shared::Shared;
 
 /// A response from this watcher for a request, not yet filled in (failure by default).
@@ -43,19 +46,35 @@ pub fn reject(shared: &Shared, q: &Quarantined) {
     r.outcome = Some(Outcome::Rejected);
     // Under the file's own name: the name its client waits for.
     match answer::respond(&shared.settings.spool, &r, &q.file) {
-        Ok(Placed::First) => shared.metrics.answered(&r.action_performed, "rejected"),
+        Ok(Placed::First) => {
+            shared.metrics.answered(&r.target_node, &r.action_performed, "rejected", None, Some(Reason::rejected))
+        }
         Ok(Placed::Superseded(_)) => {}
         Err(e) => tracing::error!(request_id = %id, "answering a rejected request: {e}"),
     }
 }
 
+/// When a claimed request was written (the claimed file keeps its mtime) and the deadline it carries.
+pub fn written_and_deadline(shared: &Shared, c: &Claimed) -> (Option<BootTime>, BootTime) {
+    let written = c
+        .lease
+        .file()
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .map_or(Some(BootTime::now()), ha::os::clock::boottime_of);
+    let deadline = decide::deadline_of(&c.request, &shared.boot_id, written, shared.settings.default_deadline);
+    (written, deadline)
+}
+
 /// Writes `resp` for `claimed` (unless the claim was taken over while this watcher was frozen) and
-/// retires the claim.
+/// retires the claim; `why` it failed, when it did, for the metrics.
 pub fn answer_and_retire(
     shared: &Shared,
     claimed: Claimed,
     mut resp: Response,
     started: Instant,
+    why: Option<Reason>,
 ) -> Result<(), WatchError> {
     let spool = &shared.settings.spool;
     if !claimed.still_ours(spool) {
@@ -67,7 +86,10 @@ pub fn answer_and_retire(
     let placed = answer::respond(spool, &resp, &claimed.file_name())?;
     if placed == Placed::First {
         let outcome = resp.outcome.map_or(if resp.success { "done" } else { "failed" }, Outcome::as_str);
-        shared.metrics.answered(&resp.action_performed, outcome);
+        let (written, deadline) = written_and_deadline(shared, &claimed);
+        let now = BootTime::now();
+        let times = written.map(|w| (w.until(now), w.until(deadline)));
+        shared.metrics.answered(&resp.target_node, &resp.action_performed, outcome, times, why);
     }
     tracing::info!(request_id = %resp.request_id, target = %resp.target_node, action = %resp.action_performed,
         success = resp.success, outcome = resp.outcome.map_or("", Outcome::as_str), attempts = resp.attempts,

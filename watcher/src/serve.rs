@@ -24,6 +24,7 @@ use ha::spool::Spool;
 
 use crate::error::WatchError;
 use crate::execute::{self, Ending, Execution, Invocation};
+use crate::metrics::Reason;
 use crate::reply;
 use crate::shared::Shared;
 
@@ -58,24 +59,23 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
     let mut runnable: Vec<(Claimed, BootTime)> = Vec::new();
     for c in job.claims {
         // The claimed file kept the request file's mtime: when its client wrote it.
-        let written =
-            c.lease.file().metadata().and_then(|m| m.modified()).ok().map_or(Some(now), ha::os::clock::boottime_of);
-        let deadline = decide::deadline_of(&c.request, &shared.boot_id, written, s.default_deadline);
-        let resp = match decide::dispose(deadline, now, agent_state(&s.spool, &c.request.request_id), s.min_budget) {
-            Disposition::Execute { .. } => {
-                runnable.push((c, deadline));
-                continue;
-            }
-            Disposition::Expired => {
-                let mut resp = reply::for_claim(shared, &c);
-                resp.attempts = Some(c.name.attempt - 1);
-                resp.outcome = Some(Outcome::Expired);
-                resp.message = "deadline passed before the fence could run; not executed".into();
-                resp
-            }
-            Disposition::Abandoned => abandoned(shared, &c, c.name.attempt - 1, None),
-        };
-        reply::answer_and_retire(shared, c, resp, started)?;
+        let (_, deadline) = reply::written_and_deadline(shared, &c);
+        let (resp, why) =
+            match decide::dispose(deadline, now, agent_state(&s.spool, &c.request.request_id), s.min_budget) {
+                Disposition::Execute { .. } => {
+                    runnable.push((c, deadline));
+                    continue;
+                }
+                Disposition::Expired => {
+                    let mut resp = reply::for_claim(shared, &c);
+                    resp.attempts = Some(c.name.attempt - 1);
+                    resp.outcome = Some(Outcome::Expired);
+                    resp.message = "deadline passed before the fence could run; not executed".into();
+                    (resp, Reason::expired)
+                }
+                Disposition::Abandoned => (abandoned(shared, &c, c.name.attempt - 1, None), Reason::abandoned),
+            };
+        reply::answer_and_retire(shared, c, resp, started, Some(why))?;
     }
     if runnable.is_empty() {
         return Ok(());
@@ -92,7 +92,7 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
              (pcmk_host_map, pcmk_host_list)",
             if known.is_empty() { "no target".to_string() } else { known.join(", ") }
         );
-        return answer_all(shared, runnable, resp, started);
+        return answer_all(shared, runnable, resp, started, Some(Reason::no_command));
     };
     let mut schedule = Schedule::new(s.retry, s.jitter_seed ^ primary.name.attempt as u64, primary.name.attempt - 1);
     let inherit = job.target_lock.as_ref().map(|l| l.file().as_raw_fd());
@@ -172,7 +172,8 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
     if !resp.success && schedule.attempts() > 1 {
         resp.message = format!("after {} attempts, the last: {}", schedule.attempts(), resp.message);
     }
-    answer_all(shared, runnable, resp, started)?;
+    let why = (!resp.success).then(|| reason(&exec.ending));
+    answer_all(shared, runnable, resp, started, why)?;
     drop(job.target_lock);
     Ok(())
 }
@@ -195,7 +196,7 @@ fn answer_gone(
     for (c, _) in gone {
         let resp = abandoned(shared, &c, attempts, last);
         tracing::warn!(request_id = %c.request.request_id, attempts, "the requesting agent is gone; answered abandoned");
-        reply::answer_and_retire(shared, c, resp, started)?;
+        reply::answer_and_retire(shared, c, resp, started, Some(Reason::abandoned))?;
     }
     Ok(())
 }
@@ -233,6 +234,7 @@ fn answer_all(
     claims: Vec<(Claimed, BootTime)>,
     resp: Response,
     started: Instant,
+    why: Option<Reason>,
 ) -> Result<(), WatchError> {
     let mut claims = claims.into_iter();
     let Some((primary, _)) = claims.next() else {
@@ -246,9 +248,20 @@ fn answer_all(
         r.attempts = resp.attempts;
         r.outcome = Some(Outcome::Coalesced);
         r.message = format!("answered from the execution of request {executed}: {}", resp.message);
-        reply::answer_and_retire(shared, c, r, started)?;
+        reply::answer_and_retire(shared, c, r, started, why)?;
     }
-    reply::answer_and_retire(shared, primary, resp, started)
+    reply::answer_and_retire(shared, primary, resp, started, why)
+}
+
+/// Why an execution that ended so failed, for the metrics.
+fn reason(ending: &Ending) -> Reason {
+    match ending {
+        Ending::Exited(_) => Reason::exit_status,
+        Ending::Signalled(_) => Reason::signal,
+        Ending::TimedOut(_) => Reason::timeout,
+        Ending::SpawnFailed(_) | Ending::NotStarted(_) => Reason::not_started,
+        Ending::Aborted => Reason::aborted,
+    }
 }
 
 fn succeeded(action: Action, exec: &Execution) -> bool {

@@ -60,3 +60,62 @@ fn metrics_are_served_on_loopback_only() {
     let said = w.watcher_refused(&["--spool-dir", &w.spool.display().to_string(), "--metrics-addr", "0.0.0.0:9851"]);
     assert!(said.contains("is not a loopback address"), "{said}");
 }
+
+/// The value of the series `line_start` (the metric name with its labels) in `m`.
+fn value(m: &str, series: &str) -> Option<f64> {
+    m.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Finding (#36, pictures operators would rather look at): the metrics carried only action and
+/// outcome, so no panel could say which nodes were fenced, how long each took against its
+/// `fence_timeout`, or why one failed. Per-node series now say it, their `target` label bounded to
+/// the configured targets plus `other` whatever names requests carry, served at 0 from the start.
+#[test]
+fn fences_are_counted_per_configured_node_and_any_other_name_is_other() {
+    let w = World::new();
+    let config = w.dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"default":{{"command":"{}","options":{{"ledger":"{}","behavior_file":"{}"}}}},"targets":{{"n1":{{}},"n2":{{}}}}}}"#,
+            executor_bin(),
+            w.ledger.display(),
+            w.behavior.display()
+        ),
+    )
+    .unwrap();
+    let watcher =
+        w.watcher("w1", &["--config", path_str(&config), "--metrics-addr", "127.0.0.1:0", "--retry-delay", "0.05"]);
+    let addr = served_at(&watcher);
+    let before = get(&addr, "/metrics");
+    for target in ["n1", "n2", "other"] {
+        let s = format!("gfs2_fence_node_fences_total{{target=\"{target}\",action=\"off\",outcome=\"done\"}}");
+        assert_eq!(value(&before, &s), Some(0.0), "{s} not served at 0 before any fence:\n{before}");
+        let s = format!("gfs2_fence_node_failures_total{{target=\"{target}\",reason=\"exit_status\"}}");
+        assert_eq!(value(&before, &s), Some(0.0), "{s} not served at 0 before any fence:\n{before}");
+    }
+
+    w.behave("n2", "fail");
+    assert_exit(&w.agent("action=off\nport=n1\n"), 0);
+    assert_exit(&w.agent("action=off\nport=n2\nfence_timeout=20\n"), 1);
+    assert_exit(&w.agent("action=reboot\nport=stranger-1\n"), 0);
+    assert_exit(&w.agent("action=reboot\nport=stranger-2\n"), 0);
+    let m = get(&addr, "/metrics");
+    let expect = [
+        ("gfs2_fence_node_fences_total{target=\"n1\",action=\"off\",outcome=\"done\"}", 1.0),
+        ("gfs2_fence_node_fences_total{target=\"n2\",action=\"off\",outcome=\"failed\"}", 1.0),
+        ("gfs2_fence_node_fences_total{target=\"other\",action=\"reboot\",outcome=\"done\"}", 2.0),
+        ("gfs2_fence_node_failures_total{target=\"n2\",reason=\"exit_status\"}", 1.0),
+        ("gfs2_fence_node_failures_total{target=\"n1\",reason=\"exit_status\"}", 0.0),
+        ("gfs2_fence_node_fence_seconds_count{target=\"n1\"}", 1.0),
+        ("gfs2_fence_node_fence_seconds_count{target=\"other\"}", 2.0),
+    ];
+    for (series, want) in expect {
+        assert_eq!(value(&m, series), Some(want), "{series} in:\n{m}");
+    }
+    // The watchers' share of fence_timeout=20: the request's deadline.
+    let budget = ha::spool::decide::execution_budget(Duration::from_secs(20)).as_secs_f64();
+    let allowed = value(&m, "gfs2_fence_node_deadline_seconds{target=\"n2\"}").unwrap_or_default();
+    assert!((budget - 1.0..=budget).contains(&allowed), "n2's fence gave {allowed} s, its deadline {budget} s:\n{m}");
+    assert!(!m.contains("stranger"), "a target no configuration names became a label:\n{m}");
+}
