@@ -113,9 +113,13 @@ fn fences_are_counted_per_configured_node_and_any_other_name_is_other() {
     for (series, want) in expect {
         assert_eq!(value(&m, series), Some(want), "{series} in:\n{m}");
     }
-    // The watchers' share of fence_timeout=20: the request's deadline.
+    // The watchers' share of fence_timeout=20: the request's deadline, counted from the request
+    // file's time (the kernel's coarse clock, converted from the wall clock: a few ms either way).
     let budget = ha::spool::decide::execution_budget(Duration::from_secs(20)).as_secs_f64();
     let allowed = value(&m, "gfs2_fence_node_deadline_seconds{target=\"n2\"}").unwrap_or_default();
-    assert!((budget - 1.0..=budget).contains(&allowed), "n2's fence gave {allowed} s, its deadline {budget} s:\n{m}");
+    assert!(
+        (budget - 1.0..=budget + 0.1).contains(&allowed),
+        "n2's fence gave {allowed} s, its deadline {budget} s:\n{m}"
+    );
     assert!(!m.contains("stranger"), "a target no configuration names became a label:\n{m}");
 }
