@@ -495,6 +495,27 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         }
     }
 
+    // A chassis lost at once: 16 distinct targets, a fence command that takes 1 s, the shipped
+    // defaults (--max-parallel 16): one watcher, then three (the shipped units). One fence time is
+    // the floor; each round more is a fence time more.
+    for n in [1, 3] {
+        let mut rig = Rig::new(&cfg.tmpfs, &bins, n, true, true, &[])?;
+        std::fs::write(rig.root.join("behavior.json"), r#"{"*": "sleep:1000"}"#)?;
+        rig.queue(16, 16)?;
+        let responses = rig.spool.dir(Dir::Responses);
+        let started = Instant::now();
+        for i in 0..n {
+            rig.cluster_start(i)?;
+        }
+        wait_every("the chassis", Duration::from_secs(120), Duration::from_millis(10), || files(&responses) >= 16)?;
+        let secs = started.elapsed().as_secs_f64();
+        rig.cluster.stop();
+        row(
+            &format!("a chassis lost at once: 16 targets, a 1 s fence command, {n} watcher(s) with the defaults"),
+            format!("{secs:.2} s (one fence: 1 s)"),
+        );
+    }
+
     // The machine's ceiling for distinct targets: every request runs one process, so no number of
     // watchers drains faster than this machine starts and reaps /bin/true with nothing else to do.
     for threads in [1, 2] {

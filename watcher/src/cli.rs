@@ -108,8 +108,9 @@ struct RunArgs {
     /// Period of the heartbeat in members/<id>.json.
     #[arg(long, env = "GFS2_FENCE_HEARTBEAT_INTERVAL", value_name = "SECONDS", default_value = "1", value_parser = seconds)]
     heartbeat_interval: Duration,
-    /// Fence executions at once.
-    #[arg(long, env = "GFS2_FENCE_MAX_PARALLEL", value_name = "N", default_value = "4", value_parser = clap::value_parser!(u16).range(1..))]
+    /// Fence executions at once by this watcher: 16, so that each instance alone fences a chassis of 16
+    /// compute nodes in one round (limit a device with `sessions` in the configuration instead).
+    #[arg(long, env = "GFS2_FENCE_MAX_PARALLEL", value_name = "N", default_value = "16", value_parser = clap::value_parser!(u16).range(1..))]
     max_parallel: u16,
     /// Seconds in-flight executions may finish after SIGTERM before they are killed and requeued.
     #[arg(long, env = "GFS2_FENCE_SHUTDOWN_GRACE", value_name = "SECONDS", default_value = "10", value_parser = seconds)]

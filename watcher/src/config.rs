@@ -12,7 +12,9 @@
 //! ```
 //! A target entry without `command` inherits the default's command and options, its own options
 //! winning; with `command` it stands alone. `plug` overrides the plug sent to the command; `alias` is
-//! what the agent's `list` prints beside the target. A target with no entry uses the default; with no
+//! what the agent's `list` prints beside the target. `sessions` is the most executions the device
+//! takes at once across every watcher of the spool (a PDU or BMC that accepts one session: 1); a target
+//! entry without `command` inherits the default's. A target with no entry uses the default; with no
 //! default it is refused. Options whose names look secret (`passwd`, `password`, `secret`, `token`,
 //! `key`, `credential`) are never logged or printed. `environment` (an object of strings) adds
 //! variables to the command's environment, which is otherwise only `PATH`, `LANG`, `LC_ALL`, `TZ` and
@@ -58,6 +60,7 @@ struct Entry {
     environment: BTreeMap<String, String>,
     plug: Option<String>,
     alias: Option<String>,
+    sessions: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -79,6 +82,9 @@ pub struct FenceCommand {
     pub environment: BTreeMap<String, String>,
     /// The plug to send (the target's name unless overridden).
     pub plug: Option<String>,
+    /// The most executions the device takes at once, across every watcher of the spool (a PDU or
+    /// BMC that accepts one session); `None`: no limit.
+    pub sessions: Option<u32>,
 }
 
 /// Options that tune how a fence-agents command runs, not which device it acts upon.
@@ -101,6 +107,17 @@ pub const NOT_IDENTITY: &[&str] = &[
 pub fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     ["passwd", "password", "secret", "token", "key", "credential"].iter().any(|s| k.contains(s))
+}
+
+/// The device a command acts upon: its program and options, less secrets and the options that do not
+/// change which device is acted upon ([`NOT_IDENTITY`]). Two entries with the same key share the
+/// device's `sessions`.
+pub fn device_key(cmd: &FenceCommand) -> String {
+    let mut key = format!("{}\0", cmd.program.display());
+    for (k, v) in cmd.options.iter().filter(|(k, _)| !is_secret(k) && !NOT_IDENTITY.contains(&k.as_str())) {
+        key.push_str(&format!("{k}={v}\0"));
+    }
+    key
 }
 
 /// Warns when a configuration holding a secret (a fence device's password) can be read by users
@@ -132,6 +149,7 @@ impl std::fmt::Debug for FenceCommand {
             .field("options", &shown)
             .field("environment", &self.environment.keys().collect::<Vec<_>>())
             .field("plug", &self.plug)
+            .field("sessions", &self.sessions)
             .finish()
     }
 }
@@ -172,12 +190,16 @@ impl FenceConfig {
                 options: default_entry.options.clone(),
                 environment: default_entry.environment.clone(),
                 plug: None,
+                sessions: default_entry.sessions,
             }),
             None if !default_entry.options.is_empty() => {
                 return Err(invalid("the default entry has options but no command".into()))
             }
             None => None,
         };
+        if default_entry.sessions == Some(0) || file.targets.values().any(|e| e.sessions == Some(0)) {
+            return Err(invalid("sessions must be at least 1 (leave it out for no limit)".into()));
+        }
         let mut targets = BTreeMap::new();
         for (name, entry) in file.targets {
             for (what, n) in [("target name", Some(&name)), ("plug", entry.plug.as_ref())] {
@@ -194,13 +216,15 @@ impl FenceConfig {
                     options: entry.options,
                     environment: entry.environment,
                     plug: entry.plug,
+                    sessions: entry.sessions,
                 },
                 (None, Some(d)) => {
                     let mut options = d.options.clone();
                     options.extend(entry.options);
                     let mut environment = d.environment.clone();
                     environment.extend(entry.environment);
-                    FenceCommand { program: d.program.clone(), options, environment, plug: entry.plug }
+                    let sessions = entry.sessions.or(d.sessions);
+                    FenceCommand { program: d.program.clone(), options, environment, plug: entry.plug, sessions }
                 }
                 (None, None) => return Err(invalid(format!("target {name:?} has no command and there is no default"))),
             };
@@ -235,12 +259,7 @@ impl FenceConfig {
         let Some(cmd) = self.command_for(target) else {
             return format!("unconfigured\0{target}");
         };
-        let mut key = format!("{}\0", cmd.program.display());
-        for (k, v) in cmd.options.iter().filter(|(k, _)| !is_secret(k) && !NOT_IDENTITY.contains(&k.as_str())) {
-            key.push_str(&format!("{k}={v}\0"));
-        }
-        key.push_str(cmd.plug.as_deref().unwrap_or(target));
-        key
+        device_key(cmd) + cmd.plug.as_deref().unwrap_or(target)
     }
 
     /// The targets the configuration names, in order (a default entry covers the others).
@@ -306,6 +325,30 @@ mod tests {
         let t = c.published_targets();
         assert_eq!(t.targets.len(), 2);
         assert_eq!(t.targets[1].alias.as_deref(), Some("node4"));
+    }
+
+    #[test]
+    fn a_device_s_sessions_are_inherited_with_its_command_and_zero_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.json");
+        let load = |json: &str| {
+            std::fs::write(&p, json).unwrap();
+            FenceConfig::load(Some(&p), None, &BTreeMap::new())
+        };
+        let c = load(
+            r#"{"default":{"command":"/usr/sbin/fence_apc","sessions":1,"options":{"ip":"10.0.0.50"}},
+                "targets":{"n3":{"plug":"3"},"n4":{"command":"/usr/sbin/fence_ipmilan"},"n5":{"sessions":2}}}"#,
+        )
+        .unwrap();
+        let sessions = |t: &str| c.command_for(t).unwrap().sessions;
+        assert_eq!(
+            (sessions("n3"), sessions("n4"), sessions("n5"), sessions("other")),
+            (Some(1), None, Some(2), Some(1))
+        );
+        // The plugs of one PDU are one device; the plug is not part of it.
+        assert_eq!(device_key(c.command_for("n3").unwrap()), device_key(c.command_for("other").unwrap()));
+        let err = load(r#"{"default":{"command":"/usr/sbin/fence_apc","sessions":0}}"#).unwrap_err();
+        assert!(err.to_string().contains("sessions must be at least 1"), "{err}");
     }
 
     #[test]

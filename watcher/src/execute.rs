@@ -235,6 +235,7 @@ mod tests {
             program: "/bin/true".into(),
             options: BTreeMap::from([("ip".to_string(), "10.0.0.3".to_string())]),
             plug: None,
+            sessions: None,
         };
         let req = Request::parse(
             br#"{"request_id":"0b5f7c9a-1d2e-4f3a-8b4c-5d6e7f8a9b0c","timestamp":"t","action":"off","target_node":"n3","nodename":"node3"}"#,

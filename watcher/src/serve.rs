@@ -22,6 +22,7 @@ use ha::spool::claim::Claimed;
 use ha::spool::decide::{self, AgentState, Disposition};
 use ha::spool::Spool;
 
+use crate::config::FenceCommand;
 use crate::error::WatchError;
 use crate::execute::{self, Ending, Execution, Invocation};
 use crate::metrics::Reason;
@@ -116,6 +117,11 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
             stdin: execute::stdin_text(cmd, &req),
             request_id: id,
             environment: &cmd.environment,
+        };
+        // A device that takes a limited number of sessions: one of its slots, held through the run.
+        let _slot = match device_slot(shared, cmd, *deadline, &mut abort).await {
+            SlotWait::Held(slot) => slot,
+            SlotWait::Aborted => return release_all(shared, runnable),
         };
         let exec = execute::execute(inv, budget, inherit, &mut abort, |pid| {
             shared.member.lock().unwrap().child_started(pid);
@@ -251,6 +257,55 @@ fn answer_all(
         reply::answer_and_retire(shared, c, r, started, why)?;
     }
     reply::answer_and_retire(shared, primary, resp, started, why)
+}
+
+/// How waiting for a device's session ended.
+enum SlotWait {
+    /// A slot (or none needed: the device takes any number); the run may start.
+    Held(Option<Lock>),
+    /// The watcher is shutting down.
+    Aborted,
+}
+
+/// How often a watcher looks again for a free session of a busy device.
+const SLOT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Waits for one of the device's `sessions` slots (held by executions of any watcher of the spool)
+/// while the deadline leaves a fence command its least budget; past that, the run starts without one
+/// rather than not at all: a fence that may fail at a busy device beats one never tried.
+async fn device_slot(
+    shared: &Shared,
+    cmd: &FenceCommand,
+    deadline: BootTime,
+    abort: &mut watch::Receiver<bool>,
+) -> SlotWait {
+    let Some(n) = cmd.sessions else { return SlotWait::Held(None) };
+    let s = &shared.settings;
+    let device = crate::config::device_key(cmd);
+    let mut waited = false;
+    loop {
+        match ha::fsio::lock::try_any((0..n).map(|i| s.spool.device_slot(&device, i))) {
+            Ok(Some(slot)) => return SlotWait::Held(Some(slot)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(command = %cmd.program.display(), "device session slots: {e}; running without one");
+                return SlotWait::Held(None);
+            }
+        }
+        if BootTime::now().until(deadline) <= s.min_budget {
+            tracing::warn!(command = %cmd.program.display(), sessions = n,
+                "every session of the device stayed in use until the deadline's last budget; running without one");
+            return SlotWait::Held(None);
+        }
+        if !waited {
+            tracing::info!(command = %cmd.program.display(), sessions = n, "the device's sessions are all in use; waiting for one");
+            waited = true;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(SLOT_POLL) => {}
+            _ = abort.wait_for(|a| *a) => return SlotWait::Aborted,
+        }
+    }
 }
 
 /// Why an execution that ended so failed, for the metrics.

@@ -313,3 +313,73 @@ fn a_dead_holders_request_is_recovered_at_once_not_at_the_next_rescan() {
     assert!(alive(survivor.pid()));
     drop(victim);
 }
+
+/// The executions in the ledger, as (start, end) boot times per request id.
+fn runs(w: &World) -> Vec<(u64, u64)> {
+    let mut started: HashMap<(String, u32), u64> = HashMap::new();
+    let mut runs = Vec::new();
+    for l in w.ledger() {
+        let key = (l.request_id.clone().unwrap_or_default(), l.pid);
+        match l.event.as_str() {
+            "start" => {
+                started.insert(key, l.boottime_ns);
+            }
+            "end" => runs.extend(started.remove(&key).map(|s| (s, l.boottime_ns))),
+            _ => {}
+        }
+    }
+    runs
+}
+
+/// The most runs in flight at one time.
+fn most_at_once(runs: &[(u64, u64)]) -> usize {
+    runs.iter().map(|(s, _)| runs.iter().filter(|(a, b)| a <= s && s < b).count()).max().unwrap_or(0)
+}
+
+/// Finding (#37, a chassis at once): a PDU that accepts one session fails the fences that reach it
+/// together, and three watchers run three at once whatever each one's `--max-parallel`. With
+/// `"sessions": 1` on the device, the fences of its four plugs, spread over three watchers, run one
+/// after another and all succeed; waiting for the device is not an attempt.
+#[test]
+fn a_device_that_takes_one_session_runs_one_fence_at_a_time_across_watchers() {
+    let w = World::new();
+    let config = w.dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"default":{{"command":"{}","sessions":1,"options":{{"ledger":"{}","behavior_file":"{}"}}}}}}"#,
+            executor_bin(),
+            w.ledger.display(),
+            w.behavior.display()
+        ),
+    )
+    .unwrap();
+    w.behave("*", "sleep:300");
+    let _watchers: Vec<Proc> = (1..=3).map(|i| w.watcher(&format!("w{i}"), &["--config", path_str(&config)])).collect();
+    let ids: Vec<String> = (1..=4).map(|i| w.queue("off", &format!("plug{i}"), 100, 60, 0)).collect();
+    for id in &ids {
+        let r = w.await_response(id);
+        assert!(r.success && r.attempts == Some(1), "{r:?}");
+    }
+    let runs = runs(&w);
+    assert_eq!(runs.len(), 4, "{runs:?}");
+    assert_eq!(most_at_once(&runs), 1, "executions overlapped on a one-session device: {runs:?}");
+}
+
+/// Finding (#37, a chassis at once): `--max-parallel` defaulted to 4, so 16 compute nodes lost at
+/// once took four rounds of fence time through one watcher (and the shipped three instances, 12 at
+/// once, still two). One watcher with the defaults now runs the 16 together.
+#[test]
+fn one_watcher_with_the_defaults_fences_a_chassis_of_sixteen_at_once() {
+    let w = World::new();
+    prepare(&w);
+    w.behave("*", "sleep:3000");
+    let ids: Vec<String> = (1..=16).map(|i| w.queue("off", &format!("compute-{i}"), 100, 60, 0)).collect();
+    let _w = w.watcher("w1", &[]);
+    for id in &ids {
+        assert!(w.await_response(id).success);
+    }
+    let runs = runs(&w);
+    assert_eq!(runs.len(), 16, "{runs:?}");
+    assert_eq!(most_at_once(&runs), 16, "not all sixteen ran at once: {runs:?}");
+}

@@ -88,6 +88,18 @@ impl LockSet {
     }
 }
 
+/// The first of `paths` whose lock is free, held (a slot of a limited resource: one lock file per
+/// slot). `Ok(None)`: every slot is held by another process (or another open of this one). Never
+/// blocks.
+pub fn try_any(paths: impl IntoIterator<Item = PathBuf>) -> Result<Option<Lock>> {
+    for path in paths {
+        if let Some(lock) = try_exclusive(open_lock_file(&path)?, &path)? {
+            return Ok(Some(lock));
+        }
+    }
+    Ok(None)
+}
+
 /// Opens (creating if needed, mode 0600) a lock file without following symlinks.
 pub fn open_lock_file(path: &Path) -> Result<File> {
     OpenOptions::new()

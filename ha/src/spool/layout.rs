@@ -140,9 +140,14 @@ impl Spool {
     /// `locks/<hash>.lock`: the lock of one exclusion key (the device and plug a fence acts upon).
     /// Named by the key's SHA-256, so that its length never depends on the names inside.
     pub fn target_lock(&self, key: &str) -> PathBuf {
-        use sha2::Digest;
-        let hex: String = sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
-        self.dir(Dir::Locks).join(format!("{hex}.lock"))
+        self.dir(Dir::Locks).join(format!("{}.lock", hex_digest(key)))
+    }
+
+    /// `locks/device-<hash>.<slot>.lock`: slot `slot` of a fence device that takes a limited number of
+    /// sessions at once (`sessions` in the watchers' configuration): an execution on that device holds
+    /// one slot, whichever watcher runs it. Named by the device key's SHA-256.
+    pub fn device_slot(&self, device: &str, slot: u32) -> PathBuf {
+        self.dir(Dir::Locks).join(format!("device-{}.{slot}.lock", hex_digest(device)))
     }
 
     /// `locks/<requested name>.lock`: the per-target lock of spool format 1, which watchers of that
@@ -299,6 +304,12 @@ pub fn fs_name(path: &Path) -> Result<&'static str> {
     let st = nix::sys::statfs::statfs(path).map_err(|e| HaError::errno("statfs", path, e))?;
     let f_type = st.filesystem_type().0 as i64;
     classify_fs(f_type).map_err(|fs_name| HaError::NotLocal { path: path.to_path_buf(), fs_type: f_type, fs_name })
+}
+
+/// A key's SHA-256 in hex: a file name whose length never depends on the names inside the key.
+fn hex_digest(key: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
