@@ -80,16 +80,7 @@ fn unknown_stdin_keys_warn_by_name_and_are_ignored() {
 #[test]
 fn list_prints_the_watchers_targets() {
     let w = World::new();
-    let config = w.dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"default":{{"command":"{}","options":{{"ledger":"{}"}}}},"targets":{{"plug7":{{"alias":"compute-node-3"}},"plug8":{{}}}}}}"#,
-            executor_bin(),
-            w.ledger.display()
-        ),
-    )
-    .unwrap();
+    let config = w.config_file("", r#""plug7":{"alias":"compute-node-3"},"plug8":{}"#);
     let _watcher = w.watcher("w1", &["--config", path_str(&config)]);
     let out = w.agent("action=list\n");
     assert_exit(&out, 0);

@@ -343,17 +343,7 @@ fn most_at_once(runs: &[(u64, u64)]) -> usize {
 #[test]
 fn a_device_that_takes_one_session_runs_one_fence_at_a_time_across_watchers() {
     let w = World::new();
-    let config = w.dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"default":{{"command":"{}","sessions":1,"options":{{"ledger":"{}","behavior_file":"{}"}}}}}}"#,
-            executor_bin(),
-            w.ledger.display(),
-            w.behavior.display()
-        ),
-    )
-    .unwrap();
+    let config = w.config_file(r#""sessions":1,"#, "");
     w.behave("*", "sleep:300");
     let _watchers: Vec<Proc> = (1..=3).map(|i| w.watcher(&format!("w{i}"), &["--config", path_str(&config)])).collect();
     let ids: Vec<String> = (1..=4).map(|i| w.queue("off", &format!("plug{i}"), 100, 60, 0)).collect();

@@ -73,17 +73,7 @@ fn value(m: &str, series: &str) -> Option<f64> {
 #[test]
 fn fences_are_counted_per_configured_node_and_any_other_name_is_other() {
     let w = World::new();
-    let config = w.dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"default":{{"command":"{}","options":{{"ledger":"{}","behavior_file":"{}"}}}},"targets":{{"n1":{{}},"n2":{{}}}}}}"#,
-            executor_bin(),
-            w.ledger.display(),
-            w.behavior.display()
-        ),
-    )
-    .unwrap();
+    let config = w.config_file("", r#""n1":{},"n2":{}"#);
     let watcher =
         w.watcher("w1", &["--config", path_str(&config), "--metrics-addr", "127.0.0.1:0", "--retry-delay", "0.05"]);
     let addr = served_at(&watcher);

@@ -78,18 +78,7 @@ fn submission_order_broken_by_coalescing() {
 #[test]
 fn exclusion_keyed_on_the_requested_name() {
     let w = World::new();
-    let config = w.dir.path().join("config.json");
-    std::fs::write(
-        &config,
-        format!(
-            r#"{{"default":{{"command":"{exe}","options":{{"ledger":"{l}","behavior_file":"{b}"}}}},
-                "targets":{{"compute-4":{{"plug":"p4"}}}}}}"#,
-            exe = executor_bin(),
-            l = w.ledger.display(),
-            b = w.behavior.display()
-        ),
-    )
-    .unwrap();
+    let config = w.config_file("", r#""compute-4":{"plug":"p4"}"#);
     w.behave("p4", "sleep:800");
     w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
     let off = w.queue("off", "compute-4", 100, 60, 200);

@@ -209,6 +209,21 @@ impl World {
         self.spool.join(d)
     }
 
+    /// Writes a watcher configuration (`--config`): the test executor as the default command, with
+    /// this world's ledger and behavior file and the default entry's `extra` fields (JSON members,
+    /// each followed by a comma), and the `targets` object's members. Returns its path.
+    pub fn config_file(&self, extra: &str, targets: &str) -> PathBuf {
+        let path = self.dir.path().join("config.json");
+        let json = format!(
+            r#"{{"default":{{"command":"{}",{extra}"options":{{"ledger":"{}","behavior_file":"{}"}}}},"targets":{{{targets}}}}}"#,
+            executor_bin(),
+            self.ledger.display(),
+            self.behavior.display()
+        );
+        std::fs::write(&path, json).unwrap();
+        path
+    }
+
     /// Sets the test executor's behavior for `target` (`*` for all others).
     pub fn behave(&self, target: &str, behavior: &str) {
         let mut map: serde_json::Map<String, serde_json::Value> =
