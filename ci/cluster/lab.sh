@@ -180,7 +180,15 @@ node_start() {
 }
 mon() { in_rabbit crm_mon -1 --output-as=xml 2>/dev/null; }
 online() { mon | grep -q "<node name=\"$1\" id=\"[0-9]*\" online=\"true\""; }
-all_online() { local x; x=$(mon) || return 1; for n in "$@"; do grep -q "<node name=\"$n\" id=\"[0-9]*\" online=\"true\"" <<<"$x" || return 1; done; }
+# A full member: online, its join done (not pending) and expected up. A node lost before its join is
+# done is not fenced (startup-fencing=false), so a scenario that loses a node starts only from here.
+member() { mon | grep -q "<node name=\"$1\" id=\"[0-9]*\" online=\"true\"[^>]* pending=\"false\"[^>]* expected_up=\"true\""; }
+all_members() {
+    local x; x=$(mon) || return 1
+    for n in "$@"; do
+        grep -q "<node name=\"$n\" id=\"[0-9]*\" online=\"true\"[^>]* pending=\"false\"[^>]* expected_up=\"true\"" <<<"$x" || return 1
+    done
+}
 device_started() { mon | grep -q "resource id=\"$1\"[^>]*role=\"Started\""; }
 offline() { mon | grep -q "<node name=\"$1\" id=\"[0-9]*\" online=\"false\""; }
 # --verbose: without it the history shows only the last fence of each kind. Fences only: once a device
@@ -256,7 +264,7 @@ back() {
     ip link set "v-$(num "$1")" up
     wait_for 20 ended "$1" || { echo "$(now_ms) back $1: its previous processes did not end" >&2; return 1; }
     node_start "$1" || return 1
-    wait_for 60 online "$1" || { echo "$(now_ms) back $1: not online within 60 s" >&2; return 1; }
+    wait_for 60 member "$1" || { echo "$(now_ms) back $1: not a full member within 60 s" >&2; return 1; }
 }
 once_more() { [ "$(fenced_count "$1")" = "$2" ]; }
 # A watcher's pid, from its heartbeat (the rabbit shares this PID namespace).
@@ -304,7 +312,7 @@ echo "== the cluster: rabbit-1 (${#COMPUTES[@]}+1 votes, two watchers) and ${COM
 # DC's election (a loaded CI machine) must not be fenced before the scenarios begin.
 up_started=$(now_ms)
 for n in "${NODES[@]}"; do node_start "$n"; done
-check "every node online" wait_for 90 all_online "${NODES[@]}"
+check "every node online, its join done" wait_for 90 all_members "${NODES[@]}"
 echo "   (up in $(( $(now_ms) - up_started )) ms)"
 devices_started() { for c in "${COMPUTES[@]}"; do device_started "fence-$c" || return 1; done; }
 check "every fence device Started on rabbit-1" wait_for 60 devices_started
