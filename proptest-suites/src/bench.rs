@@ -71,6 +71,44 @@ fn spawn_p50(n: usize) -> f64 {
     pct(&t, 0.5)
 }
 
+/// p50 (ms) of one durable publish in `dir`, as a watcher's answer is placed (PROTOCOL.md, "What
+/// survives a crash"): a small file written and fsynced, renamed into place, its directory fsynced.
+/// The file system's own floor for the disk spool, measured with std alone.
+fn durable_publish_p50(dir: &Path, n: usize) -> std::io::Result<f64> {
+    use std::io::Write;
+    let work = tempfile::Builder::new().prefix("fence-bench-publish.").tempdir_in(dir)?;
+    let mut t = Vec::with_capacity(n.max(1));
+    for i in 0..n.max(1) {
+        let (tmp, dest) = (work.path().join(format!(".{i}.tmp")), work.path().join(format!("{i}.json")));
+        let t0 = Instant::now();
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(br#"{"request_id":"00000000-0000-4000-8000-000000000000","success":true}"#)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, &dest)?;
+        std::fs::File::open(work.path())?.sync_all()?;
+        t.push(t0.elapsed());
+    }
+    t.sort();
+    Ok(pct(&t, 0.5))
+}
+
+/// p50 (ms) of the agent's start alone: `-o metadata` reads nothing and writes only its XML.
+fn agent_start_p50(agent: &Path, n: usize) -> f64 {
+    let mut t: Vec<Duration> = (0..n.max(1))
+        .filter_map(|_| {
+            let t0 = Instant::now();
+            Command::new(agent)
+                .args(["-o", "metadata"])
+                .stdout(std::process::Stdio::null())
+                .status()
+                .ok()
+                .map(|_| t0.elapsed())
+        })
+        .collect();
+    t.sort();
+    pct(&t, 0.5)
+}
+
 fn pct(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -402,6 +440,21 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         &format!("one process spawn: /bin/true started and reaped ({} times)", cfg.fences),
         format!("p50 {spawn:.2} ms"),
     );
+    let agent_start = agent_start_p50(&bins.agent, cfg.fences);
+    row(
+        &format!("the agent's start alone: fence_gfs2_recorder -o metadata ({} times)", cfg.fences),
+        format!("p50 {agent_start:.2} ms; {:.1}x one spawn", agent_start / spawn),
+    );
+    let tmpfs_publish = durable_publish_p50(&cfg.tmpfs, cfg.fences)?;
+    row(
+        &format!(
+            "one durable publish on {} at {} ({} times)",
+            ha::spool::fs_name(&cfg.tmpfs)?,
+            cfg.tmpfs.display(),
+            cfg.fences
+        ),
+        format!("p50 {tmpfs_publish:.3} ms"),
+    );
     row(
         &format!("fence overhead, inotify ({} fences, 3 idle watchers, /bin/true)", cfg.fences),
         format!("{}; p50 {:.1}x one spawn", spread(&times), p50 / spawn),
@@ -449,13 +502,24 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
             let mut dtimes: Vec<Duration> = rig.warmed_fences(&bins, cfg.fences)?.into_iter().map(|r| r.0).collect();
             dtimes.sort();
             let d50 = pct(&dtimes, 0.5);
+            let publish = durable_publish_p50(disk, cfg.fences)?;
+            row(
+                &format!("one durable publish on {fs} at {} ({} times)", disk.display(), cfg.fences),
+                format!("p50 {publish:.3} ms"),
+            );
             row(
                 &format!(
                     "fence overhead, inotify, spool on {fs} at {} ({} fences, same run)",
                     disk.display(),
                     cfg.fences
                 ),
-                format!("{}; p50 {:.1}x one spawn, {:.2}x tmpfs", spread(&dtimes), d50 / spawn, d50 / p50),
+                format!(
+                    "{}; p50 {:.1}x one spawn, {:.2}x tmpfs; p50 minus tmpfs p50 = {:.1} durable publishes",
+                    spread(&dtimes),
+                    d50 / spawn,
+                    d50 / p50,
+                    (d50 - p50) / publish
+                ),
             );
         }
         None => row(
@@ -518,7 +582,12 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
 
     // The machine's ceiling for distinct targets: every request runs one process, so no number of
     // watchers drains faster than this machine starts and reaps /bin/true with nothing else to do.
-    for threads in [1, 2] {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts = vec![1, 2, cores];
+    counts.dedup();
+    counts.sort_unstable();
+    counts.dedup();
+    for threads in counts {
         let per_thread = cfg.queued / threads;
         let started = Instant::now();
         let spawners: Vec<_> = (0..threads)

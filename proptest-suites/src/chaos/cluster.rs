@@ -113,7 +113,7 @@ impl Cluster {
             .args(s.fence_options.iter().map(|o| format!("--fence-option={o}")))
             .args(["--id", &Self::id(i), "--ttl", &format!("{}", s.ttl.as_secs_f64())])
             .args(["--heartbeat-interval", "0.2", "--rescan-interval", "0.3", "--health-interval", "0"])
-            .args(["--shutdown-grace", "1", "--max-parallel", "4"])
+            .args(["--shutdown-grace", "1"])
             .args(&s.extra)
             .env("GFS2_FENCE_LOG", "info")
             .stdin(Stdio::null())
