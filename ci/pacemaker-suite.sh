@@ -28,6 +28,11 @@ NNF_FENCES=$W/nnf-fences.jsonl
 LEDGER=$W/ledger.jsonl
 BEHAVIOR=$W/behavior.json
 PASS=0 FAIL=0
+# The host's default log directory, as it was: every agent the suite runs is given its own log_dir,
+# and a check at the end proves none of them wrote here.
+HOST_LOGS=/var/log/gfs2-fencing
+host_logs() { [ ! -d "$HOST_LOGS" ] || find "$HOST_LOGS" -maxdepth 1 -type f -printf '%f %s %T@\n' | sort; }
+HOST_LOGS_BEFORE=$(host_logs)
 WATCHER_PIDS=() COROSYNC_PID= PACEMAKERD_PID= NNF_PID=
 
 pass() { PASS=$((PASS + 1)); echo "  ok    $*"; }
@@ -111,14 +116,14 @@ check "stonith_admin --metadata parses our metadata" \
     bash -c "stonith_admin --metadata --agent fence_gfs2_recorder > $W/meta.xml && grep -q '<parameter name=\"fence_timeout\"' $W/meta.xml && xmllint --noout $W/meta.xml"
 check "stonith_admin --list-installed lists the agent" bash -c "stonith_admin --list-installed | grep -x 'fence_gfs2_recorder' >/dev/null"
 check "validate succeeds with good options" \
-    stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL --option fence_timeout=10
+    stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL --option fence_timeout=10 --option log_dir=$LOGS
 check "validate fails on a bad timeout, naming it" \
-    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option fence_timeout=soon > $W/v1 2>&1 && grep -q fence_timeout $W/v1"
+    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option fence_timeout=soon --option log_dir=$LOGS > $W/v1 2>&1 && grep -q fence_timeout $W/v1"
 check "validate fails on a relative spool path" \
-    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=relative/x > $W/v2 2>&1 && grep -q 'absolute' $W/v2"
+    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=relative/x --option log_dir=$LOGS > $W/v2 2>&1 && grep -q 'absolute' $W/v2"
 mkdir -p "$SPOOL" && chmod 0777 "$SPOOL"
 check "validate fails on unsafe spool permissions" \
-    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL > $W/v3 2>&1 && grep -q 'world-writable' $W/v3"
+    bash -c "! stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL --option log_dir=$LOGS > $W/v3 2>&1 && grep -q 'world-writable' $W/v3"
 rm -rf "$SPOOL"
 
 echo "== 2. a single-node cluster on 127.0.0.1, node2 listed but never started"
@@ -394,5 +399,7 @@ check "the reboot was remapped: the watchers' device ran on for node5" remapped
 check "the nnf-sos device refused that on, naming provides=unfencing" \
     bash -c "grep 'TARGET=node5' $LOGS/fence-events-readable.log | grep 'ACTION=on' | grep 'STATUS=failed' | grep -q 'provides=unfencing'"
 check "and nnf-sos's record of node5 still stands" bash -c "[ \"\$(ls $NNF/responses | grep -c '^node5-.*\.json\$')\" = 1 ]"
+host_logs_untouched() { [ "$(host_logs)" = "$HOST_LOGS_BEFORE" ]; }
+check "nothing was written into the host's $HOST_LOGS (every agent run had a log_dir)" host_logs_untouched
 
 [ "$FAIL" = 0 ]
