@@ -106,6 +106,12 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
             tracing::warn!(target = %target, attempts = schedule.attempts(), "every requesting agent is gone; not executed again");
             return Ok(());
         };
+        // A device that takes a limited number of sessions: one of its slots, held through the run,
+        // taken before the attempt starts and its budget is measured (the wait may be long).
+        let _slot = match device_slot(shared, cmd, *deadline, &mut abort).await {
+            SlotWait::Held(slot) => slot,
+            SlotWait::Aborted => return release_all(shared, runnable),
+        };
         let req = primary.request.clone();
         let id = req.request_id.as_str();
         let attempt = schedule.started();
@@ -117,11 +123,6 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
             stdin: execute::stdin_text(cmd, &req),
             request_id: id,
             environment: &cmd.environment,
-        };
-        // A device that takes a limited number of sessions: one of its slots, held through the run.
-        let _slot = match device_slot(shared, cmd, *deadline, &mut abort).await {
-            SlotWait::Held(slot) => slot,
-            SlotWait::Aborted => return release_all(shared, runnable),
         };
         let exec = execute::execute(inv, budget, inherit, &mut abort, |pid| {
             shared.member.lock().unwrap().child_started(pid);

@@ -373,3 +373,22 @@ fn one_watcher_with_the_defaults_fences_a_chassis_of_sixteen_at_once() {
     assert_eq!(runs.len(), 16, "{runs:?}");
     assert_eq!(most_at_once(&runs), 16, "not all sixteen ran at once: {runs:?}");
 }
+
+/// Finding (review of #37's device sessions): a fence that waited for a busy device's session ran
+/// with the budget measured before the wait, so it could run past its deadline (answered after its
+/// agent gave up). The budget is measured once the session is held: the waiting fence is killed at
+/// its deadline.
+#[test]
+fn a_fence_that_waited_for_a_device_session_still_ends_by_its_deadline() {
+    let w = World::new();
+    let config = w.config_file(r#""sessions":1,"#, "");
+    w.behave("*", "sleep:4000");
+    let _w = w.watcher("w1", &["--config", path_str(&config), "--max-attempts", "1"]);
+    let first = w.queue("off", "plug1", 100, 30, 0);
+    assert!(wait_until(Duration::from_secs(20), || w.starts(&first) == 1));
+    // The session frees about 4 s from now; this fence's deadline is 6 s from now.
+    let waiting = w.queue("off", "plug2", 100, 6, 0);
+    let r = w.await_response(&waiting);
+    assert!(!r.success && r.message.contains("timed out"), "ran past its deadline: {r:?}");
+    assert!(w.await_response(&first).success);
+}
