@@ -35,7 +35,7 @@ const EXECUTION_BUCKETS: [f64; 12] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 
 /// watchers' own path) to Pacemaker's usual device timeouts.
 const FENCE_BUCKETS: [f64; 13] = [0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0];
 /// The `target` label of a target no configuration entry names.
-pub const OTHER: &str = "other";
+const OTHER: &str = "other";
 
 /// Outcomes whose series exist from the start.
 const ZEROED_OUTCOMES: [Outcome; 5] =
@@ -149,7 +149,6 @@ pub struct Metrics {
 impl Metrics {
     /// The metrics of a watcher with these settings (its id, its rabbit and cluster, its targets).
     pub fn new(s: &Settings) -> Metrics {
-        let mut registry = Registry::default();
         let mut m = Metrics {
             targets: s.fence.target_names().map(str::to_string).collect(),
             responses: Family::default(),
@@ -171,7 +170,7 @@ impl Metrics {
             quarantined: Gauge::default(),
             registry: Registry::default(),
         };
-        let r = &mut registry;
+        let r = &mut m.registry;
         r.register(
             "gfs2_fence_watcher",
             "This watcher",
@@ -250,7 +249,6 @@ impl Metrics {
             "Files in quarantine/ (bad requests and alerts)",
             m.quarantined.clone(),
         );
-        m.registry = registry;
         m.zero();
         m
     }
@@ -283,7 +281,7 @@ impl Metrics {
     }
 
     /// The `target` label of `target`: itself when configured, else [`OTHER`].
-    pub fn target_label<'a>(&self, target: &'a str) -> &'a str {
+    fn target_label<'a>(&self, target: &'a str) -> &'a str {
         if self.targets.contains(target) {
             target
         } else {

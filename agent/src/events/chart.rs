@@ -53,6 +53,13 @@ impl End {
 
 const WIDTH: u32 = 1000;
 
+/// The row or column a mesh position stands on (the charts place their categories, nodes or buckets,
+/// at whole coordinates; label positions between them get no label).
+fn index_at(v: f64) -> Option<usize> {
+    let i = v.round();
+    ((v - i).abs() < 0.01 && i >= 0.0).then_some(i as usize)
+}
+
 /// A document saying there is nothing to draw, rather than an empty frame.
 fn nothing(title: &str) -> Result<String, String> {
     let mut svg = String::new();
@@ -106,14 +113,7 @@ pub fn timeline(fences: &[Fence]) -> Result<String, String> {
         let stamp = |t: &f64| {
             DateTime::<Utc>::from_timestamp(*t as i64, 0).map_or(String::new(), |d| d.format(shape).to_string())
         };
-        let node_at = |y: &f64| {
-            let i = y.round();
-            if (y - i).abs() < 0.01 && i >= 0.0 {
-                nodes.get(i as usize).map_or(String::new(), |n| n.to_string())
-            } else {
-                String::new()
-            }
-        };
+        let node_at = |y: &f64| index_at(*y).and_then(|i| nodes.get(i)).map_or(String::new(), |n| n.to_string());
         chart
             .configure_mesh()
             .x_labels(8)
@@ -188,14 +188,7 @@ pub fn latency(fences: &[Fence]) -> Result<String, String> {
             .y_label_area_size(50)
             .build_cartesian_2d(-0.5..(n as f64 - 0.5), 0u32..(top + top / 10 + 1))
             .map_err(|e| e.to_string())?;
-        let bucket_at = |x: &f64| {
-            let i = x.round();
-            if (x - i).abs() < 0.01 && i >= 0.0 {
-                bucket_label(i as usize)
-            } else {
-                String::new()
-            }
-        };
+        let bucket_at = |x: &f64| index_at(*x).map_or(String::new(), bucket_label);
         chart
             .configure_mesh()
             .x_labels(n * 2 + 1)
