@@ -4,7 +4,12 @@
 # in private namespaces (ci/pacemaker3-suite.sh runs this script there). No daemon first, then a
 # single-node cluster on 127.0.0.1 with a second node that never starts. Needs root, /usr/sbin and
 # corosync, so it runs only when GFS2_PACEMAKER_SUITE=1 (.ci/run sets it) and says it was skipped
-# otherwise. Everything it starts is stopped by pid, and what it changes on the machine is put back.
+# otherwise. It runs in private namespaces of its own (it starts itself again inside them): its own
+# network (corosync on its own loopback), PID namespace (every daemon dies with it), UTS, IPC, and a
+# mount namespace where /run, /dev/shm, /var/log and /usr/local/bin are tmpfs, /etc/corosync,
+# /var/lib/pacemaker and /var/lib/corosync are directories of its work directory, and /usr/sbin is an
+# overlay whose changes stay there: nothing of the machine's configuration or logs is touched, and a
+# last check outside the namespaces proves the agent's default log directory unchanged.
 # Each check passes only on evidence that the device did what the check says (the executor's ledger,
 # the agent's records): a fence Pacemaker could not route to any device ("No such device", 105) is
 # never taken for the agent's failure. On a failure, the daemons' logs are printed.
@@ -18,9 +23,42 @@ fi
 [ "$(id -u)" = 0 ] || { echo "pacemaker suite: needs root" >&2; exit 1; }
 
 BIN=${BIN:-target/debug}
-W=$(mktemp -d /tmp/gfs2-pacemaker-suite.XXXXXX)
-# Traversable, so that the daemons running as hacluster can write their log in it.
-chmod 0711 "$W"
+if [ "${GFS2_SUITE_PRIVATE:-}" != 1 ]; then
+    W=$(mktemp -d /tmp/gfs2-pacemaker-suite.XXXXXX)
+    # Traversable, so that the daemons running as hacluster can write their log in it.
+    chmod 0711 "$W"
+    # The agent's default log directory, as it was: every agent the suite runs is given its own
+    # log_dir, and the namespace hides the directory anyway; this proves it from outside.
+    HOST_LOGS=/var/log/gfs2-fencing
+    host_logs() { [ ! -d "$HOST_LOGS" ] || find "$HOST_LOGS" -maxdepth 1 -type f -printf '%f %s %T@\n' | sort; }
+    before=$(host_logs)
+    rc=0
+    unshare --mount --net --uts --ipc --pid --fork --kill-child --mount-proc --propagation private \
+        env GFS2_SUITE_PRIVATE=1 W="$W" BIN="$BIN" bash -euo pipefail -c '
+            ip link set lo up
+            hostname node1
+            mount -t tmpfs -o mode=0755 tmpfs /run
+            mount -t tmpfs -o mode=1777 tmpfs /dev/shm
+            mount -t tmpfs -o mode=0755 tmpfs /var/log
+            mount -t tmpfs -o mode=0755 tmpfs /usr/local/bin
+            mkdir -p /var/log/pacemaker && chown hacluster:haclient /var/log/pacemaker
+            for d in /etc/corosync /var/lib/pacemaker /var/lib/corosync; do
+                mkdir -p "$W/root$d" && mount --bind "$W/root$d" "$d"
+            done
+            mkdir -p /var/lib/pacemaker/cib /var/lib/pacemaker/pengine /var/lib/pacemaker/blackbox /var/lib/pacemaker/cores
+            chown -R hacluster:haclient /var/lib/pacemaker && chmod 0750 /var/lib/pacemaker/cib
+            mkdir -p "$W/sbin-upper" "$W/sbin-work"
+            mount -t overlay overlay -o "lowerdir=/usr/sbin,upperdir=$W/sbin-upper,workdir=$W/sbin-work" /usr/sbin
+            exec bash "$0"
+        ' "$0" || rc=$?
+    if [ "$(host_logs)" = "$before" ]; then
+        echo "  ok    nothing written into the host's $HOST_LOGS"
+    else
+        echo "  FAIL  the suite wrote into the host's $HOST_LOGS"
+        rc=1
+    fi
+    exit "$rc"
+fi
 SPOOL=/run/gfs2-fencing-ci
 LOGS=/var/log/gfs2-fencing-ci
 NNF=/run/gfs2-fencing-ci-nnf
@@ -28,11 +66,6 @@ NNF_FENCES=$W/nnf-fences.jsonl
 LEDGER=$W/ledger.jsonl
 BEHAVIOR=$W/behavior.json
 PASS=0 FAIL=0
-# The host's default log directory, as it was: every agent the suite runs is given its own log_dir,
-# and a check at the end proves none of them wrote here.
-HOST_LOGS=/var/log/gfs2-fencing
-host_logs() { [ ! -d "$HOST_LOGS" ] || find "$HOST_LOGS" -maxdepth 1 -type f -printf '%f %s %T@\n' | sort; }
-HOST_LOGS_BEFORE=$(host_logs)
 WATCHER_PIDS=() COROSYNC_PID= PACEMAKERD_PID= NNF_PID=
 
 pass() { PASS=$((PASS + 1)); echo "  ok    $*"; }
@@ -53,9 +86,6 @@ agent_failed() {
 check() { local what=$1; shift; if "$@" >>"$W/checks.log" 2>&1; then pass "$what"; else fail "$what"; fi; }
 # wait_for SECONDS COMMAND...: polls every 0.2 s.
 wait_for() { local n=$(($1 * 5)); shift; for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
-
-backup() { [ -e "$1" ] && cp -a "$1" "$W/backup.$(basename "$1")" || true; }
-restore() { local b="$W/backup.$(basename "$1")"; if [ -e "$b" ]; then cp -a "$b" "$1"; else rm -f "$1"; fi; }
 
 start_watchers() {
     for i in 1 2 3; do
@@ -81,26 +111,17 @@ cleanup() {
     [ -n "$COROSYNC_PID" ] && { kill -TERM "$COROSYNC_PID"; wait "$COROSYNC_PID"; }
     stop_watchers
     [ -n "$NNF_PID" ] && { kill -TERM "$NNF_PID"; wait "$NNF_PID"; }
-    rm -rf /var/lib/pacemaker/cib/*
-    [ -d "$W/cib-backup" ] && cp -a "$W/cib-backup/." /var/lib/pacemaker/cib/
-    restore /etc/corosync/corosync.conf
-    restore /etc/corosync/authkey
-    restore /usr/sbin/fence_gfs2_recorder
-    rm -f /usr/local/bin/gfs2-fence-watcher /usr/local/bin/gfs2-fence-test-executor /usr/local/bin/nnf-sos-standin \
-        /usr/local/bin/gfs2-fence-events
     if [ "$FAIL" != 0 ]; then
         for f in checks.log pacemaker.log corosync.log pacemakerd.out nnf-sos.log watcher-1.log; do
             [ -s "$W/$f" ] && { echo "---- last lines of $f"; tail -n 40 "$W/$f"; }
         done
         [ -s "$LOGS/fence-events.log" ] && { echo "---- last lines of the agent's log"; tail -n 40 "$LOGS/fence-events.log"; }
     fi
-    rm -rf "$SPOOL" "$LOGS" "$NNF"
     echo "pacemaker suite: $PASS passed, $FAIL failed (work files in $W)"
 }
 trap cleanup EXIT
 
 echo "== installing as a user would"
-backup /usr/sbin/fence_gfs2_recorder
 install -m 0755 "$BIN/fence_gfs2_recorder" /usr/sbin/fence_gfs2_recorder
 install -m 0755 "$BIN/gfs2-fence-watcher" "$BIN/gfs2-fence-test-executor" "$BIN/nnf-sos-standin" "$BIN/gfs2-fence-events" \
     /usr/local/bin/
@@ -132,8 +153,6 @@ start_watchers
 check "validate with option=off on stdin takes no power action" \
     bash -c "stonith_admin --validate --agent fence_gfs2_recorder --option spool_dir=$SPOOL --option log_dir=$LOGS \
         --option plug=node1 --option option=off >$W/v4 2>&1 && ! grep -s '\"action\":\"off\"' $LEDGER >/dev/null"
-backup /etc/corosync/corosync.conf
-backup /etc/corosync/authkey
 cat > /etc/corosync/corosync.conf <<CONF
 totem {
     version: 2
@@ -167,8 +186,6 @@ logging {
 }
 CONF
 head -c 256 /dev/urandom > /etc/corosync/authkey && chmod 0400 /etc/corosync/authkey
-mkdir -p "$W/cib-backup" && cp -a /var/lib/pacemaker/cib/. "$W/cib-backup/" 2>/dev/null || true
-rm -rf /var/lib/pacemaker/cib/*
 nv() { echo "<nvpair id=\"$1-$2\" name=\"$2\" value=\"$3\"/>"; }
 device() { # id host-attribute-name host-attribute-value
     cat <<XML
@@ -399,7 +416,5 @@ check "the reboot was remapped: the watchers' device ran on for node5" remapped
 check "the nnf-sos device refused that on, naming provides=unfencing" \
     bash -c "grep 'TARGET=node5' $LOGS/fence-events-readable.log | grep 'ACTION=on' | grep 'STATUS=failed' | grep -q 'provides=unfencing'"
 check "and nnf-sos's record of node5 still stands" bash -c "[ \"\$(ls $NNF/responses | grep -c '^node5-.*\.json\$')\" = 1 ]"
-host_logs_untouched() { [ "$(host_logs)" = "$HOST_LOGS_BEFORE" ]; }
-check "nothing was written into the host's $HOST_LOGS (every agent run had a log_dir)" host_logs_untouched
 
 [ "$FAIL" = 0 ]
