@@ -48,6 +48,10 @@ pub struct Config {
     /// loop-mounts an ext4 image for it; without it the row says it was not measured.
     #[arg(long, value_name = "DIR")]
     pub disk: Option<PathBuf>,
+    /// Fences split into their steps under a system-wide `perf record` of tracepoints (needs perf
+    /// and the right to trace: root, or kernel.perf_event_paranoid at -1); 0 leaves it out.
+    #[arg(long, default_value = "50")]
+    pub breakdown: usize,
 }
 
 /// The binaries.
@@ -220,6 +224,16 @@ impl Rig {
         target: &str,
         extra: &str,
     ) -> Result<(Duration, i64), Box<dyn std::error::Error>> {
+        self.fence_traced(bins, target, extra).map(|(took, peak, _)| (took, peak))
+    }
+
+    /// [`Rig::fence_with`], also returning the agent's process id (to find it in a trace).
+    fn fence_traced(
+        &self,
+        bins: &Bins,
+        target: &str,
+        extra: &str,
+    ) -> Result<(Duration, i64, u32), Box<dyn std::error::Error>> {
         let stdin = format!(
             "action=off\nport={target}\nspool_dir={}\nlog_dir={}\n{extra}",
             self.spool.base().display(),
@@ -234,7 +248,7 @@ impl Rig {
         if code != 0 {
             return Err(format!("a fence failed (wait status {code})").into());
         }
-        Ok((took, peak_kib))
+        Ok((took, peak_kib, child.id()))
     }
 
     /// Queues `n` requests as the agent writes them (over `targets` targets), without agents.
@@ -303,6 +317,60 @@ fn nnf_fences(cfg: &Config, bins: &Bins, storage: bool) -> Result<Vec<Duration>,
     let mut times = result?.split_off(20);
     times.sort();
     Ok(times)
+}
+
+/// The tracepoints [`crate::breakdown`] reads.
+const TRACEPOINTS: &str = "sched:sched_process_fork,sched:sched_process_exec,sched:sched_wakeup,\
+    syscalls:sys_enter_read,syscalls:sys_exit_read,syscalls:sys_enter_write,syscalls:sys_enter_renameat2,\
+    syscalls:sys_exit_renameat2,syscalls:sys_exit_wait4,syscalls:sys_enter_exit_group";
+
+/// `n` fences on `rig` under a system-wide `perf record` of [`TRACEPOINTS`], each split into its
+/// steps ([`crate::breakdown`]): the table, or why there is none.
+fn breakdown(rig: &Rig, bins: &Bins, n: usize) -> Result<String, String> {
+    let data = rig.root.join("perf.data");
+    let mut perf = Command::new("perf")
+        .args(["record", "-q", "-a", "-e", TRACEPOINTS, "-o"])
+        .arg(&data)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("perf could not be started ({e}); install perf (linux-perf, perf)"))?;
+    // perf creates its file once the events are armed.
+    let armed = wait_every("perf record", Duration::from_secs(30), Duration::from_millis(50), || {
+        std::fs::metadata(&data).is_ok_and(|m| m.len() > 0) || perf.try_wait().ok().flatten().is_some()
+    });
+    if let Some(status) = perf.try_wait().ok().flatten() {
+        let mut why = String::new();
+        let _ = std::io::Read::read_to_string(&mut perf.stderr.take().expect("piped"), &mut why);
+        return Err(format!("perf record ended at once ({status}): {}", why.trim()));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let fences = armed.map_err(|e| e.to_string()).and_then(|()| {
+        (0..n)
+            .map(|i| {
+                // Apart, so that each fence's watchers are idle again when the next one starts.
+                std::thread::sleep(Duration::from_millis(20));
+                rig.fence_traced(bins, &format!("traced{i}"), "no_gfs2_discovery=1\n")
+                    .map(|(_, _, pid)| pid)
+                    .map_err(|e| e.to_string())
+            })
+            .collect::<Result<Vec<u32>, String>>()
+    });
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(perf.id() as i32), Signal::SIGINT);
+    let _ = perf.wait();
+    let script = Command::new("perf")
+        .args(["script", "-F", "comm,tid,time,event,trace", "-i"])
+        .arg(&data)
+        .stderr(Stdio::null())
+        .output()
+        .map_err(|e| format!("perf script: {e}"))?;
+    let events = crate::breakdown::parse(&String::from_utf8_lossy(&script.stdout));
+    let splits: Vec<_> = fences?.into_iter().filter_map(|pid| crate::breakdown::split(&events, pid)).collect();
+    if splits.is_empty() {
+        return Err(format!("no fence of {n} could be followed through the trace in {}", data.display()));
+    }
+    Ok(crate::breakdown::table(&splits))
 }
 
 /// Reaps `pid` with wait4(2): its wait status and the peak RSS of that process alone (KiB).
@@ -424,6 +492,10 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         })
         .collect::<Result<_, _>>()?;
     v2times.sort();
+    let steps = match cfg.breakdown {
+        0 => None,
+        n => Some(breakdown(&rig, &bins, n)),
+    };
     let mut dtimes: Vec<Duration> = runs.into_iter().map(|r| r.0).collect();
     dtimes.sort();
     let idle: Vec<u64> = {
@@ -698,6 +770,14 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
             &format!("claim-to-answer cost per request, {pending} pending (1 watcher)"),
             format!("{per:.0} µs over {measured} requests"),
         );
+    }
+    // 6. One fence's wall time by step (traced on the rig of the fence-overhead rows).
+    match steps {
+        Some(Ok(table)) => {
+            t += &format!("\nOne fence by step, under perf record ({p50:.2} ms untraced, p50 above):\n\n{table}")
+        }
+        Some(Err(why)) => t += &format!("\nOne fence by step: not measured: {why}\n"),
+        None => {}
     }
     Ok(t)
 }
