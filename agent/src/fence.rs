@@ -11,9 +11,11 @@
 //!    tell a live agent from a killed one (whose request is answered `abandoned`, never executed).
 //! 3. Put the wake-up in place *before* publishing, so no answer can be missed: with our watchers
 //!    the FIFO `waiting/<id>.fifo` that the answering watcher writes a byte to (no inotify instance:
-//!    tearing one down costs a synchronize_srcu, 8-14 ms, at exit); for other responders, an inotify
-//!    watch on the response directory (creates too: an answer written in place is read from its
-//!    create on, again every 20 ms until it parses).
+//!    tearing one down costs a synchronize_srcu, 8-14 ms, at exit); for other responders, the
+//!    response path re-read every 0.25 ms for the first 25 ms (no inotify instance, so a fast
+//!    answer costs no teardown), then an inotify watch on the response directory, armed before the
+//!    path is read once more (creates too: an answer written in place is read from its create on,
+//!    again every 20 ms until it parses).
 //! 4. Publish the request atomically (temporary file, fsync, no-replace rename), under the name the
 //!    responder's generation uses (`crate::exchange`).
 //! 5. Wait for the answer under the same name on the wake-up, with a safety re-check (1 s with our
@@ -32,10 +34,11 @@ use std::os::fd::AsFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::{ppoll, PollFd, PollFlags};
 use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::time::TimeSpec;
 
 use ha::fsio::{self, lock, ReadError};
 use ha::os::clock::BootTime;
@@ -54,12 +57,26 @@ use crate::responder::Responder;
 /// (external responders, which write no FIFO).
 const SAFETY_RECHECK: [Duration; 2] = [Duration::from_secs(1), Duration::from_secs(5)];
 
+/// For this long after the wake-up is set up, an external responder's answer is looked for by
+/// re-reading its path every [`QUICK_RECHECK`], with no inotify instance: tearing one down at exit
+/// costs a synchronize_srcu (8-14 ms, more than a whole fast fence), which an agent answered in
+/// this time never pays. Past it the watch is armed and the path read once more, so an answer
+/// placed in between is not missed; against a wait that long the teardown is noise.
+const QUICK: Duration = Duration::from_millis(25);
+const QUICK_RECHECK: Duration = Duration::from_micros(250);
+/// Without an inotify instance (none could be made: the user's instance or watch limit), the path
+/// is read this often for the rest of the wait.
+const UNWATCHED_RECHECK: Duration = Duration::from_millis(100);
+
 /// What wakes the waiting agent.
 enum Wake {
     /// Our watchers write to `waiting/<id>.fifo` after placing the response.
     Fifo(fsio::wake::Fifo),
     /// Any responder: an inotify watch on `responses/`.
     Inotify(Inotify),
+    /// Any responder, before the watch is armed (or when it cannot be): the path is re-read every
+    /// `recheck`; at `arm_at` (if any) the inotify watch on `dir` is armed.
+    Rereading { dir: std::path::PathBuf, arm_at: Option<Instant>, recheck: Duration },
 }
 
 impl Wake {
@@ -67,26 +84,61 @@ impl Wake {
         if let (Some(spool), Responder::Watchers) = (&exchange.spool, exchange.responder) {
             return Ok(Wake::Fifo(fsio::wake::Fifo::create(&spool.waiting_fifo(id))?));
         }
-        let inotify = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
-            .map_err(|e| ha::HaError::errno("inotify_init", &exchange.responses, e))?;
-        inotify
-            .add_watch(
-                &exchange.responses,
-                AddWatchFlags::IN_CREATE | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
-            )
-            .map_err(|e| ha::HaError::errno("inotify_add_watch", &exchange.responses, e))?;
-        Ok(Wake::Inotify(inotify))
+        Ok(Wake::Rereading {
+            dir: exchange.responses.clone(),
+            arm_at: Some(Instant::now() + QUICK),
+            recheck: QUICK_RECHECK,
+        })
     }
 
-    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+    /// Once the quick phase is over, arms the inotify watch. `true` when the watch was just armed
+    /// (the path must be read again: an answer placed before it has no event).
+    fn settle(&mut self) -> bool {
+        let Wake::Rereading { dir, arm_at: Some(at), .. } = self else { return false };
+        if Instant::now() < *at {
+            return false;
+        }
+        let armed = Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .map_err(|e| ha::HaError::errno("inotify_init", dir, e))
+            .and_then(|inotify| {
+                inotify
+                    .add_watch(
+                        dir.as_path(),
+                        AddWatchFlags::IN_CREATE | AddWatchFlags::IN_CLOSE_WRITE | AddWatchFlags::IN_MOVED_TO,
+                    )
+                    .map_err(|e| ha::HaError::errno("inotify_add_watch", dir, e))?;
+                Ok(inotify)
+            });
+        *self = match armed {
+            Ok(inotify) => Wake::Inotify(inotify),
+            Err(e) => {
+                tracing::warn!(
+                    "{e}; reading the response every {} ms instead (raise fs.inotify.max_user_instances or \
+                     max_user_watches if this persists)",
+                    UNWATCHED_RECHECK.as_millis()
+                );
+                Wake::Rereading { dir: std::mem::take(dir), arm_at: None, recheck: UNWATCHED_RECHECK }
+            }
+        };
+        true
+    }
+
+    fn fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         match self {
-            Wake::Fifo(f) => f.as_fd(),
-            Wake::Inotify(i) => i.as_fd(),
+            Wake::Fifo(f) => Some(f.as_fd()),
+            Wake::Inotify(i) => Some(i.as_fd()),
+            Wake::Rereading { .. } => None,
         }
     }
 
     fn recheck(&self) -> Duration {
-        SAFETY_RECHECK[matches!(self, Wake::Inotify(_)) as usize]
+        match self {
+            Wake::Fifo(_) => SAFETY_RECHECK[0],
+            Wake::Inotify(_) => SAFETY_RECHECK[1],
+            Wake::Rereading { arm_at, recheck, .. } => {
+                arm_at.map_or(*recheck, |at| (*recheck).min(at.saturating_duration_since(Instant::now())))
+            }
+        }
     }
 
     /// After the descriptor polled readable: whether the response file may have changed.
@@ -98,6 +150,7 @@ impl Wake {
                     e.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) || e.name.as_deref().is_some_and(|n| n == name)
                 })
             }),
+            Wake::Rereading { .. } => true,
         }
     }
 }
@@ -195,7 +248,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
         }
         _ => None,
     };
-    let wake = Wake::new(&exchange, &id)?;
+    let mut wake = Wake::new(&exchange, &id)?;
 
     let req = Request {
         request_id: id.clone(),
@@ -229,7 +282,7 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failu
     record(Status::Requested, &gfs2, &format!("Fence action {action} requested by Pacemaker"), Some(&id), None);
 
     let response = exchange.responses.join(&name);
-    let ended = match wait_response(&wake, &signals, &response, &req, give_up) {
+    let ended = match wait_response(&mut wake, &signals, &response, &req, give_up) {
         Waited::Answered(resp) => {
             return match verdict(action, &resp) {
                 Ok(answer) => {
@@ -325,7 +378,7 @@ const INCOMPLETE_RECHECK: Duration = Duration::from_millis(20);
 const SETTLED: Duration = Duration::from_secs(1);
 
 /// Waits until `give_up` for a response at `path` that answers `req`.
-fn wait_response(wake: &Wake, signals: &Signals, path: &Path, req: &Request, give_up: Instant) -> Waited {
+fn wait_response(wake: &mut Wake, signals: &Signals, path: &Path, req: &Request, give_up: Instant) -> Waited {
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
     let mut last_seen: Option<Vec<u8>> = None;
     let mut incomplete: Option<(Vec<u8>, Instant)> = None;
@@ -360,11 +413,16 @@ fn wait_response(wake: &Wake, signals: &Signals, path: &Path, req: &Request, giv
         if left.is_zero() {
             return Waited::TimedOut;
         }
-        let recheck = if incomplete.is_some() { INCOMPLETE_RECHECK } else { wake.recheck() };
+        if wake.settle() {
+            check = true;
+            continue;
+        }
+        let recheck = if incomplete.is_some() { INCOMPLETE_RECHECK.min(wake.recheck()) } else { wake.recheck() };
         let wait = left.min(recheck);
-        let mut fds = [PollFd::new(wake.fd(), PollFlags::POLLIN), PollFd::new(signals.fd(), PollFlags::POLLIN)];
-        let timeout = PollTimeout::try_from(wait.as_millis() as i32 + 1).unwrap_or(PollTimeout::MAX);
-        check = match poll(&mut fds, timeout) {
+        let mut fds: Vec<PollFd> =
+            wake.fd().into_iter().chain([signals.fd()]).map(|fd| PollFd::new(fd, PollFlags::POLLIN)).collect();
+        // ppoll: the quick phase's waits are shorter than poll's millisecond.
+        check = match ppoll(&mut fds, Some(TimeSpec::from_duration(wait)), None) {
             Ok(0) | Err(_) => true,
             Ok(_) => {
                 if let Some(sig) = signals.pending() {
