@@ -211,19 +211,16 @@ pub struct Start {
     pub boot: ha::os::clock::BootTime,
 }
 
-/// The longest number of seconds any option takes (a day).
-const MAX_SECONDS: Duration = Duration::from_secs(86_400);
-
-/// Parses a number of seconds in `min..=86400` (an optional trailing `s`).
+/// Parses a number of seconds in `min..=86400` (`ha::os::setting::seconds`).
 fn seconds(name: &str, value: &str, min: Duration) -> Result<Duration, BadValue> {
+    use ha::os::setting::{BadSeconds, MAX_SECONDS};
     let bad = |why: String| BadValue { name: name.to_string(), value: value.to_string(), why };
     let range = || format!("expected {} to {} seconds", min.as_secs_f64(), MAX_SECONDS.as_secs());
-    let v = value.trim().trim_end_matches('s');
-    let secs: f64 = v.parse().map_err(|_| bad(format!("not a number of seconds ({})", range())))?;
-    if !secs.is_finite() || secs < min.as_secs_f64() || secs > MAX_SECONDS.as_secs_f64() {
-        return Err(bad(range()));
+    match ha::os::setting::seconds(value) {
+        Ok(d) if d >= min => Ok(d),
+        Ok(_) | Err(BadSeconds::OutOfRange) => Err(bad(range())),
+        Err(BadSeconds::NotANumber) => Err(bad(format!("not a number of seconds ({})", range()))),
     }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Parses `fence_timeout`: it must leave the watchers their answer margin and a fence command at

@@ -54,22 +54,23 @@ struct StatusArgs {
 
 /// Seconds where 0 means "off".
 fn seconds_or_off(s: &str) -> Result<Duration, String> {
-    if s.trim().trim_end_matches('s').parse::<f64>() == Ok(0.0) {
-        return Ok(Duration::ZERO);
+    match ha::os::setting::seconds(s) {
+        Ok(d) if d.is_zero() => Ok(d),
+        _ => seconds(s),
     }
-    seconds(s)
 }
 
 fn off_if_zero(d: Duration) -> Option<Duration> {
     (!d.is_zero()).then_some(d)
 }
 
+/// Seconds, more than 0 (`ha::os::setting::seconds`).
 fn seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s.trim().trim_end_matches('s').parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !v.is_finite() || v <= 0.0 || v > 86_400.0 {
-        return Err(format!("{s:?} must be more than 0 and at most 86400 seconds"));
+    match ha::os::setting::seconds(s) {
+        Ok(d) if !d.is_zero() => Ok(d),
+        Err(ha::os::setting::BadSeconds::NotANumber) => Err(format!("{s:?} is not a number of seconds")),
+        _ => Err(format!("{s:?} must be more than 0 and at most {} seconds", ha::os::setting::MAX_SECONDS.as_secs())),
     }
-    Ok(Duration::from_secs_f64(v))
 }
 
 #[derive(Debug, Args)]

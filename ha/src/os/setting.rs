@@ -1,4 +1,5 @@
-//! One name per setting: the environment variables the programs share, their aliases, one parser.
+//! One name per setting: the environment variables the programs share, their aliases, one parser;
+//! and the one reading of a number of seconds that every program's settings and options use.
 //!
 //! A setting read by more than one program (the agent, the watcher, `gfs2-fence-events`) has one
 //! canonical `GFS2_FENCE_*` variable, spelled and parsed the same everywhere. The seed's names
@@ -223,6 +224,32 @@ impl Setting {
     }
 }
 
+/// The longest number of seconds any setting or option takes (a day).
+pub const MAX_SECONDS: std::time::Duration = std::time::Duration::from_secs(86_400);
+
+/// Why a number of seconds was refused; the caller words the message with its own range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadSeconds {
+    /// Not a decimal number (with an optional trailing `s`).
+    NotANumber,
+    /// Negative, not finite, or more than [`MAX_SECONDS`].
+    OutOfRange,
+}
+
+/// Reads a number of seconds as every program does: a decimal number, an optional trailing `s`,
+/// surrounding blanks ignored, `0` to [`MAX_SECONDS`] (`-0` is `0`). Callers refuse what their
+/// own range excludes (a timeout of 0, say).
+pub fn seconds(value: &str) -> Result<std::time::Duration, BadSeconds> {
+    let secs: f64 = value.trim().trim_end_matches('s').parse().map_err(|_| BadSeconds::NotANumber)?;
+    if secs == 0.0 {
+        return Ok(std::time::Duration::ZERO);
+    }
+    if !secs.is_finite() || secs < 0.0 || secs > MAX_SECONDS.as_secs_f64() {
+        return Err(BadSeconds::OutOfRange);
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +307,27 @@ mod tests {
             for n in s.names() {
                 assert!(seen.insert(n), "{n} is a name of two settings");
             }
+        }
+    }
+
+    #[test]
+    fn a_number_of_seconds_reads_the_same_in_every_program() {
+        use std::time::Duration;
+        for (text, want) in [
+            ("2", Ok(Duration::from_secs(2))),
+            (" 0.5s ", Ok(Duration::from_millis(500))),
+            ("86400", Ok(MAX_SECONDS)),
+            ("0", Ok(Duration::ZERO)),
+            ("-0", Ok(Duration::ZERO)),
+            ("86400.5", Err(BadSeconds::OutOfRange)),
+            ("-1", Err(BadSeconds::OutOfRange)),
+            ("inf", Err(BadSeconds::OutOfRange)),
+            ("NaN", Err(BadSeconds::OutOfRange)),
+            ("ten", Err(BadSeconds::NotANumber)),
+            ("", Err(BadSeconds::NotANumber)),
+            ("5m", Err(BadSeconds::NotANumber)),
+        ] {
+            assert_eq!(seconds(text), want, "{text:?}");
         }
     }
 }
