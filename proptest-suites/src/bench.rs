@@ -270,8 +270,14 @@ impl Rig {
 }
 
 /// Times `cfg.fences` fences (`off`) through the agent with `responder=nnf-sos` and the nnf-sos
-/// stand-in, sorted. With `storage`, every target has storage groups (nnf-sos's rename path).
-fn nnf_fences(cfg: &Config, bins: &Bins, storage: bool) -> Result<Vec<Duration>, Box<dyn std::error::Error>> {
+/// stand-in: each fence's time, and the agent's share of it (from the moment the stand-in's answer
+/// was complete to the agent reaped), both sorted. With `storage`, every target has storage groups
+/// (nnf-sos's rename path).
+fn nnf_fences(
+    cfg: &Config,
+    bins: &Bins,
+    storage: bool,
+) -> Result<(Vec<Duration>, Vec<Duration>), Box<dyn std::error::Error>> {
     let dir = tempfile::Builder::new().prefix("fence-bench-nnf.").tempdir_in(&cfg.tmpfs)?;
     let (requests, responses) = (dir.path().join("requests"), dir.path().join("responses"));
     let groups: serde_json::Map<String, serde_json::Value> = (0..cfg.fences + 20)
@@ -288,12 +294,14 @@ fn nnf_fences(cfg: &Config, bins: &Bins, storage: bool) -> Result<Vec<Duration>,
         .arg(dir.path().join("storage.json"))
         .arg("--ledger")
         .arg(dir.path().join("fences.jsonl"))
+        .arg("--answered")
+        .arg(dir.path().join("answered"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
     wait("the nnf-sos stand-in", Duration::from_secs(20), || responses.is_dir())?;
-    let fence = |i: usize| -> Result<Duration, Box<dyn std::error::Error>> {
+    let fence = |i: usize| -> Result<(Duration, u64), Box<dyn std::error::Error>> {
         let stdin = format!(
             "action=off\nport=c{i}\nresponder=nnf-sos\nrequest_dir={}\nresponse_dir={}\nlog_dir={}\nno_gfs2_discovery=1\n",
             requests.display(),
@@ -305,18 +313,29 @@ fn nnf_fences(cfg: &Config, bins: &Bins, storage: bool) -> Result<Vec<Duration>,
             Command::new(&bins.agent).stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
         child.stdin.take().expect("piped").write_all(stdin.as_bytes())?;
         let status = child.wait()?;
+        let reaped = BootTime::now().0;
         let took = started.elapsed();
         if !status.success() {
             return Err(format!("a fence through the nnf-sos stand-in failed ({status})").into());
         }
-        Ok(took)
+        Ok((took, reaped))
     };
-    let result = (0..20).map(&fence).chain((20..cfg.fences + 20).map(&fence)).collect::<Result<Vec<_>, _>>();
+    let result = (0..cfg.fences + 20).map(&fence).collect::<Result<Vec<_>, _>>();
     let _ = standin.kill();
     let _ = standin.wait();
-    let mut times = result?.split_off(20);
+    let fences = result?.split_off(20);
+    // The stand-in's answers in order: one per fence, the warm-up's first.
+    let answered: Vec<u64> = std::fs::read_to_string(dir.path().join("answered"))?
+        .lines()
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse().ok())
+        .collect();
+    let answered = answered.get(20..).ok_or("the stand-in noted fewer answers than fences")?;
+    let mut shares: Vec<Duration> =
+        fences.iter().zip(answered).map(|((_, reaped), at)| Duration::from_nanos(reaped.saturating_sub(*at))).collect();
+    let mut times: Vec<Duration> = fences.into_iter().map(|(t, _)| t).collect();
     times.sort();
-    Ok(times)
+    shares.sort();
+    Ok((times, shares))
 }
 
 /// The tracepoints [`crate::breakdown`] reads.
@@ -562,8 +581,12 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
         (true, "node with storage: answer renamed into place"),
         (false, "node without storage: answer written in place"),
     ] {
-        let times = nnf_fences(cfg, &bins, storage)?;
+        let (times, shares) = nnf_fences(cfg, &bins, storage)?;
         row(&format!("fence overhead, responder=nnf-sos stand-in ({} fences, {label})", cfg.fences), spread(&times));
+        row(
+            &format!("the agent's share: the stand-in's answer complete to the agent reaped ({label})"),
+            spread(&shares),
+        );
     }
     // 1c. The same fence with the spool on a disk, last of the per-fence rows: the disk's
     // writeback after it would disturb the rows measured after it.

@@ -74,6 +74,10 @@ pub struct Config {
     /// Milliseconds between block-storage reconciles (0: only at start, after requests and on SIGHUP).
     #[arg(long = "reconcile-interval-ms", default_value = "0", value_parser = |s: &str| s.parse().map(Duration::from_millis))]
     pub reconcile_interval: Duration,
+    /// For the benchmark: one line per answer, `<request file> <CLOCK_BOOTTIME ns>`, written the
+    /// moment the answer is complete (renamed into place, or written in place and closed).
+    #[arg(long)]
+    pub answered: Option<PathBuf>,
 }
 
 /// What nnf-sos reads of a request.
@@ -111,6 +115,15 @@ struct Standin {
     servers: BTreeMap<String, &'static str>,
     /// Block-storage reconciles run.
     reconciles: u64,
+}
+
+/// Notes that the answer to `name` is complete, if the benchmark asked ([`Config::answered`]).
+fn note_answered(cfg: &Config, name: &str) {
+    let now = ha::os::clock::BootTime::now().0;
+    let Some(path) = &cfg.answered else { return };
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = writeln!(f, "{name} {now}");
+    }
 }
 
 fn allocations(cfg: &Config) -> BTreeMap<String, Vec<String>> {
@@ -253,6 +266,7 @@ impl Standin {
         let tmp = cfg.responses.join(format!(".{name}.tmp"));
         let text = serde_json::to_string_pretty(&body).unwrap_or_default();
         if std::fs::write(&tmp, text).is_ok() && std::fs::rename(&tmp, cfg.responses.join(name)).is_ok() {
+            note_answered(cfg, name);
             let _ = std::fs::remove_file(path);
         }
     }
@@ -283,6 +297,7 @@ impl Standin {
         std::thread::sleep(cfg.in_place_pause);
         let _ = f.write_all(body.to_string().as_bytes());
         drop(f);
+        note_answered(cfg, &name);
         let _ = std::fs::remove_file(path);
     }
 }
