@@ -33,6 +33,7 @@ pub mod aside;
 pub mod vanished;
 pub mod index;
 pub mod execute;
+pub mod verdict;
 pub mod reply;
 pub mod serve;
 pub mod recovery;

@@ -14,8 +14,7 @@ use tokio::sync::watch;
 
 use ha::fsio::lock::Lock;
 use ha::os::clock::BootTime;
-use ha::protocol::request::Action;
-use ha::protocol::response::{Outcome, PowerState, Response};
+use ha::protocol::response::{Outcome, Response};
 use ha::spool::answer;
 use ha::spool::backoff::Schedule;
 use ha::spool::claim::Claimed;
@@ -28,6 +27,7 @@ use crate::execute::{self, Ending, Execution, Invocation};
 use crate::metrics::Reason;
 use crate::reply;
 use crate::shared::Shared;
+use crate::verdict::{judge, reason, succeeded};
 
 /// What one task serves.
 #[derive(Debug)]
@@ -307,54 +307,4 @@ async fn device_slot(
             _ = abort.wait_for(|a| *a) => return SlotWait::Aborted,
         }
     }
-}
-
-/// Why an execution that ended so failed, for the metrics.
-fn reason(ending: &Ending) -> Reason {
-    match ending {
-        Ending::Exited(_) => Reason::exit_status,
-        Ending::Signalled(_) => Reason::signal,
-        Ending::TimedOut(_) => Reason::timeout,
-        Ending::SpawnFailed(_) | Ending::NotStarted(_) => Reason::not_started,
-        Ending::Aborted => Reason::aborted,
-    }
-}
-
-fn succeeded(action: Action, exec: &Execution) -> bool {
-    matches!((&exec.ending, action), (Ending::Exited(0), _) | (Ending::Exited(2), Action::Status))
-}
-
-/// Fills the response from an execution's result.
-fn judge(action: Action, exec: &Execution, resp: &mut Response) {
-    let detail = if exec.output.is_empty() { String::new() } else { format!(": {}", exec.output) };
-    let (success, power, message) = match (&exec.ending, action) {
-        (Ending::Exited(0), Action::Status) => (true, PowerState::On, "status: ON".to_string()),
-        (Ending::Exited(2), Action::Status) => (true, PowerState::Off, "status: OFF".to_string()),
-        (Ending::Exited(0), Action::Off) => (true, PowerState::Off, "fenced: powered OFF".to_string()),
-        (Ending::Exited(0), Action::On) => (true, PowerState::On, "unfenced: powered ON".to_string()),
-        (Ending::Exited(0), Action::Reboot) => (true, PowerState::Unknown, "fenced: rebooted".to_string()),
-        (Ending::Exited(c), _) => (false, PowerState::Unknown, format!("fence command exited with status {c}{detail}")),
-        (Ending::Signalled(sig), _) => {
-            (false, PowerState::Unknown, format!("fence command killed by signal {sig}{detail}"))
-        }
-        (Ending::TimedOut(d), _) => (
-            false,
-            PowerState::Unknown,
-            format!(
-                "fence command timed out after {:.1}s and was killed with its process group{detail}",
-                d.as_secs_f64()
-            ),
-        ),
-        (Ending::SpawnFailed(why), _) => (false, PowerState::Unknown, why.clone()),
-        (Ending::NotStarted(why), _) => (
-            false,
-            PowerState::Unknown,
-            format!("{why}, again and again until the deadline: the fence command never ran"),
-        ),
-        (Ending::Aborted, _) => (false, PowerState::Unknown, "aborted".to_string()),
-    };
-    resp.success = success;
-    resp.power_state = Some(power);
-    resp.outcome = Some(if success { Outcome::Done } else { Outcome::Failed });
-    resp.message = message;
 }
