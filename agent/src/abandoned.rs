@@ -71,8 +71,9 @@ pub fn sweep(exchange: &Exchange, log_dir: &Path, who: &str) -> Result<usize, Fa
         if !published && !old {
             continue;
         }
-        match lock::probe_held(&lock_path) {
-            Ok(Some(false)) => {}
+        match lock::probe(&lock_path) {
+            Ok(lock::LockState::Free) => {}
+            // Held: its agent still waits. Absent: not a holder lock of a killed agent.
             Ok(_) => continue,
             Err(e) => {
                 tracing::warn!("{e}; leaving {file} as it is");

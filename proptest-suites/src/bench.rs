@@ -819,8 +819,10 @@ impl Rig {
         wait("watchers back", Duration::from_secs(30), || {
             (0..n).all(|i| {
                 let _ = cluster.restart(i);
-                ha::fsio::lock::probe_held(&members.join(format!("{}.lock", Cluster::id(i)))).ok().flatten()
-                    == Some(true)
+                ha::fsio::lock::held(
+                    &members.join(format!("{}.lock", Cluster::id(i))),
+                    ha::fsio::lock::IfUnreadable::NotHeld,
+                )
             })
         })?;
         Ok(())

@@ -219,8 +219,8 @@ impl World {
     fn recover(&mut self) {
         ha::spool::recover::recover(&self.spool).unwrap();
         for name in files(&self.spool.dir(Dir::Claimed)) {
-            let held = lock::probe_held(&self.spool.dir(Dir::Claimed).join(&name)).unwrap();
-            assert_eq!(held, Some(true), "{name} has no live owner after recovery");
+            let state = lock::probe(&self.spool.dir(Dir::Claimed).join(&name)).unwrap();
+            assert_eq!(state, lock::LockState::Held, "{name} has no live owner after recovery");
         }
     }
 

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use tokio::sync::mpsc;
 
-use ha::spool::{Dir, Spool};
+use ha::spool::Spool;
 
 /// The peers being watched.
 #[derive(Debug)]
@@ -32,19 +32,17 @@ impl PeerWatch {
     /// it had not seen dead before (one that died before a watch was on it): recover now.
     pub fn arm(&mut self, spool: &Spool, own_id: &str) -> bool {
         let mut found_dead = false;
-        let Ok(entries) = std::fs::read_dir(spool.dir(Dir::Members)) else { return false };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".lock") else { continue };
-            if id == own_id || self.watched.contains(id) {
+        let Ok(members) = ha::cluster::members::members(spool) else { return false };
+        for (id, path) in members {
+            if id == own_id || self.watched.contains(&id) {
                 continue;
             }
-            if ha::fsio::lock::probe_held(&e.path()).ok().flatten() != Some(true) {
-                found_dead |= self.dead.insert(id.to_string());
+            if !ha::fsio::lock::held(&path, ha::fsio::lock::IfUnreadable::NotHeld) {
+                found_dead |= self.dead.insert(id);
                 continue;
             }
-            self.dead.remove(id);
-            let (path, id, tx) = (e.path(), id.to_string(), self.deaths.clone());
+            self.dead.remove(&id);
+            let tx = self.deaths.clone();
             let spawned = std::thread::Builder::new().name(format!("peer-{id}")).spawn({
                 let id = id.clone();
                 move || {

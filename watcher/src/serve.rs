@@ -41,10 +41,11 @@ pub struct Job {
 }
 
 fn agent_state(spool: &Spool, id: &str) -> AgentState {
-    match ha::fsio::lock::probe_held(&spool.waiting_lock(id)) {
-        Ok(Some(true)) => AgentState::Waiting,
-        Ok(Some(false)) => AgentState::Gone,
-        Ok(None) => AgentState::Unknown,
+    use ha::fsio::lock::LockState;
+    match ha::fsio::lock::probe(&spool.waiting_lock(id)) {
+        Ok(LockState::Held) => AgentState::Waiting,
+        Ok(LockState::Free) => AgentState::Gone,
+        Ok(LockState::Absent) => AgentState::Unknown,
         Err(e) => {
             tracing::warn!(request_id = %id, "cannot probe the agent's waiting lock ({e}); assuming it waits");
             AgentState::Waiting

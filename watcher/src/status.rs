@@ -108,7 +108,7 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
     spool.inspect(&[])?;
     let now = BootTime::now();
     let boot = ha::os::clock::boot_id()?;
-    let leader_held = lock::probe_held(&ha::cluster::leader::lock_path(spool))? == Some(true);
+    let leader_held = lock::probe(&ha::cluster::leader::lock_path(spool))? == lock::LockState::Held;
     let leader = if leader_held { ha::cluster::leader::read(spool)? } else { None };
     let states = ha::cluster::members::member_states(spool, now, &boot)?;
     let oldest = ha::cluster::members::oldest_live(&states).map(|(_, f)| f);
@@ -143,7 +143,7 @@ pub fn report(spool: &Spool) -> Result<Report, WatchError> {
             request_id: n.id,
             watcher: n.watcher,
             attempt: n.attempt,
-            leased: lock::probe_held(&e.path())? == Some(true),
+            leased: lock::probe(&e.path())? == lock::LockState::Held,
             age_ms: e.metadata().map(|m| age_ms(&m)).unwrap_or(0),
         });
     }

@@ -88,7 +88,7 @@ impl Sweeper {
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 name.starts_with('.')
                     && (ha::protocol::names::request_of_holder_lock(&name).is_none()
-                        || ha::fsio::lock::probe_held(p).ok().flatten() != Some(true))
+                        || !ha::fsio::lock::held(p, ha::fsio::lock::IfUnreadable::NotHeld))
             });
             clear_waiting(&s.spool);
             if let Some(keep) = s.retention {
@@ -108,17 +108,13 @@ impl Sweeper {
         if !shared.member.lock().unwrap().may_judge() {
             return;
         }
-        let dir = s.spool.dir(Dir::Members);
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+        let Ok(members) = ha::cluster::members::members(&s.spool) else {
             return;
         };
         let now = BootTime::now();
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some(id) = name.strip_suffix(".lock").filter(|id| *id != s.id) else {
-                continue;
-            };
-            let held = ha::fsio::lock::probe_held(&entry.path()).ok().flatten() == Some(true);
+        for (id, lock) in members.iter().filter(|(id, _)| *id != s.id) {
+            let id = id.as_str();
+            let held = ha::fsio::lock::held(lock, ha::fsio::lock::IfUnreadable::NotHeld);
             let hb = ha::cluster::members::read_heartbeat(&s.spool, id);
             let age = hb.as_ref().and_then(|h| h.age(now, &shared.boot_id));
             // A kill counts only while the very process that was killed is still there: a watcher
@@ -213,7 +209,7 @@ fn clear_waiting(spool: &ha::spool::Spool) {
         let pending = spool.request_path(id).symlink_metadata().is_ok() || claimed.iter().any(|c| c.starts_with(id));
         // Probed last: a young lock may not be locked by its agent yet, and a probe at that instant
         // would make the agent's own lock fail.
-        if old && !pending && ha::fsio::lock::probe_held(&spool.waiting_lock(id)).ok().flatten() != Some(true) {
+        if old && !pending && !ha::fsio::lock::held(&spool.waiting_lock(id), ha::fsio::lock::IfUnreadable::NotHeld) {
             match std::fs::remove_file(e.path()) {
                 Ok(()) => tracing::info!(file = %name, "removed a gone agent's waiting file"),
                 Err(err) => tracing::warn!(file = %name, "removing a gone agent's waiting file: {err}"),

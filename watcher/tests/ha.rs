@@ -57,7 +57,10 @@ fn a_killed_leader_is_replaced_with_a_higher_epoch() {
     drop(first);
     let two = leader(one.epoch + 1);
     assert!(two.watcher_id == "w2" || two.watcher_id == "w3", "{two:?}");
-    assert_eq!(ha::fsio::lock::probe_held(&ha::cluster::leader::lock_path(&w.spool())).unwrap(), Some(true));
+    assert_eq!(
+        ha::fsio::lock::probe(&ha::cluster::leader::lock_path(&w.spool())).unwrap(),
+        ha::fsio::lock::LockState::Held
+    );
     let out = w.agent("action=reboot\nport=n1\n");
     assert_exit(&out, 0);
     let id = w.ledger()[0].request_id.clone().unwrap();

@@ -170,7 +170,12 @@ fn a_descendant_keeps_the_answer_and_the_lock() {
     assert!(wait_until(Duration::from_secs(10), || !escaped()), "the escaped descendant still runs");
     // Nothing holds the target lock any more, and nothing is left unreaped.
     for e in std::fs::read_dir(w.sub("locks")).unwrap().flatten() {
-        assert_eq!(ha::fsio::lock::probe_held(&e.path()).unwrap(), Some(false), "{}", e.path().display());
+        assert_eq!(
+            ha::fsio::lock::probe(&e.path()).unwrap(),
+            ha::fsio::lock::LockState::Free,
+            "{}",
+            e.path().display()
+        );
     }
     assert_no_children(watcher.pid(), "no zombie of the escaped descendant");
 }

@@ -97,7 +97,7 @@ fn see(exchange: &Exchange, plug: &str) -> Result<Seen, Failure> {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(file) = names::request_of_holder_lock(&name) {
             let for_plug = names::parse_request_file(file).and_then(|f| f.target).is_some_and(|t| t == plug);
-            if for_plug && lock::probe_held(&dir.join(&name))? == Some(true) {
+            if for_plug && lock::probe(&dir.join(&name))? == lock::LockState::Held {
                 waiting.push(file.to_string());
             }
             continue;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{HaError, Result};
-use crate::fsio::lock::probe_held;
+use crate::fsio::lock::{probe, LockState};
 use crate::os::clock::BootTime;
 use crate::spool::{Dir, Spool};
 
@@ -120,22 +120,31 @@ pub fn announce(spool: &Spool, id: &str) -> Result<()> {
     std::fs::remove_file(&path).map_err(HaError::at("remove", &path))
 }
 
-/// Every member of `members/` (one per `<id>.lock`), sorted by id, judged at `now`.
-pub fn member_states(spool: &Spool, now: BootTime, boot_id: &str) -> Result<Vec<MemberState>> {
+/// The members of `members/`: one per `<id>.lock` (the id, the lock's path), sorted by id. The one
+/// listing of the directory every reader of it uses.
+pub fn members(spool: &Spool) -> Result<Vec<(String, PathBuf)>> {
     let dir = spool.dir(Dir::Members);
-    let mut states = Vec::new();
+    let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(HaError::at("list", &dir))? {
         let entry = entry.map_err(HaError::at("list", &dir))?;
         let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) else {
-            continue;
-        };
-        let lock_held = probe_held(&entry.path())? == Some(true);
-        let heartbeat = read_heartbeat(spool, id);
-        let live = is_live(lock_held, heartbeat.as_ref(), now, boot_id);
-        states.push(MemberState { id: id.to_string(), lock_held, heartbeat, live });
+        if let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".lock")) {
+            found.push((id.to_string(), entry.path()));
+        }
     }
-    states.sort_by(|a, b| a.id.cmp(&b.id));
+    found.sort();
+    Ok(found)
+}
+
+/// Every member of `members/` (see [`members`]), sorted by id, judged at `now`.
+pub fn member_states(spool: &Spool, now: BootTime, boot_id: &str) -> Result<Vec<MemberState>> {
+    let mut states = Vec::new();
+    for (id, lock) in members(spool)? {
+        let lock_held = probe(&lock)? == LockState::Held;
+        let heartbeat = read_heartbeat(spool, &id);
+        let live = is_live(lock_held, heartbeat.as_ref(), now, boot_id);
+        states.push(MemberState { id, lock_held, heartbeat, live });
+    }
     Ok(states)
 }
 

@@ -169,22 +169,53 @@ fn try_lock(file: File, path: &Path, arg: FlockArg) -> Result<Option<Lock>> {
     }
 }
 
+/// What a probe of a lock file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Some process holds a lock on it.
+    Held,
+    /// Nobody holds it.
+    Free,
+    /// There is no such file.
+    Absent,
+}
+
+/// What a caller takes a lock whose state cannot be read for (opening or probing it failed): its
+/// policy, stated where it probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IfUnreadable {
+    Held,
+    NotHeld,
+}
+
 /// Whether some process holds a lock on the file at `path`, probed with a non-blocking shared lock
-/// that is released at once. `Ok(None)`: there is no such file.
+/// that is released at once.
 ///
 /// The probe can make a concurrent `try_exclusive` by the file's owner fail for an instant; owners
 /// that must take their own lock at start-up retry briefly (see the watcher's member lock).
-pub fn probe_held(path: &Path) -> Result<Option<bool>> {
+pub fn probe(path: &Path) -> Result<LockState> {
     let file = match OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC | nix::libc::O_NONBLOCK)
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(LockState::Absent),
         Err(e) => return Err(HaError::io("open lock file", path, e)),
     };
-    Ok(Some(try_lock(file, path, FlockArg::LockSharedNonblock)?.is_none()))
+    Ok(match try_lock(file, path, FlockArg::LockSharedNonblock)? {
+        None => LockState::Held,
+        Some(_) => LockState::Free,
+    })
+}
+
+/// Whether the lock at `path` is held ([`probe`]): an absent file is not, an unreadable one is what
+/// `if_unreadable` says.
+pub fn held(path: &Path, if_unreadable: IfUnreadable) -> bool {
+    match probe(path) {
+        Ok(state) => state == LockState::Held,
+        Err(_) => if_unreadable == IfUnreadable::Held,
+    }
 }
 
 #[cfg(test)]
@@ -202,9 +233,9 @@ mod tests {
         assert!(!set.try_hold(&b).unwrap(), "another holder keeps it");
         drop(other);
         assert!(set.try_hold(&b).unwrap());
-        assert_eq!((probe_held(&a).unwrap(), probe_held(&b).unwrap()), (Some(true), Some(true)));
+        assert_eq!((probe(&a).unwrap(), probe(&b).unwrap()), (LockState::Held, LockState::Held));
         drop(set);
-        assert_eq!((probe_held(&a).unwrap(), probe_held(&b).unwrap()), (Some(false), Some(false)));
+        assert_eq!((probe(&a).unwrap(), probe(&b).unwrap()), (LockState::Free, LockState::Free));
     }
 
     #[test]
@@ -213,11 +244,12 @@ mod tests {
         let p = d.path().join("x.lock");
         let held = try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().expect("free lock");
         assert!(try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().is_none());
-        assert_eq!(probe_held(&p).unwrap(), Some(true));
+        assert_eq!(probe(&p).unwrap(), LockState::Held);
         drop(held);
-        assert_eq!(probe_held(&p).unwrap(), Some(false));
+        assert_eq!(probe(&p).unwrap(), LockState::Free);
         assert!(try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().is_some());
-        assert_eq!(probe_held(&d.path().join("none")).unwrap(), None);
+        assert_eq!(probe(&d.path().join("none")).unwrap(), LockState::Absent);
+        assert!(!super::held(&d.path().join("none"), IfUnreadable::Held), "an absent lock is not held");
     }
 
     #[test]
@@ -227,6 +259,6 @@ mod tests {
         let q = d.path().join("b");
         let _held = try_exclusive(open_lock_file(&p).unwrap(), &p).unwrap().unwrap();
         std::fs::rename(&p, &q).unwrap();
-        assert_eq!(probe_held(&q).unwrap(), Some(true));
+        assert_eq!(probe(&q).unwrap(), LockState::Held);
     }
 }

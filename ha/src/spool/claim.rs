@@ -286,9 +286,9 @@ mod tests {
         assert!(matches!(try_claim(&s, &format!("{ID}.json"), "w2").unwrap(), Claim::Busy));
         assert_eq!(c.name.to_string(), format!("{ID}.w1.1.json"));
         assert!(c.still_ours(&s));
-        assert_eq!(lock::probe_held(&c.path(&s)).unwrap(), Some(true));
+        assert_eq!(lock::probe(&c.path(&s)).unwrap(), lock::LockState::Held);
         drop(c);
-        assert_eq!(lock::probe_held(&s.dir(Dir::Claimed).join(format!("{ID}.w1.1.json"))).unwrap(), Some(false));
+        assert_eq!(lock::probe(&s.dir(Dir::Claimed).join(format!("{ID}.w1.1.json"))).unwrap(), lock::LockState::Free);
     }
 
     #[test]

@@ -153,7 +153,7 @@ pub fn redispatch(spool: &Spool, watcher: &str) -> Result<Vec<String>> {
         let path = entry.path();
         // Only what the stuck process still holds: a claim of an earlier incarnation with this id,
         // whose lease is free, belongs to ordinary recovery (it may already be answered).
-        if lock::probe_held(&path)? != Some(true) {
+        if lock::probe(&path)? != lock::LockState::Held {
             continue;
         }
         let Ok(bytes) = fsio::read_capped(&path, fsio::MAX_SPOOL_FILE) else {

@@ -168,7 +168,7 @@ fn leader_gap_monitor(spool: &Spool, stop: Arc<AtomicBool>) -> std::thread::Join
     std::thread::spawn(move || {
         let (mut longest, mut since, mut seen) = (Duration::ZERO, None::<Instant>, false);
         while !stop.load(Ordering::SeqCst) {
-            let held = ha::fsio::lock::probe_held(&path).ok().flatten() == Some(true);
+            let held = ha::fsio::lock::held(&path, ha::fsio::lock::IfUnreadable::NotHeld);
             match (held, since) {
                 (true, Some(s)) => {
                     longest = longest.max(s.elapsed());
