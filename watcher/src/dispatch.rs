@@ -29,7 +29,7 @@ use ha::protocol::request::Action;
 use ha::protocol::response::Outcome;
 use ha::spool::claim::{self, Claim};
 
-use crate::index::Index;
+use crate::intake::Intake;
 use crate::reply;
 use crate::serve::{self, Job};
 use crate::shared::Shared;
@@ -80,20 +80,19 @@ pub const SHORT_RETRY: Duration = Duration::from_millis(200);
 /// Claims work up to `max_parallel` jobs and starts a task for each. Returns how soon to try again
 /// when a target was skipped because another process held its lock ([`BUSY_RETRY`]) or a passing
 /// shortage stopped a claim ([`SHORT_RETRY`]); `None` when the next event or rescan is soon enough.
-/// `catch_up` brings the index up to date with every request placed so far (see `daemon::catch_up`).
+/// Under a target's lock the intake is caught up first ([`Intake::catch_up`]).
 pub fn fill(
     shared: &Arc<Shared>,
-    index: &mut Index,
+    intake: &mut Intake,
     running: &mut HashMap<String, Running>,
     done: &mpsc::UnboundedSender<String>,
-    catch_up: &mut dyn FnMut(&mut Index),
 ) -> Option<Duration> {
     let s = &shared.settings;
     if crate::aside::standing_aside(shared) {
         // A live peer speaks an older spool format: it alone claims (see `aside`).
         return None;
     }
-    for name in index.take_bad() {
+    for name in intake.index.take_bad() {
         match claim::try_claim(&s.spool, &name, &s.id) {
             Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
             Ok(Claim::Claimed(c)) => {
@@ -109,7 +108,7 @@ pub fn fill(
     // hold, and enough to fill the free slots. Looking no further keeps a claim's cost independent of
     // how many requests are pending.
     let look = running.len() + (s.max_parallel - running.len().min(s.max_parallel)) + LOOKAHEAD;
-    let targets: Vec<String> = index.queue.heads().take(look).map(|e| e.target.clone()).collect();
+    let targets: Vec<String> = intake.index.queue.heads().take(look).map(|e| e.target.clone()).collect();
     let mut retry: Option<Duration> = None;
     for target in targets {
         if running.len() >= s.max_parallel {
@@ -118,7 +117,7 @@ pub fn fill(
         if running.values().any(|r| r.target == target) {
             continue;
         }
-        let job = match take_target(shared, index, &target, catch_up) {
+        let job = match take_target(shared, intake, &target) {
             Take::Job(job) => job,
             Take::Busy => {
                 retry = Some(BUSY_RETRY);
@@ -145,9 +144,9 @@ pub fn fill(
 }
 
 /// Under the target's lock, claims the target's next runnable request and the identical ones queued.
-fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut dyn FnMut(&mut Index)) -> Take {
+fn take_target(shared: &Shared, intake: &mut Intake, target: &str) -> Take {
     let s = &shared.settings;
-    let Some(first) = index.queue.of_target(target).next().cloned() else { return Take::Nothing };
+    let Some(first) = intake.index.queue.of_target(target).next().cloned() else { return Take::Nothing };
     let target_lock = if first.waived {
         None
     } else {
@@ -168,13 +167,13 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
     // requeued under this lock before we took it is caught up from inotify.
     for r in crate::recovery::recover_except(shared, Some(target)) {
         if let ha::spool::recover::Recovered::Requeued(name) = r {
-            index.observe(&s.spool, &shared.boot_id, &format!("{}.json", name.id));
+            intake.index.observe(&s.spool, &shared.boot_id, &format!("{}.json", name.id));
         }
     }
     // A request a peer requeued (recovering a dead claim under this lock) before we took the lock is
     // in requests/ already, its event queued: read it before choosing.
-    catch_up(index);
-    match ha::spool::recover::claims_where(&s.spool, |r| index.key_of(&r.target_node) == target) {
+    intake.catch_up(shared);
+    match ha::spool::recover::claims_where(&s.spool, |r| intake.index.key_of(&r.target_node) == target) {
         Ok(0) => {}
         Ok(_) => return Take::Busy,
         Err(e) => {
@@ -186,7 +185,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
     // request is not claimed.
     let mut format1_locks = LockSet::default();
     loop {
-        let Some(first) = index.queue.of_target(target).next().cloned() else { return Take::Nothing };
+        let Some(first) = intake.index.queue.of_target(target).next().cloned() else { return Take::Nothing };
         if !first.waived {
             match format1_locks.try_hold(&s.spool.format1_target_lock(&first.node)) {
                 Ok(true) => {}
@@ -197,13 +196,14 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 }
             }
         }
-        let superseded_by = index
+        let superseded_by = intake
+            .index
             .queue
             .head_is_superseded(target)
-            .then(|| index.queue.of_target(target).find(|e| matches!(e.action, Action::Off | Action::Reboot)))
+            .then(|| intake.index.queue.of_target(target).find(|e| matches!(e.action, Action::Off | Action::Reboot)))
             .flatten()
             .map(|e| (e.name.trim_end_matches(".json").to_string(), e.action));
-        index.forget(&first.name);
+        intake.index.forget(&first.name);
         let claimed = match claim::try_claim(&s.spool, &first.name, &s.id) {
             Ok(Claim::Claimed(c)) => *c,
             Ok(Claim::Quarantined(q)) => {
@@ -211,7 +211,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
                 continue;
             }
             Ok(Claim::NotReady) => {
-                index.observe(&s.spool, &shared.boot_id, &first.name);
+                intake.index.observe(&s.spool, &shared.boot_id, &first.name);
                 return Take::Nothing;
             }
             Ok(Claim::Answered(id)) => {
@@ -222,7 +222,7 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
             Err(e) => {
                 // Still pending: known again, to be claimed at the next try.
                 tracing::error!(file = %first.name, "claiming: {e}");
-                index.observe(&s.spool, &shared.boot_id, &first.name);
+                intake.index.observe(&s.spool, &shared.boot_id, &first.name);
                 return Take::after(&e);
             }
         };
@@ -239,21 +239,21 @@ fn take_target(shared: &Shared, index: &mut Index, target: &str, catch_up: &mut 
         // a request behind another action must take effect after that action, not before it.
         let mut claims = vec![claimed];
         let same: Vec<(String, String)> =
-            index.queue.run_of(target, first.action).map(|e| (e.name.clone(), e.node.clone())).collect();
+            intake.index.queue.run_of(target, first.action).map(|e| (e.name.clone(), e.node.clone())).collect();
         for (name, node) in same {
             // The run stops at one whose requested name a format-1 watcher fences now: it and those
             // after it wait for their own turn, in order.
             if !first.waived && !format1_locks.try_hold(&s.spool.format1_target_lock(&node)).unwrap_or(false) {
                 break;
             }
-            index.forget(&name);
+            intake.index.forget(&name);
             match claim::try_claim(&s.spool, &name, &s.id) {
                 Ok(Claim::Claimed(c)) => claims.push(*c),
                 Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(file = %name, "claiming: {e}");
-                    index.observe(&s.spool, &shared.boot_id, &name);
+                    intake.index.observe(&s.spool, &shared.boot_id, &name);
                 }
             }
         }
