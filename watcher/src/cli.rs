@@ -183,79 +183,20 @@ struct RunArgs {
     kubeconfig: Option<String>,
 }
 
-fn settings(a: RunArgs) -> Result<Settings, WatchError> {
+/// The settings of `run`: the arguments resolved (options, then variables, then aliases), checked
+/// against each other, and the cluster's name looked up.
+fn settings(mut a: RunArgs) -> Result<Settings, WatchError> {
     let base = ha::spool::resolve_base(a.spool_dir.as_deref(), |k| std::env::var(k).ok())?;
-    let mut extra = BTreeMap::new();
-    for kv in &a.fence_options {
-        let (k, v) =
-            kv.split_once('=').ok_or_else(|| WatchError::Usage(format!("--fence-option {kv:?} is not KEY=VALUE")))?;
-        extra.insert(ha::protocol::fence_args::normalize_key(k), v.to_string());
-    }
-    let fence = FenceConfig::load(a.config.as_deref(), a.fence_command.as_deref(), &extra)?;
-    let id = match a.id {
-        Some(id) => id,
-        None => {
-            let host = ha::os::host::name();
-            let host: String = host.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
-            format!("{host}-{}", std::process::id())
-        }
-    };
-    if !ha::protocol::names::is_safe_watcher_id(&id) {
-        return Err(WatchError::Usage(format!(
-            "watcher id {id:?} is not [A-Za-z0-9_.-] of at most {} bytes",
-            ha::protocol::names::MAX_WATCHER_ID
-        )));
-    }
+    let fence = FenceConfig::load(a.config.as_deref(), a.fence_command.as_deref(), &fence_options(&a.fence_options)?)?;
+    let id = watcher_id(a.id.take())?;
     let env = |k: &str| std::env::var(k).ok();
-    // One name per setting (ha::os::setting): the option or canonical variable, else an alias.
-    let or_alias = |given: Option<String>, s: &ha::os::setting::Setting| -> Result<Option<String>, WatchError> {
-        let from_env = s.lookup(&env).map_err(ha::HaError::from)?;
-        Ok(given.or(from_env.map(|f| f.value)))
-    };
-    let enabled = ha::os::setting::DISCOVERY.flag(&env).map_err(ha::HaError::from)?.unwrap_or(true);
-    let sources = or_alias(a.discovery_sources, &ha::os::setting::DISCOVERY_SOURCES)?;
-    let sources = ha::protocol::provenance::Source::parse_list(sources.as_deref().unwrap_or("kubernetes,dlm,cib"))
-        .map_err(|e| WatchError::Usage(format!("--discovery-sources (GFS2_FENCE_DISCOVERY_SOURCES): {e}")))?;
-    let kubectl = or_alias(a.kubectl_cmd, &ha::os::setting::KUBECTL_CMD)?.unwrap_or_else(|| "kubectl".into());
-    let log_dir = or_alias(a.log_dir.map(|p| p.display().to_string()), &ha::os::setting::LOG_DIR)?;
-    let discovery = off_if_zero(a.discovery_interval).filter(|_| enabled && !sources.is_empty()).map(|interval| {
-        DiscoverySettings {
-            interval,
-            timeout: a.discovery_timeout,
-            memory: a.discovery_memory,
-            tools: Tools {
-                sources,
-                kubectl: kubectl.split_whitespace().map(str::to_string).collect(),
-                kubeconfig: a.kubeconfig.clone(),
-            },
-        }
-    });
+    let log_dir = or_alias(&env, a.log_dir.take().map(|p| p.display().to_string()), &ha::os::setting::LOG_DIR)?;
+    let discovery = discovery_settings(&mut a, &env)?;
     let spool = ha::spool::Spool::new(base);
     let dirs = [ha::spool::Dir::Requests, ha::spool::Dir::Responses].map(|d| spool.dir(d));
     ha::protocol::nnf::refuse_shared(&dirs[0], &dirs[1], "gfs2-fence-watcher", &env)?;
-    let cluster = ha::discovery::cluster_name::find(&env, Some(std::time::Instant::now() + CLUSTER_NAME_BUDGET))
-        .map_err(ha::HaError::from)?;
-    match &cluster {
-        Some((name, origin)) => tracing::info!(cluster = %name, "cluster name from {}", origin.as_str()),
-        None => tracing::warn!(
-            "no cluster name (no GFS2_FENCE_CLUSTER_NAME, corosync.conf, corosync-cmapctl or CIB cluster-name): \
-             records and gfs2_fencing_info carry none; set GFS2_FENCE_CLUSTER_NAME for a site view"
-        ),
-    }
-    // Agents and peers count a watcher live while its heartbeat is younger than the TTL: one that
-    // does not outlast two heartbeats makes every watcher look frozen, and every fence fail.
-    if a.ttl < 2 * a.heartbeat_interval {
-        return Err(WatchError::Usage(format!(
-            "{}={:.3} is less than twice the heartbeat interval ({}={:.3}): every watcher would look \
-             frozen to the agents and its peers, and every fence would fail; give a TTL of at least {:.3} s \
-             (the default is 10 s with a 1 s heartbeat)",
-            given_as("ttl", "GFS2_FENCE_TTL"),
-            a.ttl.as_secs_f64(),
-            given_as("heartbeat-interval", "GFS2_FENCE_HEARTBEAT_INTERVAL"),
-            a.heartbeat_interval.as_secs_f64(),
-            (2 * a.heartbeat_interval).as_secs_f64()
-        )));
-    }
+    let cluster = cluster_name(&env)?;
+    check_ttl(a.ttl, a.heartbeat_interval)?;
     Ok(Settings {
         spool,
         id,
@@ -289,8 +230,99 @@ fn settings(a: RunArgs) -> Result<Settings, WatchError> {
         },
         alerts_dir: (!a.alerts_dir.is_empty()).then(|| PathBuf::from(a.alerts_dir)),
         discovery,
-        cluster: cluster.map(|(name, _)| name),
+        cluster,
     })
+}
+
+/// `--fence-option KEY=VALUE`s, keys as fence-agents spell them.
+fn fence_options(given: &[String]) -> Result<BTreeMap<String, String>, WatchError> {
+    let mut extra = BTreeMap::new();
+    for kv in given {
+        let (k, v) =
+            kv.split_once('=').ok_or_else(|| WatchError::Usage(format!("--fence-option {kv:?} is not KEY=VALUE")))?;
+        extra.insert(ha::protocol::fence_args::normalize_key(k), v.to_string());
+    }
+    Ok(extra)
+}
+
+/// The watcher's id: given, or `<host>-<pid>`; refused unless safe in file names.
+fn watcher_id(given: Option<String>) -> Result<String, WatchError> {
+    let id = given.unwrap_or_else(|| {
+        let host: String = ha::os::host::name().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        format!("{host}-{}", std::process::id())
+    });
+    if !ha::protocol::names::is_safe_watcher_id(&id) {
+        return Err(WatchError::Usage(format!(
+            "watcher id {id:?} is not [A-Za-z0-9_.-] of at most {} bytes",
+            ha::protocol::names::MAX_WATCHER_ID
+        )));
+    }
+    Ok(id)
+}
+
+/// One name per setting (ha::os::setting): the option or canonical variable, else an alias.
+fn or_alias(
+    env: &dyn Fn(&str) -> Option<String>,
+    given: Option<String>,
+    setting: &ha::os::setting::Setting,
+) -> Result<Option<String>, WatchError> {
+    let from_env = setting.lookup(env).map_err(ha::HaError::from)?;
+    Ok(given.or(from_env.map(|f| f.value)))
+}
+
+/// The leader's discovery rounds, unless turned off (interval 0, discovery disabled, no source).
+fn discovery_settings(
+    a: &mut RunArgs,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<DiscoverySettings>, WatchError> {
+    let enabled = ha::os::setting::DISCOVERY.flag(env).map_err(ha::HaError::from)?.unwrap_or(true);
+    let sources = or_alias(env, a.discovery_sources.take(), &ha::os::setting::DISCOVERY_SOURCES)?;
+    let sources = ha::protocol::provenance::Source::parse_list(sources.as_deref().unwrap_or("kubernetes,dlm,cib"))
+        .map_err(|e| WatchError::Usage(format!("--discovery-sources (GFS2_FENCE_DISCOVERY_SOURCES): {e}")))?;
+    let kubectl =
+        or_alias(env, a.kubectl_cmd.take(), &ha::os::setting::KUBECTL_CMD)?.unwrap_or_else(|| "kubectl".into());
+    Ok(off_if_zero(a.discovery_interval).filter(|_| enabled && !sources.is_empty()).map(|interval| DiscoverySettings {
+        interval,
+        timeout: a.discovery_timeout,
+        memory: a.discovery_memory,
+        tools: Tools {
+            sources,
+            kubectl: kubectl.split_whitespace().map(str::to_string).collect(),
+            kubeconfig: a.kubeconfig.clone(),
+        },
+    }))
+}
+
+/// The cluster's name for the records (see `ha::discovery::cluster_name`), said in the log either way.
+fn cluster_name(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<String>, WatchError> {
+    let cluster = ha::discovery::cluster_name::find(&env, Some(std::time::Instant::now() + CLUSTER_NAME_BUDGET))
+        .map_err(ha::HaError::from)?;
+    match &cluster {
+        Some((name, origin)) => tracing::info!(cluster = %name, "cluster name from {}", origin.as_str()),
+        None => tracing::warn!(
+            "no cluster name (no GFS2_FENCE_CLUSTER_NAME, corosync.conf, corosync-cmapctl or CIB cluster-name): \
+             records and gfs2_fencing_info carry none; set GFS2_FENCE_CLUSTER_NAME for a site view"
+        ),
+    }
+    Ok(cluster.map(|(name, _)| name))
+}
+
+/// Agents and peers count a watcher live while its heartbeat is younger than the TTL: one that does
+/// not outlast two heartbeats makes every watcher look frozen, and every fence fail.
+fn check_ttl(ttl: Duration, heartbeat: Duration) -> Result<(), WatchError> {
+    if ttl >= 2 * heartbeat {
+        return Ok(());
+    }
+    Err(WatchError::Usage(format!(
+        "{}={:.3} is less than twice the heartbeat interval ({}={:.3}): every watcher would look \
+         frozen to the agents and its peers, and every fence would fail; give a TTL of at least {:.3} s \
+         (the default is 10 s with a 1 s heartbeat)",
+        given_as("ttl", "GFS2_FENCE_TTL"),
+        ttl.as_secs_f64(),
+        given_as("heartbeat-interval", "GFS2_FENCE_HEARTBEAT_INTERVAL"),
+        heartbeat.as_secs_f64(),
+        (2 * heartbeat).as_secs_f64()
+    )))
 }
 
 /// Parses the command line as clap does, except that a bad value read from the environment (what an
