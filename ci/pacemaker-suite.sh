@@ -59,9 +59,11 @@ if [ "${GFS2_SUITE_PRIVATE:-}" != 1 ]; then
     fi
     exit "$rc"
 fi
-SPOOL=/run/gfs2-fencing-ci
-LOGS=/var/log/gfs2-fencing-ci
-NNF=/run/gfs2-fencing-ci-nnf
+# The spool, the agent's logs and nnf-sos's directories are the suite's own, in its work
+# directory: none of the machine's default paths (/run, /var/log) is named, private as they are here.
+SPOOL=$W/spool
+LOGS=$W/agent-logs
+NNF=$W/nnf
 NNF_FENCES=$W/nnf-fences.jsonl
 LEDGER=$W/ledger.jsonl
 BEHAVIOR=$W/behavior.json
