@@ -65,10 +65,15 @@ struct Bins {
 /// The median time to start and reap `/bin/true`, in milliseconds: what one fence command costs
 /// this machine at the least.
 fn spawn_p50(n: usize) -> f64 {
+    status_p50(n, || Command::new("/bin/true"))
+}
+
+/// p50 (ms) of `n` runs of the command `make` gives, each started and waited for.
+fn status_p50(n: usize, make: impl Fn() -> Command) -> f64 {
     let mut t: Vec<Duration> = (0..n.max(1))
         .filter_map(|_| {
             let t0 = Instant::now();
-            Command::new("/bin/true").status().ok().map(|_| t0.elapsed())
+            make().status().ok().map(|_| t0.elapsed())
         })
         .collect();
     t.sort();
@@ -98,19 +103,11 @@ fn durable_publish_p50(dir: &Path, n: usize) -> std::io::Result<f64> {
 
 /// p50 (ms) of the agent's start alone: `-o metadata` reads nothing and writes only its XML.
 fn agent_start_p50(agent: &Path, n: usize) -> f64 {
-    let mut t: Vec<Duration> = (0..n.max(1))
-        .filter_map(|_| {
-            let t0 = Instant::now();
-            Command::new(agent)
-                .args(["-o", "metadata"])
-                .stdout(std::process::Stdio::null())
-                .status()
-                .ok()
-                .map(|_| t0.elapsed())
-        })
-        .collect();
-    t.sort();
-    pct(&t, 0.5)
+    status_p50(n, || {
+        let mut c = Command::new(agent);
+        c.args(["-o", "metadata"]).stdout(Stdio::null());
+        c
+    })
 }
 
 fn pct(sorted: &[Duration], p: f64) -> f64 {
