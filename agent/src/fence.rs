@@ -75,8 +75,9 @@ enum Wake {
     /// Any responder: an inotify watch on `responses/`.
     Inotify(Inotify),
     /// Any responder, before the watch is armed (or when it cannot be): the path is re-read every
-    /// `recheck`; at `arm_at` (if any) the inotify watch on `dir` is armed.
-    Rereading { dir: std::path::PathBuf, arm_at: Option<Instant>, recheck: Duration },
+    /// [`QUICK_RECHECK`] until `arm_at`, when the inotify watch on `dir` is armed; every
+    /// [`UNWATCHED_RECHECK`] when it could not be (`arm_at` is `None`).
+    Rereading { dir: std::path::PathBuf, arm_at: Option<Instant> },
 }
 
 impl Wake {
@@ -84,11 +85,7 @@ impl Wake {
         if let (Some(spool), Responder::Watchers) = (&exchange.spool, exchange.responder) {
             return Ok(Wake::Fifo(fsio::wake::Fifo::create(&spool.waiting_fifo(id))?));
         }
-        Ok(Wake::Rereading {
-            dir: exchange.responses.clone(),
-            arm_at: Some(Instant::now() + QUICK),
-            recheck: QUICK_RECHECK,
-        })
+        Ok(Wake::Rereading { dir: exchange.responses.clone(), arm_at: Some(Instant::now() + QUICK) })
     }
 
     /// Once the quick phase is over, arms the inotify watch. `true` when the watch was just armed
@@ -117,7 +114,7 @@ impl Wake {
                      max_user_watches if this persists)",
                     UNWATCHED_RECHECK.as_millis()
                 );
-                Wake::Rereading { dir: std::mem::take(dir), arm_at: None, recheck: UNWATCHED_RECHECK }
+                Wake::Rereading { dir: std::mem::take(dir), arm_at: None }
             }
         };
         true
@@ -135,9 +132,8 @@ impl Wake {
         match self {
             Wake::Fifo(_) => SAFETY_RECHECK[0],
             Wake::Inotify(_) => SAFETY_RECHECK[1],
-            Wake::Rereading { arm_at, recheck, .. } => {
-                arm_at.map_or(*recheck, |at| (*recheck).min(at.saturating_duration_since(Instant::now())))
-            }
+            Wake::Rereading { arm_at: Some(at), .. } => QUICK_RECHECK.min(at.saturating_duration_since(Instant::now())),
+            Wake::Rereading { arm_at: None, .. } => UNWATCHED_RECHECK,
         }
     }
 
