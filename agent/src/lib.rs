@@ -22,6 +22,7 @@ pub mod answer;
 pub mod standing;
 pub mod unfence;
 pub mod nnf;
+pub mod wait;
 pub mod fence;
 pub mod events;
 
