@@ -23,7 +23,7 @@ use super::layout::{Dir, Spool};
 use crate::error::{HaError, Result};
 use crate::fsio::lock::{self, Lock};
 use crate::fsio::{self, Moved, ReadError};
-use crate::protocol::names::{parse_request_file, ClaimName};
+use crate::protocol::names::{parse_request_file, ClaimName, RequestFile};
 use crate::protocol::request::{Rejection, Request};
 
 /// How long a request file that does not parse is assumed to be still being written in place.
@@ -109,7 +109,7 @@ fn field(bytes: &[u8], key: &str) -> Option<String> {
     v.get(key)?.as_str().map(str::to_string)
 }
 
-/// Tries to claim `requests/<file_name>` for `watcher_id`.
+/// Tries to claim `requests/<file_name>` for `watcher_id`: the steps of the module's doc, in order.
 pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Claim> {
     if file_name.starts_with('.') {
         return Ok(Claim::Skipped);
@@ -120,89 +120,135 @@ pub fn try_claim(spool: &Spool, file_name: &str, watcher_id: &str) -> Result<Cla
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Claim::Busy),
         Err(e) => return Err(HaError::io("stat", &path, e)),
     };
-    let named = parse_request_file(file_name);
-    let id = named.as_ref().map(|n| n.id.clone());
-    let reject = |reason: Rejection, bytes: &[u8]| -> Result<Claim> {
-        quarantine(spool, &path, &reason.to_string()).map(|moved| match moved {
+    let c = Candidate { spool, file_name, path, meta, named: parse_request_file(file_name) };
+    let id = match c.screen()? {
+        Ok(id) => id,
+        Err(end) => return Ok(end),
+    };
+    let Some(lease) = c.lease()? else {
+        return Ok(Claim::Busy);
+    };
+    let (request, bytes) = match c.read(&lease, &id)? {
+        Ok(read) => read,
+        Err(end) => return Ok(end),
+    };
+    if let Some(answered) = c.retire_if_answered(&id)? {
+        return Ok(answered);
+    }
+    c.take(lease, request, bytes, watcher_id)
+}
+
+/// A file in `requests/` on its way to being claimed. Each step returns `Err(claim)` (inside the
+/// I/O result) when the attempt ends there.
+struct Candidate<'a> {
+    spool: &'a Spool,
+    file_name: &'a str,
+    path: PathBuf,
+    /// As stat'ed before the lock (not followed: a symlink is seen as one).
+    meta: std::fs::Metadata,
+    named: Option<RequestFile>,
+}
+
+impl Candidate<'_> {
+    /// Quarantines the file for `reason`, answering with what can be read of `bytes`.
+    fn reject(&self, reason: Rejection, bytes: &[u8]) -> Result<Claim> {
+        quarantine(self.spool, &self.path, &reason.to_string()).map(|moved| match moved {
             Some(moved_to) => Claim::Quarantined(Quarantined {
-                file: file_name.to_string(),
+                file: self.file_name.to_string(),
                 moved_to,
                 reason: reason.to_string(),
-                id: id.clone(),
+                id: self.named.as_ref().map(|n| n.id.clone()),
                 target: field(bytes, "target_node"),
                 action: field(bytes, "action"),
             }),
             None => Claim::Busy,
         })
-    };
-    let ft = meta.file_type();
-    if ft.is_symlink() {
-        return reject(Rejection::NotRegular("symbolic link"), b"");
     }
-    if !ft.is_file() {
-        return reject(Rejection::NotRegular(if ft.is_dir() { "directory" } else { "special file" }), b"");
+
+    /// A regular file under a request's name: its id.
+    fn screen(&self) -> Result<std::result::Result<String, Claim>> {
+        let ft = self.meta.file_type();
+        let refused = if ft.is_symlink() {
+            Rejection::NotRegular("symbolic link")
+        } else if !ft.is_file() {
+            Rejection::NotRegular(if ft.is_dir() { "directory" } else { "special file" })
+        } else if let Some(named) = &self.named {
+            return Ok(Ok(named.id.clone()));
+        } else {
+            Rejection::BadFileName(self.file_name.to_string())
+        };
+        self.reject(refused, b"").map(Err)
     }
-    let Some(id_str) = id.clone() else {
-        return reject(Rejection::BadFileName(file_name.to_string()), b"");
-    };
-    let file = match fsio::open_nofollow(&path) {
-        Ok(f) => f,
-        Err(_) => return Ok(Claim::Busy),
-    };
-    let Some(mut lease) = lock::try_exclusive(file, &path)? else {
-        return Ok(Claim::Busy);
-    };
-    if !same_file(lease.file(), &path) {
-        return Ok(Claim::Busy);
+
+    /// Step 1 and 2: the file opened without following symlinks and locked, still under its name.
+    /// `None`: another watcher holds or took it.
+    fn lease(&self) -> Result<Option<Lock>> {
+        let Ok(file) = fsio::open_nofollow(&self.path) else {
+            return Ok(None);
+        };
+        Ok(lock::try_exclusive(file, &self.path)?.filter(|lease| same_file(lease.file(), &self.path)))
     }
-    // Only what this user wrote and nobody else can change is executed: the directory checks do not
-    // cover a file planted (or hard-linked) by another user with write access to requests/.
-    match untrusted(lease.file(), &path)? {
-        // A writer without renameat2 places with link + unlink: two links for a moment.
-        Some(Untrust::Links(_)) if young(&meta) => return Ok(Claim::NotReady),
-        Some(why) => return reject(Rejection::Untrusted(why.to_string()), b""),
-        None => {}
-    }
-    let bytes = match fsio::read_file_capped(lease.file(), &path, fsio::MAX_SPOOL_FILE) {
-        Ok(b) => b,
-        Err(ReadError::TooLarge { limit }) => return reject(Rejection::TooLarge(limit), b""),
-        Err(ReadError::NotRegular(what)) => return reject(Rejection::NotRegular(what), b""),
-        Err(ReadError::Gone) => return Ok(Claim::Busy),
-        Err(ReadError::Io(e)) => return Err(e),
-    };
-    let request = match Request::parse(&bytes) {
-        Ok(r) if r.request_id != id_str => {
-            return reject(Rejection::NameMismatch { id: r.request_id, file: file_name.to_string() }, &bytes)
+
+    /// Step 3: the locked file trusted, read and parsed, its content agreeing with its name.
+    fn read(&self, lease: &Lock, id: &str) -> Result<std::result::Result<(Request, Vec<u8>), Claim>> {
+        // Only what this user wrote and nobody else can change is executed: the directory checks do not
+        // cover a file planted (or hard-linked) by another user with write access to requests/.
+        match untrusted(lease.file(), &self.path)? {
+            // A writer without renameat2 places with link + unlink: two links for a moment.
+            Some(Untrust::Links(_)) if young(&self.meta) => return Ok(Err(Claim::NotReady)),
+            Some(why) => return self.reject(Rejection::Untrusted(why.to_string()), b"").map(Err),
+            None => {}
         }
-        // A v2 client trusts only the file name: a request whose content names another node than its
-        // name would be answered for the wrong node.
-        Ok(r) if named.as_ref().and_then(|n| n.target.as_deref()).is_some_and(|t| t != r.target_node) => {
-            return reject(Rejection::TargetMismatch { target: r.target_node, file: file_name.to_string() }, &bytes)
-        }
-        Ok(r) => r,
-        Err(Rejection::BadJson(_)) if young(&meta) => return Ok(Claim::NotReady),
-        Err(r) => return reject(r, &bytes),
-    };
-    // An answered request is never executed again (the answer is the durable record; the move that
-    // retired its request may not have been).
-    let answer = spool.dir(Dir::Responses).join(file_name);
-    if answer.symlink_metadata().is_ok() && crate::protocol::response::not_an_answer(&answer, &id_str).is_none() {
-        fsio::move_into(&path, &spool.dir(Dir::Done), &format!("{id_str}.answered.json"))?;
-        return Ok(Claim::Answered(id_str));
+        let bytes = match fsio::read_file_capped(lease.file(), &self.path, fsio::MAX_SPOOL_FILE) {
+            Ok(b) => b,
+            Err(ReadError::TooLarge { limit }) => return self.reject(Rejection::TooLarge(limit), b"").map(Err),
+            Err(ReadError::NotRegular(what)) => return self.reject(Rejection::NotRegular(what), b"").map(Err),
+            Err(ReadError::Gone) => return Ok(Err(Claim::Busy)),
+            Err(ReadError::Io(e)) => return Err(e),
+        };
+        let file = self.file_name.to_string();
+        let refused = match Request::parse(&bytes) {
+            Ok(r) if r.request_id != id => Rejection::NameMismatch { id: r.request_id, file },
+            // A v2 client trusts only the file name: a request whose content names another node than its
+            // name would be answered for the wrong node.
+            Ok(r) if self.named.as_ref().and_then(|n| n.target.as_deref()).is_some_and(|t| t != r.target_node) => {
+                Rejection::TargetMismatch { target: r.target_node, file }
+            }
+            Ok(r) => return Ok(Ok((r, bytes))),
+            Err(Rejection::BadJson(_)) if young(&self.meta) => return Ok(Err(Claim::NotReady)),
+            Err(r) => r,
+        };
+        self.reject(refused, &bytes).map(Err)
     }
-    let name = ClaimName {
-        id: id_str.clone(),
-        watcher: watcher_id.to_string(),
-        attempt: crate::spool::attempts::count(spool, &id_str)? + 1,
-        naming: named.as_ref().map_or(crate::protocol::names::Naming::V1, |n| n.naming),
-    };
-    let dest = spool.dir(Dir::Claimed).join(name.to_string());
-    match fsio::move_noreplace(&path, &dest)? {
-        Moved::Done => {
-            lease.moved_to(dest);
-            Ok(Claim::Claimed(Box::new(Claimed { lease, name, request, bytes })))
+
+    /// An answered request is never executed again (the answer is the durable record; the move that
+    /// retired its request may not have been): retired to `done/`.
+    fn retire_if_answered(&self, id: &str) -> Result<Option<Claim>> {
+        let answer = self.spool.dir(Dir::Responses).join(self.file_name);
+        if answer.symlink_metadata().is_err() || crate::protocol::response::not_an_answer(&answer, id).is_some() {
+            return Ok(None);
         }
-        Moved::SourceGone | Moved::DestinationExists => Ok(Claim::Busy),
+        fsio::move_into(&self.path, &self.spool.dir(Dir::Done), &format!("{id}.answered.json"))?;
+        Ok(Some(Claim::Answered(id.to_string())))
+    }
+
+    /// Step 4: the no-replace move to `claimed/`, which the lease follows.
+    fn take(self, mut lease: Lock, request: Request, bytes: Vec<u8>, watcher_id: &str) -> Result<Claim> {
+        let id = request.request_id.clone();
+        let name = ClaimName {
+            attempt: crate::spool::attempts::count(self.spool, &id)? + 1,
+            id,
+            watcher: watcher_id.to_string(),
+            naming: self.named.as_ref().map_or(crate::protocol::names::Naming::V1, |n| n.naming),
+        };
+        let dest = self.spool.dir(Dir::Claimed).join(name.to_string());
+        match fsio::move_noreplace(&self.path, &dest)? {
+            Moved::Done => {
+                lease.moved_to(dest);
+                Ok(Claim::Claimed(Box::new(Claimed { lease, name, request, bytes })))
+            }
+            Moved::SourceGone | Moved::DestinationExists => Ok(Claim::Busy),
+        }
     }
 }
 
