@@ -106,7 +106,7 @@ proptest! {
         let mut executions: Vec<Action> = Vec::new();
         loop {
             let Some(first) = q.of_target("t").next().cloned() else { break };
-            let superseded = q.head_is_superseded("t");
+            let superseded = q.superseding("t").is_some();
             q.remove(&first.name);
             if superseded {
                 fate[index(&first.name)] = Some(Fate::Superseded);

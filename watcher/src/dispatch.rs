@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use ha::fsio::lock::{self, LockSet};
-use ha::protocol::request::Action;
-use ha::protocol::response::Outcome;
-use ha::spool::claim::{self, Claim};
+use ha::spool::claim::{self, Claim, Claimed};
+use ha::spool::decide;
+use ha::spool::queue::Entry;
 
 use crate::intake::Intake;
 use crate::reply;
@@ -160,26 +160,8 @@ fn take_target(shared: &Shared, intake: &mut Intake, target: &str) -> Take {
             }
         }
     };
-    // Under the key's lock, a claim of this key still in `claimed/` is an earlier request whose holder
-    // just died: recover it now (only a holder of the key's lock requeues it, and observes it at
-    // once; it keeps its submission time) and serve it first. One still there after that has a live
-    // holder without the lock (re-dispatched from a stuck watcher): wait for it. A dead claim a peer
-    // requeued under this lock before we took it is caught up from inotify.
-    for r in crate::recovery::recover_except(shared, Some(target)) {
-        if let ha::spool::recover::Recovered::Requeued(name) = r {
-            intake.index.observe(&s.spool, &shared.boot_id, &format!("{}.json", name.id));
-        }
-    }
-    // A request a peer requeued (recovering a dead claim under this lock) before we took the lock is
-    // in requests/ already, its event queued: read it before choosing.
-    intake.catch_up(shared);
-    match ha::spool::recover::claims_where(&s.spool, |r| intake.index.key_of(&r.target_node) == target) {
-        Ok(0) => {}
-        Ok(_) => return Take::Busy,
-        Err(e) => {
-            tracing::error!(target = %target, "looking for earlier claims: {e}");
-            return Take::Short;
-        }
+    if let Some(wait) = earlier_claims(shared, intake, target) {
+        return wait;
     }
     // Held while a watcher of spool format 1 (which locks by requested name) fences that node now: a
     // request is not claimed.
@@ -196,67 +178,107 @@ fn take_target(shared: &Shared, intake: &mut Intake, target: &str) -> Take {
                 }
             }
         }
-        let superseded_by = intake
-            .index
-            .queue
-            .head_is_superseded(target)
-            .then(|| intake.index.queue.of_target(target).find(|e| matches!(e.action, Action::Off | Action::Reboot)))
-            .flatten()
-            .map(|e| (e.name.trim_end_matches(".json").to_string(), e.action));
-        intake.index.forget(&first.name);
-        let claimed = match claim::try_claim(&s.spool, &first.name, &s.id) {
-            Ok(Claim::Claimed(c)) => *c,
-            Ok(Claim::Quarantined(q)) => {
-                reply::reject(shared, &q);
-                continue;
-            }
-            Ok(Claim::NotReady) => {
-                intake.index.observe(&s.spool, &shared.boot_id, &first.name);
-                return Take::Nothing;
-            }
-            Ok(Claim::Answered(id)) => {
-                tracing::warn!(request_id = %id, file = %first.name, "already answered: retired to done/ without running it again");
-                continue;
-            }
-            Ok(Claim::Busy | Claim::Skipped) => continue,
-            Err(e) => {
-                // Still pending: known again, to be claimed at the next try.
-                tracing::error!(file = %first.name, "claiming: {e}");
-                intake.index.observe(&s.spool, &shared.boot_id, &first.name);
-                return Take::after(&e);
-            }
+        let superseding = intake.index.queue.superseding(target).map(|e| (e.name.clone(), e.action));
+        let claimed = match claim_first(shared, intake, &first.name) {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(take) => return take,
         };
-        if let Some((by, action)) = superseded_by {
-            let mut r = reply::for_claim(shared, &claimed);
-            r.outcome = Some(Outcome::Superseded);
-            r.message = format!("superseded by the later {action} request {by} for the same target; not executed");
+        if let Some((by, action)) = superseding {
+            let r = decide::superseded(reply::for_claim(shared, &claimed), by.trim_end_matches(".json"), action);
             if let Err(e) = reply::answer_and_retire(shared, claimed, r, Instant::now(), None) {
                 tracing::error!(target = %target, "answering a superseded request: {e}");
             }
             continue;
         }
-        // Only the run of the same action that follows it in submission order joins the execution:
-        // a request behind another action must take effect after that action, not before it.
         let mut claims = vec![claimed];
-        let same: Vec<(String, String)> =
-            intake.index.queue.run_of(target, first.action).map(|e| (e.name.clone(), e.node.clone())).collect();
-        for (name, node) in same {
-            // The run stops at one whose requested name a format-1 watcher fences now: it and those
-            // after it wait for their own turn, in order.
-            if !first.waived && !format1_locks.try_hold(&s.spool.format1_target_lock(&node)).unwrap_or(false) {
-                break;
-            }
-            intake.index.forget(&name);
-            match claim::try_claim(&s.spool, &name, &s.id) {
-                Ok(Claim::Claimed(c)) => claims.push(*c),
-                Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(file = %name, "claiming: {e}");
-                    intake.index.observe(&s.spool, &shared.boot_id, &name);
-                }
+        join_run(shared, intake, (target, &first), &mut format1_locks, &mut claims);
+        return Take::Job(Job { claims, target_lock, format1_locks });
+    }
+}
+
+/// Under the key's lock, a claim of this key still in `claimed/` is an earlier request whose holder
+/// just died: recover it now (only a holder of the key's lock requeues it, and observes it at once;
+/// it keeps its submission time) and serve it first. One still there after that has a live holder
+/// without the lock (re-dispatched from a stuck watcher): wait for it (`Some`). A dead claim a peer
+/// requeued under this lock before we took it is caught up from inotify.
+fn earlier_claims(shared: &Shared, intake: &mut Intake, target: &str) -> Option<Take> {
+    let s = &shared.settings;
+    for r in crate::recovery::recover_except(shared, Some(target)) {
+        if let ha::spool::recover::Recovered::Requeued(name) = r {
+            intake.index.observe(&s.spool, &shared.boot_id, &format!("{}.json", name.id));
+        }
+    }
+    // A request a peer requeued (recovering a dead claim under this lock) before we took the lock is
+    // in requests/ already, its event queued: read it before choosing.
+    intake.catch_up(shared);
+    match ha::spool::recover::claims_where(&s.spool, |r| intake.index.key_of(&r.target_node) == target) {
+        Ok(0) => None,
+        Ok(_) => Some(Take::Busy),
+        Err(e) => {
+            tracing::error!(target = %target, "looking for earlier claims: {e}");
+            Some(Take::Short)
+        }
+    }
+}
+
+/// Claims the target's first request, `name`. `Ok(None)`: it went (quarantined, answered already,
+/// taken by another): look at the next. `Err`: stop trying this target now.
+fn claim_first(shared: &Shared, intake: &mut Intake, name: &str) -> Result<Option<Claimed>, Take> {
+    let s = &shared.settings;
+    intake.index.forget(name);
+    match claim::try_claim(&s.spool, name, &s.id) {
+        Ok(Claim::Claimed(c)) => Ok(Some(*c)),
+        Ok(Claim::Quarantined(q)) => {
+            reply::reject(shared, &q);
+            Ok(None)
+        }
+        Ok(Claim::NotReady) => {
+            intake.index.observe(&s.spool, &shared.boot_id, name);
+            Err(Take::Nothing)
+        }
+        Ok(Claim::Answered(id)) => {
+            tracing::warn!(request_id = %id, file = %name, "already answered: retired to done/ without running it again");
+            Ok(None)
+        }
+        Ok(Claim::Busy | Claim::Skipped) => Ok(None),
+        Err(e) => {
+            // Still pending: known again, to be claimed at the next try.
+            tracing::error!(file = %name, "claiming: {e}");
+            intake.index.observe(&s.spool, &shared.boot_id, name);
+            Err(Take::after(&e))
+        }
+    }
+}
+
+/// Claims into `claims` the requests that join the execution of `first`: only the run of the same
+/// action that follows it in submission order (`Queue::run_of`); a request behind another action
+/// must take effect after that action, not before it.
+fn join_run(
+    shared: &Shared,
+    intake: &mut Intake,
+    (target, first): (&str, &Entry),
+    format1_locks: &mut LockSet,
+    claims: &mut Vec<Claimed>,
+) {
+    let s = &shared.settings;
+    let same: Vec<(String, String)> =
+        intake.index.queue.run_of(target, first.action).map(|e| (e.name.clone(), e.node.clone())).collect();
+    for (name, node) in same {
+        // The run stops at one whose requested name a format-1 watcher fences now: it and those
+        // after it wait for their own turn, in order.
+        if !first.waived && !format1_locks.try_hold(&s.spool.format1_target_lock(&node)).unwrap_or(false) {
+            break;
+        }
+        intake.index.forget(&name);
+        match claim::try_claim(&s.spool, &name, &s.id) {
+            Ok(Claim::Claimed(c)) => claims.push(*c),
+            Ok(Claim::Quarantined(q)) => reply::reject(shared, &q),
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(file = %name, "claiming: {e}");
+                intake.index.observe(&s.spool, &shared.boot_id, &name);
             }
         }
-        return Take::Job(Job { claims, target_lock, format1_locks });
     }
 }

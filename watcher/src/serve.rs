@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use ha::fsio::lock::Lock;
 use ha::os::clock::BootTime;
+use ha::protocol::request::Request;
 use ha::protocol::response::{Outcome, Response};
 use ha::spool::answer;
 use ha::spool::backoff::Schedule;
@@ -57,9 +58,75 @@ fn agent_state(spool: &Spool, id: &str) -> AgentState {
 pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) -> Result<(), WatchError> {
     let s = &shared.settings;
     let started = Instant::now();
+    let mut runnable = answer_unrunnable(shared, job.claims, started)?;
+    let Some((primary, _)) = runnable.first() else {
+        return Ok(());
+    };
+    let target = primary.request.target_node.clone();
+    let Some(cmd) = s.fence.command_for(&target) else {
+        let resp = no_command(shared, primary);
+        return answer_all(shared, runnable, resp, started, Some(Reason::no_command));
+    };
+    let runner = Runner { shared, cmd, inherit: job.target_lock.as_ref().map(|l| l.file().as_raw_fd()) };
+    let mut schedule = Schedule::new(s.retry, s.jitter_seed ^ primary.name.attempt as u64, primary.name.attempt - 1);
+    let mut last: Option<Execution> = None;
+    let mut not_started = 0u32;
+    let exec = loop {
+        // Whoever stopped waiting since the last look is answered; the first still waiting leads.
+        answer_gone(shared, &mut runnable, last.as_ref(), schedule.attempts(), started)?;
+        let Some((primary, deadline)) = runnable.first() else {
+            tracing::warn!(target = %target, attempts = schedule.attempts(), "every requesting agent is gone; not executed again");
+            return Ok(());
+        };
+        // A device that takes a limited number of sessions: one of its slots, held through the run,
+        // taken before the attempt starts and its budget is measured (the wait may be long).
+        let _slot = match device_slot(shared, cmd, *deadline, &mut abort).await {
+            SlotWait::Held(slot) => slot,
+            SlotWait::Aborted => return release_all(shared, runnable),
+        };
+        let (req, deadline) = (primary.request.clone(), *deadline);
+        let exec = runner.attempt(&req, deadline, schedule.started(), runnable.len() - 1, &mut abort).await;
+        if exec.ending == Ending::Aborted {
+            return release_all(shared, runnable);
+        }
+        if succeeded(req.action, &exec) {
+            break exec;
+        }
+        let Some(at) = retry_at(shared, &mut schedule, &mut not_started, &exec, (&req.request_id, deadline)) else {
+            break exec;
+        };
+        if !matches!(exec.ending, Ending::NotStarted(_)) {
+            shared.metrics.retried();
+            last = Some(exec);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(BootTime::now().until(at)) => {}
+            _ = abort.wait_for(|a| *a) => return release_all(shared, runnable),
+        }
+    };
+    let mut resp = reply::for_claim(shared, &runnable[0].0);
+    judge(runnable[0].0.request.action, &exec, &mut resp);
+    resp.attempts = Some(schedule.attempts());
+    if !resp.success && schedule.attempts() > 1 {
+        resp.message = format!("after {} attempts, the last: {}", schedule.attempts(), resp.message);
+    }
+    let why = (!resp.success).then(|| reason(&exec.ending));
+    answer_all(shared, runnable, resp, started, why)?;
+    drop(job.target_lock);
+    Ok(())
+}
+
+/// Answers the claims whose agent is gone (`abandoned`) or whose deadline leaves no time
+/// (`expired`), without running anything; returns the others with their deadlines.
+fn answer_unrunnable(
+    shared: &Shared,
+    claims: Vec<Claimed>,
+    started: Instant,
+) -> Result<Vec<(Claimed, BootTime)>, WatchError> {
+    let s = &shared.settings;
     let now = BootTime::now();
-    let mut runnable: Vec<(Claimed, BootTime)> = Vec::new();
-    for c in job.claims {
+    let mut runnable = Vec::new();
+    for c in claims {
         // The claimed file kept the request file's mtime: when its client wrote it.
         let (_, deadline) = reply::written_and_deadline(shared, &c);
         let (resp, why) =
@@ -79,53 +146,55 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
             };
         reply::answer_and_retire(shared, c, resp, started, Some(why))?;
     }
-    if runnable.is_empty() {
-        return Ok(());
-    }
-    let (primary, _) = &runnable[0];
-    let target = primary.request.target_node.clone();
-    let Some(cmd) = s.fence.command_for(&target) else {
-        let mut resp = reply::for_claim(shared, primary);
-        resp.outcome = Some(Outcome::Failed);
-        let known: Vec<&str> = s.fence.target_names().collect();
-        resp.message = format!(
-            "no fence command is configured for target {target:?}: the watchers' configuration names {} and has \
-             no default entry; add the target (or a default) to it, or correct the device's plug \
-             (pcmk_host_map, pcmk_host_list)",
-            if known.is_empty() { "no target".to_string() } else { known.join(", ") }
-        );
-        return answer_all(shared, runnable, resp, started, Some(Reason::no_command));
-    };
-    let mut schedule = Schedule::new(s.retry, s.jitter_seed ^ primary.name.attempt as u64, primary.name.attempt - 1);
-    let inherit = job.target_lock.as_ref().map(|l| l.file().as_raw_fd());
-    let mut last: Option<Execution> = None;
-    let mut not_started = 0u32;
-    let exec = loop {
-        // Whoever stopped waiting since the last look is answered; the first still waiting leads.
-        answer_gone(shared, &mut runnable, last.as_ref(), schedule.attempts(), started)?;
-        let Some((primary, deadline)) = runnable.first() else {
-            tracing::warn!(target = %target, attempts = schedule.attempts(), "every requesting agent is gone; not executed again");
-            return Ok(());
-        };
-        // A device that takes a limited number of sessions: one of its slots, held through the run,
-        // taken before the attempt starts and its budget is measured (the wait may be long).
-        let _slot = match device_slot(shared, cmd, *deadline, &mut abort).await {
-            SlotWait::Held(slot) => slot,
-            SlotWait::Aborted => return release_all(shared, runnable),
-        };
-        let req = primary.request.clone();
+    Ok(runnable)
+}
+
+/// The failure of a request for a target the configuration has no fence command for.
+fn no_command(shared: &Shared, c: &Claimed) -> Response {
+    let target = &c.request.target_node;
+    let mut resp = reply::for_claim(shared, c);
+    resp.outcome = Some(Outcome::Failed);
+    let known: Vec<&str> = shared.settings.fence.target_names().collect();
+    resp.message = format!(
+        "no fence command is configured for target {target:?}: the watchers' configuration names {} and has \
+         no default entry; add the target (or a default) to it, or correct the device's plug \
+         (pcmk_host_map, pcmk_host_list)",
+        if known.is_empty() { "no target".to_string() } else { known.join(", ") }
+    );
+    resp
+}
+
+/// Runs a job's fence command, holding the target's lock (`inherit`: the command inherits it).
+struct Runner<'a> {
+    shared: &'a Shared,
+    cmd: &'a FenceCommand,
+    inherit: Option<std::os::fd::RawFd>,
+}
+
+impl Runner<'_> {
+    /// One execution of the command for `req` (attempt number `attempt`, `coalesced` requests
+    /// riding on it), within the deadline and the execution timeout; the attempt is recorded in
+    /// the spool once the command has started.
+    async fn attempt(
+        &self,
+        req: &Request,
+        deadline: BootTime,
+        attempt: u32,
+        coalesced: usize,
+        abort: &mut watch::Receiver<bool>,
+    ) -> Execution {
+        let (shared, cmd, s) = (self.shared, self.cmd, &self.shared.settings);
         let id = req.request_id.as_str();
-        let attempt = schedule.started();
-        let budget = BootTime::now().until(*deadline).min(s.exec_timeout);
+        let budget = BootTime::now().until(deadline).min(s.exec_timeout);
         tracing::info!(request_id = %id, target = %req.target_node, action = %req.action, attempt,
-            coalesced = runnable.len() - 1, command = %cmd.program.display(), budget_ms = budget.as_millis() as u64, "executing");
+            coalesced, command = %cmd.program.display(), budget_ms = budget.as_millis() as u64, "executing");
         let inv = Invocation {
             program: &cmd.program,
-            stdin: execute::stdin_text(cmd, &req),
+            stdin: execute::stdin_text(cmd, req),
             request_id: id,
             environment: &cmd.environment,
         };
-        let exec = execute::execute(inv, budget, inherit, &mut abort, |pid| {
+        let exec = execute::execute(inv, budget, self.inherit, abort, |pid| {
             shared.member.lock().unwrap().child_started(pid);
             let a = ha::spool::attempts::Attempt {
                 attempt,
@@ -143,47 +212,34 @@ pub async fn serve(shared: &Shared, job: Job, mut abort: watch::Receiver<bool>) 
         if !matches!(exec.ending, Ending::NotStarted(_)) {
             shared.metrics.executed(exec.duration);
         }
-        if exec.ending == Ending::Aborted {
-            return release_all(shared, runnable);
-        }
-        if succeeded(req.action, &exec) {
-            break exec;
-        }
-        let next = if let Ending::NotStarted(why) = &exec.ending {
-            // It never ran: not an attempt. Tried again soon, holding the claim and the target's
-            // lock, while the deadline leaves a fence command its least budget.
-            schedule.not_started();
-            let at = BootTime::now().after(ha::spool::backoff::start_again_after(not_started));
-            not_started += 1;
-            tracing::warn!(request_id = %id, tries = not_started, "{why}; starting it again in {} ms", BootTime::now().until(at).as_millis());
-            (at.until(*deadline) >= s.min_budget).then_some(at)
-        } else {
-            schedule.next_start(BootTime::now(), *deadline, s.min_budget)
-        };
-        let Some(at) = next else {
-            break exec;
-        };
-        if !matches!(exec.ending, Ending::NotStarted(_)) {
-            tracing::warn!(request_id = %id, attempt, "fence command failed; retrying in {} ms", BootTime::now().until(at).as_millis());
-            shared.metrics.retried();
-            last = Some(exec);
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(BootTime::now().until(at)) => {}
-            _ = abort.wait_for(|a| *a) => return release_all(shared, runnable),
-        }
-    };
-    let action = runnable[0].0.request.action;
-    let mut resp = reply::for_claim(shared, &runnable[0].0);
-    judge(action, &exec, &mut resp);
-    resp.attempts = Some(schedule.attempts());
-    if !resp.success && schedule.attempts() > 1 {
-        resp.message = format!("after {} attempts, the last: {}", schedule.attempts(), resp.message);
+        exec
     }
-    let why = (!resp.success).then(|| reason(&exec.ending));
-    answer_all(shared, runnable, resp, started, why)?;
-    drop(job.target_lock);
-    Ok(())
+}
+
+/// When to try again after a failed execution, if the deadline allows: a command that never ran is
+/// not an attempt, and is started again soon (holding the claim and the target's lock) while the
+/// deadline leaves a fence command its least budget; a failed run waits out the backoff schedule.
+fn retry_at(
+    shared: &Shared,
+    schedule: &mut Schedule,
+    not_started: &mut u32,
+    exec: &Execution,
+    (id, deadline): (&str, BootTime),
+) -> Option<BootTime> {
+    let s = &shared.settings;
+    if let Ending::NotStarted(why) = &exec.ending {
+        schedule.not_started();
+        let at = BootTime::now().after(ha::spool::backoff::start_again_after(*not_started));
+        *not_started += 1;
+        tracing::warn!(request_id = %id, tries = *not_started, "{why}; starting it again in {} ms", BootTime::now().until(at).as_millis());
+        (at.until(deadline) >= s.min_budget).then_some(at)
+    } else {
+        let at = schedule.next_start(BootTime::now(), deadline, s.min_budget);
+        if let Some(at) = at {
+            tracing::warn!(request_id = %id, attempt = schedule.attempts(), "fence command failed; retrying in {} ms", BootTime::now().until(at).as_millis());
+        }
+        at
+    }
 }
 
 /// Answers `abandoned`, and removes from `claims`, each claim whose agent is gone (its waiting lock
@@ -250,12 +306,7 @@ fn answer_all(
     };
     let executed = primary.request.request_id.clone();
     for (c, _) in claims {
-        let mut r = reply::for_claim(shared, &c);
-        r.success = resp.success;
-        r.power_state = resp.power_state;
-        r.attempts = resp.attempts;
-        r.outcome = Some(Outcome::Coalesced);
-        r.message = format!("answered from the execution of request {executed}: {}", resp.message);
+        let r = decide::coalesced(reply::for_claim(shared, &c), &executed, &resp);
         reply::answer_and_retire(shared, c, r, started, why)?;
     }
     reply::answer_and_retire(shared, primary, resp, started, why)

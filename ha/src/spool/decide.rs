@@ -1,4 +1,6 @@
-//! Pure decisions about a request: when it must be answered by, and whether to execute it at all.
+//! Pure decisions about a request: when it must be answered by, whether to execute it at all, what
+//! a request answered from another's execution or superseded by a later one is told, and what
+//! becomes of a claim whose holder died.
 //!
 //! No I/O here: callers read the clock, the boot id and the agent's lock, and pass what they saw.
 //! A late fence does harm (a node that already recovered would be rebooted), so a request whose
@@ -8,7 +10,8 @@
 use std::time::Duration;
 
 use crate::os::clock::BootTime;
-use crate::protocol::request::Request;
+use crate::protocol::request::{Action, Request};
+use crate::protocol::response::{Outcome, Response};
 
 /// What is known about the agent that published a request, from its `waiting/<id>.lock`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +91,48 @@ pub fn execution_budget(fence_timeout: Duration) -> Duration {
     fence_timeout.saturating_sub(answer_margin(fence_timeout))
 }
 
+/// The answer to a request that joined the execution of request `executed` (the target's next
+/// requests of the same action, queued right behind it: `Queue::run_of`): `own`, the response made
+/// for its own claim, given that execution's result (success, power state, attempts), as
+/// `coalesced`, naming the request executed.
+pub fn coalesced(mut own: Response, executed: &str, result: &Response) -> Response {
+    own.success = result.success;
+    own.power_state = result.power_state;
+    own.attempts = result.attempts;
+    own.outcome = Some(Outcome::Coalesced);
+    own.message = format!("answered from the execution of request {executed}: {}", result.message);
+    own
+}
+
+/// The answer to a target's first request when a later `off`/`reboot` (`by`, asking `action`)
+/// supersedes it (`Queue::superseding`): `own`, not executed, not a success.
+pub fn superseded(mut own: Response, by: &str, action: Action) -> Response {
+    own.success = false;
+    own.outcome = Some(Outcome::Superseded);
+    own.message = format!("superseded by the later {action} request {by} for the same target; not executed");
+    own
+}
+
+/// What to do with a claim found in `claimed/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryAction {
+    /// Its owner lives: leave it.
+    Leave,
+    /// Its owner died after answering: retire it.
+    Finish,
+    /// Its owner died before answering: requeue it.
+    Requeue,
+}
+
+/// Decides a claim's recovery from whether its lease is free and whether its response exists.
+pub fn recovery(lease_free: bool, response_exists: bool) -> RecoveryAction {
+    match (lease_free, response_exists) {
+        (false, _) => RecoveryAction::Leave,
+        (true, true) => RecoveryAction::Finish,
+        (true, false) => RecoveryAction::Requeue,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,24 +202,66 @@ mod tests {
             last = b;
         }
     }
-}
 
-/// What to do with a claim found in `claimed/`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecoveryAction {
-    /// Its owner lives: leave it.
-    Leave,
-    /// Its owner died after answering: retire it.
-    Finish,
-    /// Its owner died before answering: requeue it.
-    Requeue,
-}
+    fn answer(id: &str, action: Action) -> Response {
+        Response {
+            request_id: id.into(),
+            success: false,
+            action_performed: action.as_str().into(),
+            target_node: "n".into(),
+            message: String::new(),
+            timestamp: "t".into(),
+            version: Some(1),
+            power_state: None,
+            watcher_id: Some("w".into()),
+            attempts: None,
+            duration_ms: None,
+            outcome: None,
+            epoch: Some(4),
+        }
+    }
 
-/// Decides a claim's recovery from whether its lease is free and whether its response exists.
-pub fn recovery(lease_free: bool, response_exists: bool) -> RecoveryAction {
-    match (lease_free, response_exists) {
-        (false, _) => RecoveryAction::Leave,
-        (true, true) => RecoveryAction::Finish,
-        (true, false) => RecoveryAction::Requeue,
+    /// A coalesced request is answered with the execution's result under its own id, never with
+    /// the executed request's identity.
+    #[test]
+    fn coalesced_requests_take_the_result_and_keep_their_identity() {
+        use crate::protocol::response::PowerState;
+        #[rustfmt::skip]
+        let table = [
+            // success  power state            attempts  outcome of the execution
+            (true,      Some(PowerState::Off), Some(1),  Some(Outcome::Done)),
+            (false,     None,                  Some(3),  Some(Outcome::Failed)),
+            (true,      Some(PowerState::On),  Some(2),  Some(Outcome::Done)),
+            (false,     None,                  None,     Some(Outcome::Expired)),
+        ];
+        for (success, power_state, attempts, outcome) in table {
+            let mut result = answer("exec-id", Action::Off);
+            (result.success, result.power_state, result.attempts, result.outcome) =
+                (success, power_state, attempts, outcome);
+            result.message = "fence command exited 0".into();
+            let own = answer("own-id", Action::Off);
+            let a = coalesced(own.clone(), "exec-id", &result);
+            assert_eq!((a.success, a.power_state, a.attempts), (success, power_state, attempts));
+            assert_eq!(a.outcome, Some(Outcome::Coalesced));
+            assert_eq!(a.message, "answered from the execution of request exec-id: fence command exited 0");
+            assert_eq!(
+                (&a.request_id, &a.watcher_id, a.epoch, &a.timestamp),
+                (&own.request_id, &own.watcher_id, own.epoch, &own.timestamp)
+            );
+        }
+    }
+
+    #[test]
+    fn a_superseded_request_is_answered_not_executed_naming_what_superseded_it() {
+        for (own, by) in [(Action::On, Action::Off), (Action::Status, Action::Reboot), (Action::On, Action::Reboot)] {
+            let a = superseded(answer("own-id", own), "later-id", by);
+            assert!(!a.success);
+            assert_eq!(a.outcome, Some(Outcome::Superseded));
+            assert_eq!((a.request_id.as_str(), a.action_performed.as_str()), ("own-id", own.as_str()));
+            assert_eq!(
+                a.message,
+                format!("superseded by the later {by} request later-id for the same target; not executed")
+            );
+        }
     }
 }

@@ -133,15 +133,16 @@ impl Queue {
         self.by_target.get(target).into_iter().flat_map(|m| m.values()).filter_map(|n| self.entries.get(n))
     }
 
-    /// Whether the first request of `target` is superseded: it is `on`/`status` and a later
-    /// `off`/`reboot` is queued for the same target.
-    pub fn head_is_superseded(&self, target: &str) -> bool {
+    /// The request that supersedes the first request of `target`, if one does: the first is `on` or
+    /// `status` and a later `off`/`reboot` is queued for the same target (the first of those). A
+    /// power-on or a status read behind a fence already asked for would only delay it, or undo it.
+    pub fn superseding(&self, target: &str) -> Option<&Entry> {
         let mut it = self.of_target(target);
         match it.next() {
             Some(first) if matches!(first.action, Action::On | Action::Status) => {
-                it.any(|e| matches!(e.action, Action::Off | Action::Reboot))
+                it.find(|e| matches!(e.action, Action::Off | Action::Reboot))
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -196,14 +197,46 @@ mod tests {
         q.insert(e("early-on", "t", Action::On, 50, 1, 10));
         q.insert(e("other", "u", Action::Reboot, 90, 1, 30));
         assert_eq!(heads(&q), ["other", "early-on"], "t competes with its first request");
-        assert!(q.head_is_superseded("t"));
+        assert_eq!(q.superseding("t").map(|e| e.name.as_str()), Some("late-off"));
         q.remove("early-on");
         assert_eq!(heads(&q), ["late-off", "other"]);
-        assert!(!q.head_is_superseded("t"));
+        assert_eq!(q.superseding("t"), None);
         assert_eq!(q.len(), 2);
         q.remove("late-off");
         q.remove("other");
         assert!(q.is_empty() && heads(&q).is_empty());
+    }
+
+    /// Which request supersedes the first, and which join its execution, for each queue of one
+    /// target (actions in submission order).
+    #[test]
+    fn supersession_and_the_run_that_joins_an_execution() {
+        use Action::{Off as F, On as N, Reboot as R, Status as S};
+        #[rustfmt::skip]
+        let table: [(&[Action], Option<usize>, &[usize]); 10] = [
+            // queue                 superseded by   run joining the first
+            (&[F],                   None,           &[]),
+            (&[F, F, F],             None,           &[1, 2]),
+            (&[F, F, R, F],          None,           &[1]),
+            (&[F, N, F],             None,           &[]),
+            (&[N, F],                Some(1),        &[]),
+            (&[S, S, R],             Some(2),        &[1]),
+            (&[N, N, S, R, F],       Some(3),        &[1]),
+            (&[N, N, S],             None,           &[1]),
+            (&[R, N, F],             None,           &[]),
+            (&[S, N, N, F],          Some(3),        &[]),
+        ];
+        for (actions, superseded_by, run) in table {
+            let mut q = Queue::new();
+            for (i, a) in actions.iter().enumerate() {
+                q.insert(e(&format!("r{i}"), "t", *a, 0, 1, i as u128));
+            }
+            let name = |i: &usize| format!("r{i}");
+            assert_eq!(q.superseding("t").map(|e| e.name.clone()), superseded_by.as_ref().map(name), "{actions:?}");
+            q.remove("r0");
+            let joined: Vec<String> = q.run_of("t", actions[0]).map(|e| e.name.clone()).collect();
+            assert_eq!(joined, run.iter().map(name).collect::<Vec<_>>(), "{actions:?}");
+        }
     }
 
     #[test]
