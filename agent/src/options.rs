@@ -244,100 +244,147 @@ fn fence_timeout(name: &str, value: &str) -> Result<Duration, BadValue> {
     seconds(name, value, MIN_FENCE_TIMEOUT)
 }
 
-impl Options {
-    /// Completes `given` with the environment (`env`) and defaults.
-    pub fn resolve(given: &Given, var: impl Fn(&str) -> Option<String>) -> Result<Options, BadValue> {
-        if let Some(c) = given.conflicts.first() {
-            return Err(c.clone());
-        }
-        let opt = |k: &str| given.values.get(k).cloned();
-        if let Some(t) = opt("type").filter(|t| !params::TYPES.contains(&t.trim())) {
-            return Err(BadValue {
+/// Where an option's value comes from: the agent's own options first, then the environment's
+/// settings (`ha::os::setting`), then the default.
+struct Lookup<'a> {
+    given: &'a Given,
+    var: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Lookup<'_> {
+    fn opt(&self, k: &str) -> Option<String> {
+        self.given.values.get(k).cloned()
+    }
+
+    /// A value given and not empty: an empty directory or name is none.
+    fn given(&self, k: &str) -> Option<String> {
+        self.opt(k).filter(|s| !s.is_empty())
+    }
+
+    fn env(&self, s: &setting::Setting) -> Result<Option<setting::Found>, BadValue> {
+        Ok(s.lookup(self.var)?)
+    }
+
+    /// A duration option in seconds, `default` when not given.
+    fn seconds(&self, k: &str, default: &str) -> Result<Duration, BadValue> {
+        seconds(k, &self.opt(k).unwrap_or_else(|| default.into()), Duration::ZERO)
+    }
+
+    /// fence_dummy's `type`: only its recorder mode is what this agent does.
+    fn check_type(&self) -> Result<(), BadValue> {
+        match self.opt("type").filter(|t| !params::TYPES.contains(&t.trim())) {
+            Some(t) => Err(BadValue {
                 name: "type".into(),
                 value: t,
                 why: "fence_dummy's file and fail types fence nothing (file mode succeeds without writing any \
                       request); this agent always records and fences like fence_dummy's recorder mode: remove type \
                       from the device, or set it to recorder"
                     .into(),
-            });
+            }),
+            None => Ok(()),
         }
-        let env = |s: &setting::Setting| s.lookup(&var);
-        let fence_timeout = match (opt("fence_timeout"), env(&setting::FENCE_TIMEOUT)?) {
+    }
+
+    fn fence_timeout(&self) -> Result<Duration, BadValue> {
+        Ok(match (self.opt("fence_timeout"), self.env(&setting::FENCE_TIMEOUT)?) {
             (Some(v), _) => fence_timeout("fence_timeout", &v)?,
             (None, Some(f)) => fence_timeout(f.name, &f.value)?,
             (None, None) => Duration::from_secs(45),
-        };
+        })
+    }
+
+    /// The log directory and the operational log (which `log_dir` given as an option moves too).
+    fn logs(&self) -> Result<(PathBuf, PathBuf), BadValue> {
         let log_dir = PathBuf::from(
-            opt("log_dir")
-                .or(env(&setting::LOG_DIR)?.map(|f| f.value))
+            self.opt("log_dir")
+                .or(self.env(&setting::LOG_DIR)?.map(|f| f.value))
                 .unwrap_or_else(|| "/var/log/gfs2-fencing".into()),
         );
-        let ops_log = match (opt("log_dir"), env(&setting::OPS_LOG)?) {
+        let ops_log = match (self.opt("log_dir"), self.env(&setting::OPS_LOG)?) {
             (None, Some(f)) => PathBuf::from(f.value),
             _ => log_dir.join("fence-events.log"),
         };
-        let discovery_on = setting::DISCOVERY.flag(&var)?;
-        let discovery = opt("no_gfs2_discovery").is_none() && discovery_on.unwrap_or(true);
-        let (sources_name, sources) = match (opt("discovery_sources"), env(&setting::DISCOVERY_SOURCES)?) {
+        Ok((log_dir, ops_log))
+    }
+
+    /// Whether the GFS2 file systems are looked for, and where.
+    fn discovery(&self) -> Result<(bool, BTreeSet<Source>), BadValue> {
+        let discovery_on = setting::DISCOVERY.flag(self.var)?;
+        let discovery = self.opt("no_gfs2_discovery").is_none() && discovery_on.unwrap_or(true);
+        let (sources_name, sources) = match (self.opt("discovery_sources"), self.env(&setting::DISCOVERY_SOURCES)?) {
             (Some(v), _) => ("discovery_sources", v),
             (None, Some(f)) => (f.name, f.value),
             (None, None) => ("discovery_sources", "kubernetes,dlm,cib".into()),
         };
-        let discovery_sources = Source::parse_list(&sources).map_err(|_| BadValue {
+        let sources = Source::parse_list(&sources).map_err(|_| BadValue {
             name: sources_name.into(),
             value: sources.clone(),
             why: "expected a comma-separated list of kubernetes, dlm, cib".into(),
         })?;
-        let queue_priority = match opt("queue_priority") {
-            Some(v) => Some(v.trim().parse::<i32>().map_err(|_| BadValue {
-                name: "queue_priority".into(),
-                value: v.clone(),
-                why: "expected a whole number".into(),
-            })?),
-            None => None,
-        };
-        let plug = opt("plug").filter(|s| !s.is_empty());
+        Ok((discovery, sources))
+    }
+
+    fn queue_priority(&self) -> Result<Option<i32>, BadValue> {
+        self.opt("queue_priority")
+            .map(|v| {
+                v.trim().parse::<i32>().map_err(|_| BadValue {
+                    name: "queue_priority".into(),
+                    value: v.clone(),
+                    why: "expected a whole number".into(),
+                })
+            })
+            .transpose()
+    }
+
+    /// Who answers: named, or told by the directories given (an empty directory is none).
+    fn responder(&self) -> Result<Responder, BadValue> {
+        let protocol = self.opt("protocol");
+        match (self.opt("responder"), self.given("request_dir"), self.given("response_dir")) {
+            (Some(r), _, _) => Responder::parse(&r, protocol.as_deref()),
+            (None, None, None) => Responder::parse(params::RESPONDERS[0], protocol.as_deref()),
+            (None, req, resp) => {
+                Responder::of_directories(req.as_deref(), resp.as_deref(), protocol.as_deref(), &self.var)
+            }
+        }
+    }
+}
+
+impl Options {
+    /// Completes `given` with the environment (`env`) and defaults.
+    pub fn resolve(given: &Given, var: impl Fn(&str) -> Option<String>) -> Result<Options, BadValue> {
+        if let Some(c) = given.conflicts.first() {
+            return Err(c.clone());
+        }
+        let from = Lookup { given, var: &var };
+        // In this order, the first bad value being the one reported.
+        from.check_type()?;
+        let fence_timeout = from.fence_timeout()?;
+        let (log_dir, ops_log) = from.logs()?;
+        let (discovery, discovery_sources) = from.discovery()?;
+        let queue_priority = from.queue_priority()?;
+        let opt = |k: &str| from.opt(k);
         Ok(Options {
             action: opt("action").unwrap_or_else(|| "reboot".into()).to_ascii_lowercase(),
-            nodename: opt("nodename").filter(|s| !s.is_empty()),
-            plug,
+            nodename: from.given("nodename"),
+            plug: from.given("plug"),
             spool_dir: opt("spool_dir"),
-            // An empty directory is no directory, as below.
-            responder: match (
-                opt("responder"),
-                opt("request_dir").filter(|s| !s.is_empty()),
-                opt("response_dir").filter(|s| !s.is_empty()),
-            ) {
-                (Some(r), _, _) => Responder::parse(&r, opt("protocol").as_deref())?,
-                (None, None, None) => Responder::parse(params::RESPONDERS[0], opt("protocol").as_deref())?,
-                (None, req, resp) => {
-                    Responder::of_directories(req.as_deref(), resp.as_deref(), opt("protocol").as_deref(), &var)?
-                }
-            },
-            request_dir: opt("request_dir").filter(|s| !s.is_empty()),
-            response_dir: opt("response_dir").filter(|s| !s.is_empty()),
+            responder: from.responder()?,
+            request_dir: from.given("request_dir"),
+            response_dir: from.given("response_dir"),
             allow_unfencing: opt("allow_unfencing").is_some(),
             fence_timeout,
             log_dir,
             ops_log,
             discovery,
-            discovery_timeout: seconds(
-                "discovery_timeout",
-                &opt("discovery_timeout").unwrap_or_else(|| "2".into()),
-                Duration::ZERO,
-            )?,
+            discovery_timeout: from.seconds("discovery_timeout", "2")?,
             discovery_sources,
-            discovery_max_age: seconds(
-                "discovery_max_age",
-                &opt("discovery_max_age").unwrap_or_else(|| "120".into()),
-                Duration::ZERO,
-            )?,
+            discovery_max_age: from.seconds("discovery_max_age", "120")?,
             kubectl_cmd: opt("kubectl_cmd")
-                .or(env(&setting::KUBECTL_CMD)?.map(|f| f.value))
+                .or(from.env(&setting::KUBECTL_CMD)?.map(|f| f.value))
                 .unwrap_or_else(|| "kubectl".into()),
-            kubeconfig: opt("kubeconfig").filter(|s| !s.is_empty()).or(env(&setting::KUBECONFIG)?.map(|f| f.value)),
+            kubeconfig: from.given("kubeconfig").or(from.env(&setting::KUBECONFIG)?.map(|f| f.value)),
             queue_priority,
-            delay: seconds("delay", &opt("delay").unwrap_or_else(|| "0".into()), Duration::ZERO)?,
+            delay: from.seconds("delay", "0")?,
             verbose: opt("verbose").is_some(),
             quiet: opt("quiet").is_some(),
             debug_file: opt("debug_file").map(PathBuf::from),

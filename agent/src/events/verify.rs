@@ -37,6 +37,15 @@ fn cause(error: &str) -> &'static str {
     }
 }
 
+/// What the agent noted in the log's lock file of a write it could not finish: the first note of a
+/// short write that `want` (its seq, its request) picks, as (when, the error).
+fn short_write<'a>(c: &'a Chain, want: &dyn Fn(u64, Option<&str>) -> bool) -> Option<(&'a String, &'a String)> {
+    c.log_notes.iter().find_map(|n| match n {
+        LogNote::Short { at, seq, request, error } if want(*seq, request.as_deref()) => Some((at, error)),
+        _ => None,
+    })
+}
+
 /// Checks one chain against `anchors` and the spool's answers; prints its lines with `prefix`.
 fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &str) -> Result<Verdict, EventsError> {
     let r = audit::verify(&c.files, anchors);
@@ -49,49 +58,12 @@ fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &st
         r.unchained.len(),
         r.anchors
     );
-    for p in &r.unchained {
-        println!("{prefix}unchained record (written without the log's lock): {p}");
-    }
-    let short = |want: &dyn Fn(u64, Option<&str>) -> bool| {
-        c.log_notes.iter().find_map(|n| match n {
-            LogNote::Short { at, seq, request, error } if want(*seq, request.as_deref()) => Some((at, error)),
-            _ => None,
-        })
-    };
-    for (p, seq) in &r.crash_cuts {
-        match short(&|s, _| s == *seq) {
-            Some((at, error)) => println!(
-                "{prefix}record cut short by a failed write: {p} (the record seq {seq} could not be written whole at {at}: {error} — {}; the chain continues from the one before it)",
-                cause(error)
-            ),
-            None => println!(
-                "{prefix}record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)"
-            ),
-        }
-    }
-    for p in &r.repeats {
-        println!("{prefix}note: {p} repeats the record before it (written again after a rotation moved the file during the append)");
-    }
+    report_damage(c, &r, prefix);
     let missing = match spool {
         Some(spool) => answers::unrecorded(spool, &c.records)?,
         None => Vec::new(),
     };
-    let mut disk_full = 0;
-    for m in &missing {
-        match short(&|_, request| request == Some(m.request_id.as_str())) {
-            Some((at, error)) => {
-                disk_full += 1;
-                println!(
-                    "{prefix}record not written: request {} ({}, answered {} at {}) has an answer in the spool; the agent could not write its record at {at}: {error} — {}",
-                    m.request_id, m.target, m.outcome, m.answered, cause(error)
-                );
-            }
-            None => println!(
-                "{prefix}record missing after a crash: request {} ({}, answered {} at {}) has an answer in the spool but no outcome record",
-                m.request_id, m.target, m.outcome, m.answered
-            ),
-        }
-    }
+    let disk_full = report_missing(c, &missing, prefix);
     for n in &c.log_notes {
         if let LogNote::Truncated { at, after_seq, expected_bytes, found_bytes } = n {
             println!(
@@ -124,24 +96,74 @@ fn chain(c: &Chain, anchors: &[(u64, String)], spool: Option<&Path>, prefix: &st
         Some(b) => {
             println!("{prefix}BROKEN: {b}");
             println!("{prefix}checked before the break: {summary}");
-            if let audit::Break::Missing { from, to, .. } = &b {
-                let truncated = c.log_notes.iter().any(
-                    |n| matches!(n, LogNote::Truncated { after_seq, .. } if *after_seq + 1 >= *from && *after_seq <= *to),
-                );
-                if truncated {
-                    println!(
-                        "{prefix}possible copytruncate loss: the log was truncated in place just there (see the note above); records appended between logrotate's copy and its truncation are gone. A truncation is also what tampering looks like: compare with the journal's anchors (verify --journal) before calling it either"
-                    );
-                }
-            }
-            if c.from_journal && matches!(b, audit::Break::Missing { .. }) {
-                println!(
-                    "{prefix}note: read from a journal, where an entry can also be lost on its way (journald's rate limit, a full socket): verify this rabbit's log directory before calling it a deletion"
-                );
-            }
+            report_break(c, &b, prefix);
             Verdict::Broken
         }
     })
+}
+
+/// Records outside the chain, cut short (by a crash, or by a failed write the agent noted), or
+/// written twice.
+fn report_damage(c: &Chain, r: &audit::Report, prefix: &str) {
+    for p in &r.unchained {
+        println!("{prefix}unchained record (written without the log's lock): {p}");
+    }
+    for (p, seq) in &r.crash_cuts {
+        match short_write(c, &|s, _| s == *seq) {
+            Some((at, error)) => println!(
+                "{prefix}record cut short by a failed write: {p} (the record seq {seq} could not be written whole at {at}: {error} — {}; the chain continues from the one before it)",
+                cause(error)
+            ),
+            None => println!(
+                "{prefix}record cut short by a crash: {p} (the record seq {seq} was being written; the chain continues from the one before it)"
+            ),
+        }
+    }
+    for p in &r.repeats {
+        println!("{prefix}note: {p} repeats the record before it (written again after a rotation moved the file during the append)");
+    }
+}
+
+/// Each answered fence without a record, named for what the agent noted (a full disk) or for a
+/// crash. Returns how many the agent noted it could not write.
+fn report_missing(c: &Chain, missing: &[answers::Unrecorded], prefix: &str) -> usize {
+    let mut disk_full = 0;
+    for m in missing {
+        match short_write(c, &|_, request| request == Some(m.request_id.as_str())) {
+            Some((at, error)) => {
+                disk_full += 1;
+                println!(
+                    "{prefix}record not written: request {} ({}, answered {} at {}) has an answer in the spool; the agent could not write its record at {at}: {error} — {}",
+                    m.request_id, m.target, m.outcome, m.answered, cause(error)
+                );
+            }
+            None => println!(
+                "{prefix}record missing after a crash: request {} ({}, answered {} at {}) has an answer in the spool but no outcome record",
+                m.request_id, m.target, m.outcome, m.answered
+            ),
+        }
+    }
+    disk_full
+}
+
+/// What else may explain a break: a truncation in place noted just there, a journal's lost entry.
+fn report_break(c: &Chain, b: &audit::Break, prefix: &str) {
+    if let audit::Break::Missing { from, to, .. } = b {
+        let truncated = c
+            .log_notes
+            .iter()
+            .any(|n| matches!(n, LogNote::Truncated { after_seq, .. } if *after_seq + 1 >= *from && *after_seq <= *to));
+        if truncated {
+            println!(
+                "{prefix}possible copytruncate loss: the log was truncated in place just there (see the note above); records appended between logrotate's copy and its truncation are gone. A truncation is also what tampering looks like: compare with the journal's anchors (verify --journal) before calling it either"
+            );
+        }
+    }
+    if c.from_journal && matches!(b, audit::Break::Missing { .. }) {
+        println!(
+            "{prefix}note: read from a journal, where an entry can also be lost on its way (journald's rate limit, a full socket): verify this rabbit's log directory before calling it a deletion"
+        );
+    }
 }
 
 /// Verifies every chain; `anchors` and `spool` belong to the one chain there must then be.

@@ -32,7 +32,7 @@ pub mod plan;
 pub mod who;
 pub mod allowed;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ha::audit::record::{Kept, Unfence};
 use ha::fsio::{self, lock, KeptAside};
@@ -198,21 +198,7 @@ pub fn run(o: Order<'_>) -> Result<Outcome, Failure> {
             o.log_dir.display()
         ))
     })?;
-    let aside_dir = o.exchange.requests.join(SET_ASIDE_DIR);
-    for (i, name) in set_aside.iter().enumerate() {
-        ha::spool::ensure_private_dir(&aside_dir, true)?;
-        if let Some(to) = fsio::move_into_durable(&o.exchange.requests.join(name), &aside_dir, name)? {
-            who.set_aside[i].kept = to.display().to_string();
-        }
-    }
-    let mut changed = Vec::new();
-    for (i, r) in records.iter().enumerate() {
-        match fsio::keep_aside(&r.path, r.id, &keep_dir)? {
-            KeptAside::Kept(to) => who.records[i].kept = to.display().to_string(),
-            KeptAside::Gone => tracing::info!("{} was removed by another process meanwhile", r.path.display()),
-            KeptAside::Changed => changed.push(r.name()),
-        }
-    }
+    let (aside_dir, changed) = move_aside(&o, &mut who, (&set_aside, &records), &keep_dir)?;
     let standing_now: Vec<String> = standing::of(&o.exchange.responses, o.plug)?.iter().map(Standing::name).collect();
     let details = format!(
         "{} unfenced by {} ({}): {} record(s) of its fence kept in {}{}",
@@ -244,4 +230,31 @@ pub fn run(o: Order<'_>) -> Result<Outcome, Failure> {
     })?;
     tracing::info!("{details}");
     Ok(Outcome::Unfenced(who))
+}
+
+/// Moves what nnf-sos left (the requests into `set_aside/`, the records of the fence into
+/// `keep_dir`), durably, noting in `who` where each went. Returns the set-aside directory and the
+/// records that changed while they were moved (left in place).
+fn move_aside(
+    o: &Order<'_>,
+    who: &mut Unfence,
+    (set_aside, records): (&[String], &[Standing]),
+    keep_dir: &Path,
+) -> Result<(PathBuf, Vec<String>), Failure> {
+    let aside_dir = o.exchange.requests.join(SET_ASIDE_DIR);
+    for (i, name) in set_aside.iter().enumerate() {
+        ha::spool::ensure_private_dir(&aside_dir, true)?;
+        if let Some(to) = fsio::move_into_durable(&o.exchange.requests.join(name), &aside_dir, name)? {
+            who.set_aside[i].kept = to.display().to_string();
+        }
+    }
+    let mut changed = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        match fsio::keep_aside(&r.path, r.id, keep_dir)? {
+            KeptAside::Kept(to) => who.records[i].kept = to.display().to_string(),
+            KeptAside::Gone => tracing::info!("{} was removed by another process meanwhile", r.path.display()),
+            KeptAside::Changed => changed.push(r.name()),
+        }
+    }
+    Ok((aside_dir, changed))
 }
