@@ -170,7 +170,16 @@ impl Metrics {
             quarantined: Gauge::default(),
             registry: Registry::default(),
         };
-        let r = &mut m.registry;
+        m.register_identity(s);
+        m.register_fences();
+        m.register_watcher();
+        m.zero();
+        m
+    }
+
+    /// Who this watcher is, and where: for joining every rabbit's series on a site view.
+    fn register_identity(&mut self, s: &Settings) {
+        let r = &mut self.registry;
         r.register(
             "gfs2_fence_watcher",
             "This watcher",
@@ -184,73 +193,81 @@ impl Metrics {
                 ("rabbit", ha::os::host::name()),
             ]),
         );
+    }
+
+    /// What the fences asked of this watcher came to.
+    fn register_fences(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "gfs2_fence_responses",
             "Responses this watcher placed, by action and outcome (done, failed, expired, abandoned, rejected)",
-            m.responses.clone(),
+            self.responses.clone(),
         );
         r.register(
             "gfs2_fence_node_fences",
             "Fences (off, reboot) this watcher answered, by target (a configured one, or other) and outcome",
-            m.node_fences.clone(),
+            self.node_fences.clone(),
         );
         r.register(
             "gfs2_fence_node_failures",
             "Fences this watcher answered failed, by target and reason (exit_status, signal, timeout, not_started, aborted, no_command, expired, abandoned, rejected)",
-            m.node_failures.clone(),
+            self.node_failures.clone(),
         );
         r.register(
             "gfs2_fence_node_fence_seconds",
             "Time from a fence's request to this watcher's answer, by target",
-            m.node_fence_seconds.clone(),
+            self.node_fence_seconds.clone(),
         );
         r.register(
             "gfs2_fence_node_deadline_seconds",
             "Time the last fence of a target gave the watchers: its request's deadline, the agent's fence_timeout less the margin it keeps to answer Pacemaker",
-            m.node_deadline_seconds.clone(),
+            self.node_deadline_seconds.clone(),
         );
-        r.register("gfs2_fence_execution_seconds", "Fence command run times", m.executions.clone());
-        r.register("gfs2_fence_retries", "Failed executions retried", m.retries.clone());
+    }
+
+    /// This watcher's own work and health: executions, claims, heartbeats, leadership, the queue.
+    fn register_watcher(&mut self) {
+        let r = &mut self.registry;
+        r.register("gfs2_fence_execution_seconds", "Fence command run times", self.executions.clone());
+        r.register("gfs2_fence_retries", "Failed executions retried", self.retries.clone());
         r.register(
             "gfs2_fence_recovered_claims",
             "Dead watchers' claims recovered by this watcher",
-            m.recovered.clone(),
+            self.recovered.clone(),
         );
-        r.register("gfs2_fence_in_flight", "Claims this watcher is executing", m.in_flight.clone());
+        r.register("gfs2_fence_in_flight", "Claims this watcher is executing", self.in_flight.clone());
         r.register(
             "gfs2_fence_heartbeat_failures",
             "Heartbeats this watcher could not write (a full or read-only spool): agents and peers then see it as not live",
-            m.heartbeat_failures.clone(),
+            self.heartbeat_failures.clone(),
         );
         r.register(
             "gfs2_fence_metrics_bind_failures",
             "Times this watcher could not bind its metrics address before it could (another process held the port); fencing went on",
-            m.metrics_bind_failures.clone(),
+            self.metrics_bind_failures.clone(),
         );
         r.register(
             "gfs2_fence_standing_aside",
             "1 while this watcher claims nothing because a live peer speaks an older spool format (a rolling upgrade in progress)",
-            m.standing_aside.clone(),
+            self.standing_aside.clone(),
         );
         r.register(
             "gfs2_fence_queue_depth",
             "Pending requests in this watcher's index, by queue priority",
-            m.queue.clone(),
+            self.queue.clone(),
         );
-        r.register("gfs2_fence_leader", "1 while this watcher is the leader", m.leader.clone());
-        r.register("gfs2_fence_leader_terms", "Times this watcher took office", m.terms.clone());
+        r.register("gfs2_fence_leader", "1 while this watcher is the leader", self.leader.clone());
+        r.register("gfs2_fence_leader_terms", "Times this watcher took office", self.terms.clone());
         r.register(
             "gfs2_fence_leader_epoch",
             "The spool's leader epoch (it grows by one at every leader change)",
-            m.leader_epoch.clone(),
+            self.leader_epoch.clone(),
         );
         r.register(
             "gfs2_fence_quarantined_files",
             "Files in quarantine/ (bad requests and alerts)",
-            m.quarantined.clone(),
+            self.quarantined.clone(),
         );
-        m.zero();
-        m
     }
 
     /// The series that exist from the start at 0.
