@@ -209,6 +209,36 @@ fn no_power_cut_loses_an_acknowledged_answer_or_runs_an_answered_request() {
         "strace is missing: apt-get install strace"
     );
     let w = World::new();
+    let ops = traced_fences(&w);
+    let acks = ops.iter().filter(|o| matches!(o, Op::Ack(_))).count();
+    assert_eq!(acks, 3, "three fences acknowledged in the trace");
+    let base = w.spool.display().to_string();
+    let mut states = 0;
+    for cut in cut_points(&ops) {
+        let last_sync = ops[..cut].iter().rposition(|o| matches!(o, Op::Fsync(_))).map_or(0, |i| i + 1);
+        let acked: Vec<String> =
+            ops[..cut].iter().filter_map(|o| if let Op::Ack(id) = o { Some(id.clone()) } else { None }).collect();
+        for (meta, keep_data) in [(last_sync, false), (cut, false), (cut, true)] {
+            states += 1;
+            let state = crash_state(&ops, cut, meta, keep_data);
+            let dir = tempfile::tempdir().unwrap();
+            let after = dir.path().join("spool");
+            write_state(&state, &base, &after);
+            let what =
+                format!("power cut after op {cut} of {} (directories to op {meta}, data kept: {keep_data})", ops.len());
+            reboot_and_check(dir.path(), &after, &acked, &what);
+        }
+    }
+    eprintln!("{states} crash states of {} traced operations checked", ops.len());
+    assert!(states >= 30, "only {states} crash states");
+    // And no more than that: one durable publish (two fsyncs) per fence.
+    let fsyncs = ops.iter().filter(|o| matches!(o, Op::Fsync(_))).count();
+    assert_eq!(fsyncs, 6, "one durable publish (two fsyncs) per fence, nothing else: {ops:#?}");
+}
+
+/// Three fences through the traced agent and one traced watcher (one of them retried: a failed
+/// first run), the watcher then stopped: every process's operations on the spool, in time order.
+fn traced_fences(w: &World) -> Vec<Op> {
     let traces = w.dir.path().join("traces");
     std::fs::create_dir(&traces).unwrap();
     let strace = |program: &Path| {
@@ -218,7 +248,6 @@ fn no_power_cut_loses_an_acknowledged_answer_or_runs_an_answered_request() {
             .arg(program);
         c
     };
-    // One watcher, traced; fences through the traced agent, one of them retried (a failed first run).
     let mut cmd = strace(Path::new(watcher_bin()));
     scrub(&mut cmd)
         .args(["run", "--spool-dir"])
@@ -251,18 +280,18 @@ fn no_power_cut_loses_an_acknowledged_answer_or_runs_an_answered_request() {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM).unwrap();
     }
     watcher.wait().unwrap();
-
     let base = w.spool.display().to_string();
     let mut timed: Vec<(f64, Op)> = Vec::new();
     for f in std::fs::read_dir(&traces).unwrap().flatten() {
         timed.extend(parse_trace(&std::fs::read_to_string(f.path()).unwrap(), &base));
     }
     timed.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let ops: Vec<Op> = timed.into_iter().map(|t| t.1).collect();
-    let acks = ops.iter().filter(|o| matches!(o, Op::Ack(_))).count();
-    assert_eq!(acks, 3, "three fences acknowledged in the trace");
+    timed.into_iter().map(|t| t.1).collect()
+}
 
-    // Cut points: after every fsync and acknowledgement, before every fsync, and every 7th op.
+/// Where the power is cut: after every fsync and acknowledgement, before every fsync, every 7th
+/// operation, and at the end.
+fn cut_points(ops: &[Op]) -> BTreeSet<usize> {
     let mut cuts = BTreeSet::new();
     for (i, op) in ops.iter().enumerate() {
         if matches!(op, Op::Fsync(_) | Op::Ack(_)) {
@@ -274,75 +303,60 @@ fn no_power_cut_loses_an_acknowledged_answer_or_runs_an_answered_request() {
         }
     }
     cuts.insert(ops.len());
-    let mut states = 0;
-    for cut in cuts {
-        let last_sync = ops[..cut].iter().rposition(|o| matches!(o, Op::Fsync(_))).map_or(0, |i| i + 1);
-        let acked: Vec<String> =
-            ops[..cut].iter().filter_map(|o| if let Op::Ack(id) = o { Some(id.clone()) } else { None }).collect();
-        for (meta, keep_data) in [(last_sync, false), (cut, false), (cut, true)] {
-            states += 1;
-            let state = crash_state(&ops, cut, meta, keep_data);
-            let dir = tempfile::tempdir().unwrap();
-            let after = dir.path().join("spool");
-            write_state(&state, &base, &after);
-            let what =
-                format!("power cut after op {cut} of {} (directories to op {meta}, data kept: {keep_data})", ops.len());
-            let answers = answered(&after);
-            for id in &acked {
-                assert!(answers.contains(id), "{what}: the acknowledged answer to {id} is lost or torn");
-            }
-            // The reboot: a watcher serves what is left; nothing answered runs again.
-            let ledger = dir.path().join("ledger.jsonl");
-            let mut cmd = Command::new(watcher_bin());
-            scrub(&mut cmd)
-                .args(["run", "--spool-dir"])
-                .arg(&after)
-                .args(["--fence-command", executor_bin(), "--id", "after"])
-                .arg(format!("--fence-option=ledger={}", ledger.display()))
-                .args(["--rescan-interval", "0.1", "--discovery-interval", "0", "--health-interval", "0"])
-                .args(["--alerts-dir", ""])
-                .arg("--log-dir")
-                .arg(dir.path().join("logs"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped());
-            let mut after_w = cmd.spawn().unwrap();
-            let s = ha::spool::Spool::new(&after);
-            let settled = wait_until(Duration::from_secs(20), || {
-                let pending = |d: &str| {
-                    std::fs::read_dir(after.join(d))
-                        .map(|r| r.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".json")))
-                        .unwrap_or(false)
-                };
-                ha::cluster::members::live_members(&s).is_ok_and(|m| !m.is_empty())
-                    && !pending("requests")
-                    && !pending("claimed")
-            });
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(after_w.id() as i32), nix::sys::signal::Signal::SIGTERM)
-                .unwrap();
-            let status = after_w.wait().unwrap();
-            let mut err = String::new();
-            std::io::Read::read_to_string(after_w.stderr.as_mut().unwrap(), &mut err).unwrap();
-            assert!(settled, "{what}: the watcher did not settle the spool: {err}");
-            assert!(status.success() && !err.contains("panicked"), "{what}: {status}: {err}");
-            let ran: Vec<String> = std::fs::read_to_string(&ledger)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-                .filter(|l| l["event"] == "start")
-                .filter_map(|l| l["request_id"].as_str().map(str::to_string))
-                .collect();
-            for id in &ran {
-                assert!(!answers.contains(id), "{what}: answered request {id} ran again");
-            }
-            let answers_after = answered(&after);
-            for id in &acked {
-                assert!(answers_after.contains(id), "{what}: the answer to {id} is gone after recovery");
-            }
-        }
+    cuts
+}
+
+/// After the power cut (`after`, the spool as it came back, in `dir`): every acknowledged answer
+/// (`acked`) is there and whole; the reboot's watcher serves what is left and runs nothing answered
+/// again; the acknowledged answers are still there after it.
+fn reboot_and_check(dir: &Path, after: &Path, acked: &[String], what: &str) {
+    let answers = answered(after);
+    for id in acked {
+        assert!(answers.contains(id), "{what}: the acknowledged answer to {id} is lost or torn");
     }
-    eprintln!("{states} crash states of {} traced operations checked", ops.len());
-    assert!(states >= 30, "only {states} crash states");
-    // And no more than that: one durable publish (two fsyncs) per fence.
-    let fsyncs = ops.iter().filter(|o| matches!(o, Op::Fsync(_))).count();
-    assert_eq!(fsyncs, 6, "one durable publish (two fsyncs) per fence, nothing else: {ops:#?}");
+    let ledger = dir.join("ledger.jsonl");
+    let mut cmd = Command::new(watcher_bin());
+    scrub(&mut cmd)
+        .args(["run", "--spool-dir"])
+        .arg(after)
+        .args(["--fence-command", executor_bin(), "--id", "after"])
+        .arg(format!("--fence-option=ledger={}", ledger.display()))
+        .args(["--rescan-interval", "0.1", "--discovery-interval", "0", "--health-interval", "0"])
+        .args(["--alerts-dir", ""])
+        .arg("--log-dir")
+        .arg(dir.join("logs"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut after_w = cmd.spawn().unwrap();
+    let s = ha::spool::Spool::new(after);
+    let settled = wait_until(Duration::from_secs(20), || {
+        let pending = |d: &str| {
+            std::fs::read_dir(after.join(d))
+                .map(|r| r.flatten().any(|e| e.file_name().to_string_lossy().ends_with(".json")))
+                .unwrap_or(false)
+        };
+        ha::cluster::members::live_members(&s).is_ok_and(|m| !m.is_empty())
+            && !pending("requests")
+            && !pending("claimed")
+    });
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(after_w.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = after_w.wait().unwrap();
+    let mut err = String::new();
+    std::io::Read::read_to_string(after_w.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(settled, "{what}: the watcher did not settle the spool: {err}");
+    assert!(status.success() && !err.contains("panicked"), "{what}: {status}: {err}");
+    let ran: Vec<String> = std::fs::read_to_string(&ledger)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["event"] == "start")
+        .filter_map(|l| l["request_id"].as_str().map(str::to_string))
+        .collect();
+    for id in &ran {
+        assert!(!answers.contains(id), "{what}: answered request {id} ran again");
+    }
+    let answers_after = answered(after);
+    for id in acked {
+        assert!(answers_after.contains(id), "{what}: the answer to {id} is gone after recovery");
+    }
 }

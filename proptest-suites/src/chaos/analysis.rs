@@ -141,21 +141,52 @@ fn executed_for(id: &str, r: &Response) -> String {
 /// Judges a run.
 pub fn analyse(o: &Observations, seed: u64) -> Summary {
     let starts: Vec<&LedgerLine> = o.ledger.iter().filter(|l| l.event == "start").collect();
-    // pids are reused over a long run: an execution's end has its pid, its request and a later time.
-    let end_of = |start: &LedgerLine| {
-        o.ledger.iter().find(|l| {
-            l.event == "end"
-                && l.pid == start.pid
-                && l.request_id == start.request_id
-                && l.boottime_ns >= start.boottime_ns
-        })
-    };
-    let succeeded = |id: &str| {
-        o.ledger.iter().any(|l| l.event == "end" && l.request_id.as_deref() == Some(id) && l.exit == Some(0))
-    };
+    let (by_id, unexpected) = executions_by_request(o, &starts);
+    let (explained, unexplained) = repeated_executions(o, by_id);
+    let lost: Vec<String> = o
+        .published
+        .iter()
+        .filter(|id| !o.responses.contains_key(*id) && !o.taken_back.contains(*id))
+        .cloned()
+        .collect();
+    let (wrong_answer, late_success) = agents_answers(o);
+    let mut latencies: Vec<Duration> = o.agents.iter().map(|a| a.elapsed).collect();
+    latencies.sort();
+    let mut chaos = BTreeMap::new();
+    for c in &o.chaos {
+        *chaos.entry(c.kind.clone()).or_insert(0) += 1;
+    }
+    Summary {
+        seed,
+        agents: o.agents.len(),
+        agents_succeeded: o.agents.iter().filter(|a| a.exit == Some(0)).count(),
+        requests: o.published.len(),
+        executions: starts.len(),
+        chaos,
+        lost,
+        duplicated_explained: explained,
+        duplicated_unexplained: unexplained,
+        unexpected,
+        wrong_answer,
+        late_success,
+        order_violations: order_violations(o, &starts),
+        leftovers: o.leftovers.clone(),
+        leader_gap_ms: o.longest_leader_gap.as_millis() as u64,
+        latency_p50_ms: percentile(&latencies, 0.50),
+        latency_p99_ms: percentile(&latencies, 0.99),
+        latency_max_ms: latencies.last().map_or(0, |d| d.as_millis() as u64),
+    }
+}
+
+/// The executions of each published request, and what no published request explains (an
+/// execution or a response for an unknown one).
+fn executions_by_request<'a>(
+    o: &Observations,
+    starts: &[&'a LedgerLine],
+) -> (BTreeMap<String, Vec<&'a LedgerLine>>, Vec<String>) {
     let mut by_id: BTreeMap<String, Vec<&LedgerLine>> = BTreeMap::new();
     let mut unexpected = Vec::new();
-    for s in &starts {
+    for s in starts {
         match &s.request_id {
             Some(id) if o.published.contains(id) => by_id.entry(id.clone()).or_default().push(s),
             other => unexpected.push(format!("execution for unknown request {other:?}")),
@@ -167,7 +198,21 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
             .filter(|id| !o.published.contains(*id))
             .map(|id| format!("response for unknown request {id}")),
     );
+    (by_id, unexpected)
+}
 
+/// Each execution of a request after its first, explained (the one before failed, or its watcher
+/// was hit by the chaos while it ran) or not: how many explained, and the requests of the others.
+fn repeated_executions(o: &Observations, by_id: BTreeMap<String, Vec<&LedgerLine>>) -> (usize, Vec<String>) {
+    // pids are reused over a long run: an execution's end has its pid, its request and a later time.
+    let end_of = |start: &LedgerLine| {
+        o.ledger.iter().find(|l| {
+            l.event == "end"
+                && l.pid == start.pid
+                && l.request_id == start.request_id
+                && l.boottime_ns >= start.boottime_ns
+        })
+    };
     let (mut explained, mut unexplained) = (0, Vec::new());
     for (id, mut runs) in by_id {
         runs.sort_by_key(|l| l.boottime_ns);
@@ -193,13 +238,15 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
             }
         }
     }
+    (explained, unexplained)
+}
 
-    let lost: Vec<String> = o
-        .published
-        .iter()
-        .filter(|id| !o.responses.contains_key(*id) && !o.taken_back.contains(*id))
-        .cloned()
-        .collect();
+/// Agents told success that no successful execution backs (by node name), and how many agents
+/// gave up on a request later answered success.
+fn agents_answers(o: &Observations) -> (Vec<String>, usize) {
+    let succeeded = |id: &str| {
+        o.ledger.iter().any(|l| l.event == "end" && l.request_id.as_deref() == Some(id) && l.exit == Some(0))
+    };
     let mut wrong_answer = Vec::new();
     let mut late_success = 0;
     for a in &o.agents {
@@ -213,8 +260,12 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
             late_success += 1;
         }
     }
-    // Per target, no request submitted before an acknowledged one, of another action, may start
-    // after the acknowledged one's execution started.
+    (wrong_answer, late_success)
+}
+
+/// Per target, no request submitted before an acknowledged one, of another action, may start
+/// after the acknowledged one's execution started.
+fn order_violations(o: &Observations, starts: &[&LedgerLine]) -> Vec<String> {
     let mut order_violations = Vec::new();
     for a in o.agents.iter().filter(|a| a.exit == Some(0)) {
         let Some(l) = o.id_of_nodename.get(&a.nodename) else { continue };
@@ -235,32 +286,7 @@ pub fn analyse(o: &Observations, seed: u64) -> Summary {
             }
         }
     }
-    let mut latencies: Vec<Duration> = o.agents.iter().map(|a| a.elapsed).collect();
-    latencies.sort();
-    let mut chaos = BTreeMap::new();
-    for c in &o.chaos {
-        *chaos.entry(c.kind.clone()).or_insert(0) += 1;
-    }
-    Summary {
-        seed,
-        agents: o.agents.len(),
-        agents_succeeded: o.agents.iter().filter(|a| a.exit == Some(0)).count(),
-        requests: o.published.len(),
-        executions: starts.len(),
-        chaos,
-        lost,
-        duplicated_explained: explained,
-        duplicated_unexplained: unexplained,
-        unexpected,
-        wrong_answer,
-        late_success,
-        order_violations,
-        leftovers: o.leftovers.clone(),
-        leader_gap_ms: o.longest_leader_gap.as_millis() as u64,
-        latency_p50_ms: percentile(&latencies, 0.50),
-        latency_p99_ms: percentile(&latencies, 0.99),
-        latency_max_ms: latencies.last().map_or(0, |d| d.as_millis() as u64),
-    }
+    order_violations
 }
 
 /// The one table the harness prints.

@@ -187,6 +187,8 @@ fn leader_gap_monitor(spool: &Spool, stop: Arc<AtomicBool>) -> std::thread::Join
 /// How long an executor fault (fail or hang) lasts on a target.
 const FAULT: Duration = Duration::from_secs(2);
 
+/// Strikes the watchers and the fence device every `chaos_interval_ms`, on a random seed, until
+/// `stop`; returns what it did.
 fn chaos_thread(
     cfg: &Config,
     seed: u64,
@@ -195,94 +197,132 @@ fn chaos_thread(
     behavior: PathBuf,
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Vec<ChaosEvent>> {
-    let (interval, ttl, targets) =
-        (Duration::from_millis(cfg.chaos_interval_ms), Duration::from_secs_f64(cfg.ttl), cfg.targets);
+    let interval = Duration::from_millis(cfg.chaos_interval_ms);
+    let mut chaos = Chaos {
+        rng: StdRng::seed_from_u64(seed ^ 0xC4A05),
+        spool,
+        ttl: Duration::from_secs_f64(cfg.ttl),
+        targets: cfg.targets,
+        events: Vec::new(),
+        thaw_at: Vec::new(),
+        behaviors: HashMap::new(),
+        heal_at: Vec::new(),
+    };
     std::thread::spawn(move || {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0xC4A05);
-        let mut events = Vec::new();
-        let mut thaw_at: Vec<(Instant, usize)> = Vec::new();
-        let mut behaviors: HashMap<String, String> = HashMap::new();
-        let mut heal_at: Vec<(Instant, String)> = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             std::thread::sleep(interval);
             let mut c = cluster.lock().unwrap();
             let now = Instant::now();
-            for (_, i) in thaw_at.iter().filter(|(t, _)| *t <= now) {
-                c.signal(*i, Signal::SIGCONT);
-            }
-            thaw_at.retain(|(t, _)| *t > now);
-            for (_, t) in heal_at.iter().filter(|(at, _)| *at <= now) {
-                behaviors.remove(t);
-            }
-            heal_at.retain(|(at, _)| *at > now);
-            let alive = c.alive();
-            // Recorded after the signal is sent: an event's time is never before its effect.
-            let mut record = |kind: &str, victim: Option<usize>| {
-                events.push(ChaosEvent { at_ns: BootTime::now().0, kind: kind.into(), victim: victim.map(Cluster::id) })
-            };
-            match rng.random_range(0..10) {
-                0 | 1 => {
-                    let leader = ha::cluster::leader::read(&spool).ok().flatten().and_then(|l| c.index_of_pid(l.pid));
-                    if let Some(i) = leader.filter(|i| alive.contains(i)) {
-                        c.signal(i, Signal::SIGKILL);
-                        record("kill-leader", Some(i));
-                    }
-                }
-                2 | 3 => {
-                    let holders: BTreeSet<String> = files(&spool.dir(Dir::Claimed))
-                        .iter()
-                        .filter_map(|n| ha::protocol::names::ClaimName::parse(n))
-                        .map(|n| n.watcher)
-                        .collect();
-                    let holders: Vec<usize> =
-                        alive.iter().copied().filter(|i| holders.contains(&Cluster::id(*i))).collect();
-                    if !holders.is_empty() {
-                        let i = holders[rng.random_range(0..holders.len())];
-                        c.signal(i, Signal::SIGKILL);
-                        record("kill-holder", Some(i));
-                    }
-                }
-                4 if !alive.is_empty() => {
-                    let i = alive[rng.random_range(0..alive.len())];
+            chaos.heal(&mut c, now);
+            chaos.strike(&mut c, now);
+            let _ = std::fs::write(&behavior, serde_json::to_vec(&chaos.behaviors).unwrap_or_default());
+            chaos.restart_dead(&mut c);
+        }
+        chaos.events
+    })
+}
+
+/// The chaos thread's state: what it did, and what it is to undo when.
+struct Chaos {
+    rng: StdRng,
+    spool: Spool,
+    ttl: Duration,
+    targets: usize,
+    events: Vec<ChaosEvent>,
+    /// Frozen watchers and when they resume.
+    thaw_at: Vec<(Instant, usize)>,
+    /// The fence device's faults by target (`fail`, `hang`), as the test executor reads them.
+    behaviors: HashMap<String, String>,
+    /// When each fault ends.
+    heal_at: Vec<(Instant, String)>,
+}
+
+impl Chaos {
+    /// Recorded after the signal is sent: an event's time is never before its effect.
+    fn record(&mut self, kind: &str, victim: Option<usize>) {
+        self.events.push(ChaosEvent { at_ns: BootTime::now().0, kind: kind.into(), victim: victim.map(Cluster::id) })
+    }
+
+    /// Resumes the watchers and heals the faults whose time has come.
+    fn heal(&mut self, c: &mut Cluster, now: Instant) {
+        for (_, i) in self.thaw_at.iter().filter(|(t, _)| *t <= now) {
+            c.signal(*i, Signal::SIGCONT);
+        }
+        self.thaw_at.retain(|(t, _)| *t > now);
+        for (_, t) in self.heal_at.iter().filter(|(at, _)| *at <= now) {
+            self.behaviors.remove(t);
+        }
+        self.heal_at.retain(|(at, _)| *at > now);
+    }
+
+    /// One random blow: kill the leader, a holder of a claim or anyone, freeze one or all, or a
+    /// device fault (or nothing).
+    fn strike(&mut self, c: &mut Cluster, now: Instant) {
+        let alive = c.alive();
+        match self.rng.random_range(0..10) {
+            0 | 1 => {
+                let leader = ha::cluster::leader::read(&self.spool).ok().flatten().and_then(|l| c.index_of_pid(l.pid));
+                if let Some(i) = leader.filter(|i| alive.contains(i)) {
                     c.signal(i, Signal::SIGKILL);
-                    record("kill-random", Some(i));
+                    self.record("kill-leader", Some(i));
                 }
-                5 if alive.len() > 1 => {
-                    let i = alive[rng.random_range(0..alive.len())];
-                    c.signal(i, Signal::SIGSTOP);
-                    record("freeze", Some(i));
-                    thaw_at.push((now + ttl * 3, i));
-                }
-                6 | 7 => {
-                    // A device fault lasts a few seconds, then the device works again.
-                    let t = format!("t{}", rng.random_range(0..targets));
-                    let b = ["fail", "hang"][rng.random_range(0..2)];
-                    record(&format!("executor-{b}"), None);
-                    behaviors.insert(t.clone(), b.to_string());
-                    heal_at.push((now + FAULT, t));
-                }
-                // The whole host freezes (every watcher stopped past its TTL), then resumes: no watcher
-                // may take its healthy peers for frozen when they all wake.
-                9 => {
-                    let frozen: Vec<usize> = thaw_at.iter().map(|(_, i)| *i).collect();
-                    for &i in alive.iter().filter(|i| !frozen.contains(i)) {
-                        c.signal(i, Signal::SIGSTOP);
-                        record("freeze-all", Some(i));
-                        thaw_at.push((now + ttl + ttl / 2, i));
-                    }
-                }
-                _ => {}
             }
-            let _ = std::fs::write(&behavior, serde_json::to_vec(&behaviors).unwrap_or_default());
-            for i in 0..c.len() {
-                if !c.alive().contains(&i) && rng.random_bool(0.7) {
-                    record("restart", Some(i));
-                    let _ = c.restart(i);
+            2 | 3 => {
+                let holders: BTreeSet<String> = files(&self.spool.dir(Dir::Claimed))
+                    .iter()
+                    .filter_map(|n| ha::protocol::names::ClaimName::parse(n))
+                    .map(|n| n.watcher)
+                    .collect();
+                let holders: Vec<usize> =
+                    alive.iter().copied().filter(|i| holders.contains(&Cluster::id(*i))).collect();
+                if !holders.is_empty() {
+                    let i = holders[self.rng.random_range(0..holders.len())];
+                    c.signal(i, Signal::SIGKILL);
+                    self.record("kill-holder", Some(i));
                 }
+            }
+            4 if !alive.is_empty() => {
+                let i = alive[self.rng.random_range(0..alive.len())];
+                c.signal(i, Signal::SIGKILL);
+                self.record("kill-random", Some(i));
+            }
+            5 if alive.len() > 1 => {
+                let i = alive[self.rng.random_range(0..alive.len())];
+                c.signal(i, Signal::SIGSTOP);
+                self.record("freeze", Some(i));
+                self.thaw_at.push((now + self.ttl * 3, i));
+            }
+            6 | 7 => {
+                // A device fault lasts a few seconds, then the device works again.
+                let t = format!("t{}", self.rng.random_range(0..self.targets));
+                let b = ["fail", "hang"][self.rng.random_range(0..2)];
+                self.record(&format!("executor-{b}"), None);
+                self.behaviors.insert(t.clone(), b.to_string());
+                self.heal_at.push((now + FAULT, t));
+            }
+            // The whole host freezes (every watcher stopped past its TTL), then resumes: no watcher
+            // may take its healthy peers for frozen when they all wake.
+            9 => {
+                let frozen: Vec<usize> = self.thaw_at.iter().map(|(_, i)| *i).collect();
+                for &i in alive.iter().filter(|i| !frozen.contains(i)) {
+                    c.signal(i, Signal::SIGSTOP);
+                    self.record("freeze-all", Some(i));
+                    self.thaw_at.push((now + self.ttl + self.ttl / 2, i));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Each dead watcher restarted, most of the time.
+    fn restart_dead(&mut self, c: &mut Cluster) {
+        for i in 0..c.len() {
+            if !c.alive().contains(&i) && self.rng.random_bool(0.7) {
+                self.record("restart", Some(i));
+                let _ = c.restart(i);
             }
         }
-        events
-    })
+    }
 }
 
 /// Fires the requests through the real agent, `concurrency` at a time.
