@@ -62,11 +62,8 @@ struct Bins {
     nnf_standin: PathBuf,
 }
 
-/// The median time to start and reap `/bin/true`, in milliseconds: what one fence command costs
-/// this machine at the least.
-fn spawn_p50(n: usize) -> f64 {
-    status_p50(n, || Command::new("/bin/true"))
-}
+/// Fences' times with the agent's peak RSS, and the spawns timed beside them (sorted).
+type FencesAndSpawns = (Vec<(Duration, i64)>, Vec<Duration>);
 
 /// p50 (ms) of `n` runs of the command `make` gives, each started and waited for.
 fn status_p50(n: usize, make: impl Fn() -> Command) -> f64 {
@@ -201,11 +198,23 @@ impl Rig {
     }
 
     /// Twenty untimed fences, then `n` timed ones on targets `n0..`: (time, agent peak RSS) each.
-    fn warmed_fences(&self, bins: &Bins, n: usize) -> Result<Vec<(Duration, i64)>, Box<dyn std::error::Error>> {
+    /// `n` fences after 20 to warm up, each after one spawn of `/bin/true` timed on the same rig at
+    /// the same moment: the fences' times (with the agent's peak RSS) and the spawns' times, so that
+    /// their ratio compares like with like (a spawn measured apart drifts with the machine's state).
+    fn warmed_fences(&self, bins: &Bins, n: usize) -> Result<FencesAndSpawns, Box<dyn std::error::Error>> {
         for i in 0..20 {
             self.fence(bins, &format!("warm{i}"), false)?;
         }
-        (0..n).map(|i| self.fence(bins, &format!("n{i}"), false)).collect()
+        let mut spawns = Vec::with_capacity(n);
+        let mut fences = Vec::with_capacity(n);
+        for i in 0..n {
+            let t0 = Instant::now();
+            Command::new("/bin/true").status()?;
+            spawns.push(t0.elapsed());
+            fences.push(self.fence(bins, &format!("n{i}"), false)?);
+        }
+        spawns.sort();
+        Ok((fences, spawns))
     }
 
     /// Times one fence; with `discovery`, the agent looks the target up in `discovery.json`.
@@ -546,7 +555,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
 fn fence_rows(cfg: &Config, bins: &Bins, t: &mut Table) -> Result<FenceRun, Box<dyn std::error::Error>> {
     // 1. Fence overhead, inotify and polling.
     let rig = Rig::new(&cfg.tmpfs, bins, 3, false, false, &[])?;
-    let runs = rig.warmed_fences(bins, cfg.fences)?;
+    let (runs, spawns) = rig.warmed_fences(bins, cfg.fences)?;
     let agent_peak = runs.iter().map(|r| r.1).max().unwrap_or(0);
     let mut times: Vec<Duration> = runs.into_iter().map(|r| r.0).collect();
     times.sort();
@@ -578,9 +587,9 @@ fn fence_rows(cfg: &Config, bins: &Bins, t: &mut Table) -> Result<FenceRun, Box<
         r
     };
     let p50 = pct(&times, 0.5);
-    let spawn = spawn_p50(cfg.fences);
+    let spawn = pct(&spawns, 0.5);
     t.row(
-        &format!("one process spawn: /bin/true started and reaped ({} times)", cfg.fences),
+        &format!("one process spawn: /bin/true started and reaped ({} times, each before a fence)", cfg.fences),
         format!("p50 {spawn:.2} ms"),
     );
     let agent_start = agent_start_p50(&bins.agent, cfg.fences);
@@ -657,7 +666,7 @@ fn disk_rows(cfg: &Config, bins: &Bins, fence: &FenceRun, t: &mut Table) -> Resu
         Some(disk) => {
             let fs = ha::spool::fs_name(disk)?;
             let rig = Rig::new(disk, bins, 3, false, false, &[])?;
-            let mut dtimes: Vec<Duration> = rig.warmed_fences(bins, cfg.fences)?.into_iter().map(|r| r.0).collect();
+            let mut dtimes: Vec<Duration> = rig.warmed_fences(bins, cfg.fences)?.0.into_iter().map(|r| r.0).collect();
             dtimes.sort();
             let d50 = pct(&dtimes, 0.5);
             let publish = durable_publish_p50(disk, cfg.fences)?;
