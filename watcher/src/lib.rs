@@ -3,7 +3,7 @@
 //! the configured fence command, and answered once.
 //!
 //! Modules are declared lowest first; each uses only those declared before it
-//! (`proptest-suites/tests/house.rs` checks it):
+//! (`proptest-suites/tests/layering.rs` checks it):
 //! - [`config`]: targets → fence commands; [`error`]: why a watcher stops; [`settings`]: everything
 //!   resolved before it starts; [`metrics`]: the counters; [`member`]: the member lock and heartbeat.
 //! - [`shared`]: what every task shares (settings, membership, metrics).
