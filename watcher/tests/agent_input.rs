@@ -49,8 +49,10 @@ fn ledger_actions(w: &World) -> Vec<String> {
     w.ledger().into_iter().filter(|l| l.event == "start").map(|l| l.action).collect()
 }
 
+/// Finding: fence-agents' `option=` alias overrode `action=`: `action=monitor` with `option=off`
+/// powered the node off.
 #[test]
-fn option_overrides_the_action() {
+fn an_option_line_never_changes_the_action() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     for action in ["validate-all", "monitor", "list", "metadata", "manpage"] {
@@ -77,8 +79,10 @@ fn option_overrides_the_action() {
     assert!(!text(&meta.stdout).contains("name=\"option\""), "the metadata no longer declares `option`");
 }
 
+/// Finding: stdin past the agent's read limit was cut silently: `plug=node10` became `plug=node1`, or a
+/// later `action=status` was dropped.
 #[test]
-fn more_stdin_than_the_agent_reads_is_cut_silently() {
+fn stdin_beyond_the_limit_or_not_utf8_is_refused_whole() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     // The old 1 MiB read cut `plug=node10` to `plug=node1`, or dropped a later `action=status`.
@@ -99,8 +103,9 @@ fn more_stdin_than_the_agent_reads_is_cut_silently() {
     assert!(text(&out.stderr).contains("not UTF-8"), "{}", text(&out.stderr));
 }
 
+/// Finding: a tiny `fence_timeout` (option or environment) panicked the agent.
 #[test]
-fn tiny_fence_timeout_panics() {
+fn a_fence_timeout_too_small_to_fence_is_refused_naming_the_smallest_that_works() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     for value in ["0.3", "1e-9", "0.5", "1.4", "0.0000001"] {
@@ -126,8 +131,9 @@ fn tiny_fence_timeout_panics() {
     assert_eq!(ledger_actions(&w), ["off"]);
 }
 
+/// Finding: `TZ=/dev/zero` (or a FIFO, or a huge file) made the agent read without bound.
 #[test]
-fn tz_dev_zero_grows_the_agent_without_bound() {
+fn a_hostile_tz_leaves_the_agent_bounded_and_logging_in_utc() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     let fifo = w.dir.path().join("tz-fifo");
@@ -145,8 +151,10 @@ fn tz_dev_zero_grows_the_agent_without_bound() {
     assert_eq!(ledger_actions(&w).len(), tz_values.len());
 }
 
+/// Finding: monitor said healthy on a spool where no watcher had ever started, and a fence there waited
+/// out its timeout.
 #[test]
-fn monitor_says_healthy_on_a_spool_where_no_watcher_ever_started() {
+fn monitor_fails_on_a_spool_where_no_watcher_ever_started() {
     let w = World::new();
     // What tmpfiles.d makes at boot: the base directory alone.
     std::fs::create_dir(&w.spool).unwrap();
@@ -163,8 +171,9 @@ fn monitor_says_healthy_on_a_spool_where_no_watcher_ever_started() {
     assert!(w.log("fence-events-readable.log").contains("STATUS=failed"));
 }
 
+/// Finding: monitor said healthy while the only watcher was frozen past its TTL.
 #[test]
-fn monitor_says_healthy_while_every_watcher_is_frozen_past_its_ttl() {
+fn monitor_fails_while_every_watcher_is_frozen_past_its_ttl() {
     let w = World::new();
     let watcher = w.watcher("w1", &["--ttl", "1"]);
     assert_exit(&w.agent("action=monitor\n"), 0);
@@ -196,8 +205,9 @@ fn monitor_says_healthy_while_every_watcher_is_frozen_past_its_ttl() {
     assert!(wait_until(Duration::from_secs(20), || w.agent("action=monitor\n").status.code() == Some(0)));
 }
 
+/// Finding: monitor said healthy on a spool the agent could not write to.
 #[test]
-fn monitor_says_healthy_on_a_read_only_spool() {
+fn monitor_fails_on_a_read_only_spool() {
     let w = World::new();
     let d = w.dir.path().display().to_string();
     let stdin = |spool: &str, extra: &str| {

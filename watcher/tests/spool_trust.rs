@@ -46,8 +46,10 @@ fn assert_no_overlap(w: &World) {
     }
 }
 
+/// Finding: coalescing joined an `off` queued behind a `reboot` (or `on`) to an earlier `off`'s run,
+/// acknowledging it before the request between them ran.
 #[test]
-fn submission_order_broken_by_coalescing() {
+fn requests_of_one_target_take_effect_in_submission_order_across_coalescing() {
     for middle in ["on", "reboot"] {
         let w = World::new();
         w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
@@ -75,8 +77,10 @@ fn submission_order_broken_by_coalescing() {
     }
 }
 
+/// Finding: mutual exclusion was keyed on the requested name, so a node name and its plug fenced one
+/// device at once.
 #[test]
-fn exclusion_keyed_on_the_requested_name() {
+fn two_names_of_one_plug_never_run_at_once_and_keep_submission_order() {
     let w = World::new();
     let config = w.config_file("", r#""compute-4":{"plug":"p4"}"#);
     w.behave("p4", "sleep:800");
@@ -92,8 +96,9 @@ fn exclusion_keyed_on_the_requested_name() {
     assert_eq!(w.start_order(), [off, reboot], "one key, one submission order");
 }
 
+/// Finding: a target name too long for a file name stayed in requests/ forever, retried at every scan.
 #[test]
-fn names_that_do_not_fit_stay_forever() {
+fn a_name_too_long_for_the_spool_is_rejected_at_once_never_retried() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     let long = "x".repeat(ha::protocol::names::MAX_NAME + 1);
@@ -110,8 +115,10 @@ fn names_that_do_not_fit_stay_forever() {
     assert_exit(&out, 0);
 }
 
+/// Finding: a request file's `target_lock_waived` field bypassed the exclusion of executions on one
+/// target.
 #[test]
-fn target_lock_waived_from_a_request_file_bypasses_exclusion() {
+fn a_request_file_cannot_waive_the_target_lock() {
     let w = World::new();
     w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
     w.behave("n1", "sleep:800");
@@ -130,8 +137,10 @@ fn target_lock_waived_from_a_request_file_bypasses_exclusion() {
     assert_no_overlap(&w);
 }
 
+/// Finding: a file planted under a response's name (garbage, symlink, FIFO, directory, sparse, hard
+/// link) cost the agent its real answer.
 #[test]
-fn planted_responses_cost_the_real_answer() {
+fn a_planted_response_never_displaces_the_real_answer() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     w.behave("n1", "sleep:600");
@@ -187,8 +196,9 @@ fn requests_writable_by_others_or_hard_linked_are_rejected_never_executed() {
     assert!(w.ledger().is_empty(), "neither was executed");
 }
 
+/// Finding: a request file owned by another user was executed.
 #[test]
-fn foreign_owned_requests_are_executed() {
+fn a_request_owned_by_another_user_is_rejected_never_executed() {
     assert!(
         nix::unistd::geteuid().is_root(),
         "this test needs root (CI runs as root): it chowns a request to uid 1001"

@@ -59,8 +59,9 @@ fn answer(c: Child) -> (Response, String) {
     (Response::parse(&out.stdout).unwrap(), name)
 }
 
+/// Finding: requests named `<target>-<uuid>.json` (protocol v2 clients) were quarantined as bad names.
 #[test]
-fn v2_clients_are_quarantined_as_bad_names() {
+fn a_v2_client_is_answered_under_its_requests_own_name() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
     let (resp, name) = answer(client(&w, "reboot", "compute-7"));

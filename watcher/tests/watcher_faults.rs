@@ -16,8 +16,9 @@ fn leader_epoch(w: &World) -> Option<u64> {
     serde_json::from_slice::<ha::cluster::leader::LeaderRecord>(&bytes).ok().map(|r| r.epoch)
 }
 
+/// Finding: one bad `leader.json` at a takeover panicked every watcher.
 #[test]
-fn one_bad_takeover_panics_every_watcher() {
+fn a_bad_leader_record_is_quarantined_and_every_watcher_keeps_fencing() {
     let w = World::new();
     w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
     std::fs::create_dir(w.spool.join("leader.json")).unwrap();
@@ -42,8 +43,10 @@ fn one_bad_takeover_panics_every_watcher() {
     );
 }
 
+/// Finding: a full disk panicked the standby, and a watcher whose heartbeat could not be written judged
+/// its peers.
 #[test]
-fn a_full_disk_panics_the_standby_and_a_stale_heartbeat_judges_peers() {
+fn a_full_disk_panics_no_watcher_and_a_watcher_that_cannot_beat_judges_no_peer() {
     let w = World::new();
     let d = w.dir.path().display().to_string();
     let script = format!(
@@ -86,8 +89,10 @@ fn a_full_disk_panics_the_standby_and_a_stale_heartbeat_judges_peers() {
     assert!(!stdout.contains("killing it"), "a watcher that could not beat judged its peer: {stdout}");
 }
 
+/// Finding: after a freeze of the whole host, each watcher took its healthy peers for frozen and killed
+/// them.
 #[test]
-fn a_whole_host_freeze_makes_peers_kill_healthy_watchers() {
+fn after_a_whole_host_freeze_no_healthy_watcher_is_killed() {
     let w = World::new();
     let watchers: Vec<Proc> = (1..=3).map(|i| w.watcher(&format!("w{i}"), &["--ttl", "3"])).collect();
     for p in &watchers {
@@ -107,8 +112,9 @@ fn a_whole_host_freeze_makes_peers_kill_healthy_watchers() {
     assert_eq!(w.starts(&id), 1, "the request ran once");
 }
 
+/// Finding: an agent killed before it published left its waiting lock and FIFO forever.
 #[test]
-fn leftovers_of_an_agent_killed_before_it_publishes() {
+fn a_killed_agents_waiting_files_are_swept_only_once_nothing_needs_them() {
     let w = World::new();
     w.spool().prepare(&ha::spool::WATCHER_DIRS).unwrap();
     let gone = new_id();
@@ -144,8 +150,10 @@ fn leftovers_of_an_agent_killed_before_it_publishes() {
     );
 }
 
+/// Finding: a fence command's descendant that escaped its process group held the answer and the target
+/// lock until it exited.
 #[test]
-fn a_descendant_keeps_the_answer_and_the_lock() {
+fn an_escaped_descendant_neither_delays_the_answer_nor_keeps_the_target_lock() {
     let w = World::new();
     let marker = format!("40.{}", std::process::id());
     let script = w.dir.path().join("fence_escaping");
@@ -180,8 +188,9 @@ fn a_descendant_keeps_the_answer_and_the_lock() {
     assert_no_children(watcher.pid(), "no zombie of the escaped descendant");
 }
 
+/// Finding: idle connections to the metrics port, past the watcher's descriptor limit, stopped fencing.
 #[test]
-fn the_metrics_port_can_stop_fencing() {
+fn a_flood_of_metrics_connections_never_stops_fencing() {
     let w = World::new();
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -240,8 +249,9 @@ fn the_metrics_port_can_stop_fencing() {
     );
 }
 
+/// Finding: fence commands inherited the watcher's descriptors and environment.
 #[test]
-fn what_fence_commands_inherit() {
+fn a_fence_command_inherits_only_the_target_lock_and_its_own_environment() {
     let w = World::new();
     let seen = w.dir.path().join("seen");
     let script = w.dir.path().join("fence_env");
