@@ -177,7 +177,7 @@ fn chart(w: &World, args: &[&str]) -> (String, usize, usize) {
     (svg.clone(), marks("#2E7D32"), marks("#C62828"))
 }
 
-/// Finding (#36, pictures operators would rather look at): `gfs2-fence-events` had no picture of
+/// Finding: `gfs2-fence-events` had no picture of
 /// what it reports. `chart timeline` draws a mark per fence the filters keep, per node, coloured by
 /// how it ended; `chart latency` stacks completed and failed fences per bucket of time; a filter
 /// that keeps nothing says so instead of drawing an empty frame.

@@ -1,5 +1,5 @@
 //! Crash states of a disk spool, derived from the real sequence of writes, renames and fsyncs
-//! (#19 item 4), checked against PROTOCOL.md's table ("What survives a crash").
+//! checked against PROTOCOL.md's table ("What survives a crash").
 //!
 //! Real fences (the agent and a watcher, under `strace -ff`) leave a trace of every creation, write,
 //! rename, link, unlink and fsync they made. From it, a power cut after any operation is modelled

@@ -1,4 +1,4 @@
-//! A spool on disk outlives a reboot (#19): after one, nothing old runs, and an answered request is
+//! A spool on disk outlives a reboot: after one, nothing old runs, and an answered request is
 //! never executed again. Real watcher, real spool; the states a power cut leaves are planted as the
 //! files they are.
 
@@ -69,7 +69,7 @@ fn a_request_from_before_this_boot_is_expired_even_when_the_clock_went_back() {
     assert!(w.ledger().is_empty(), "never executed");
 }
 
-/// #19 item 2: the records are appended without fsync, the answer is durable. A power cut that
+/// The records are appended without fsync, the answer is durable. A power cut that
 /// loses the chain's tail (the last record cut short) is reported as such, and with `--spool` the
 /// answered fences whose records are gone are named (exit 3), never a broken chain; the next fence
 /// after it chains on.

@@ -339,7 +339,7 @@ fn most_at_once(runs: &[(u64, u64)]) -> usize {
     runs.iter().map(|(s, _)| runs.iter().filter(|(a, b)| a <= s && s < b).count()).max().unwrap_or(0)
 }
 
-/// Finding (#37, a chassis at once): a PDU that accepts one session fails the fences that reach it
+/// Finding: a PDU that accepts one session fails the fences that reach it
 /// together, and three watchers run three at once whatever each one's `--max-parallel`. With
 /// `"sessions": 1` on the device, the fences of its four plugs, spread over three watchers, run one
 /// after another and all succeed; waiting for the device is not an attempt.
@@ -359,7 +359,7 @@ fn a_device_that_takes_one_session_runs_one_fence_at_a_time_across_watchers() {
     assert_eq!(most_at_once(&runs), 1, "executions overlapped on a one-session device: {runs:?}");
 }
 
-/// Finding (#37, a chassis at once): `--max-parallel` defaulted to 4, so 16 compute nodes lost at
+/// Finding: `--max-parallel` defaulted to 4, so 16 compute nodes lost at
 /// once took four rounds of fence time through one watcher (and the shipped three instances, 12 at
 /// once, still two). One watcher with the defaults now runs the 16 together.
 #[test]
@@ -377,7 +377,7 @@ fn one_watcher_with_the_defaults_fences_a_chassis_of_sixteen_at_once() {
     assert_eq!(most_at_once(&runs), 16, "not all sixteen ran at once: {runs:?}");
 }
 
-/// Finding (review of #37's device sessions): a fence that waited for a busy device's session ran
+/// Finding: a fence that waited for a busy device's session ran
 /// with the budget measured before the wait, so it could run past its deadline (answered after its
 /// agent gave up). The budget is measured once the session is held: the waiting fence is killed at
 /// its deadline.

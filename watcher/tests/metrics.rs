@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::*;
 
-/// Finding (#18, Prometheus for real): a response counter series was born at its first response,
+/// Finding: a response counter series was born at its first response,
 /// at 1, and Prometheus sees no increase in a series' first sample, so `GFS2FenceFailed`
 /// (`increase(...{outcome="failed"}[15m]) > 0`) never fired for a watcher's first failed fence.
 /// Every action's alerting outcomes are served at 0 from the start.
@@ -66,7 +66,7 @@ fn value(m: &str, series: &str) -> Option<f64> {
     m.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
-/// Finding (#36, pictures operators would rather look at): the metrics carried only action and
+/// Finding: the metrics carried only action and
 /// outcome, so no panel could say which nodes were fenced, how long each took against its
 /// `fence_timeout`, or why one failed. Per-node series now say it, their `target` label bounded to
 /// the configured targets plus `other` whatever names requests carry, served at 0 from the start.

@@ -1,4 +1,4 @@
-//! One name per setting (first contact, #18 item 2): the agent, the watcher and `gfs2-fence-events`
+//! One name per setting: the agent, the watcher and `gfs2-fence-events`
 //! read a shared setting under the same canonical `GFS2_FENCE_*` variable and parse it the same way;
 //! the seed's and earlier names are aliases, and an alias that disagrees with another name of its
 //! setting stops the program with a message naming both. Real binaries, real spool.

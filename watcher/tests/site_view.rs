@@ -1,4 +1,4 @@
-//! One view over every rabbit (#21): three rabbits, each a real watcher and real agents on a spool
+//! One view over every rabbit: three rabbits, each a real watcher and real agents on a spool
 //! and log directory of its own, under a host name of its own (a UTS namespace each) and a cluster
 //! name of its own. Their records are gathered as a site gathers them — the log directories as
 //! `clush --rcopy` and rsync leave them, and the journald entries the agents sent, turned into
@@ -258,7 +258,7 @@ fn records_sent_to_journald_come_back_from_systemd_journal_remote_one_chain_per_
     assert!(out.contains("entries from host rabbit-9 carry records of rabbit rabbit-3"), "{out}");
 }
 
-/// Finding (#21 review): the journald entry was sent only after a successful append, so a rabbit
+/// Finding: the journald entry was sent only after a successful append, so a rabbit
 /// whose log directory could not be written (full, read-only, not a directory) left no record in
 /// the journal either. The journal now keeps the record, outside the chain.
 #[test]

@@ -441,7 +441,7 @@ mod tests {
         assert!(matches!(verify(&[damaged], &[]).broken, Some(Break::Damaged(_))));
     }
 
-    /// #19: a power cut while the agent appends leaves the last record cut short (or NUL bytes);
+    /// A power cut while the agent appends leaves the last record cut short (or NUL bytes);
     /// the next agent starts a new line and chains from the last whole record. That is a crash's
     /// mark, reported as such, not a broken chain; anything else around a damaged line still is.
     #[test]

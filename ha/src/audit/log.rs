@@ -263,7 +263,7 @@ mod tests {
         assert_eq!((r.records, r.broken), (3, None));
     }
 
-    /// #19: after a power cut cut the log's last record short, the next append starts a line of
+    /// After a power cut cut the log's last record short, the next append starts a line of
     /// its own and chains from the last whole record: the chain verifies, with the cut reported.
     #[test]
     fn appending_after_a_crash_cut_keeps_the_chain_whole() {

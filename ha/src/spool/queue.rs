@@ -1,6 +1,6 @@
 //! The pending queue's order, as a data structure with no I/O.
 //!
-//! Rules (the HA issue's ordering contract):
+//! Rules (the ordering contract, PROTOCOL.md "Claim order"):
 //! - Requests for one target run in submission order (file mtime, then name).
 //! - Across targets, each target's first pending request competes: higher `queue_priority` first,
 //!   then the earlier deadline, then the older submission.
