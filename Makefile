@@ -33,7 +33,7 @@ all: build
 STATIC = CARGO_TARGET_$(shell echo $(TARGET) | tr a-z- A-Z_)_RUSTFLAGS="-C target-feature=+crt-static"
 
 build:
-	$(STATIC) $(CARGO) build --release --target $(TARGET) -p fence-gfs2-recorder -p gfs2-fence-watcher --bins
+	$(STATIC) $(CARGO) build --release --target $(TARGET) -p agent -p audit-tools -p watcher --bins
 
 bench:
 	$(STATIC) $(CARGO) build --release --target $(TARGET) --workspace --bins

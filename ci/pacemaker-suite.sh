@@ -249,7 +249,7 @@ $(device gfs2-fence-map pcmk_host_map node3:plug-n3)
 XML
 chown -R hacluster:haclient /var/lib/pacemaker/cib && chmod 0600 /var/lib/pacemaker/cib/cib.xml
 touch "$W/pacemaker.log" && chown hacluster:haclient "$W/pacemaker.log"
-# nnf-sos, as NNF sites run it in front of our agent: the stand-in (proptest-suites), node4 has storage.
+# nnf-sos, as NNF sites run it in front of our agent: the stand-in (harness), node4 has storage.
 echo '{"node4": ["sg-node4-a", "sg-node4-b"], "node5": ["sg-node5"], "node6": ["sg-node6"]}' > "$W/nnf-storage.json"
 NNF_FENCE_REQUEST_DIR=$NNF/requests NNF_FENCE_RESPONSE_DIR=$NNF/responses /usr/local/bin/nnf-sos-standin \
     --storage "$W/nnf-storage.json" --ledger "$NNF_FENCES" --state "$W/nnf-state.json" 2>"$W/nnf-sos.log" &

@@ -24,7 +24,6 @@ pub mod unfence;
 pub mod nnf;
 pub mod wait;
 pub mod fence;
-pub mod events;
 
 use std::ffi::OsString;
 use std::io::{Read, Write};

@@ -2,7 +2,7 @@
 //!
 //! Folders by concept, declared lowest layer first. A module uses only modules declared before it
 //! (in its own folder, or before its folder), never its own folder's `mod.rs`, never one above it:
-//! `proptest-suites/tests/layering.rs` fails the build's tests otherwise.
+//! `harness/tests/layering.rs` fails the build's tests otherwise.
 //!
 //! - [`error`]: the error every layer returns.
 //! - [`fsio`]: the only module that renames, fsyncs and takes flocks.

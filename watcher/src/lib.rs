@@ -3,7 +3,7 @@
 //! the configured fence command, and answered once.
 //!
 //! Modules are declared lowest first; each uses only those declared before it
-//! (`proptest-suites/tests/layering.rs` checks it):
+//! (`harness/tests/layering.rs` checks it):
 //! - [`config`]: targets → fence commands; [`error`]: why a watcher stops; [`settings`]: everything
 //!   resolved before it starts; [`metrics`]: the counters; [`member`]: the member lock and heartbeat.
 //! - [`shared`]: what every task shares (settings, membership, metrics).
@@ -18,7 +18,6 @@
 //! - [`http`]: `/metrics` and `/healthz`; [`daemon`]: `run(settings, shutdown)`, the main loop that
 //!   wires the parts; [`status`]: the status report; [`cli`]: command line and environment →
 //!   settings, on top.
-//! - [`test_executor`]: the fence command used by tests, the demo and the chaos harness.
 
 pub mod config;
 pub mod error;
@@ -48,4 +47,3 @@ pub mod office;
 pub mod daemon;
 pub mod status;
 pub mod cli;
-pub mod test_executor;

@@ -1,5 +1,5 @@
 //! The agent in front of nnf-sos, as NNF sites run it (no watchers of ours): `responder=nnf-sos`
-//! against `nnf-sos-standin` (proptest-suites), a stand-in written from nnf-sos's documented
+//! against `nnf-sos-standin` (the harness crate), a stand-in written from nnf-sos's documented
 //! behaviour, since nnf-sos needs Kubernetes and Rabbit hardware. Real processes, directories,
 //! inotify and signals. The stand-in's ledger has a line per fence it performed: what tests check to
 //! prove that nothing but `off` and `reboot` became a fence.
@@ -139,7 +139,7 @@ impl Nnf {
         (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
     }
 
-    /// The stand-in's view (see `proptest_suites::nnf_standin`).
+    /// The stand-in's view (see `harness::nnf_standin`).
     fn state(&self) -> serde_json::Value {
         std::fs::read(&self.state).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }

@@ -1,8 +1,8 @@
 //! Test harness: real binaries as separate processes on a real temporary spool.
 //!
-//! The watcher and the test executor come from this package (`CARGO_BIN_EXE_*`); the agent is a
-//! binary of the `agent` package, found beside them in the target directory (`cargo test
-//! --workspace` builds every package's binaries before running any test). Waiting is always a poll
+//! The watcher comes from this package (`CARGO_BIN_EXE_*`); the agent and the audit tools (of the
+//! agent's package) and the test executor (of the harness) are found beside it in the target
+//! directory (`cargo test --workspace` builds every package's binaries before running any test). Waiting is always a poll
 //! with a deadline, never a bare sleep.
 
 #![allow(dead_code)]
@@ -13,7 +13,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ha::protocol::response::Response;
-use watcher::test_executor::LedgerLine;
+use harness::test_executor::LedgerLine;
 
 /// Runs `gfs2-fence-events --log-dir <logs> <args>`: (exit code, stdout and stderr).
 pub fn events(w: &World, args: &[&str]) -> (i32, String) {
@@ -60,12 +60,16 @@ pub fn scrub(cmd: &mut Command) -> &mut Command {
     cmd
 }
 
-pub fn agent_bin() -> PathBuf {
+/// A program of another package of the workspace, in the target directory the tests run from.
+fn workspace_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("fence_gfs2_recorder");
+    let bin = exe.parent().unwrap().parent().unwrap().join(name);
     assert!(bin.exists(), "{} is missing: run the tests with `cargo test --workspace`, which builds it", bin.display());
     bin
+}
+
+pub fn agent_bin() -> PathBuf {
+    workspace_bin("fence_gfs2_recorder")
 }
 
 /// `gfs2-fence-events`, beside the agent.
@@ -82,8 +86,10 @@ pub fn watcher_bin() -> &'static str {
     env!("CARGO_BIN_EXE_gfs2-fence-watcher")
 }
 
+/// `gfs2-fence-test-executor`, of the harness package.
 pub fn executor_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_gfs2-fence-test-executor")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("gfs2-fence-test-executor").display().to_string())
 }
 
 /// Polls `cond` every 10 ms until it holds or `within` passes.

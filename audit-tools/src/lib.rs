@@ -3,7 +3,7 @@
 //! verifies the audit chain; for one rabbit or for a whole site (several log directories, a
 //! directory of gathered ones, journal files from systemd-journal-remote). And the way back from an
 //! nnf-sos fence: `fenced` (who nnf-sos holds fenced now) and `unfence` (the audited unfence of
-//! `crate::unfence`). Every command but `unfence` reads only and never takes the log's lock;
+//! `agent::unfence`). Every command but `unfence` reads only and never takes the log's lock;
 //! `unfence` appends to the chain as the agent does.
 //!
 //! - [`error`]: what can go wrong; [`records`]: finding and parsing the files, filters; [`fences`]:
@@ -418,7 +418,7 @@ fn verify_command(chains: &[Chain], v: &VerifyArgs) -> Result<ExitCode, EventsEr
 
 fn fenced_command(chains: &[Chain], a: &FencedArgs, format: Format) -> Result<ExitCode, EventsError> {
     let exchange = a.dirs.exchange();
-    let standing = crate::standing::list(&exchange.responses)?;
+    let standing = agent::standing::list(&exchange.responses)?;
     let chain: Vec<Record> = chains.iter().flat_map(|c| c.records.iter().cloned()).collect();
     let table = fenced::table(&standing, &chain, a.node.as_deref());
     match (format, table.rows.is_empty()) {

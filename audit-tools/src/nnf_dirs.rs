@@ -20,10 +20,10 @@ pub struct NnfDirs {
 
 impl NnfDirs {
     /// The directories, given or as nnf-sos finds them.
-    pub fn exchange(&self) -> crate::exchange::Exchange {
+    pub fn exchange(&self) -> agent::exchange::Exchange {
         let [requests, responses] = ha::protocol::nnf::dirs(&|k| std::env::var(k).ok());
-        crate::exchange::Exchange {
-            responder: crate::responder::Responder::NnfSos,
+        agent::exchange::Exchange {
+            responder: agent::responder::Responder::NnfSos,
             requests: self.request_dir.clone().unwrap_or(requests),
             responses: self.response_dir.clone().unwrap_or(responses),
             spool: None,

@@ -1,12 +1,12 @@
-//! `fence-bench`: see `proptest_suites::bench`. Prints one table with the machine it ran on.
+//! `fence-bench`: see `harness::bench`. Prints one table with the machine it ran on.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cfg = proptest_suites::bench::Config::parse();
-    match proptest_suites::bench::run(&cfg) {
+    let cfg = harness::bench::Config::parse();
+    match harness::bench::run(&cfg) {
         Ok(table) => {
             println!("{table}");
             ExitCode::SUCCESS

@@ -20,9 +20,9 @@ pub enum EventsError {
     /// The log directory's environment variables disagree.
     #[error(transparent)]
     Setting(#[from] ha::os::setting::SettingError),
-    /// nnf-sos's directories, a record or the unfence's lock (`crate::standing`, `crate::unfence`).
+    /// nnf-sos's directories, a record or the unfence's lock (`agent::standing`, `agent::unfence`).
     #[error(transparent)]
-    WayBack(#[from] crate::failure::Failure),
+    WayBack(#[from] agent::failure::Failure),
     /// Drawing a chart (plotters).
     #[error("cannot draw the chart: {0}")]
     Chart(String),

@@ -1,9 +1,9 @@
-//! `gfs2-fence-events`: see `agent::events`.
+//! `gfs2-fence-events`: see `audit_tools`.
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    match agent::events::run() {
+    match audit_tools::run() {
         Ok(code) => code,
         Err(e) => {
             eprintln!("gfs2-fence-events: {e}");

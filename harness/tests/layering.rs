@@ -271,7 +271,7 @@ fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace").to_path_buf()
 }
 
-const CRATES: [&str; 4] = ["ha", "watcher", "agent", "proptest-suites"];
+const CRATES: [&str; 5] = ["ha", "agent", "audit-tools", "watcher", "harness"];
 
 #[test]
 fn no_module_uses_a_module_declared_after_it() {

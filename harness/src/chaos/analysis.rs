@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::test_executor::LedgerLine;
 use ha::protocol::response::{Outcome, Response};
 use ha::spool::attempts::Attempt;
-use watcher::test_executor::LedgerLine;
 
 /// One agent run.
 #[derive(Debug, Clone)]

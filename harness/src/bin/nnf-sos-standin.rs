@@ -1,12 +1,12 @@
-//! `nnf-sos-standin`: see `proptest_suites::nnf_standin`.
+//! `nnf-sos-standin`: see `harness::nnf_standin`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cfg = proptest_suites::nnf_standin::Config::parse();
-    match proptest_suites::nnf_standin::run(&cfg) {
+    let cfg = harness::nnf_standin::Config::parse();
+    match harness::nnf_standin::run(&cfg) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("nnf-sos-standin: {e}");

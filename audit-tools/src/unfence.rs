@@ -1,4 +1,4 @@
-//! `gfs2-fence-events unfence NODE --reason TEXT`: the audited unfence (`crate::unfence`) by an
+//! `gfs2-fence-events unfence NODE --reason TEXT`: the audited unfence (`agent::unfence`) by an
 //! operator. NODE is mapped to the plug as the fence was: `--plug` when given, else the plug the
 //! chain last recorded a fence of NODE under (Pacemaker's `pcmk_host_map`), else NODE itself (the
 //! agent's rule: the plug, or the node's name when no plug is given). The record is appended to the
@@ -15,7 +15,7 @@ use super::nnf_dirs::NnfDirs;
 use super::records::Record;
 use super::report::Format;
 use super::sources::Chain;
-use crate::unfence::{self, Outcome};
+use agent::unfence::{self, Outcome};
 
 /// The `unfence` command's arguments.
 #[derive(Debug, Args)]
@@ -40,7 +40,7 @@ pub fn run(a: &UnfenceArgs, chains: &[Chain], log_dirs: &[PathBuf], format: Form
     let chain: Vec<Record> = chains.iter().flat_map(|c| c.records.iter().cloned()).collect();
     let plug = a.plug.clone().or_else(|| fenced::plug_of(&chain, &a.node)).unwrap_or_else(|| a.node.clone());
     if !ha::protocol::names::is_safe_name(&plug) {
-        return Err(crate::failure::Failure::UnsafeTarget(plug).into());
+        return Err(agent::failure::Failure::UnsafeTarget(plug).into());
     }
     let log_dir = match log_dirs.first() {
         Some(d) => d.clone(),

@@ -1,4 +1,4 @@
-//! `kill-watcher`: see `proptest_suites::chaos`. Prints one table, writes the JSON summary, exits
+//! `kill-watcher`: see `harness::chaos`. Prints one table, writes the JSON summary, exits
 //! non-zero on any lost, unexpected, wrong answer, unexplained duplicate or leftover.
 
 use std::process::ExitCode;
@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cfg = proptest_suites::chaos::Config::parse();
-    match proptest_suites::chaos::run(&cfg) {
+    let cfg = harness::chaos::Config::parse();
+    match harness::chaos::run(&cfg) {
         Ok(summary) => {
-            print!("{}", proptest_suites::chaos::analysis::table(&summary));
+            print!("{}", harness::chaos::analysis::table(&summary));
             if let Some(path) = &cfg.summary {
                 let json = serde_json::to_vec_pretty(&summary).expect("the summary serialises");
                 if let Err(e) = std::fs::write(path, json) {

@@ -1,5 +1,5 @@
 //! `gfs2-fence-events fenced`: the nodes nnf-sos holds fenced now, one row per standing record
-//! (`crate::standing`), named and with their GFS2 file systems from the audit chain's records of the
+//! (`agent::standing`), named and with their GFS2 file systems from the audit chain's records of the
 //! same request when there are any. And [`plug_of`]: the plug a node was fenced by, as the chain
 //! recorded it. Pure: the caller reads the directory and the chain.
 
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use super::records::Record;
 use super::report::{Column, Table};
-use crate::standing::Standing;
+use agent::standing::Standing;
 
 /// What the chain says of a request: Pacemaker's name of the node and the GFS2 file systems.
 #[derive(Debug, Default, Clone)]
