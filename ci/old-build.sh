@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Prints the directory of the previous build's binaries, building them first if they are missing: the
-# watchers and agent of commit a31b92f (spool format 1), which watcher/tests/rolling_upgrade.rs and
+# watchers and agent of commit a31b92f (spool format 1), which watcher/tests/integration/rolling_upgrade.rs and
 # the cluster suite's upgrade scenario mix with this build; both run this script, the one recipe
 # (target/old-builds/a31b92f, built from `git archive` of the commit with its own Cargo.lock, about
 # 80 s once, under a lock, so whichever runs first builds for both). Needs a full clone (the commit

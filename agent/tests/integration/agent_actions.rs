@@ -1,11 +1,9 @@
 //! The agent's non-fencing actions against real spools and watchers: monitor, validate-all, list,
 //! and how it treats unknown stdin keys.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::*;
+use harness::process::*;
 
 #[test]
 fn monitor_needs_a_live_watcher_on_a_managed_spool() {

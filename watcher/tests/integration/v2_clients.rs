@@ -5,8 +5,6 @@
 //! and polls `responses/<target>-<uuid>.json` until its timeout, trusting only that file name and
 //! the answer's `success`. Real processes, files, signals.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -14,7 +12,7 @@ use std::time::Duration;
 use ha::protocol::response::{Outcome, Response};
 use nix::sys::signal::Signal;
 
-use common::*;
+use harness::process::*;
 
 const CLIENT: &str = r#"#!/bin/bash
 # A stand-in for a protocol v2 client (upstream fence_recorder / fence_dummy's recorder mode).

@@ -2,13 +2,11 @@
 //! failover, fencing of a frozen holder, ordering, superseding, coalescing, retries bounded by the
 //! deadline, per-target exclusion, health of the fence path, and the status report.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
 use ha::protocol::response::Outcome;
+use harness::process::*;
 use nix::sys::signal::Signal;
 
 fn prepare(w: &World) {

@@ -2,12 +2,10 @@
 //! watcher's and the events CLI's `--help` show is documented, and every `gfs2-fence-events` and
 //! `gfs2-fence-watcher status` command in the docs runs against real logs and a real spool.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use harness::process::*;
 
 fn documented(help: &str, doc: &str, prefixes: &[&str]) -> usize {
     let mut checked = 0;
@@ -187,4 +185,30 @@ fn the_installed_examples_are_valid_and_documented() {
         }
     }
     assert!(names >= 5, "{sysconfig}");
+}
+
+/// TESTING.md's list of integration modules is the code's: each crate's `tests/integration/` modules,
+/// under that crate's heading, and no module that is not there.
+#[test]
+fn testing_md_lists_every_integration_module_under_its_crate() {
+    let doc = doc_text("docs/TESTING.md");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut crates = 0;
+    for section in doc.split("\n### ").skip(1) {
+        let Some(dir) = section.lines().next().and_then(|h| h.split('`').nth(3)) else { continue };
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else { continue };
+        crates += 1;
+        let mut modules: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".rs").map(str::to_string))
+            .filter(|m| m != "main")
+            .collect();
+        modules.sort();
+        let table = section.split("\n\n").nth(1).unwrap_or_default();
+        let mut listed: Vec<String> =
+            table.lines().filter_map(|l| l.strip_prefix("| `")?.split('`').next()).map(str::to_string).collect();
+        listed.sort();
+        assert_eq!(listed, modules, "docs/TESTING.md, section {dir}");
+    }
+    assert_eq!(crates, 4, "a section per crate with integration tests (agent, audit-tools, ha, watcher)");
 }

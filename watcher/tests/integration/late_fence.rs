@@ -4,13 +4,11 @@
 //! after the executing watcher died, not the shared execution of a coalesced group. A group runs on
 //! while any of its agents still waits.
 
-mod common;
-
 use std::process::Child;
 use std::time::Duration;
 
-use common::*;
 use ha::protocol::response::Outcome;
+use harness::process::*;
 
 /// SIGKILLs an agent as Pacemaker does at the device's timeout, and reaps it.
 fn kill_agent(mut agent: Child) {

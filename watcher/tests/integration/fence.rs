@@ -1,10 +1,8 @@
 //! Fences end to end: the real agent, real watchers, the test executor as the fence command.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 use nix::sys::signal::Signal;
 
 #[test]

@@ -3,13 +3,11 @@
 //! small tmpfs in a private user and mount namespace (`unshare -rm`, util-linux), which fails rather
 //! than skips where the kernel refuses it.
 
-mod common;
-
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use common::*;
+use harness::process::*;
 
 fn leader_epoch(w: &World) -> Option<u64> {
     let bytes = std::fs::read(w.spool.join("leader.json")).ok()?;

@@ -2,13 +2,11 @@
 //! with their reason (and answered `rejected` when their id is readable) while the watcher goes on
 //! serving; unsafe spools are refused at start.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, SystemTime};
 
-use common::*;
 use ha::protocol::response::Outcome;
+use harness::process::*;
 
 fn old(path: &std::path::Path) {
     set_mtime(path, SystemTime::now() - Duration::from_secs(60));

@@ -3,11 +3,9 @@
 //! edit, a deletion, or a rewrite of the whole chain (caught by the anchors); the reports answer
 //! from the same records.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 
-use common::*;
+use harness::process::*;
 
 fn fence(w: &World, node: &str) {
     assert_exit(&w.agent(&format!("action=off\nport={node}\nnodename={node}\n")), 0);

@@ -2,14 +2,12 @@
 //! (`CRM_alert_*` environment, no arguments) drops fencing alerts; the leader appends them to the
 //! same audit chain as the agent's records and quarantines what is not an alert.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 
 fn alert(dir: &Path, kind: &str, node: &str) -> Output {
     Command::new(alert_bin())

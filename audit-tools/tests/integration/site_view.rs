@@ -12,14 +12,12 @@
 //! `__REALTIME_TIMESTAMP`, `__MONOTONIC_TIMESTAMP`, `_TRANSPORT`), as systemd's "Journal Export
 //! Format" documents; that stream is what `systemd-journal-remote` reads.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::*;
+use harness::process::*;
 
 /// A rabbit: its world (spool, logs, watcher) under its host name, and its journal socket.
 struct Rabbit {

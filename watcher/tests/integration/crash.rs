@@ -1,11 +1,9 @@
 //! Crash safety with real signals: a watcher SIGKILLed mid-fence takes its fence command with it, and
 //! the request is executed again by the next watcher; SIGTERM leaves nothing claimed.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 use nix::sys::signal::Signal;
 
 #[test]

@@ -3,12 +3,10 @@
 //! the seed's and earlier names are aliases, and an alias that disagrees with another name of its
 //! setting stops the program with a message naming both. Real binaries, real spool.
 
-mod common;
-
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 
 fn say(out: &std::process::Output) -> String {
     text(&out.stdout) + &text(&out.stderr)

@@ -2,9 +2,7 @@
 //! the agent fail with a message naming the file and the cause. A small tmpfs is mounted in a private
 //! mount namespace (`unshare -rm`, so no root is needed and the host sees nothing) and filled.
 
-mod common;
-
-use common::*;
+use harness::process::*;
 
 #[test]
 fn a_full_log_disk_only_warns_and_a_full_spool_disk_fails_clearly() {

@@ -5,14 +5,12 @@
 //! running anything, or discovers live within its budget when there is no fresh snapshot. Every
 //! fence succeeds whatever the tools do.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
 use ha::discovery::snapshot::{self, Snapshot};
 use ha::protocol::provenance::Source;
+use harness::process::*;
 
 const TOOLS: [&str; 5] = ["kubectl", "dlm_tool", "crm_node", "corosync-cmapctl", "cibadmin"];
 

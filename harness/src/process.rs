@@ -1,19 +1,18 @@
-//! Test harness: real binaries as separate processes on a real temporary spool.
+//! The process test harness: the real programs as separate processes on a real temporary spool,
+//! for the integration tests of every crate.
 //!
-//! The watcher comes from this package (`CARGO_BIN_EXE_*`); the agent and the audit tools (of the
-//! agent's package) and the test executor (of the harness) are found beside it in the target
-//! directory (`cargo test --workspace` builds every package's binaries before running any test). Waiting is always a poll
-//! with a deadline, never a bare sleep.
-
-#![allow(dead_code)]
+//! The programs (the agent, the watcher, the audit tools, the test executor) are found in the target
+//! directory the test runs from (`cargo test --workspace` builds every package's programs before it
+//! runs any test; a test run alone without one stops and says so). Waiting is always a poll with a
+//! deadline, never a bare sleep.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::test_executor::LedgerLine;
 use ha::protocol::response::Response;
-use harness::test_executor::LedgerLine;
 
 /// Runs `gfs2-fence-events --log-dir <logs> <args>`: (exit code, stdout and stderr).
 pub fn events(w: &World, args: &[&str]) -> (i32, String) {
@@ -82,8 +81,10 @@ pub fn alert_bin() -> PathBuf {
     agent_bin().with_file_name("gfs2-fence-alert")
 }
 
+/// `gfs2-fence-watcher`.
 pub fn watcher_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_gfs2-fence-watcher")
+    static BIN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| workspace_bin("gfs2-fence-watcher").display().to_string())
 }
 
 /// `gfs2-fence-test-executor`, of the harness package.
@@ -184,6 +185,12 @@ pub struct World {
     /// The host name the world's agents and watchers see: set, they run in a UTS namespace of their
     /// own (`unshare --user --map-root-user --uts`) under that name, as on a rabbit of that name.
     pub host: Option<String>,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World::new()
+    }
 }
 
 impl World {

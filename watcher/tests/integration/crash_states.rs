@@ -16,15 +16,13 @@
 //! device-mapper here (dm-log-writes), so the trace is the record. Needs `strace` (Debian package
 //! `strace`).
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
 use ha::protocol::response::Response;
+use harness::process::*;
 
 const SYSCALLS: &str =
     "openat,write,rename,renameat,renameat2,link,linkat,unlink,unlinkat,fsync,fdatasync,mkdir,mkdirat";

@@ -1,11 +1,9 @@
 //! The live view: `--metrics-addr` serves Prometheus metrics that follow what the watcher does, and
 //! `/healthz`; anything but a loopback address is refused.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 
 /// Finding: a response counter series was born at its first response,
 /// at 1, and Prometheus sees no increase in a series' first sample, so `GFS2FenceFailed`

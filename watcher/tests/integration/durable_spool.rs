@@ -2,12 +2,10 @@
 //! never executed again. Real watcher, real spool; the states a power cut leaves are planted as the
 //! files they are.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::*;
 use ha::protocol::response::{Outcome, Response};
+use harness::process::*;
 
 fn seed_request(w: &World, file: &str, id: &str, target: &str) -> std::path::PathBuf {
     let path = w.sub("requests").join(file);

@@ -4,8 +4,6 @@
 //! inotify and signals. The stand-in's ledger has a line per fence it performed: what tests check to
 //! prove that nothing but `off` and `reboot` became a fence.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -13,7 +11,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use common::*;
+use harness::process::*;
 
 fn standin_bin() -> PathBuf {
     agent_bin().with_file_name("nnf-sos-standin")

@@ -5,15 +5,13 @@
 //! later runs). Executions against one node never overlap between builds, nothing is lost, each node's
 //! requests run in submission order, and fencing goes on while the old watchers stop one at a time.
 
-mod common;
-
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 
 /// The last commit whose watchers speak spool format 1.
 const OLD: &str = "a31b92f";

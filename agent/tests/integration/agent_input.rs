@@ -5,8 +5,6 @@
 //! a private user and mount namespace (`unshare -rm`, util-linux), which fails rather than skips
 //! where the kernel refuses it.
 
-mod common;
-
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Stdio;
@@ -14,7 +12,7 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use common::*;
+use harness::process::*;
 
 /// The agent run with `stdin` and extra environment, killed (and reported) if it has not exited
 /// within `within`: a hang fails the test instead of hanging it.

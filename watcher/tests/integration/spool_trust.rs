@@ -4,13 +4,11 @@
 //! the test executor as fence command, real files; the foreign owner needs root (CI is root) and
 //! fails without it.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use common::*;
 use ha::protocol::response::Outcome;
+use harness::process::*;
 
 /// Executions (start, end) in boot-time ns, by request id, from the ledger.
 fn spans(w: &World) -> Vec<(String, u64, u64)> {

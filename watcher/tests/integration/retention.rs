@@ -3,11 +3,9 @@
 //! `--fenced-record-retention`, a separate option, removes those. Real watchers, real files with
 //! their modification times set into the past.
 
-mod common;
-
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use harness::process::*;
 
 fn age(w: &World, name: &str) {
     set_mtime(&w.sub("responses").join(name), SystemTime::now() - Duration::from_secs(3600));

@@ -3,12 +3,10 @@
 //! still fails `verify`; a record cut short by a full log disk (a small tmpfs in a private user and
 //! mount namespace) is named for the full disk by `verify` and `verify --spool`, not for a crash.
 
-mod common;
-
 use std::process::{Child, Command};
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 
 /// Rotates the world's detailed log with the real logrotate (`-f`), `directives` in its stanza.
 fn logrotate(w: &World, directives: &str) {

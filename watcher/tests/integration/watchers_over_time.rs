@@ -1,12 +1,10 @@
 //! Watchers over time: a spool cleaned by hand and a signal from an operator never cost a fence.
 //! Real watchers, agents, directories and signals.
 
-mod common;
-
 use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
-use common::*;
+use harness::process::*;
 use nix::sys::signal::Signal;
 
 #[test]
