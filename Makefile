@@ -3,7 +3,7 @@
 #                              RHEL 8 and later (checked by packaging/check-static.sh)
 #   make install DESTDIR=… PREFIX=/usr
 #   make rpm                   binary RPM from a staged install (needs rpmbuild)
-#   make bench                 the benchmark (docs/BENCHMARKS.md) on exactly these binaries
+#   make bench                 the benchmark (docs/maintainers/BENCHMARKS.md) on exactly these binaries
 PREFIX      ?= /usr
 SYSCONFDIR  ?= /etc
 DESTDIR     ?=
@@ -28,7 +28,7 @@ VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 
 all: build
 
 # Statically linked (glibc's libc.a): nothing to resolve at start (the agent starts in about the
-# time of /bin/true instead of 0.5 ms more; docs/BENCHMARKS.md) and no dependence on the rabbit's
+# time of /bin/true instead of 0.5 ms more; docs/maintainers/BENCHMARKS.md) and no dependence on the rabbit's
 # glibc version. An explicit --target keeps the flag off build scripts and proc-macros.
 STATIC = CARGO_TARGET_$(shell echo $(TARGET) | tr a-z- A-Z_)_RUSTFLAGS="-C target-feature=+crt-static"
 
@@ -66,9 +66,12 @@ install: man
 	install -d $(DESTDIR)$(MANDIR)
 	install -m 0644 $(MAN)/fence_gfs2_recorder.8 $(MAN)/gfs2-fence-watcher.8 $(MAN)/gfs2-fence-events.8 \
 		$(MAN)/gfs2-fence-alert.8 $(DESTDIR)$(MANDIR)/
-	install -d $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DATADIR)/prometheus $(DESTDIR)$(DATADIR)/grafana
-	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
-	install -m 0644 docs/*.md $(DESTDIR)$(DOCDIR)/docs/
+	install -d $(DESTDIR)$(DATADIR)/examples $(DESTDIR)$(DATADIR)/prometheus $(DESTDIR)$(DATADIR)/grafana
+	install -d $(DESTDIR)$(DOCDIR)
+	install -m 0644 README.md CONTRIBUTING.md $(DESTDIR)$(DOCDIR)/
+	for audience in operators reference maintainers; do \
+		install -d $(DESTDIR)$(DOCDIR)/docs/$$audience && install -m 0644 docs/$$audience/*.md $(DESTDIR)$(DOCDIR)/docs/$$audience/; \
+	done
 	install -m 0644 packaging/examples/watcher.json packaging/examples/gfs2-fence-watcher.sysconfig $(DESTDIR)$(DATADIR)/examples/
 	install -m 0644 packaging/prometheus/gfs2-fencing.rules.yml packaging/prometheus/gfs2-fencing.rules.test.yml $(DESTDIR)$(DATADIR)/prometheus/
 	sed 's|/usr/share/gfs2-fencing/|$(DATADIR)/|' packaging/prometheus/prometheus.yml > $(DESTDIR)$(DATADIR)/prometheus/prometheus.yml

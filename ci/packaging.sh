@@ -73,7 +73,7 @@ echo "logrotate: configuration parses"
 # The installed README's links into docs/ resolve; the examples, rules and dashboard are data, not
 # documentation.
 doc=$root/usr/share/doc/gfs2-fencing data=$root/usr/share/gfs2-fencing
-for link in $(grep -o '](docs/[A-Z]*\.md)' README.md | sed 's/](\(.*\))/\1/' | sort -u); do
+for link in $(grep -o '](\(docs/[a-z]*/[A-Z]*\|CONTRIBUTING\)\.md)' README.md | sed 's/](\(.*\))/\1/' | sort -u); do
     [ -f "$doc/$link" ] || { echo "installed README links to $link, which is not installed" >&2; exit 1; }
 done
 SHIPPED="examples/watcher.json examples/gfs2-fence-watcher.sysconfig prometheus/gfs2-fencing.rules.yml

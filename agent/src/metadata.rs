@@ -103,7 +103,7 @@ pub fn manpage() -> String {
     let _ = writeln!(
         m,
         ".SH \"EXIT STATUS\"\n0 success (status: ON); 1 failure; 2 status: OFF.\n.SH \"SEE ALSO\"\ngfs2\\-fence\\-watcher(8), gfs2\\-fence\\-events(8), gfs2\\-fence\\-alert(8), stonith_admin(8), \
-         pacemaker\\-fenced(7); /usr/share/doc/gfs2\\-fencing/docs/DEPLOYMENT.md"
+         pacemaker\\-fenced(7); /usr/share/doc/gfs2\\-fencing/docs/operators/DEPLOYMENT.md"
     );
     m
 }

@@ -286,9 +286,14 @@ mod tests {
 
     #[test]
     fn docs_list_every_agent_parameter() {
-        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/CONFIGURATION.md")).unwrap();
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/operators/CONFIGURATION.md"))
+            .unwrap();
         for p in PARAMS {
-            assert!(doc.contains(&format!("`{}`", p.name)), "docs/CONFIGURATION.md does not document `{}`", p.name);
+            assert!(
+                doc.contains(&format!("`{}`", p.name)),
+                "docs/operators/CONFIGURATION.md does not document `{}`",
+                p.name
+            );
         }
     }
 }

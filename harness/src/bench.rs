@@ -1,7 +1,7 @@
 //! `fence-bench`: the cost the fencing path adds, measured with the real binaries on a tmpfs spool
 //! and a fence command that does nothing (`/bin/true`, or the test executor where a ledger is
 //! needed). It prints one table with the machine it ran on. No test asserts any of these figures:
-//! they go to `docs/BENCHMARKS.md` with the command that produced them.
+//! they go to `docs/maintainers/BENCHMARKS.md` with the command that produced them.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -88,7 +88,7 @@ struct RunArgs {
     #[arg(long = "fence-option", env = "GFS2_FENCE_OPTIONS", value_name = "KEY=VALUE", value_delimiter = ',')]
     fence_options: Vec<String>,
     /// JSON configuration mapping targets to fence commands (see
-    /// /usr/share/doc/gfs2-fencing/docs/CONFIGURATION.md).
+    /// /usr/share/doc/gfs2-fencing/docs/operators/CONFIGURATION.md).
     #[arg(long, env = "GFS2_FENCE_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// This watcher's id, unique on the spool (default: <hostname>-<pid>).
@@ -472,8 +472,8 @@ const MANPAGE: ha::manpage::Extra<'static> = ha::manpage::Extra {
         "gfs2-fence-events(8)",
         "gfs2-fence-alert(8)",
         "systemd.exec(5)",
-        "/usr/share/doc/gfs2-fencing/docs/CONFIGURATION.md",
-        "/usr/share/doc/gfs2-fencing/docs/OPERATIONS.md",
+        "/usr/share/doc/gfs2-fencing/docs/operators/CONFIGURATION.md",
+        "/usr/share/doc/gfs2-fencing/docs/operators/OPERATIONS.md",
     ],
 };
 

@@ -96,6 +96,6 @@ const MANPAGE: ha::manpage::Extra<'static> = ha::manpage::Extra {
         "gfs2-fence-watcher(8)",
         "gfs2-fence-events(8)",
         "pcs(8)",
-        "/usr/share/doc/gfs2-fencing/docs/OPERATIONS.md",
+        "/usr/share/doc/gfs2-fencing/docs/operators/OPERATIONS.md",
     ],
 };

@@ -15,7 +15,7 @@ fn documented(help: &str, doc: &str, prefixes: &[&str]) -> usize {
         let is_flag = name.starts_with("--") && name.len() > 2 && !matches!(name, "--help" | "--version");
         if is_flag || prefixes.iter().any(|p| name.starts_with(p)) {
             let name = name.split('=').next().unwrap();
-            assert!(doc.contains(&format!("`{name}")), "docs/CONFIGURATION.md does not document {name}");
+            assert!(doc.contains(&format!("`{name}")), "docs/operators/CONFIGURATION.md does not document {name}");
             checked += 1;
         }
     }
@@ -28,7 +28,7 @@ fn doc_text(name: &str) -> String {
 
 #[test]
 fn docs_list_every_events_and_status_option() {
-    let doc = doc_text("docs/CONFIGURATION.md");
+    let doc = doc_text("docs/operators/CONFIGURATION.md");
     let mut checked = 0;
     for args in [&["list", "--help"][..], &["verify", "--help"]] {
         let help = text(&Command::new(events_bin()).args(args).output().unwrap().stdout);
@@ -43,12 +43,12 @@ fn docs_list_every_events_and_status_option() {
 /// readers, as `ha::os::setting` defines them.
 #[test]
 fn docs_list_every_setting_and_alias() {
-    let doc = doc_text("docs/CONFIGURATION.md");
+    let doc = doc_text("docs/operators/CONFIGURATION.md");
     for s in ha::os::setting::ALL {
         let row = doc
             .lines()
             .find(|l| l.starts_with(&format!("| `{}` |", s.name)))
-            .unwrap_or_else(|| panic!("docs/CONFIGURATION.md has no environment row for {}", s.name));
+            .unwrap_or_else(|| panic!("docs/operators/CONFIGURATION.md has no environment row for {}", s.name));
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
         for a in s.aliases {
             assert!(cells[2].contains(&format!("`{}`", a.name)), "{}'s row does not name its alias {}", s.name, a.name);
@@ -82,7 +82,14 @@ fn words(cmd: &str) -> Vec<String> {
 /// The shell commands of the docs' code blocks that start with `program`.
 fn doc_commands(program: &str) -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    // docs/<audience>/*.md, and the README.
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .flat_map(|audience| std::fs::read_dir(audience.path()).into_iter().flatten().flatten())
+        .map(|e| e.path())
+        .collect();
+    assert!(files.len() >= 12, "the docs' folders: {files:?}");
     files.push(dir.join("../README.md"));
     let mut out = Vec::new();
     for f in files {
@@ -165,7 +172,7 @@ fn every_documented_events_and_status_command_runs() {
 #[test]
 fn docs_list_every_watcher_option() {
     let help = text(&Command::new(watcher_bin()).args(["run", "--help"]).output().unwrap().stdout);
-    let checked = documented(&help, &doc_text("docs/CONFIGURATION.md"), &["GFS2_FENCE_"]);
+    let checked = documented(&help, &doc_text("docs/operators/CONFIGURATION.md"), &["GFS2_FENCE_"]);
     assert!(checked >= 26, "found only {checked} options in --help:\n{help}");
 }
 
@@ -174,13 +181,13 @@ fn the_installed_examples_are_valid_and_documented() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/examples");
     let config = watcher::config::FenceConfig::load(Some(&root.join("watcher.json")), None, &Default::default());
     assert!(config.is_ok(), "packaging/examples/watcher.json: {config:?}");
-    let doc = doc_text("docs/CONFIGURATION.md");
+    let doc = doc_text("docs/operators/CONFIGURATION.md");
     let sysconfig = std::fs::read_to_string(root.join("gfs2-fence-watcher.sysconfig")).unwrap();
     let mut names = 0;
     for line in sysconfig.lines() {
         let line = line.trim_start_matches('#').trim();
         if let Some((name, _)) = line.split_once('=').filter(|(n, _)| n.starts_with("GFS2_")) {
-            assert!(doc.contains(&format!("`{name}`")), "{name} is not in docs/CONFIGURATION.md");
+            assert!(doc.contains(&format!("`{name}`")), "{name} is not in docs/operators/CONFIGURATION.md");
             names += 1;
         }
     }
@@ -191,7 +198,7 @@ fn the_installed_examples_are_valid_and_documented() {
 /// under that crate's heading, and no module that is not there.
 #[test]
 fn testing_md_lists_every_integration_module_under_its_crate() {
-    let doc = doc_text("docs/TESTING.md");
+    let doc = doc_text("docs/maintainers/TESTING.md");
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut crates = 0;
     for section in doc.split("\n### ").skip(1) {
@@ -208,7 +215,30 @@ fn testing_md_lists_every_integration_module_under_its_crate() {
         let mut listed: Vec<String> =
             table.lines().filter_map(|l| l.strip_prefix("| `")?.split('`').next()).map(str::to_string).collect();
         listed.sort();
-        assert_eq!(listed, modules, "docs/TESTING.md, section {dir}");
+        assert_eq!(listed, modules, "docs/maintainers/TESTING.md, section {dir}");
     }
     assert_eq!(crates, 4, "a section per crate with integration tests (agent, audit-tools, ha, watcher)");
+}
+
+/// Every relative link of the README, CONTRIBUTING.md and the docs' folders names a file that is
+/// there, so a document moved between audiences cannot leave a link behind.
+#[test]
+fn every_link_between_the_docs_resolves() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = vec![root.join("README.md"), root.join("CONTRIBUTING.md")];
+    for audience in std::fs::read_dir(root.join("docs")).unwrap().flatten() {
+        files.extend(std::fs::read_dir(audience.path()).unwrap().flatten().map(|e| e.path()));
+    }
+    let mut checked = 0;
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        for link in text.split("](").skip(1).filter_map(|rest| rest.split([')', '#']).next()) {
+            if link.contains("://") || !link.ends_with(".md") {
+                continue;
+            }
+            assert!(f.parent().unwrap().join(link).is_file(), "{}: the link to {link} leads nowhere", f.display());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "found only {checked} links");
 }
