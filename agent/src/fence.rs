@@ -6,7 +6,7 @@
 //! 1. With `responder=gfs2-fence-watcher` (the default) and no live watcher of ours, fail at once:
 //!    Pacemaker can then move to the next fencing level instead of waiting out a timeout. With
 //!    `responder=nnf-sos`, `status` and `on` write no request (nnf-sos takes every request for a
-//!    fence): see `crate::nnf`.
+//!    fence): see `crate::nnf_sos`.
 //! 2. With our watchers, take an exclusive flock on `waiting/<id>.lock`, held until exit: watchers
 //!    tell a live agent from a killed one (whose request is answered `abandoned`, never executed).
 //! 3. Put the wake-up in place *before* publishing, so no answer can be missed (`crate::wait`: a
@@ -33,9 +33,9 @@ use ha::protocol::request::{Action, Request, SPOOL_VERSION};
 use ha::protocol::response::{Outcome, Response};
 
 use crate::abandoned::Holder;
-use crate::answer::{verdict, Answer};
 use crate::discovery::{self, Discovery};
 use crate::exchange::Exchange;
+use crate::exit::{verdict, Exit};
 use crate::failure::Failure;
 use crate::logs::{Event, EventLog, Status};
 use crate::options::{Options, Start};
@@ -43,7 +43,7 @@ use crate::responder::Responder;
 use crate::wait::{self, Signals, Waited, Wake};
 
 /// Runs one power action end to end: the steps of the module's doc, in order.
-pub fn run(opts: &Options, action: Action, start: Start) -> Result<Answer, Failure> {
+pub fn run(opts: &Options, action: Action, start: Start) -> Result<Exit, Failure> {
     let target = opts.target().ok_or(Failure::NoTarget)?.to_string();
     if !ha::protocol::names::is_safe_name(&target) {
         return Err(Failure::UnsafeTarget(target));
@@ -145,17 +145,17 @@ impl Fence<'_> {
     }
 
     /// Answered without a request (nnf-sos's status and on), or refused before one (no live watcher).
-    fn early(&self) -> Option<Result<Answer, Failure>> {
+    fn early(&self) -> Option<Result<Exit, Failure>> {
         match (self.exchange.responder, &self.exchange.spool) {
             (Responder::NnfSos, _) if matches!(self.action, Action::Status | Action::On) => {
-                Some(crate::nnf::without_request(self.opts, &self.exchange, &self.target, self.action))
+                Some(crate::nnf_sos::without_request(self.opts, &self.exchange, &self.target, self.action))
             }
             (Responder::Watchers, Some(spool)) => self.exchange.responder.check(spool).err().map(Err),
             _ => None,
         }
     }
 
-    fn ended_early(&self, result: Result<Answer, Failure>, found: discovery::Result) -> Result<Answer, Failure> {
+    fn ended_early(&self, result: Result<Exit, Failure>, found: discovery::Result) -> Result<Exit, Failure> {
         match &result {
             Ok(answer) => self.record(Status::Completed, &found, &answer.stdout, None, None),
             Err(failure) => self.record(Status::Failed, &found, &failure.to_string(), None, None),
@@ -221,7 +221,7 @@ impl Fence<'_> {
     }
 
     /// The response judged against the request, and recorded.
-    fn answered(&self, resp: &Response, gfs2: &discovery::Result, id: &str) -> Result<Answer, Failure> {
+    fn answered(&self, resp: &Response, gfs2: &discovery::Result, id: &str) -> Result<Exit, Failure> {
         let (action, target) = (self.action, &self.target);
         match verdict(action, resp) {
             Ok(answer) => {
@@ -262,7 +262,7 @@ impl Fence<'_> {
         gfs2: &discovery::Result,
         id: &str,
         (path, response): (&Path, &Path),
-    ) -> Result<Answer, Failure> {
+    ) -> Result<Exit, Failure> {
         let fate = match self.exchange.responder {
             // The watchers answer it `abandoned` (never executed) once they see the waiting lock free.
             Responder::Watchers => format!(

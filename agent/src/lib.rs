@@ -17,11 +17,11 @@ pub mod logs;
 pub mod discovery;
 pub mod abandoned;
 pub mod known;
-pub mod health;
-pub mod answer;
+pub mod checks;
+pub mod exit;
 pub mod standing;
 pub mod unfence;
-pub mod nnf;
+pub mod nnf_sos;
 pub mod wait;
 pub mod fence;
 
@@ -104,9 +104,9 @@ pub fn run() -> Result<ExitCode, Failure> {
         tracing::warn!("{w}");
     }
     match opts.action.as_str() {
-        "monitor" => health::monitor(&opts).map(|()| ExitCode::SUCCESS),
-        "validate-all" => health::validate(&opts).map(|()| ExitCode::SUCCESS),
-        "list" => out(&health::list(&opts)?),
+        "monitor" => checks::monitor(&opts).map(|()| ExitCode::SUCCESS),
+        "validate-all" => checks::validate(&opts).map(|()| ExitCode::SUCCESS),
+        "list" => out(&checks::list(&opts)?),
         other => {
             let action = Action::parse(other).ok_or_else(|| Failure::UnknownAction(other.to_string()))?;
             let answer = fence::run(&opts, action, start)?;

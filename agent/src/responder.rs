@@ -28,7 +28,7 @@ pub enum Responder {
     Watchers,
     /// nnf-sos: every request is a fence (it removes the node's GFS2 storage groups), answered under
     /// the request's own name with `action_performed: "off"`; its success responses are its record of
-    /// fenced nodes. `status` and `on` write no request (see `crate::nnf`).
+    /// fenced nodes. `status` and `on` write no request (see `crate::nnf_sos`).
     NnfSos,
     /// Another program speaking the file protocol in the given naming generation (the seed's Python
     /// watchers: v1; upstream fence_recorder's responders: v2): no liveness judgement, the agent

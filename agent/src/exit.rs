@@ -8,7 +8,7 @@ use ha::protocol::response::{Outcome, PowerState, Response};
 
 /// What the fence-agents caller sees: the exit code and the stdout line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub struct Exit {
     /// Exit code (0 success / ON, 2 OFF).
     pub code: u8,
     /// What to print on stdout.
@@ -25,7 +25,7 @@ fn success_text(action: Action) -> &'static str {
 }
 
 /// Interprets a matching response.
-pub fn verdict(action: Action, r: &Response) -> Result<Answer, String> {
+pub fn verdict(action: Action, r: &Response) -> Result<Exit, String> {
     let why = || {
         let outcome = r.outcome.map(|o| format!(", outcome {}", o.as_str()));
         let by = r.watcher_id.as_deref().map(|w| format!(", watcher {w}")).unwrap_or_default();
@@ -35,10 +35,10 @@ pub fn verdict(action: Action, r: &Response) -> Result<Answer, String> {
         return Err(why());
     }
     match (action, r.power_state) {
-        (Action::Status, Some(PowerState::Off)) => Ok(Answer { code: 2, stdout: "Status: OFF".into() }),
-        (Action::Status, Some(PowerState::On)) => Ok(Answer { code: 0, stdout: "Status: ON".into() }),
+        (Action::Status, Some(PowerState::Off)) => Ok(Exit { code: 2, stdout: "Status: OFF".into() }),
+        (Action::Status, Some(PowerState::On)) => Ok(Exit { code: 0, stdout: "Status: ON".into() }),
         (Action::Status, _) => Err(format!("the power state is unknown: {}", why())),
-        _ => Ok(Answer { code: 0, stdout: success_text(action).into() }),
+        _ => Ok(Exit { code: 0, stdout: success_text(action).into() }),
     }
 }
 

@@ -15,14 +15,14 @@
 
 use ha::protocol::request::Action;
 
-use crate::answer::Answer;
 use crate::exchange::Exchange;
+use crate::exit::Exit;
 use crate::failure::Failure;
 use crate::options::Options;
 use crate::unfence::{self, allowed, Outcome};
 
 /// `status` or `on` of `target` (Pacemaker's name `nodename`), answered without a request.
-pub fn without_request(opts: &Options, exchange: &Exchange, target: &str, action: Action) -> Result<Answer, Failure> {
+pub fn without_request(opts: &Options, exchange: &Exchange, target: &str, action: Action) -> Result<Exit, Failure> {
     let records = crate::standing::of(&exchange.responses, target)?;
     let list = || records.iter().map(|r| r.path.display().to_string()).collect::<Vec<_>>().join(", ");
     let by_hand = format!(
@@ -33,10 +33,10 @@ pub fn without_request(opts: &Options, exchange: &Exchange, target: &str, action
         allowed::PARAM
     );
     match action {
-        Action::Status if records.is_empty() => Ok(Answer { code: 0, stdout: "Status: ON".into() }),
+        Action::Status if records.is_empty() => Ok(Exit { code: 0, stdout: "Status: ON".into() }),
         Action::Status => {
             tracing::info!("{target} is fenced by nnf-sos: {}", list());
-            Ok(Answer { code: 2, stdout: "Status: OFF".into() })
+            Ok(Exit { code: 2, stdout: "Status: OFF".into() })
         }
         _ if !opts.allow_unfencing && records.is_empty() => Err(Failure::Fence(format!(
             "responder=nnf-sos cannot power {target} on, and no success answer for it is in {}: nnf-sos does not \
@@ -64,7 +64,7 @@ pub fn without_request(opts: &Options, exchange: &Exchange, target: &str, action
                 who,
             };
             match unfence::run(order)? {
-                Outcome::Nothing | Outcome::Unfenced(_) => Ok(Answer { code: 0, stdout: "Success: Powered ON".into() }),
+                Outcome::Nothing | Outcome::Unfenced(_) => Ok(Exit { code: 0, stdout: "Success: Powered ON".into() }),
                 Outcome::Refused(why) => Err(Failure::Fence(why)),
             }
         }
