@@ -72,15 +72,8 @@ pub fn run(opts: &Options, action: Action, start: Start) -> Result<Exit, Failure
     let req = fence.request(&id, &mut discovery, deadline)?;
     let path = fence.exchange.requests.join(&name);
     fence.publish(&signals, &mut discovery, &path, &req)?;
-
     let gfs2 = discovery.wait(give_up);
-    tracing::info!(
-        "GFS2 filesystems for {}: {} ({})",
-        fence.target,
-        ha::audit::pyjson::dumps(&gfs2.0),
-        describe(&gfs2.1)
-    );
-    fence.record(Status::Requested, &gfs2, &format!("Fence action {action} requested by Pacemaker"), Some(&id), None);
+    fence.requested(&gfs2, &id);
     let response = fence.exchange.responses.join(&name);
     match wait::for_answer(&mut wake, &signals, &response, &req, give_up) {
         Waited::Answered(resp) => fence.answered(&resp, &gfs2, &id),
@@ -131,6 +124,18 @@ impl Fence<'_> {
             watcher_id: r.and_then(|r| r.watcher_id.as_deref()),
             elapsed_ms: Some(self.start.instant.elapsed().as_millis() as u64),
         })
+    }
+
+    /// The request's record, naming the file systems the fence protects.
+    fn requested(&self, gfs2: &discovery::Result, id: &str) {
+        tracing::info!(
+            "GFS2 filesystems for {}: {} ({})",
+            self.target,
+            ha::audit::pyjson::dumps(&gfs2.0),
+            describe(&gfs2.1)
+        );
+        let details = format!("Fence action {} requested by Pacemaker", self.action);
+        self.record(Status::Requested, gfs2, &details, Some(id), None);
     }
 
     /// The spool's or the exchange's directories made ready. A fence that cannot even be asked is
@@ -213,11 +218,26 @@ impl Fence<'_> {
             self.record(Status::Failed, &discovery.now().cloned().unwrap_or_default(), &msg, None, None);
             return Err(Failure::Fence(msg));
         }
-        if !fsio::write_new(&self.exchange.tmp_dir(), path, &req.to_json())? {
-            return Err(Failure::Fence(format!("{} already exists", path.display())));
+        let written = match fsio::write_new(&self.exchange.tmp_dir(), path, &req.to_json()) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Failure::Fence(format!("{} already exists", path.display()))),
+            Err(e) => Err(Failure::from(e)),
+        };
+        match written {
+            Ok(()) => tracing::info!("Wrote fence request: {}", path.display()),
+            // A fence that could not be asked is recorded too (the operational log alone would keep it).
+            Err(ref failure) => {
+                let msg = format!("the request could not be published: {failure}; nothing was asked of the responder");
+                self.record(
+                    Status::Failed,
+                    &discovery.now().cloned().unwrap_or_default(),
+                    &msg,
+                    Some(&req.request_id),
+                    None,
+                );
+            }
         }
-        tracing::info!("Wrote fence request: {}", path.display());
-        Ok(())
+        written
     }
 
     /// The response judged against the request, and recorded.

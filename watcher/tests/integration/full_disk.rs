@@ -42,4 +42,11 @@ fn a_full_log_disk_only_warns_and_a_full_spool_disk_fails_clearly() {
             && failed.contains("free space on that file system"),
         "the failure names the file and the cause: {stderr}"
     );
+    // Finding: the fence that could not be asked left no record in the agent's logs (only its stderr
+    // and the operational log said so): it is recorded as failed, never asked.
+    let records = std::fs::read_to_string(w.dir.path().join("logs/fence-events-readable.log")).unwrap_or_default();
+    assert!(
+        records.contains("STATUS=failed") && records.contains("the request could not be published"),
+        "the failed publish is in the agent's records: {records}"
+    );
 }
