@@ -74,7 +74,7 @@ fn an_option_line_never_changes_the_action() {
     assert_eq!(text(&out.stdout).trim(), "Status: ON");
     assert_eq!(ledger_actions(&w), ["status"], "no power action was taken; only the status ran");
     let meta = w.agent("action=metadata\n");
-    assert!(!text(&meta.stdout).contains("name=\"option\""), "the metadata no longer declares `option`");
+    assert!(!text(&meta.stdout).contains("name=\"option\""), "the metadata does not declare `option`");
 }
 
 /// Finding: stdin past the agent's read limit was cut silently: `plug=node10` became `plug=node1`, or a
@@ -83,7 +83,7 @@ fn an_option_line_never_changes_the_action() {
 fn stdin_beyond_the_limit_or_not_utf8_is_refused_whole() {
     let w = World::new();
     let _watcher = w.watcher("w1", &[]);
-    // The old 1 MiB read cut `plug=node10` to `plug=node1`, or dropped a later `action=status`.
+    // A read cut at the limit would turn `plug=node10` into `plug=node1`, or drop a later `action=status`.
     let head = w.stdin_for("action=reboot\n");
     let into_plug = format!("{head}{}\nplug=node10\n", "#".repeat(MAX_STDIN - head.len() - "\nplug=node1".len()));
     let head = w.stdin_for("action=reboot\nplug=node1\n");

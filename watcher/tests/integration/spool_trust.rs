@@ -64,7 +64,7 @@ fn requests_of_one_target_take_effect_in_submission_order_across_coalescing() {
         assert_eq!(w.response(&b).unwrap().outcome, Some(Outcome::Coalesced), "B joins A");
         assert_eq!(w.response(&d).unwrap().outcome, Some(Outcome::Done), "D is not acknowledged from B's run");
         if middle == "on" {
-            // An on followed by a queued off is superseded (never executed), as before.
+            // An on followed by a queued off is superseded (never executed).
             assert_eq!(w.response(&c).unwrap().outcome, Some(Outcome::Superseded));
             assert_eq!(w.start_order(), [a.clone(), d.clone()]);
         } else {
