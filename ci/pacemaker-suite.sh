@@ -345,6 +345,15 @@ check "status reports OFF (exit 2) from nnf-sos's record and writes no request (
     bash -c "[ $status_rc = 2 ] && grep -x 'Status: OFF' $W/nnf-status.out >/dev/null"
 more_monitors() { [ "$(nnf_monitors)" -ge $((monitors_before + 2)) ]; }
 check "the device's monitors keep running (two more, every 3 s)" wait_for 30 more_monitors
+if ! more_monitors; then
+    # Inline, so that a shortened CI output still shows why: Pacemaker's view of the device, the
+    # daemons' last lines about it, and the agent's last errors.
+    echo "    (nnf-fence: $(nnf_monitors) monitors logged, $monitors_before before the status)"
+    crm_mon -1 -t 2>/dev/null | grep -E -A3 'nnf-fence[: ]' | head -n 12 | cut -c1-200 | sed 's/^/    /' || true
+    grep -E 'nnf-fence([^-0-9]|$)' "$W/pacemaker.log" | grep -v 'not eligible\|Leave ' | tail -n 12 | cut -c1-220 \
+        | sed 's/^/    /' || true
+    grep -E '\[ERROR\]' "$LOGS/fence-events.log" | tail -n 3 | cut -c1-220 | sed 's/^/    /' || true
+fi
 check "and neither status nor those monitors fenced ($before_status fences before, $(nnf_fences) after)" \
     test "$(nnf_fences)" = "$before_status" -a "$before_status" = 2
 
