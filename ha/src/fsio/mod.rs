@@ -32,7 +32,6 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use nix::errno::Errno;
-use nix::fcntl::{renameat2, RenameFlags, AT_FDCWD};
 
 use crate::error::{HaError, Result};
 
@@ -63,13 +62,29 @@ pub enum Durability {
 /// Moves `from` to `to` without ever replacing `to`. Volatile: it fsyncs nothing (a moved file
 /// that must survive a power cut is placed with [`TempFile::place`] of a durable file).
 pub fn move_noreplace(from: &Path, to: &Path) -> Result<Moved> {
-    match renameat2(AT_FDCWD, from, AT_FDCWD, to, RenameFlags::RENAME_NOREPLACE) {
+    match rename_noreplace(from, to) {
         Ok(()) => Ok(Moved::Done),
         Err(Errno::EEXIST) => Ok(Moved::DestinationExists),
         Err(Errno::ENOENT) => Ok(Moved::SourceGone),
         Err(Errno::EINVAL) | Err(Errno::ENOSYS) => link_then_unlink(from, to),
         Err(e) => Err(HaError::errno("rename (RENAME_NOREPLACE)", to, e)),
     }
+}
+
+/// `renameat2(from, to, RENAME_NOREPLACE)` by its system call: the same code in the glibc and the
+/// musl builds (nix wraps `renameat2` for glibc only). A path holding a NUL byte cannot be named to
+/// the kernel: `EINVAL`, as for a file system without the flag.
+fn rename_noreplace(from: &Path, to: &Path) -> std::result::Result<(), Errno> {
+    use std::os::unix::ffi::OsStrExt;
+    let (Ok(from), Ok(to)) =
+        (std::ffi::CString::new(from.as_os_str().as_bytes()), std::ffi::CString::new(to.as_os_str().as_bytes()))
+    else {
+        return Err(Errno::EINVAL);
+    };
+    use nix::libc::{syscall, SYS_renameat2, AT_FDCWD, RENAME_NOREPLACE};
+    // SAFETY: both paths are NUL-terminated and outlive the call, which only reads them.
+    let r = unsafe { syscall(SYS_renameat2, AT_FDCWD, from.as_ptr(), AT_FDCWD, to.as_ptr(), RENAME_NOREPLACE) };
+    Errno::result(r).map(drop)
 }
 
 /// Moves `from` into `dir` as `name`, or as `name.<uuid>` when `name` is taken there: nothing is ever
