@@ -1,6 +1,7 @@
 # Build and install gfs2-fencing.
 #   make                       release build of the installed programs: static executables that run on
-#                              RHEL 8 and later (checked by packaging/check-static.sh)
+#                              RHEL 8 and later (checked by packaging/check-static.sh); the agent is
+#                              built for musl (needs `rustup target add x86_64-unknown-linux-musl`)
 #   make install DESTDIR=… PREFIX=/usr
 #   make rpm                   binary RPM from a staged install (needs rpmbuild)
 #   make bench                 the benchmark (docs/maintainers/BENCHMARKS.md) on exactly these binaries
@@ -10,6 +11,8 @@ DESTDIR     ?=
 CARGO       ?= cargo
 TARGET      ?= x86_64-unknown-linux-gnu
 RELEASE     ?= target/$(TARGET)/release
+AGENT_TARGET  ?= x86_64-unknown-linux-musl
+AGENT_RELEASE ?= target/$(AGENT_TARGET)/release
 SBINDIR      = $(PREFIX)/sbin
 BINDIR       = $(PREFIX)/bin
 LIBEXECDIR   = $(PREFIX)/libexec/gfs2-fencing
@@ -27,19 +30,29 @@ VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 
 
 all: build
 
-# Statically linked (glibc's libc.a): nothing to resolve at start (the agent starts in about the
-# time of /bin/true instead of 0.5 ms more; docs/maintainers/BENCHMARKS.md) and no dependence on the rabbit's
-# glibc version. An explicit --target keeps the flag off build scripts and proc-macros.
+# Statically linked (glibc's libc.a): nothing to resolve at start and no dependence on the rabbit's
+# glibc version. An explicit --target keeps the flag off build scripts and proc-macros. The agent,
+# started for every fence and every monitor, is built for musl (static by default): a glibc program
+# detects the CPU and its caches at every start, which on a virtual machine is most of the start
+# (half a millisecond of each fence; docs/maintainers/BENCHMARKS.md). The watcher, which starts
+# once, and the audit tools keep glibc.
 STATIC = CARGO_TARGET_$(shell echo $(TARGET) | tr a-z- A-Z_)_RUSTFLAGS="-C target-feature=+crt-static"
 
 build:
-	$(STATIC) $(CARGO) build --release --target $(TARGET) -p agent -p audit-tools -p watcher --bins
+	$(STATIC) $(CARGO) build --release --target $(TARGET) -p audit-tools -p watcher --bins
+	$(CARGO) build --release --target $(AGENT_TARGET) -p agent --bins
 
+# The benchmark's programs as shipped (the agent from its musl build), in one directory.
 bench:
 	$(STATIC) $(CARGO) build --release --target $(TARGET) --workspace --bins
-	scripts/bench.sh $(RELEASE)/fence-bench $(BENCH_ARGS)
+	$(CARGO) build --release --target $(AGENT_TARGET) -p agent --bins
+	rm -rf target/bench-bin && mkdir -p target/bench-bin
+	cp $(RELEASE)/gfs2-fence-watcher $(RELEASE)/gfs2-fence-test-executor $(RELEASE)/nnf-sos-standin \
+		$(AGENT_RELEASE)/fence_gfs2_recorder target/bench-bin/
+	scripts/bench.sh $(RELEASE)/fence-bench --bin-dir target/bench-bin $(BENCH_ARGS)
 
-# Binaries built elsewhere (RELEASE=…) are installed as they are; the default ones are built first.
+# Binaries built elsewhere (RELEASE=…, AGENT_RELEASE=… for the agent) are installed as they are; the
+# default ones are built first.
 ifeq ($(RELEASE),target/$(TARGET)/release)
 man: build
 endif
@@ -48,13 +61,13 @@ endif
 # fence-agents do), the others from their clap definitions (--generate man, as ripgrep does).
 man:
 	mkdir -p $(MAN)
-	$(RELEASE)/fence_gfs2_recorder -o manpage > $(MAN)/fence_gfs2_recorder.8
+	$(AGENT_RELEASE)/fence_gfs2_recorder -o manpage > $(MAN)/fence_gfs2_recorder.8
 	$(RELEASE)/gfs2-fence-watcher --generate man > $(MAN)/gfs2-fence-watcher.8
 	$(RELEASE)/gfs2-fence-events --generate man > $(MAN)/gfs2-fence-events.8
 	$(RELEASE)/gfs2-fence-alert --generate man > $(MAN)/gfs2-fence-alert.8
 
 install: man
-	install -D -m 0755 $(RELEASE)/fence_gfs2_recorder $(DESTDIR)$(SBINDIR)/fence_gfs2_recorder
+	install -D -m 0755 $(AGENT_RELEASE)/fence_gfs2_recorder $(DESTDIR)$(SBINDIR)/fence_gfs2_recorder
 	install -D -m 0755 $(RELEASE)/gfs2-fence-watcher $(DESTDIR)$(BINDIR)/gfs2-fence-watcher
 	install -D -m 0755 $(RELEASE)/gfs2-fence-events $(DESTDIR)$(BINDIR)/gfs2-fence-events
 	install -D -m 0755 $(RELEASE)/gfs2-fence-alert $(DESTDIR)$(LIBEXECDIR)/gfs2-fence-alert
@@ -81,7 +94,8 @@ install: man
 rpm:
 	@command -v rpmbuild >/dev/null || { echo "make rpm needs rpmbuild: apt-get install rpm (Debian) or dnf install rpm-build (RHEL)" >&2; exit 1; }
 	rm -rf target/rpm
-	$(MAKE) install DESTDIR=$(CURDIR)/target/rpm/root PREFIX=/usr SYSCONFDIR=/etc RELEASE=$(RELEASE)
+	$(MAKE) install DESTDIR=$(CURDIR)/target/rpm/root PREFIX=/usr SYSCONFDIR=/etc RELEASE=$(RELEASE) \
+		AGENT_RELEASE=$(AGENT_RELEASE)
 	rpmbuild -bb --define "_topdir $(CURDIR)/target/rpm" --define "stagedir $(CURDIR)/target/rpm/root" \
 		--define "version $(VERSION)" packaging/gfs2-fencing.spec
 	@ls target/rpm/RPMS/*/*.rpm
