@@ -72,18 +72,18 @@ pub fn move_noreplace(from: &Path, to: &Path) -> Result<Moved> {
 }
 
 /// `renameat2(from, to, RENAME_NOREPLACE)` by its system call: the same code in the glibc and the
-/// musl builds (nix wraps `renameat2` for glibc only). A path holding a NUL byte cannot be named to
-/// the kernel: `EINVAL`, as for a file system without the flag.
+/// musl builds (nix wraps `renameat2` for glibc only). The paths reach the kernel as nix's own
+/// wrappers pass them (`NixPath`): a path holding a NUL byte is `EINVAL`, as for a file system
+/// without the flag.
 fn rename_noreplace(from: &Path, to: &Path) -> std::result::Result<(), Errno> {
-    use std::os::unix::ffi::OsStrExt;
-    let (Ok(from), Ok(to)) =
-        (std::ffi::CString::new(from.as_os_str().as_bytes()), std::ffi::CString::new(to.as_os_str().as_bytes()))
-    else {
-        return Err(Errno::EINVAL);
-    };
     use nix::libc::{syscall, SYS_renameat2, AT_FDCWD, RENAME_NOREPLACE};
-    // SAFETY: both paths are NUL-terminated and outlive the call, which only reads them.
-    let r = unsafe { syscall(SYS_renameat2, AT_FDCWD, from.as_ptr(), AT_FDCWD, to.as_ptr(), RENAME_NOREPLACE) };
+    use nix::NixPath;
+    let r = from.with_nix_path(|from| {
+        to.with_nix_path(|to| {
+            // SAFETY: both paths are NUL-terminated and outlive the call, which only reads them.
+            unsafe { syscall(SYS_renameat2, AT_FDCWD, from.as_ptr(), AT_FDCWD, to.as_ptr(), RENAME_NOREPLACE) }
+        })
+    })??;
     Errno::result(r).map(drop)
 }
 
