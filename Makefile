@@ -42,10 +42,10 @@ build:
 	$(STATIC) $(CARGO) build --release --target $(TARGET) -p audit-tools -p watcher --bins
 	$(CARGO) build --release --target $(AGENT_TARGET) -p agent --bins
 
-# The benchmark's programs as shipped (the agent from its musl build), in one directory.
-bench:
+# The benchmark's programs as shipped (what build builds, the agent from its musl build) and the
+# harness beside them, in one directory.
+bench: build
 	$(STATIC) $(CARGO) build --release --target $(TARGET) --workspace --bins
-	$(CARGO) build --release --target $(AGENT_TARGET) -p agent --bins
 	rm -rf target/bench-bin && mkdir -p target/bench-bin
 	cp $(RELEASE)/gfs2-fence-watcher $(RELEASE)/gfs2-fence-test-executor $(RELEASE)/nnf-sos-standin \
 		$(AGENT_RELEASE)/fence_gfs2_recorder target/bench-bin/
