@@ -33,6 +33,21 @@ if [ "${GFS2_SUITE_PRIVATE:-}" != 1 ]; then
     host_logs() { [ ! -d "$HOST_LOGS" ] || find "$HOST_LOGS" -maxdepth 1 -type f -printf '%f %s %T@\n' | sort; }
     before=$(host_logs)
     rc=0
+    # The guard above, tried: told it is private where it is not, the suite must refuse and write
+    # nothing. Tried in namespaces of its own whose /usr/sbin, /usr/local/bin, /etc/corosync,
+    # /var/lib/pacemaker and /var/lib/corosync are empty tmpfs, so that a suite without the guard
+    # writes there and not into the machine.
+    mkdir "$W/guard"
+    unshare --mount --net --pid --fork --kill-child --mount-proc --propagation private \
+        env G="$W/guard" SUITE="$0" BIN="$BIN" bash -uc '
+            for d in /usr/sbin /usr/local/bin /etc/corosync /var/lib/pacemaker /var/lib/corosync; do
+                mount -t tmpfs tmpfs "$d"
+            done
+            ! env GFS2_PACEMAKER_SUITE=1 GFS2_SUITE_PRIVATE=1 W="$G" BIN="$BIN" /bin/bash "$SUITE" >"$G/out" 2>&1 \
+                && grep -q "not inside its private namespaces" "$G/out" \
+                && [ -z "$(find /usr/sbin /usr/local/bin /etc/corosync /var/lib/pacemaker /var/lib/corosync -mindepth 1)" ]
+        ' && echo "  ok    told it is private where it is not, the suite refuses and writes nothing" \
+        || { echo "  FAIL  told it is private where it is not, the suite went on (see $W/guard/out)"; rc=1; }
     unshare --mount --net --uts --ipc --pid --fork --kill-child --mount-proc --propagation private \
         env GFS2_SUITE_PRIVATE=1 W="$W" BIN="$BIN" bash -euo pipefail -c '
             ip link set lo up
@@ -58,6 +73,23 @@ if [ "${GFS2_SUITE_PRIVATE:-}" != 1 ]; then
         rc=1
     fi
     exit "$rc"
+fi
+# From here on the suite writes /usr/sbin, /usr/local/bin, /etc/corosync, /var/lib/pacemaker and
+# /var/lib/corosync: only ever the private mounts made above. GFS2_SUITE_PRIVATE=1 set by hand outside
+# them would otherwise be the machine's own, so they are checked first: /usr/sbin the overlay whose
+# changes go to this work directory, /usr/local/bin a tmpfs, the others this work directory's.
+: "${W:?GFS2_SUITE_PRIVATE is set by the suite itself; run the suite without it}"
+private_mounts() {
+    findmnt -n -o OPTIONS /usr/sbin | grep -Eq "upperdir=$W/sbin-upper(,|$)" || return 1
+    [ "$(findmnt -n -o FSTYPE /usr/local/bin)" = tmpfs ] || return 1
+    for d in /etc/corosync /var/lib/pacemaker /var/lib/corosync; do
+        [ "$(stat -c %d:%i "$d")" = "$(stat -c %d:%i "$W/root$d" 2>/dev/null)" ] || return 1
+    done
+}
+if ! private_mounts; then
+    echo "pacemaker suite: not inside its private namespaces (/usr/sbin, /etc/corosync or /var/lib/pacemaker" \
+        "would be the machine's own): nothing written; run it without GFS2_SUITE_PRIVATE" >&2
+    exit 1
 fi
 # The spool, the agent's logs and nnf-sos's directories are the suite's own, in its work
 # directory: none of the machine's default paths (/run, /var/log) is named, private as they are here.
