@@ -62,6 +62,9 @@ struct Bins {
     nnf_standin: PathBuf,
 }
 
+/// The disk spool's file system and its fence by step (the table, or why there is none).
+type DiskSteps = (String, Result<String, String>);
+
 /// Fences' times with the agent's peak RSS, and the spawns timed beside them (sorted).
 type FencesAndSpawns = (Vec<(Duration, i64)>, Vec<Duration>);
 
@@ -77,23 +80,39 @@ fn status_p50(n: usize, make: impl Fn() -> Command) -> f64 {
     pct(&t, 0.5)
 }
 
-/// p50 (ms) of one durable publish in `dir`, as a watcher's answer is placed (PROTOCOL.md, "What
-/// survives a crash"): a small file written and fsynced, renamed into place, its directory fsynced.
-/// The file system's own floor for the disk spool, measured with std alone.
-fn durable_publish_p50(dir: &Path, n: usize) -> std::io::Result<f64> {
-    use std::io::Write;
-    let work = tempfile::Builder::new().prefix("fence-bench-publish.").tempdir_in(dir)?;
-    let mut t = Vec::with_capacity(n.max(1));
-    for i in 0..n.max(1) {
-        let (tmp, dest) = (work.path().join(format!(".{i}.tmp")), work.path().join(format!("{i}.json")));
+/// Durable publishes in a directory of their own, as a watcher's answer is placed (PROTOCOL.md,
+/// "What survives a crash"): a small file written and fsynced, renamed into place, its directory
+/// fsynced. The file system's own floor for the disk spool, measured with std alone.
+struct Publisher {
+    work: tempfile::TempDir,
+    done: usize,
+}
+
+impl Publisher {
+    fn new(dir: &Path) -> std::io::Result<Publisher> {
+        Ok(Publisher { work: tempfile::Builder::new().prefix("fence-bench-publish.").tempdir_in(dir)?, done: 0 })
+    }
+
+    /// Times one publish.
+    fn once(&mut self) -> std::io::Result<Duration> {
+        use std::io::Write;
+        let i = self.done;
+        self.done += 1;
+        let (tmp, dest) = (self.work.path().join(format!(".{i}.tmp")), self.work.path().join(format!("{i}.json")));
         let t0 = Instant::now();
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(br#"{"request_id":"00000000-0000-4000-8000-000000000000","success":true}"#)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &dest)?;
-        std::fs::File::open(work.path())?.sync_all()?;
-        t.push(t0.elapsed());
+        std::fs::File::open(self.work.path())?.sync_all()?;
+        Ok(t0.elapsed())
     }
+}
+
+/// p50 (ms) of `n` durable publishes in `dir`, one after the other.
+fn durable_publish_p50(dir: &Path, n: usize) -> std::io::Result<f64> {
+    let mut publisher = Publisher::new(dir)?;
+    let mut t = (0..n.max(1)).map(|_| publisher.once()).collect::<std::io::Result<Vec<_>>>()?;
     t.sort();
     Ok(pct(&t, 0.5))
 }
@@ -531,7 +550,7 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
     let mut t = Table::new(&dir);
     let fence = fence_rows(cfg, &bins, &mut t)?;
     nnf_rows(cfg, &bins, &mut t)?;
-    disk_rows(cfg, &bins, &fence, &mut t)?;
+    let disk_steps = disk_rows(cfg, &bins, &fence, &mut t)?;
     let loaded_rss = throughput_rows(cfg, &bins, &mut t)?;
     chassis_rows(&bins, cfg, &mut t)?;
     ceiling_rows(cfg, &mut t)?;
@@ -545,6 +564,11 @@ pub fn run(cfg: &Config) -> Result<String, Box<dyn std::error::Error>> {
                 &format!("\nOne fence by step, under perf record ({:.2} ms untraced, p50 above):\n\n{table}", fence.p50)
         }
         Some(Err(why)) => t.text += &format!("\nOne fence by step: not measured: {why}\n"),
+        None => {}
+    }
+    match disk_steps {
+        Some((fs, Ok(table))) => t.text += &format!("\nThe same with the spool on {fs}, under perf record:\n\n{table}"),
+        Some((fs, Err(why))) => t.text += &format!("\nOne fence by step with the spool on {fs}: not measured: {why}\n"),
         None => {}
     }
     Ok(t.text)
@@ -657,45 +681,89 @@ fn nnf_rows(cfg: &Config, bins: &Bins, t: &mut Table) -> Result<(), Box<dyn std:
     Ok(())
 }
 
-/// The same fence with the spool on a disk.
-fn disk_rows(cfg: &Config, bins: &Bins, fence: &FenceRun, t: &mut Table) -> Result<(), Box<dyn std::error::Error>> {
-    let (p50, spawn) = (fence.p50, fence.spawn);
+/// The same fence with the spool on a disk; with `--breakdown`, its steps too (the file system's
+/// name and the table, or why there is none), to set beside the tmpfs fence's.
+fn disk_rows(
+    cfg: &Config,
+    bins: &Bins,
+    fence: &FenceRun,
+    t: &mut Table,
+) -> Result<Option<DiskSteps>, Box<dyn std::error::Error>> {
     // 1c. The same fence with the spool on a disk, last of the per-fence rows: the disk's
     // writeback after it would disturb the rows measured after it.
-    match &cfg.disk {
-        Some(disk) => {
-            let fs = ha::spool::fs_name(disk)?;
-            let rig = Rig::new(disk, bins, 3, false, false, &[])?;
-            let mut dtimes: Vec<Duration> = rig.warmed_fences(bins, cfg.fences)?.0.into_iter().map(|r| r.0).collect();
-            dtimes.sort();
-            let d50 = pct(&dtimes, 0.5);
-            let publish = durable_publish_p50(disk, cfg.fences)?;
-            t.row(
-                &format!("one durable publish on {fs} at {} ({} times)", disk.display(), cfg.fences),
-                format!("p50 {publish:.3} ms"),
-            );
-            t.row(
-                &format!(
-                    "fence overhead, inotify, spool on {fs} at {} ({} fences, same run)",
-                    disk.display(),
-                    cfg.fences
-                ),
-                format!(
-                    "{}; p50 {:.1}x one spawn, {:.2}x tmpfs; p50 minus tmpfs p50 = {:.1} durable publishes",
-                    spread(&dtimes),
-                    d50 / spawn,
-                    d50 / p50,
-                    (d50 - p50) / publish
-                ),
-            );
-        }
-        None => t.row(
+    let Some(disk) = &cfg.disk else {
+        t.row(
             "fence overhead, spool on a disk file system",
             "not measured: give --disk DIR (as root, `make bench` loop-mounts an ext4 image for it)".into(),
+        );
+        return Ok(None);
+    };
+    let fs = ha::spool::fs_name(disk)?;
+    let DiskRun { times, tmpfs_times, publishes, rig } = paired_disk_fences(cfg, bins, disk)?;
+    let (d50, p50, publish) = (pct(&times, 0.5), pct(&tmpfs_times, 0.5), pct(&publishes, 0.5));
+    t.row(
+        &format!(
+            "one durable publish on {fs} at {} ({} times, each before a pair of fences)",
+            disk.display(),
+            cfg.fences
         ),
-    }
+        format!("p50 {publish:.3} ms"),
+    );
+    t.row(
+        &format!("the tmpfs fence again, each beside a fence on {fs} ({} fences)", cfg.fences),
+        format!("{}; p50 {:.2}x the first tmpfs rows' p50", spread(&tmpfs_times), p50 / fence.p50),
+    );
+    t.row(
+        &format!("fence overhead, inotify, spool on {fs} at {} ({} fences, same run)", disk.display(), cfg.fences),
+        format!(
+            "{}; p50 {:.1}x one spawn, {:.2}x the tmpfs fence beside it; p50 minus that tmpfs p50 = {:.1} durable publishes",
+            spread(&times),
+            d50 / fence.spawn,
+            d50 / p50,
+            (d50 - p50) / publish
+        ),
+    );
+    let steps = (cfg.breakdown > 0).then(|| (fs.to_string(), breakdown(&rig, bins, cfg.breakdown)));
+    Ok(steps)
+}
 
-    Ok(())
+/// Sorted times of `cfg.fences` fences on `disk` (after 20 untimed), each after one durable publish
+/// on `disk` and one fence on a tmpfs rig, timed at the same moment: the disk's extra over tmpfs, in
+/// publishes, compares like with like (the disk's flushes drift with the host's state, as a spawn
+/// does). Also returns the disk rig, for the breakdown.
+fn paired_disk_fences(cfg: &Config, bins: &Bins, disk: &Path) -> Result<DiskRun, Box<dyn std::error::Error>> {
+    let tmpfs = Rig::new(&cfg.tmpfs, bins, 3, false, false, &[])?;
+    let rig = Rig::new(disk, bins, 3, false, false, &[])?;
+    let mut publisher = Publisher::new(disk)?;
+    for i in 0..20 {
+        tmpfs.fence(bins, &format!("warm{i}"), false)?;
+        rig.fence(bins, &format!("warm{i}"), false)?;
+    }
+    let (mut times, mut tmpfs_times, mut publishes) = (Vec::new(), Vec::new(), Vec::new());
+    // Each after a pause, so that none starts while the one before still settles (its watchers'
+    // clean-up, the disk's writeback): a fence comes to an idle rabbit.
+    let settle = || std::thread::sleep(Duration::from_millis(10));
+    for i in 0..cfg.fences {
+        settle();
+        publishes.push(publisher.once()?);
+        settle();
+        tmpfs_times.push(tmpfs.fence(bins, &format!("n{i}"), false)?.0);
+        settle();
+        times.push(rig.fence(bins, &format!("n{i}"), false)?.0);
+    }
+    drop(tmpfs);
+    for v in [&mut times, &mut tmpfs_times, &mut publishes] {
+        v.sort();
+    }
+    Ok(DiskRun { times, tmpfs_times, publishes, rig })
+}
+
+/// What [`paired_disk_fences`] measured, each sorted, and its disk rig.
+struct DiskRun {
+    times: Vec<Duration>,
+    tmpfs_times: Vec<Duration>,
+    publishes: Vec<Duration>,
+    rig: Rig,
 }
 
 /// Throughput: queued requests drained by 1, 2, 4 watchers. Returns the watchers' peak RSS (KiB).
