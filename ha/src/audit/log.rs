@@ -6,9 +6,10 @@
 //! is read from its last complete record (or, in a fresh file after a rotation, from the copy kept in
 //! the lock file), a record cut short by a crash (seen in the same read) is ended with a newline, the
 //! sealed line is appended with one `write(2)`, and the lock file is rewritten in place with the new
-//! end, the file it went to and the appender's notes (`notes`): a log found shorter than the end
-//! left it (truncated in place: logrotate's `copytruncate`), or a record that could not be written
-//! whole (a full disk). A rotation that moves the file between its open and the write is seen after
+//! end, the file it went to with the length its write left, and the appender's notes (`notes`): a log
+//! found shorter than the end left it, or cut shorter between the appender's look at it and its write
+//! (truncated in place: logrotate's `copytruncate`), or a record that could not be written whole (a
+//! full disk). A rotation that moves the file between its open and the write is seen after
 //! the write (the path names another file): the line is written again to the new file, and `verify`
 //! passes over the exact repeat. Who creates the new file: logrotate's `create` makes it with
 //! `O_EXCL`; when an agent created it first (between logrotate's rename and its create), logrotate
@@ -123,28 +124,46 @@ impl ChainedLog {
         // A record cut short by a crash is ended first, so that this one starts a line of its own;
         // `verify` reports the cut one as a crash's (or a full disk's, when a note says so).
         let (line, link) = seal(&end);
-        let written = (if cut { write_line(&file, "\n") } else { Ok(()) }).and_then(|()| write_line(&file, &line));
-        if let Err(e) = written {
-            let request = serde_json::from_str::<serde_json::Value>(&line)
-                .ok()
-                .and_then(|v| v.get("request_id").and_then(|r| r.as_str()).map(str::to_string));
-            head.note(LogNote::Short {
+        let written =
+            (if cut { write_line(&file, "\n").map(drop) } else { Ok(()) }).and_then(|()| write_line(&file, &line));
+        let at = match written {
+            Ok(at) => at,
+            Err(e) => {
+                let request = serde_json::from_str::<serde_json::Value>(&line)
+                    .ok()
+                    .and_then(|v| v.get("request_id").and_then(|r| r.as_str()).map(str::to_string));
+                head.note(LogNote::Short {
+                    at: crate::os::clock::rfc3339_now(),
+                    seq: link.seq,
+                    request,
+                    error: e.to_string(),
+                });
+                rewrite(held.file(), &head);
+                return Err(e);
+            }
+        };
+        // Cut in place between the look at its length and the write (a copytruncate's truncation
+        // landing inside this append): the line went to a shorter file than the one looked at.
+        let looked_at = now.len + u64::from(cut);
+        if at < looked_at {
+            head.note(LogNote::Truncated {
                 at: crate::os::clock::rfc3339_now(),
-                seq: link.seq,
-                request,
-                error: e.to_string(),
+                after_seq: end.seq,
+                expected_bytes: now.len,
+                found_bytes: at.saturating_sub(u64::from(cut)),
             });
-            rewrite(held.file(), &head);
-            return Err(e);
         }
+        let mut end_at = at + line.len() as u64;
         // Rotated between the open and the write: the line went to the moved file (which a
         // `compress` without `delaycompress` may already have read); write it again where it is current.
         if crate::fsio::open_nofollow(&self.path).and_then(|f| mark(&f)).is_ok_and(|m| m.ino != now.ino) {
             file = crate::fsio::open_append(&self.path)?;
-            write_line(&file, &line)?;
+            end_at = write_line(&file, &line)? + line.len() as u64;
         }
         head.end = Some(link.clone());
-        head.file = mark(&file).ok();
+        // The length this record left, from the write itself, not a look afterwards: a truncation
+        // right after the write is then seen by the next append.
+        head.file = mark(&file).ok().map(|m| FileMark { len: end_at, ..m });
         rewrite(held.file(), &head);
         drop(held);
         anchor(&link, &self.path);
@@ -199,8 +218,9 @@ fn end_of(file: &File, len: u64, kept: Option<Link>) -> (Link, bool) {
     (kept.unwrap_or_else(Link::genesis), cut)
 }
 
-fn write_line(file: &File, line: &str) -> std::io::Result<()> {
-    crate::fsio::append_record(file, line.as_bytes())
+/// Appends `line` in one write; where it landed (its first byte's offset).
+fn write_line(file: &File, line: &str) -> std::io::Result<u64> {
+    crate::fsio::append_record_at(file, line.as_bytes())
 }
 
 /// Sends a record's anchor to syslog (`GFS2_FENCE_AUDIT_SOCKET` or [`SYSLOG_SOCKET`]).
@@ -227,6 +247,7 @@ pub fn anchor_to(socket: &Path, link: &Link, log: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::notes::{Head, LogNote};
     use crate::audit::{seal, verify, LogFile};
 
     fn append(log: &ChainedLog, n: u64) -> Appended {
@@ -283,6 +304,41 @@ mod tests {
             let r = verify(&[LogFile { name: "f".into(), bytes: std::fs::read(&path).unwrap() }], &[]);
             assert_eq!((r.records, r.crash_cuts.len(), r.broken), (3, 1, None), "{tail:?}");
         }
+    }
+
+    /// logrotate's copytruncate copies the log, then cuts it to nothing; a record appended between
+    /// the two is lost. Its truncation can land anywhere in an append, here between the appender's
+    /// look at the file's length and its write (the seal runs there): it is noted all the same,
+    /// after the lost record, so `verify` names the break a possible copytruncate loss.
+    #[test]
+    fn a_truncation_inside_an_append_is_noted_after_the_record_it_loses() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("events.jsonl");
+        let log = ChainedLog::open(&path).unwrap();
+        append(&log, 1);
+        std::fs::copy(&path, d.path().join("events.jsonl.1")).unwrap();
+        append(&log, 2);
+        let cut = log
+            .append(
+                |end| {
+                    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+                    let mut m = serde_json::Map::new();
+                    m.insert("n".into(), 3.into());
+                    let link = seal(&mut m, end);
+                    (format!("{}\n", serde_json::to_string(&m).unwrap()), link)
+                },
+                || unreachable!("the lock is free"),
+            )
+            .unwrap();
+        assert!(matches!(cut, Appended::Chained(Link { seq: 3, .. })));
+        let head = Head::parse(&std::fs::read_to_string(lock_path_of(&path)).unwrap());
+        assert!(matches!(head.notes.as_slice(), [LogNote::Truncated { after_seq: 2, found_bytes: 0, .. }]), "{head:?}");
+        // And one between appends: the length the last append recorded (now its write's own end,
+        // not a look at the file after it) is what the next append finds the file shorter than.
+        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        append(&log, 4);
+        let head = Head::parse(&std::fs::read_to_string(lock_path_of(&path)).unwrap());
+        assert!(matches!(head.notes.last(), Some(LogNote::Truncated { after_seq: 3, found_bytes: 0, .. })), "{head:?}");
     }
 
     #[test]

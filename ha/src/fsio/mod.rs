@@ -374,6 +374,16 @@ pub fn append_record(file: &File, record: &[u8]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// [`append_record`], returning where the record landed: the offset of its first byte. After an
+/// `O_APPEND` write the descriptor's offset is the end of what that write placed, whatever other
+/// processes appended or cut before or since, so a file cut shorter between a look at its length
+/// and this write shows here.
+pub fn append_record_at(file: &File, record: &[u8]) -> std::io::Result<u64> {
+    append_record(file, record)?;
+    let end = std::io::Seek::stream_position(&mut &*file)?;
+    Ok(end.saturating_sub(record.len() as u64))
+}
+
 /// Opens an existing regular file for reading without following a symlink.
 pub fn open_nofollow(path: &Path) -> std::io::Result<File> {
     OpenOptions::new()
