@@ -251,16 +251,15 @@ mod tests {
     use crate::audit::{seal, verify, LogFile};
 
     fn append(log: &ChainedLog, n: u64) -> Appended {
-        log.append(
-            |end| {
-                let mut m = serde_json::Map::new();
-                m.insert("n".into(), n.into());
-                let link = seal(&mut m, end);
-                (format!("{}\n", serde_json::to_string(&m).unwrap()), link)
-            },
-            || format!("{{\"n\": {n}}}\n"),
-        )
-        .unwrap()
+        log.append(|end| sealed(n, end), || format!("{{\"n\": {n}}}\n")).unwrap()
+    }
+
+    /// Record `n` sealed after `end`: its line and its link.
+    fn sealed(n: u64, end: &Link) -> (String, Link) {
+        let mut m = serde_json::Map::new();
+        m.insert("n".into(), n.into());
+        let link = seal(&mut m, end);
+        (format!("{}\n", serde_json::to_string(&m).unwrap()), link)
     }
 
     #[test]
@@ -322,10 +321,7 @@ mod tests {
             .append(
                 |end| {
                     std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
-                    let mut m = serde_json::Map::new();
-                    m.insert("n".into(), 3.into());
-                    let link = seal(&mut m, end);
-                    (format!("{}\n", serde_json::to_string(&m).unwrap()), link)
+                    sealed(3, end)
                 },
                 || unreachable!("the lock is free"),
             )
