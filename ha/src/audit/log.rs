@@ -110,7 +110,7 @@ impl ChainedLog {
         let _ = std::io::Read::read_to_string(&mut held.file(), &mut text);
         let mut head = Head::parse(&text);
         // The file current now, under the lock: whatever rotation happened since this process started.
-        let mut file = crate::fsio::open_append(&self.path)?;
+        let file = crate::fsio::open_append(&self.path)?;
         let now = mark(&file)?;
         if head.truncated(&now) {
             head.note(LogNote::Truncated {
@@ -153,17 +153,18 @@ impl ChainedLog {
                 found_bytes: at.saturating_sub(u64::from(cut)),
             });
         }
-        let mut end_at = at + line.len() as u64;
+        let mut written = Some(FileMark { len: at + line.len() as u64, ..now });
         // Rotated between the open and the write: the line went to the moved file (which a
         // `compress` without `delaycompress` may already have read); write it again where it is current.
         if crate::fsio::open_nofollow(&self.path).and_then(|f| mark(&f)).is_ok_and(|m| m.ino != now.ino) {
-            file = crate::fsio::open_append(&self.path)?;
-            end_at = write_line(&file, &line)? + line.len() as u64;
+            let file = crate::fsio::open_append(&self.path)?;
+            let at = write_line(&file, &line)?;
+            written = mark(&file).ok().map(|m| FileMark { len: at + line.len() as u64, ..m });
         }
         head.end = Some(link.clone());
-        // The length this record left, from the write itself, not a look afterwards: a truncation
-        // right after the write is then seen by the next append.
-        head.file = mark(&file).ok().map(|m| FileMark { len: end_at, ..m });
+        // The file and the length this record left, from the write itself, not a look afterwards: a
+        // truncation right after the write is then seen by the next append.
+        head.file = written;
         rewrite(held.file(), &head);
         drop(held);
         anchor(&link, &self.path);
