@@ -343,14 +343,26 @@ watchers)
     echo 2 >"$LAB/slow"
     in_claim() { in_rabbit ls "$SPOOL/claimed" | sed -n 's/^[0-9a-f-]\{36\}\.\(w[0-9]\)\.[0-9]*\.json$/\1/p' | head -n 1; }
     claimed() { [ -n "$(in_claim)" ]; }
+    events() { grep "\"target\":\"$1\"" "$LAB/fence-ledger.jsonl" 2>/dev/null | grep -c "\"event\":\"$2\"" || true; }
+    starts() { events "$1" start; }
     b4=$(fenced_count compute-4)
+    s4=$(starts compute-4) r4=$(events compute-4 reboot)
+    # The watcher is killed while its switch runs, held (fence_lab): not merely once claimed (killed
+    # between its claim and its spawn, it never ran the switch) nor after the switch ended the node
+    # (the peer's run would find it already off): either way the peer's run would be the only one.
+    touch "$LAB/hold"
     freeze compute-4 || fail "compute-4's corosync frozen"
-    wait_for 60 claimed
+    switch_running() { [ "$(starts compute-4)" -gt "$s4" ] && claimed; }
+    wait_for 60 switch_running
     victim=$(in_claim)
     kill -KILL "$(watcher_pid "${victim#w}")"
+    rm -f "$LAB/hold"
     check "compute-4: the fence completes after SIGKILL of its watcher $victim" wait_for 60 once_more compute-4 $((b4 + 1))
-    check "  the switch ran twice (killed, then the peer), Pacemaker saw one fence" \
-        bash -c "[ \$(grep '\"target\":\"compute-4\"' $LAB/fence-ledger.jsonl | grep -c '\"event\":\"start\"') -ge 2 ]"
+    ran_twice() { [ "$(starts compute-4)" -ge $((s4 + 2)) ]; }
+    check "  the switch ran twice (killed, then the peer), Pacemaker saw one fence" ran_twice
+    # The killed watcher's switch died with it (its process group, PR_SET_PDEATHSIG): only the peer's
+    # run powered the node off.
+    check "  the killed watcher's run died with it: the node powered off once" [ "$(events compute-4 reboot)" -eq $((r4 + 1)) ]
     start_watcher "${victim#w}"
     check "compute-4 rejoins" back compute-4
     b5=$(fenced_count compute-5)
