@@ -392,12 +392,16 @@ check "and neither status nor those monitors fenced ($before_status fences befor
     test "$(nnf_fences)" = "$before_status" -a "$before_status" = 2
 
 echo "== 7. a watcher killed mid-fence"
-echo '{"node2": "sleep:3000"}' > "$BEHAVIOR"
+# The fence hangs until its watcher is killed, once its execution started (the executor's start in
+# the ledger, not merely the claim): killed before its spawn, or after a slowed fence had already
+# ended, the watcher would leave the peer's execution the only one.
+echo '{"node2": "hang"}' > "$BEHAVIOR"
 before=$(ledger_count '"event":"start"')
+node2_runs=$(ledger_count '"event":"start".*"target":"node2"')
 stonith_admin --reboot node2 --timeout 60 >"$W/kill.out" 2>&1 & ADMIN=$!
 holder() { ls "$SPOOL/claimed" | sed -n 's/^[0-9a-f-]\{36\}\.\(.*\)\.[0-9]*\.json$/\1/p' | sed -n 1p; }
-claimed_by_someone() { [ -n "$(holder)" ]; }
-wait_for 20 claimed_by_someone
+running_somewhere() { [ -n "$(holder)" ] && [ "$(ledger_count '"event":"start".*"target":"node2"')" -gt "$node2_runs" ]; }
+wait_for 20 running_somewhere
 victim=$(holder)
 vpid=$(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' "$SPOOL/members/$victim.json")
 echo '{}' > "$BEHAVIOR"

@@ -141,12 +141,15 @@ fn a_request_without_a_deadline_runs_only_within_its_budget_from_when_it_was_wri
 #[test]
 fn a_v2_request_whose_holder_dies_is_answered_under_its_name_once() {
     let w = World::new();
-    w.behave("n1", "sleep:1500");
+    // Hung until w1 dies, not slowed: a fence that ends before the kill (w2 slow to start on a
+    // busy machine) would never be run again.
+    w.behave("n1", "hang");
     let w1 = w.watcher("w1", &[]);
     let c = client(&w, "off", "n1");
     // w1, alone, claims it and runs it; w2 joins; w1 dies mid-fence.
     let first = w.first_start();
     let _w2 = w.watcher("w2", &[]);
+    w.behave("n1", "succeed");
     w1.signal(Signal::SIGKILL);
     let (resp, name) = answer(c);
     assert!(resp.success, "{resp:?}");
