@@ -153,18 +153,18 @@ impl ChainedLog {
                 found_bytes: at.saturating_sub(u64::from(cut)),
             });
         }
-        let mut written = Some(FileMark { len: at + line.len() as u64, ..now });
+        let mut left = Some(FileMark { len: at + line.len() as u64, ..now });
         // Rotated between the open and the write: the line went to the moved file (which a
         // `compress` without `delaycompress` may already have read); write it again where it is current.
         if crate::fsio::open_nofollow(&self.path).and_then(|f| mark(&f)).is_ok_and(|m| m.ino != now.ino) {
             let file = crate::fsio::open_append(&self.path)?;
             let at = write_line(&file, &line)?;
-            written = mark(&file).ok().map(|m| FileMark { len: at + line.len() as u64, ..m });
+            left = mark(&file).ok().map(|m| FileMark { len: at + line.len() as u64, ..m });
         }
         head.end = Some(link.clone());
         // The file and the length this record left, from the write itself, not a look afterwards: a
         // truncation right after the write is then seen by the next append.
-        head.file = written;
+        head.file = left;
         rewrite(held.file(), &head);
         drop(held);
         anchor(&link, &self.path);
@@ -255,6 +255,24 @@ mod tests {
         log.append(|end| sealed(n, end), || format!("{{\"n\": {n}}}\n")).unwrap()
     }
 
+    /// A chained log in a new temporary directory (kept alive by the first value) and its path.
+    fn fresh_log() -> (tempfile::TempDir, PathBuf, ChainedLog) {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("events.jsonl");
+        let log = ChainedLog::open(&path).unwrap();
+        (d, path, log)
+    }
+
+    /// logrotate's copytruncate's cut: the log truncated in place to nothing.
+    fn cut_to_nothing(path: &Path) {
+        std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(0).unwrap();
+    }
+
+    /// What the lock file beside the log holds: its end, its file and its notes.
+    fn head_of(path: &Path) -> Head {
+        Head::parse(&std::fs::read_to_string(lock_path_of(path)).unwrap())
+    }
+
     /// Record `n` sealed after `end`: its line and its link.
     fn sealed(n: u64, end: &Link) -> (String, Link) {
         let mut m = serde_json::Map::new();
@@ -265,9 +283,7 @@ mod tests {
 
     #[test]
     fn the_chain_continues_across_processes_and_a_rotation() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("events.jsonl");
-        let log = ChainedLog::open(&path).unwrap();
+        let (d, path, log) = fresh_log();
         assert!(matches!(append(&log, 1), Appended::Chained(Link { seq: 1, .. })));
         drop(log);
         let log = ChainedLog::open(&path).unwrap();
@@ -288,9 +304,7 @@ mod tests {
     /// its own and chains from the last whole record: the chain verifies, with the cut reported.
     #[test]
     fn appending_after_a_crash_cut_keeps_the_chain_whole() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("events.jsonl");
-        let log = ChainedLog::open(&path).unwrap();
+        let (_dir, path, log) = fresh_log();
         append(&log, 1);
         append(&log, 2);
         let len = std::fs::metadata(&path).unwrap().len();
@@ -312,37 +326,33 @@ mod tests {
     /// after the lost record, so `verify` names the break a possible copytruncate loss.
     #[test]
     fn a_truncation_inside_an_append_is_noted_after_the_record_it_loses() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("events.jsonl");
-        let log = ChainedLog::open(&path).unwrap();
+        let (d, path, log) = fresh_log();
         append(&log, 1);
         std::fs::copy(&path, d.path().join("events.jsonl.1")).unwrap();
         append(&log, 2);
         let cut = log
             .append(
                 |end| {
-                    std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+                    cut_to_nothing(&path);
                     sealed(3, end)
                 },
                 || unreachable!("the lock is free"),
             )
             .unwrap();
         assert!(matches!(cut, Appended::Chained(Link { seq: 3, .. })));
-        let head = Head::parse(&std::fs::read_to_string(lock_path_of(&path)).unwrap());
+        let head = head_of(&path);
         assert!(matches!(head.notes.as_slice(), [LogNote::Truncated { after_seq: 2, found_bytes: 0, .. }]), "{head:?}");
         // And one between appends: the length the last append recorded (now its write's own end,
         // not a look at the file after it) is what the next append finds the file shorter than.
-        std::fs::OpenOptions::new().write(true).open(&path).unwrap().set_len(0).unwrap();
+        cut_to_nothing(&path);
         append(&log, 4);
-        let head = Head::parse(&std::fs::read_to_string(lock_path_of(&path)).unwrap());
+        let head = head_of(&path);
         assert!(matches!(head.notes.last(), Some(LogNote::Truncated { after_seq: 3, found_bytes: 0, .. })), "{head:?}");
     }
 
     #[test]
     fn without_the_lock_in_time_the_record_is_still_written_unchained() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("events.jsonl");
-        let log = ChainedLog::open(&path).unwrap();
+        let (d, path, log) = fresh_log();
         append(&log, 1);
         let lock_path = d.path().join("events.jsonl.lock");
         let _held = lock::try_exclusive(lock::open_lock_file(&lock_path).unwrap(), &lock_path).unwrap().unwrap();
