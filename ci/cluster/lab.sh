@@ -196,7 +196,8 @@ offline() { mon | grep -q "<node name=\"$1\" id=\"[0-9]*\" online=\"false\""; }
 fenced_count() { in_rabbit stonith_admin --history "$1" --verbose 2>/dev/null | grep -cE "(^|[[:space:]])(reboot|off) of $1 successful" || true; }
 ended() { ! [ -e "/proc/$(init_of "$1")" ]; }
 corosync_of() { pgrep --ns "$(init_of "$1")" --nslist pid -x corosync; }
-ledger() { grep -c "$1" "$LAB/fence-ledger.jsonl" 2>/dev/null || true; }
+# ledger TARGET EVENT: how many times the switch's ledger holds EVENT for TARGET (0 before its first line).
+ledger() { cat "$LAB/fence-ledger.jsonl" 2>/dev/null | grep -c "\"event\":\"$2\",\"target\":\"$1\"" || true; }
 
 # The time of a node's loss, split: fault → lost (corosync) → fence asked (Pacemaker) → switch →
 # fenced (history). From the nodes' logs (hires timestamps) and the switch's ledger.
@@ -343,26 +344,24 @@ watchers)
     echo 2 >"$LAB/slow"
     in_claim() { in_rabbit ls "$SPOOL/claimed" | sed -n 's/^[0-9a-f-]\{36\}\.\(w[0-9]\)\.[0-9]*\.json$/\1/p' | head -n 1; }
     claimed() { [ -n "$(in_claim)" ]; }
-    events() { grep "\"target\":\"$1\"" "$LAB/fence-ledger.jsonl" 2>/dev/null | grep -c "\"event\":\"$2\"" || true; }
-    starts() { events "$1" start; }
     b4=$(fenced_count compute-4)
-    s4=$(starts compute-4) r4=$(events compute-4 reboot)
+    s4=$(ledger compute-4 start) r4=$(ledger compute-4 reboot)
     # The watcher is killed while its switch runs, held (fence_lab): not merely once claimed (killed
     # between its claim and its spawn, it never ran the switch) nor after the switch ended the node
     # (the peer's run would find it already off): either way the peer's run would be the only one.
     touch "$LAB/hold"
     freeze compute-4 || fail "compute-4's corosync frozen"
-    switch_running() { [ "$(starts compute-4)" -gt "$s4" ] && claimed; }
+    switch_running() { [ "$(ledger compute-4 start)" -gt "$s4" ] && claimed; }
     wait_for 60 switch_running
     victim=$(in_claim)
     kill -KILL "$(watcher_pid "${victim#w}")"
     rm -f "$LAB/hold"
     check "compute-4: the fence completes after SIGKILL of its watcher $victim" wait_for 60 once_more compute-4 $((b4 + 1))
-    ran_twice() { [ "$(starts compute-4)" -ge $((s4 + 2)) ]; }
+    ran_twice() { [ "$(ledger compute-4 start)" -ge $((s4 + 2)) ]; }
     check "  the switch ran twice (killed, then the peer), Pacemaker saw one fence" ran_twice
     # The killed watcher's switch died with it (its process group, PR_SET_PDEATHSIG): only the peer's
     # run powered the node off.
-    check "  the killed watcher's run died with it: the node powered off once" [ "$(events compute-4 reboot)" -eq $((r4 + 1)) ]
+    check "  the killed watcher's run died with it: the node powered off once" [ "$(ledger compute-4 reboot)" -eq $((r4 + 1)) ]
     start_watcher "${victim#w}"
     check "compute-4 rejoins" back compute-4
     b5=$(fenced_count compute-5)
